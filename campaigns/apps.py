@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class CampaignsConfig(AppConfig):
+    """Execution: campaigns, stages, submissions, jobs, scheduler, batch backends."""
+
+    name = "campaigns"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,16 @@
+"""The REST API root: every app registers its viewsets on one router."""
+
+from django.urls import path
+from rest_framework.routers import DefaultRouter
+
+from requests_app.api import ObtainTokenView
+from requests_app.api import register as register_requests
+
+router = DefaultRouter()
+router.root_view_name = "api-root"
+register_requests(router)
+
+urlpatterns = [
+    path("auth/token/", ObtainTokenView.as_view(), name="api-token"),
+    *router.urls,
+]

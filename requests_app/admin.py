@@ -1,0 +1,140 @@
+"""Django admin for the intake records; the transition log is read-only."""
+
+from django.contrib import admin
+
+from .models import (
+    Comment,
+    Experiment,
+    GlobalRole,
+    Membership,
+    PhysicsGroup,
+    ProductionCode,
+    ProductionRequest,
+    Sample,
+    StageTemplate,
+    TrainingRecord,
+    Transition,
+    WorkflowTemplate,
+)
+
+
+class PhysicsGroupInline(admin.TabularInline):
+    model = PhysicsGroup
+    extra = 0
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Experiment)
+class ExperimentAdmin(admin.ModelAdmin):
+    list_display = ["slug", "name", "sla_accepted_on", "default_backend", "job_quota"]
+    search_fields = ["slug", "name"]
+    inlines = [PhysicsGroupInline, MembershipInline]
+
+
+@admin.register(PhysicsGroup)
+class PhysicsGroupAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "experiment"]
+    list_filter = ["experiment"]
+    search_fields = ["name", "slug"]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "experiment", "role", "created"]
+    list_filter = ["experiment", "role"]
+    search_fields = ["user__username", "user__email"]
+    autocomplete_fields = ["user"]
+
+
+@admin.register(GlobalRole)
+class GlobalRoleAdmin(admin.ModelAdmin):
+    list_display = ["user", "role", "created"]
+    list_filter = ["role"]
+    autocomplete_fields = ["user"]
+
+
+@admin.register(TrainingRecord)
+class TrainingRecordAdmin(admin.ModelAdmin):
+    list_display = ["experiment", "held_on", "topics", "recorded_by"]
+    list_filter = ["experiment"]
+    filter_horizontal = ["attendees"]
+
+
+@admin.register(ProductionCode)
+class ProductionCodeAdmin(admin.ModelAdmin):
+    list_display = ["name", "version", "experiment", "kind", "approved", "sha256"]
+    list_filter = ["experiment", "kind", "approved"]
+    search_fields = ["name", "location", "sha256"]
+    filter_horizontal = ["owners"]
+
+
+class StageTemplateInline(admin.StackedInline):
+    model = StageTemplate
+    extra = 0
+    fk_name = "template"
+
+
+@admin.register(WorkflowTemplate)
+class WorkflowTemplateAdmin(admin.ModelAdmin):
+    list_display = ["name", "version", "experiment", "updated"]
+    list_filter = ["experiment"]
+    search_fields = ["name"]
+    inlines = [StageTemplateInline]
+
+
+class SampleInline(admin.TabularInline):
+    model = Sample
+    extra = 0
+
+
+class TransitionInline(admin.TabularInline):
+    model = Transition
+    extra = 0
+    can_delete = False
+    readonly_fields = ["action", "from_state", "to_state", "actor", "note", "changes", "created"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ProductionRequest)
+class ProductionRequestAdmin(admin.ModelAdmin):
+    list_display = [
+        "number",
+        "title",
+        "experiment",
+        "physics_group",
+        "state",
+        "priority",
+        "deadline",
+    ]
+    list_filter = ["state", "priority", "experiment"]
+    search_fields = ["number", "ticket", "title"]
+    # State changes go through the services (checked and recorded), never the admin form.
+    readonly_fields = ["number", "state", "held_from", "hold_started", "hold_seconds", "version"]
+    inlines = [SampleInline, TransitionInline]
+
+
+@admin.register(Transition)
+class TransitionAdmin(admin.ModelAdmin):
+    list_display = ["request", "action", "from_state", "to_state", "actor", "created"]
+    list_filter = ["action", "to_state"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Comment)
+class CommentAdmin(admin.ModelAdmin):
+    list_display = ["request", "author", "created"]

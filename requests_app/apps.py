@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class RequestsAppConfig(AppConfig):
+    """Intake: experiments, roles, SLA eligibility, production code, requests."""
+
+    name = "requests_app"
+    verbose_name = "Production requests"
+    default_auto_field = "django.db.models.BigAutoField"

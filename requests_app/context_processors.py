@@ -1,0 +1,15 @@
+"""Template context: the signed-in user's roles, for navigation by role."""
+
+from .models.visibility import experiment_roles, global_roles, is_operator
+
+
+def roles(request):
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {"is_operator": False, "is_admin": False, "member_roles": {}}
+    roles = global_roles(user)
+    return {
+        "is_operator": is_operator(user),
+        "is_admin": "admin" in roles,
+        "member_roles": experiment_roles(user),
+    }

@@ -1,0 +1,29 @@
+"""Intake models, split by topic; import from ``requests_app.models``."""
+
+from .experiments import (
+    Experiment,
+    GlobalRole,
+    Membership,
+    PhysicsGroup,
+    ProductionCode,
+    TrainingRecord,
+)
+from .requests import Comment, ProductionRequest, RequestCounter, Sample, Transition
+from .templates import SplitRule, StageTemplate, WorkflowTemplate
+
+__all__ = [
+    "Comment",
+    "Experiment",
+    "GlobalRole",
+    "Membership",
+    "PhysicsGroup",
+    "ProductionCode",
+    "ProductionRequest",
+    "RequestCounter",
+    "Sample",
+    "SplitRule",
+    "StageTemplate",
+    "TrainingRecord",
+    "Transition",
+    "WorkflowTemplate",
+]

@@ -1,0 +1,192 @@
+"""Experiments, their people and what qualifies them under the SLA."""
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+
+from ..choices import BackendName, CodeKind, ExperimentRole, GlobalRoleName, TrainingTopic
+from .visibility import VisibleQuerySet
+
+sha256_validator = RegexValidator(r"^[0-9a-f]{64}$", "A sha256 is 64 lowercase hex digits.")
+slug_validator = RegexValidator(
+    r"^[a-z0-9][a-z0-9-]{0,48}$", "Use lowercase letters, digits and dashes (at most 49)."
+)
+
+
+class ExperimentQuerySet(VisibleQuerySet):
+    experiment_path = "id"
+
+
+class Experiment(models.Model):
+    """A collaboration that hands production to OPOS under the service level agreement."""
+
+    slug = models.SlugField(max_length=49, unique=True, validators=[slug_validator])
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    sla_accepted_on = models.DateField(
+        null=True, blank=True, help_text="When the experiment accepted the SLA."
+    )
+    sla_reference = models.CharField(
+        max_length=200, blank=True, help_text="Document reference of the signed SLA."
+    )
+    default_backend = models.CharField(
+        max_length=16, choices=BackendName.choices, default=BackendName.LOCAL
+    )
+    job_quota = models.PositiveIntegerField(
+        default=500, help_text="Maximum jobs of this experiment in flight at once."
+    )
+    created = models.DateTimeField(auto_now_add=True)
+
+    objects = ExperimentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def sla_accepted(self) -> bool:
+        return self.sla_accepted_on is not None and bool(self.sla_reference)
+
+
+class PhysicsGroup(models.Model):
+    """A physics working group of an experiment (oscillations, supernova, ...)."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="groups")
+    slug = models.SlugField(max_length=49, validators=[slug_validator])
+    name = models.CharField(max_length=200)
+
+    class Meta:
+        ordering = ["experiment__name", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "slug"], name="group_slug_per_experiment")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.experiment.slug}/{self.name}"
+
+
+class Membership(models.Model):
+    """A user's role in one experiment: liaison (files requests) or physicist (watches)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="members")
+    role = models.CharField(max_length=16, choices=ExperimentRole.choices)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["experiment__name", "user__username"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "experiment"], name="one_role_per_experiment"),
+            models.CheckConstraint(
+                condition=models.Q(role__in=ExperimentRole.values), name="membership_role_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} is {self.role} of {self.experiment.slug}"
+
+
+class GlobalRole(models.Model):
+    """A role over all experiments: operator (OPOS team) or admin."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="global_roles"
+    )
+    role = models.CharField(max_length=16, choices=GlobalRoleName.choices)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "role"], name="global_role_once"),
+            models.CheckConstraint(
+                condition=models.Q(role__in=GlobalRoleName.values), name="global_role_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} is {self.role}"
+
+
+class TrainingRecordQuerySet(VisibleQuerySet):
+    experiment_path = "experiment"
+
+
+class TrainingRecord(models.Model):
+    """A session in which the experiment trained the operators on its production."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="trainings")
+    held_on = models.DateField()
+    topics = models.JSONField(
+        default=list, help_text=f"Subset of {', '.join(TrainingTopic.values)}."
+    )
+    attendees = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, related_name="trainings_attended", blank=True
+    )
+    notes = models.TextField(blank=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+
+    objects = TrainingRecordQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-held_on"]
+
+    def __str__(self) -> str:
+        return f"{self.experiment.slug} training on {self.held_on}: {', '.join(self.topics)}"
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        unknown = set(self.topics or []) - set(TrainingTopic.values)
+        if unknown or not self.topics:
+            raise ValidationError(
+                {"topics": f"Choose one or more of {', '.join(TrainingTopic.values)}."}
+            )
+
+
+class ProductionCodeQuerySet(VisibleQuerySet):
+    experiment_path = "experiment"
+
+
+class ProductionCode(models.Model):
+    """A registered production script or configuration, pinned by its checksum.
+
+    Only approved versions, owned only by accounts authorised for the
+    experiment (its liaisons), may run: the SLA requires that production code
+    is controlled by authorised people.
+    """
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="codes")
+    name = models.CharField(max_length=120)
+    version = models.CharField(max_length=60)
+    kind = models.CharField(max_length=16, choices=CodeKind.choices, default=CodeKind.SCRIPT)
+    location = models.CharField(max_length=500, help_text="Path or URL of the file.")
+    sha256 = models.CharField(max_length=64, blank=True, validators=[sha256_validator])
+    owners = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="owned_code")
+    approved = models.BooleanField(default=False)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    objects = ProductionCodeQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["experiment__name", "name", "version"]
+        verbose_name = "production code"
+        verbose_name_plural = "production code"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["experiment", "name", "version"], name="code_version_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version}"

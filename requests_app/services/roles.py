@@ -1,0 +1,80 @@
+"""Granting roles: global (operator, admin) and per experiment (liaison, physicist)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from ..choices import ALL_ROLES, ExperimentRole, GlobalRoleName
+from ..models import Experiment, GlobalRole, Membership
+from ..models.visibility import forget_roles
+
+
+class RoleError(ValueError):
+    """A role grant that cannot be done; the message names what is wrong."""
+
+
+@dataclass(frozen=True)
+class GrantResult:
+    user: object
+    user_created: bool
+    role_created: bool
+
+
+@transaction.atomic
+def grant_role(
+    username: str,
+    role: str,
+    experiment: str | None = None,
+    password: str | None = None,
+    email: str = "",
+) -> GrantResult:
+    """Give ``username`` a role, creating the user when missing.
+
+    Everything is checked before anything is written, and the whole grant is
+    one transaction: a refused grant leaves no half-created user behind.
+    """
+    username = (username or "").strip()
+    if not username:
+        raise RoleError("username must not be empty")
+    if role not in ALL_ROLES:
+        raise RoleError(f"unknown role {role!r}: choose one of {', '.join(ALL_ROLES)}")
+    target_experiment = None
+    if role in ExperimentRole.values:
+        if not experiment:
+            raise RoleError(f"role {role!r} needs --experiment SLUG")
+        target_experiment = Experiment.objects.filter(slug=experiment).first()
+        if target_experiment is None:
+            known = ", ".join(Experiment.objects.values_list("slug", flat=True)) or "none yet"
+            raise RoleError(f"unknown experiment {experiment!r} (known: {known})")
+    elif experiment:
+        raise RoleError(f"role {role!r} is global; it takes no --experiment")
+
+    User = get_user_model()
+    user, user_created = User.objects.get_or_create(username=username, defaults={"email": email})
+    if password and not user.check_password(password):
+        user.set_password(password)
+    elif user_created:
+        user.set_unusable_password()
+    if email and user.email != email:
+        user.email = email
+    if role == GlobalRoleName.ADMIN:
+        # Admins also run the Django admin site.
+        user.is_staff = True
+        user.is_superuser = True
+    user.save()
+
+    if target_experiment is not None:
+        membership, role_created = Membership.objects.get_or_create(
+            user=user, experiment=target_experiment, defaults={"role": role}
+        )
+        if not role_created and membership.role != role:
+            membership.role = role
+            membership.save(update_fields=["role"])
+            role_created = True
+    else:
+        _, role_created = GlobalRole.objects.get_or_create(user=user, role=role)
+    forget_roles(user)
+    return GrantResult(user=user, user_created=user_created, role_created=role_created)
