@@ -10,7 +10,7 @@ from requests_app.auth import ThrottledLoginView
 from . import api, health
 
 urlpatterns = [
-    path("", include("requests_app.urls")),
+    path("", include("requests_app.urls", namespace="requests")),
     path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -22,3 +22,14 @@ def home(request):
             "operator": is_operator(request.user),
         },
     )
+
+
+@login_required
+def request_detail(request, number):
+    """Placeholder until the intake pages land."""
+    from django.shortcuts import get_object_or_404
+
+    from .models import ProductionRequest
+
+    obj = get_object_or_404(ProductionRequest.objects.visible_to(request.user), number=number)
+    return render(request, "requests_app/home.html", {"object": obj})

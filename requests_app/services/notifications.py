@@ -1,0 +1,74 @@
+"""Email to the requester and watchers on every transition and comment.
+
+Sent after the transaction commits, and a failing mail server is logged,
+never raised: a notification must not undo or block a decision.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.template.loader import render_to_string
+
+from ..models import Comment, ProductionRequest, Transition
+
+log = logging.getLogger(__name__)
+
+
+def recipients(request: ProductionRequest, exclude_user_id: int | None = None) -> list[str]:
+    people = [request.requester, *request.watchers.all()]
+    if request.assignee_id:
+        people.append(request.assignee)
+    return sorted({p.email for p in people if p.email and p.is_active and p.id != exclude_user_id})
+
+
+def _send(request: ProductionRequest, subject: str, template: str, context: dict, actor_id):
+    try:
+        to = recipients(request, exclude_user_id=actor_id)
+        if not to:
+            return
+        context = {
+            **context,
+            "request": request,
+            "url": f"{settings.SITE_URL}{request.get_absolute_url()}",
+        }
+        send_mail(
+            f"[{request.number}] {subject}",
+            render_to_string(template, context),
+            settings.DEFAULT_FROM_EMAIL,
+            to,
+        )
+    except Exception:  # SMTP down, refused, timed out, a template bug: log and carry on
+        log.exception("could not send notification for %s", request.number)
+
+
+def notify_transition(transition_id: int) -> None:
+    record = (
+        Transition.objects.select_related("request__requester", "request__assignee", "actor")
+        .filter(pk=transition_id)
+        .first()
+    )
+    if record is None:
+        return
+    request = record.request
+    subject = f"{record.action.replace('_', ' ')}: now {record.get_to_state_display().lower()}"
+    _send(request, subject, "emails/transition.txt", {"t": record}, record.actor_id)
+
+
+def notify_comment(comment_id: int) -> None:
+    comment = (
+        Comment.objects.select_related("request__requester", "request__assignee", "author")
+        .filter(pk=comment_id)
+        .first()
+    )
+    if comment is None:
+        return
+    _send(
+        comment.request,
+        f"comment from {comment.author}",
+        "emails/comment.txt",
+        {"comment": comment},
+        comment.author_id,
+    )

@@ -1,0 +1,348 @@
+"""Filing and editing production requests, their samples and comments."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import TYPE_CHECKING, Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from ..choices import EDITABLE_STATES, TERMINAL_STATES, ExperimentRole, Priority
+from ..models import (
+    Comment,
+    Experiment,
+    PhysicsGroup,
+    ProductionRequest,
+    Sample,
+    Transition,
+    WorkflowTemplate,
+)
+from ..models.visibility import experiment_roles, is_operator
+from ..parameters import validate_parameters
+from .eligibility import ticket_is_valid
+from .numbering import next_request_number
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,254}$")
+MAX_SAMPLES = 100
+MAX_EVENTS = 10**12
+REQUEST_FIELDS = ("ticket", "physics_group", "title", "description", "deadline", "priority")
+# After approval only operators change these, and each change is recorded.
+OPERATOR_FIELDS = ("priority", "deadline", "assignee")
+
+
+class PermissionDenied(Exception):
+    """The user may not do this to this request (HTTP 403)."""
+
+
+def can_file(user: AbstractBaseUser, experiment: Experiment) -> bool:
+    """Liaisons file for their own experiment; operators on anyone's behalf."""
+    return is_operator(user) or experiment_roles(user).get(experiment.id) == ExperimentRole.LIAISON
+
+
+def can_comment(user: AbstractBaseUser, request: ProductionRequest) -> bool:
+    return can_file(user, request.experiment)
+
+
+def editable_fields(user: AbstractBaseUser, request: ProductionRequest) -> set[str]:
+    """Which fields ``user`` may change on ``request`` in its current state."""
+    if request.state in TERMINAL_STATES:
+        return set()
+    fields: set[str] = set()
+    if request.state in EDITABLE_STATES and can_file(user, request.experiment):
+        fields |= {*REQUEST_FIELDS, "samples"}
+    if is_operator(user):
+        fields |= set(OPERATOR_FIELDS)
+    return fields
+
+
+def _validate_request_fields(
+    experiment: Experiment, data: dict[str, Any], partial: bool
+) -> dict[str, Any]:
+    errors: dict[str, list[str]] = {}
+    cleaned: dict[str, Any] = {}
+    if "ticket" in data or not partial:
+        ticket = (data.get("ticket") or "").strip()
+        if not ticket_is_valid(ticket):
+            errors["ticket"] = [
+                f"{ticket!r} is not a service-desk reference"
+                " (letters then digits, e.g. RITM0012345)"
+            ]
+        cleaned["ticket"] = ticket
+    if "physics_group" in data or not partial:
+        group = data.get("physics_group")
+        if isinstance(group, PhysicsGroup):
+            group_ok = group.experiment_id == experiment.id
+        else:
+            group = PhysicsGroup.objects.filter(
+                Q(slug=str(group)) | Q(pk=group if str(group).isdigit() else None),
+                experiment=experiment,
+            ).first()
+            group_ok = group is not None
+        if not group_ok:
+            errors["physics_group"] = [f"not a working group of {experiment.name}"]
+        cleaned["physics_group"] = group
+    if "title" in data or not partial:
+        title = (data.get("title") or "").strip()
+        if not title:
+            errors["title"] = ["required"]
+        elif len(title) > 200:
+            errors["title"] = ["at most 200 characters"]
+        cleaned["title"] = title
+    if "description" in data:
+        description = data.get("description") or ""
+        if len(description) > 20000:
+            errors["description"] = ["at most 20000 characters"]
+        cleaned["description"] = description
+    if "deadline" in data or not partial:
+        deadline = data.get("deadline")
+        if isinstance(deadline, str):
+            try:
+                deadline = dt.date.fromisoformat(deadline)
+            except ValueError:
+                errors["deadline"] = [f"{deadline!r} is not a date (YYYY-MM-DD)"]
+        if deadline is None:
+            errors.setdefault("deadline", ["required"])
+        elif isinstance(deadline, dt.date) and deadline < timezone.localdate():
+            errors["deadline"] = [f"{deadline} is in the past"]
+        cleaned["deadline"] = deadline
+    if "priority" in data or not partial:
+        priority = data.get("priority") or Priority.NORMAL
+        if priority not in Priority.values:
+            errors["priority"] = [f"choose one of {', '.join(Priority.values)}"]
+        cleaned["priority"] = priority
+    if errors:
+        raise ValidationError(errors)
+    return cleaned
+
+
+def validate_sample(experiment: Experiment, data: dict[str, Any]) -> dict[str, Any]:
+    """Check one sample line; errors are keyed by field name."""
+    errors: dict[str, list[str]] = {}
+    name = (data.get("name") or "").strip()
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,119}", name):
+        errors["name"] = ["letters, digits, _ . - (at most 120), starting with a letter or digit"]
+    template = data.get("template")
+    if not isinstance(template, WorkflowTemplate):
+        lookup = Q(pk=template) if str(template).isdigit() else Q(name=str(template))
+        template = (
+            WorkflowTemplate.objects.filter(lookup)
+            .filter(Q(experiment=experiment) | Q(experiment__isnull=True))
+            .order_by("-version")
+            .first()
+        )
+    elif template.experiment_id not in (None, experiment.id):
+        template = None
+    if template is None:
+        errors["template"] = [f"unknown workflow template for {experiment.name}"]
+
+    def number(key: str) -> int | None:
+        value = data.get(key)
+        try:
+            value = int(value)
+        except (TypeError, ValueError):
+            errors[key] = ["a whole number is required"]
+            return None
+        if value <= 0:
+            errors[key] = ["must be greater than zero"]
+        elif value > MAX_EVENTS:
+            errors[key] = [f"at most {MAX_EVENTS}"]
+        return value
+
+    events = number("events")
+    per_job = number("events_per_job")
+    if events and per_job and "events_per_job" not in errors and per_job > events:
+        errors["events_per_job"] = [f"larger than the number of events ({events})"]
+    parameters = {}
+    if template is not None:
+        try:
+            parameters = validate_parameters(template.parameter_specs(), data.get("parameters"))
+        except ValidationError as exc:
+            errors["parameters"] = exc.messages
+    output = (data.get("output_dataset") or "").strip()
+    if not DATASET_NAME.fullmatch(output):
+        errors["output_dataset"] = ["required: letters, digits and _ . : / - (at most 255)"]
+    input_dataset = (data.get("input_dataset") or "").strip()
+    if input_dataset and not DATASET_NAME.fullmatch(input_dataset):
+        errors["input_dataset"] = ["letters, digits and _ . : / - (at most 255)"]
+    if errors:
+        raise ValidationError(errors)
+    return {
+        "name": name,
+        "template": template,
+        "events": events,
+        "events_per_job": per_job,
+        "parameters": parameters,
+        "input_dataset": input_dataset,
+        "output_dataset": output,
+    }
+
+
+def validate_samples(experiment: Experiment, samples: list[dict[str, Any]]) -> list[dict]:
+    """Validate every line; errors come back as ``{"samples": [{field: [..]}, ...]}``."""
+    if len(samples) > MAX_SAMPLES:
+        raise ValidationError({"samples": [f"at most {MAX_SAMPLES} samples"]})
+    cleaned, errors, names = [], [], set()
+    for data in samples:
+        try:
+            line = validate_sample(experiment, data)
+        except ValidationError as exc:
+            errors.append(exc.message_dict)
+            continue
+        if line["name"] in names:
+            errors.append({"name": [f"{line['name']!r} is used twice"]})
+            continue
+        names.add(line["name"])
+        errors.append({})
+        cleaned.append(line)
+    if any(errors):
+        raise ValidationError({"samples": [ValidationError(e) for e in errors]})
+    return cleaned
+
+
+@transaction.atomic
+def create_request(
+    user: AbstractBaseUser,
+    experiment: Experiment,
+    data: dict[str, Any],
+    samples: list[dict[str, Any]],
+) -> ProductionRequest:
+    """File a draft request with its samples (submit it with ``transition``).
+
+    Everything is validated first; the request, its number and its samples
+    are written in one transaction, so a refusal leaves nothing behind.
+    """
+    if not can_file(user, experiment):
+        raise PermissionDenied(f"You are not a liaison of {experiment.name}.")
+    errors: dict = {}
+    try:
+        fields = _validate_request_fields(experiment, data, partial=False)
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
+        fields = {}
+    try:
+        lines = validate_samples(experiment, samples)
+    except ValidationError as exc:
+        errors["samples"] = exc.error_dict["samples"] if hasattr(exc, "error_dict") else exc
+        lines = []
+    if errors:
+        raise ValidationError(errors)
+    request = ProductionRequest.objects.create(
+        number=next_request_number(), experiment=experiment, requester=user, **fields
+    )
+    Sample.objects.bulk_create([Sample(request=request, **line) for line in lines])
+    Transition.objects.create(
+        request=request,
+        action="create",
+        from_state=request.state,
+        to_state=request.state,
+        actor=user,
+    )
+    return request
+
+
+@transaction.atomic
+def update_request(
+    request: ProductionRequest,
+    user: AbstractBaseUser,
+    data: dict[str, Any],
+    samples: list[dict[str, Any]] | None = None,
+    note: str = "",
+) -> ProductionRequest:
+    """Change fields (and, in editable states, the sample lines), recording each change."""
+    request = ProductionRequest.objects.select_for_update().get(pk=request.pk)
+    allowed = editable_fields(user, request)
+    asked = set(data) | ({"samples"} if samples is not None else set())
+    refused = sorted(asked - allowed)
+    if refused:
+        state = request.get_state_display().lower()
+        if not allowed:
+            raise PermissionDenied(f"You may not edit this request while it is {state}.")
+        raise ValidationError(
+            {name: [f"cannot be changed while the request is {state}"] for name in refused}
+        )
+    changes: dict[str, list] = {}
+    errors: dict = {}
+    request_data = {k: v for k, v in data.items() if k != "assignee"}
+    try:
+        cleaned = _validate_request_fields(request.experiment, request_data, partial=True)
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
+        cleaned = {}
+    if "assignee" in data:
+        cleaned["assignee"] = data["assignee"]
+    lines = None
+    if samples is not None:
+        try:
+            lines = validate_samples(request.experiment, samples)
+        except ValidationError as exc:
+            errors["samples"] = exc.error_dict["samples"]
+    if errors:
+        raise ValidationError(errors)
+    for name, value in cleaned.items():
+        old = getattr(request, name)
+        if old != value:
+            changes[name] = [_plain(old), _plain(value)]
+            setattr(request, name, value)
+    if lines is not None:
+        before = sorted(request.samples.values_list("name", flat=True))
+        request.samples.all().delete()
+        Sample.objects.bulk_create([Sample(request=request, **line) for line in lines])
+        after = sorted(line["name"] for line in lines)
+        changes["samples"] = [before, after]
+    if not changes:
+        return request
+    request.version += 1
+    request.save()
+    Transition.objects.create(
+        request=request,
+        action="edit",
+        from_state=request.state,
+        to_state=request.state,
+        actor=user,
+        note=note,
+        changes=changes,
+    )
+    return request
+
+
+def _plain(value):
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if hasattr(value, "pk"):
+        return str(value)
+    return value
+
+
+@transaction.atomic
+def add_comment(request: ProductionRequest, user: AbstractBaseUser, body: str) -> Comment:
+    """A comment from a liaison of the experiment or an operator; watchers are emailed."""
+    if not can_comment(user, request):
+        raise PermissionDenied("Only the experiment's liaisons and operators comment here.")
+    body = (body or "").strip()
+    if not body:
+        raise ValidationError({"body": ["a comment cannot be empty"]})
+    if len(body) > 10000:
+        raise ValidationError({"body": ["at most 10000 characters"]})
+    comment = Comment.objects.create(request=request, author=user, body=body)
+    from .notifications import notify_comment
+
+    transaction.on_commit(lambda: notify_comment(comment.pk))
+    return comment
+
+
+def assign(
+    request: ProductionRequest, user: AbstractBaseUser, assignee: AbstractBaseUser | None
+) -> ProductionRequest:
+    """An operator assigns a request (to an operator, or to nobody)."""
+    if not is_operator(user):
+        raise PermissionDenied("Only operators assign requests.")
+    if assignee is not None and not is_operator(assignee):
+        raise ValidationError({"assignee": [f"{assignee} is not an operator"]})
+    return update_request(request, user, {"assignee": assignee})

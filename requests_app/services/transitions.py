@@ -1,0 +1,197 @@
+"""Applying the request state machine: checked, atomic, recorded, notified."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from django.db import transaction
+from django.utils import timezone
+
+from ..choices import RequestState
+from ..models import ProductionRequest, Transition
+from ..models.visibility import experiment_roles, is_operator
+from ..workflow import ACTIONS, Action, Actor
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+log = logging.getLogger(__name__)
+
+
+class TransitionError(Exception):
+    """A refused action.
+
+    ``kind`` says why: ``forbidden`` (the role may not: HTTP 403),
+    ``conflict`` (the state or eligibility forbids it: 409) or ``invalid``
+    (the input is wrong, e.g. a required note is missing: 400).
+    """
+
+    def __init__(self, detail: str, reasons: list[str] | None = None, kind: str = "conflict"):
+        super().__init__(detail)
+        self.detail = detail
+        self.reasons = reasons or []
+        self.kind = kind
+
+    @property
+    def conflict(self) -> bool:
+        return self.kind == "conflict"
+
+
+def actor_kinds(user: AbstractBaseUser, request: ProductionRequest) -> set[Actor]:
+    """The roles in which ``user`` may act on ``request``."""
+    kinds: set[Actor] = set()
+    if is_operator(user):
+        kinds.add(Actor.OPERATOR)
+    if experiment_roles(user).get(request.experiment_id) == "liaison":
+        kinds.add(Actor.LIAISON)
+    return kinds
+
+
+def allowed_actions(user: AbstractBaseUser, request: ProductionRequest) -> list[Action]:
+    """Actions the user may offer on the request in its current state (for buttons)."""
+    kinds = actor_kinds(user, request)
+    return [
+        a
+        for a in ACTIONS.values()
+        if Actor.SYSTEM not in a.actors and a.actors & kinds and request.state in a.sources
+    ]
+
+
+def _check_content(request: ProductionRequest) -> list[str]:
+    """What a request must have before it can be submitted."""
+    from .eligibility import ticket_is_valid
+
+    reasons = []
+    if not request.samples.exists():
+        reasons.append("samples: add at least one sample")
+    if not ticket_is_valid(request.ticket):
+        reasons.append(f"ticket: {request.ticket!r} is not a valid service-desk reference")
+    if request.deadline < timezone.localdate():
+        reasons.append(f"deadline: {request.deadline} is in the past")
+    return reasons
+
+
+def _apply(
+    request_id: int,
+    action: Action,
+    actor: AbstractBaseUser | None,
+    note: str,
+    kinds: set[Actor] | None,
+) -> ProductionRequest:
+    with transaction.atomic():
+        # The row lock makes concurrent deciders queue; the version check below
+        # is the compare-and-set that also holds where row locks don't (SQLite).
+        request = (
+            ProductionRequest.objects.select_for_update()
+            .select_related("experiment")
+            .get(pk=request_id)
+        )
+        if kinds is not None and not (action.actors & kinds):
+            raise TransitionError(
+                f"You may not {action.name.replace('_', ' ')} this request.", kind="forbidden"
+            )
+        if request.state not in action.sources:
+            last = request.transitions.order_by("-created", "-id").select_related("actor").first()
+            detail = (
+                f"Cannot {action.name.replace('_', ' ')}: the request is "
+                f"{RequestState(request.state).label.lower()}"
+            )
+            if last is not None and last.actor is not None:
+                detail += f" ({last.action} by {last.actor} at {last.created:%Y-%m-%d %H:%M})"
+            allowed = ", ".join(sorted(RequestState(s).label.lower() for s in action.sources))
+            raise TransitionError(detail + ".", [f"{action.name} needs the state: {allowed}"])
+        if action.note_required and not note.strip():
+            raise TransitionError(
+                f"A note is required to {action.name.replace('_', ' ')}.",
+                ["note: required"],
+                kind="invalid",
+            )
+        if action.name == "submit":
+            reasons = _check_content(request)
+            if reasons:
+                raise TransitionError("The request is not ready to submit.", reasons)
+        if action.name == "approve":
+            from .eligibility import unmet
+
+            reasons = unmet(request)
+            if reasons:
+                raise TransitionError(
+                    "The request is not eligible under the service level agreement.", reasons
+                )
+
+        now = timezone.now()
+        source = request.state
+        fields: dict = {"updated": now, "version": request.version + 1}
+        if action.name == "hold":
+            target = RequestState.ON_HOLD
+            fields |= {"held_from": source, "hold_started": now, "hold_reason": note.strip()[:500]}
+        elif action.name == "resume":
+            target = request.held_from or RequestState.APPROVED
+            held = int((now - request.hold_started).total_seconds()) if request.hold_started else 0
+            fields |= {
+                "held_from": "",
+                "hold_started": None,
+                "hold_reason": "",
+                "hold_seconds": request.hold_seconds + max(held, 0),
+            }
+        else:
+            target = action.target
+        if action.name == "cancel" and source == RequestState.ON_HOLD and request.hold_started:
+            held = int((now - request.hold_started).total_seconds())
+            fields |= {"hold_started": None, "hold_seconds": request.hold_seconds + max(held, 0)}
+        if action.name == "submit" and request.submitted is None:
+            fields["submitted"] = now
+        fields["state"] = target
+
+        won = ProductionRequest.objects.filter(
+            pk=request.pk, version=request.version, state=source
+        ).update(**fields)
+        if not won:
+            raise TransitionError("Someone else changed the request at the same time; reload.")
+        record = Transition.objects.create(
+            request=request,
+            action=action.name,
+            from_state=source,
+            to_state=target,
+            actor=actor,
+            note=note.strip(),
+        )
+        request.refresh_from_db()
+        from .notifications import notify_transition
+
+        transaction.on_commit(lambda: notify_transition(record.pk))
+    log.info("request %s: %s %s -> %s by %s", request.number, action.name, source, target, actor)
+    return request
+
+
+def transition(
+    request: ProductionRequest | int, action: str, user: AbstractBaseUser, note: str = ""
+) -> ProductionRequest:
+    """Take a person's ``action`` on a request (submit, approve, hold, ...).
+
+    Checks the role, the current state, required notes, and (for approve)
+    eligibility; changes the state atomically and records who, when, from,
+    to and why. Of two people acting at once exactly one wins; the other
+    gets a ``TransitionError`` saying what happened.
+    """
+    spec = ACTIONS.get(action)
+    if spec is None or Actor.SYSTEM in spec.actors:
+        raise TransitionError(f"Unknown action {action!r}.", kind="invalid")
+    request_id = request if isinstance(request, int) else request.pk
+    current = ProductionRequest.objects.select_related("experiment").get(pk=request_id)
+    return _apply(request_id, spec, user, note, actor_kinds(user, current))
+
+
+def system_transition(
+    request: ProductionRequest | int,
+    action: str,
+    note: str = "",
+    actor: AbstractBaseUser | None = None,
+) -> ProductionRequest:
+    """Move a request for the execution side: schedule, unschedule, start, complete."""
+    spec = ACTIONS.get(action)
+    if spec is None or Actor.SYSTEM not in spec.actors:
+        raise TransitionError(f"{action!r} is not an execution-side action.", kind="invalid")
+    request_id = request if isinstance(request, int) else request.pk
+    return _apply(request_id, spec, actor, note, None)

@@ -1,0 +1,66 @@
+"""Shared fixtures: fast hashing, users with roles, an API client with a token."""
+
+import pytest
+from rest_framework.test import APIClient
+
+from requests_app.models.visibility import forget_roles
+from tests.factories import ExperimentFactory, UserFactory, grant
+
+
+@pytest.fixture(autouse=True)
+def _fast_tests(settings, tmp_path):
+    # Argon2 is deliberately slow; tests don't need it.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.OPOS_WORK_DIR = tmp_path / "work"
+
+
+@pytest.fixture
+def experiment(db):
+    return ExperimentFactory(slug="dune", name="DUNE")
+
+
+@pytest.fixture
+def other_experiment(db):
+    return ExperimentFactory(slug="sbnd", name="SBND")
+
+
+@pytest.fixture
+def operator(db):
+    return grant(UserFactory(username="op"), "operator")
+
+
+@pytest.fixture
+def admin_user(db):
+    return grant(UserFactory(username="boss"), "admin")
+
+
+@pytest.fixture
+def liaison(experiment):
+    return grant(UserFactory(username="liaison"), "liaison", experiment)
+
+
+@pytest.fixture
+def physicist(experiment):
+    return grant(UserFactory(username="phys"), "physicist", experiment)
+
+
+@pytest.fixture
+def other_liaison(other_experiment):
+    return grant(UserFactory(username="other"), "liaison", other_experiment)
+
+
+@pytest.fixture
+def api():
+    """``api(user)`` -> an APIClient authenticated with the user's token."""
+    from rest_framework.authtoken.models import Token
+
+    def make(user=None):
+        client = APIClient()
+        if user is not None:
+            forget_roles(user)
+            token, _ = Token.objects.get_or_create(user=user)
+            client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return client
+
+    return make
