@@ -1,0 +1,24 @@
+# OPOS Tracker image: one image, three roles (web, worker, beat) chosen by command.
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_PROJECT_ENVIRONMENT=/opt/venv \
+    PATH="/opt/venv/bin:$PATH" \
+    OPOS_DATA_DIR=/var/lib/opos
+
+RUN pip install --no-cache-dir "uv==0.13.9" \
+    && useradd --system --home /app --shell /usr/sbin/nologin opos
+
+WORKDIR /app
+COPY pyproject.toml uv.lock ./
+RUN uv sync --frozen --no-dev --no-install-project
+
+COPY . .
+RUN mkdir -p /var/lib/opos && chown opos /var/lib/opos \
+    && OPOS_ENV=development SECRET_KEY=build-only python manage.py collectstatic --noinput
+
+USER opos
+EXPOSE 8000
+CMD ["gunicorn", "opos.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "4"]

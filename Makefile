@@ -1,0 +1,51 @@
+# OPOS Tracker: `make run` starts the service on embedded defaults with demo
+# data; `make test` installs what the tests need and runs them.
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := .uv/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+MANAGE := $(BIN)/python manage.py
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: install run test test-fast lint format migrations-check slurm-up slurm-down bench clean
+
+$(UV):
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version.split()[0]'
+	@$(PYTHON) -m venv .uv || { echo "cannot create a virtualenv: on Debian run 'apt-get install python3-venv'" >&2; exit 1; }
+	.uv/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+install: $(VENV)/.synced
+
+run: install
+	$(MANAGE) migrate --noinput
+	$(MANAGE) seed_demo
+	@echo "OPOS Tracker on http://127.0.0.1:8000 (Ctrl-C stops web, worker and beat)"
+	$(BIN)/honcho start -f Procfile
+
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+migrations-check: install
+	$(MANAGE) makemigrations --check --dry-run
+
+slurm-up:
+	bash scripts/slurm/up.sh
+
+slurm-down:
+	bash scripts/slurm/down.sh
+
+clean:
+	rm -rf .uv $(VENV) data

@@ -1,0 +1,68 @@
+"""``manage.py seed_demo`` builds the MCC5.0 demo and is idempotent."""
+
+import io
+
+import pytest
+from django.apps import apps
+from django.core import serializers
+from django.core.management import CommandError, call_command
+
+
+def snapshot() -> str:
+    """Every row of every project model (passwords included), as stable JSON."""
+    models = [
+        m
+        for m in apps.get_models()
+        if m._meta.app_label in {"auth", "requests_app", "campaigns", "monitoring"}
+    ]
+    rows = []
+    for model in models:
+        fields = [
+            f.name
+            for f in model._meta.concrete_fields
+            if f.name not in {"created", "updated", "last_login", "date_joined"}
+            and not getattr(f, "auto_now", False)
+            and not getattr(f, "auto_now_add", False)
+        ]
+        rows.append(serializers.serialize("json", model.objects.order_by("pk"), fields=fields))
+    return "\n".join(rows)
+
+
+@pytest.mark.django_db
+def test_seed_twice_gives_the_same_data():
+    out = io.StringIO()
+    call_command("seed_demo", stdout=out)
+    first = snapshot()
+    call_command("seed_demo", stdout=io.StringIO())
+    assert snapshot() == first
+    text = out.getvalue()
+    assert "liam" in text and "liaison-demo-pass" in text
+    assert "olivia" in text and "operator" in text
+    assert "phoebe" in text and "physicist" in text
+
+
+@pytest.mark.django_db
+def test_seed_contents():
+    from django.contrib.auth import get_user_model
+
+    from requests_app.models import Experiment, ProductionRequest
+
+    call_command("seed_demo", stdout=io.StringIO())
+    dune = Experiment.objects.get(slug="dune")
+    assert sorted(dune.groups.values_list("slug", flat=True)) == [
+        "cosmogenics",
+        "oscillations",
+        "proton-decay",
+        "supernova",
+    ]
+    assert Experiment.objects.count() >= 2
+    assert ProductionRequest.objects.filter(experiment=dune).count() == 4
+    assert dune.codes.filter(approved=True).count() == 3
+    assert get_user_model().objects.get(username="liam").check_password("liaison-demo-pass")
+
+
+@pytest.mark.django_db
+def test_seed_refuses_production(settings):
+    settings.PRODUCTION = True
+    with pytest.raises(CommandError, match="production"):
+        call_command("seed_demo", stdout=io.StringIO())
