@@ -16,6 +16,7 @@ COPY pyproject.toml uv.lock ./
 RUN uv sync --frozen --no-dev --no-install-project
 
 COPY . .
+RUN uv sync --frozen --no-dev
 RUN mkdir -p /var/lib/opos && chown opos /var/lib/opos \
     && OPOS_ENV=development SECRET_KEY=build-only python manage.py collectstatic --noinput
 
