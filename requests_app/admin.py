@@ -3,6 +3,7 @@
 from django.contrib import admin
 
 from .models import (
+    AuditEvent,
     Comment,
     Experiment,
     GlobalRole,
@@ -138,3 +139,21 @@ class TransitionAdmin(admin.ModelAdmin):
 @admin.register(Comment)
 class CommentAdmin(admin.ModelAdmin):
     list_display = ["request", "author", "created"]
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """Read-only: the audit trail is never edited."""
+
+    list_display = ["created", "actor", "action", "experiment", "target"]
+    list_filter = ["action", "experiment"]
+    search_fields = ["target"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

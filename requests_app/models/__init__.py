@@ -1,5 +1,6 @@
 """Intake models, split by topic; import from ``requests_app.models``."""
 
+from .audit import AuditEvent
 from .experiments import (
     Experiment,
     GlobalRole,
@@ -12,6 +13,7 @@ from .requests import Comment, ProductionRequest, RequestCounter, Sample, Transi
 from .templates import SplitRule, StageTemplate, WorkflowTemplate
 
 __all__ = [
+    "AuditEvent",
     "Comment",
     "Experiment",
     "GlobalRole",

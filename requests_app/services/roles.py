@@ -30,6 +30,7 @@ def grant_role(
     experiment: str | None = None,
     password: str | None = None,
     email: str = "",
+    actor=None,
 ) -> GrantResult:
     """Give ``username`` a role, creating the user when missing.
 
@@ -76,5 +77,16 @@ def grant_role(
             role_created = True
     else:
         _, role_created = GlobalRole.objects.get_or_create(user=user, role=role)
+    if role_created:
+        from .audit import record
+
+        record(
+            "grant_role",
+            f"{username} is {role}" + (f" of {experiment}" if experiment else ""),
+            actor=actor,
+            experiment=target_experiment,
+            username=username,
+            role=role,
+        )
     forget_roles(user)
     return GrantResult(user=user, user_created=user_created, role_created=role_created)

@@ -67,3 +67,12 @@ def test_command_line_exit_status_and_one_line(db, tmp_path):
     assert result.stderr.strip().splitlines() == [
         "CommandError: unknown role 'wizard': choose one of operator, admin, liaison, physicist"
     ]
+
+
+def test_grants_are_audited(experiment):
+    from requests_app.models import AuditEvent
+
+    call_command("grant_role", "lia", "liaison", "--experiment", "dune")
+    call_command("grant_role", "lia", "liaison", "--experiment", "dune")  # no change, no event
+    events = list(AuditEvent.objects.filter(action="grant_role"))
+    assert [(e.target, e.experiment) for e in events] == [("lia is liaison of dune", experiment)]
