@@ -1,0 +1,306 @@
+"""The one small interface every batch backend implements, and the helpers they share.
+
+The tracker talks to Slurm, HTCondor and local processes through :class:`BatchBackend` only.
+The interface is shaped by the execution rules in DESIGN.md:
+
+* Arrays, not jobs: :meth:`BatchBackend.submit` takes a whole :class:`ArraySpec` and makes one
+  batch-system call for it, so a stage of 10 000 jobs is one ``sbatch --array``.
+* Tokens: every submission carries a unique token that the batch system stores with the jobs
+  (Slurm job name and comment, an HTCondor job attribute, the local spool). After a crash between
+  "submitted" and "recorded", :meth:`BatchBackend.find` recovers the ids from the token, so the
+  caller adopts the jobs instead of submitting them twice.
+* Bulk polling: :meth:`BatchBackend.status` answers for many jobs with one query.
+* Files as the last word: each element folder gets an ``exit_code`` file written atomically by
+  the job shim, so a job the batch system has forgotten (Slurm keeps finished jobs for MinJobAge
+  only) still resolves to succeeded or failed instead of lost.
+* Transient trouble is not a job state: an unreachable controller or a timed-out command raises
+  :class:`BackendUnavailable`; the caller retries later and never marks jobs failed or lost for it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+EXIT_CODE_FILE = "exit_code"
+"""Written atomically (temp file + rename) by the job shim when the command ends."""
+CANCELLED_FILE = "cancelled"
+"""Written by :meth:`BatchBackend.cancel` before the job is killed, so a cancelled job the batch
+system no longer lists still resolves to cancelled."""
+STDOUT_FILE = "stdout.log"
+STDERR_FILE = "stderr.log"
+
+TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+RESERVED_ENV = frozenset(
+    {"OPOS_JOB_DIR", "OPOS_ARRAY_INDEX", "OPOS_ARRAY_DIR", "OPOS_ARRAY_OFFSET"}
+)
+"""Set by the backends themselves; a spec may not override them."""
+
+DEFAULT_TIMEOUT_S = 60.0
+
+
+class BatchState(StrEnum):
+    """State of one array element as the batch system sees it (job states minus ``planned``)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    HELD = "held"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    LOST = "lost"
+
+
+ACTIVE_STATES: frozenset[BatchState] = frozenset(
+    {BatchState.QUEUED, BatchState.RUNNING, BatchState.HELD}
+)
+"""The batch system still owns the job: keep polling."""
+TERMINAL_STATES: frozenset[BatchState] = frozenset(
+    {BatchState.SUCCEEDED, BatchState.FAILED, BatchState.CANCELLED, BatchState.LOST}
+)
+"""The job will not change any more: stop polling."""
+
+
+class BackendError(Exception):
+    """The batch system refused or could not do what was asked (bad request, unknown id, ...)."""
+
+
+class BackendUnavailable(BackendError):
+    """Transient trouble: controller unreachable, command timed out. Retry later.
+
+    Never map this to a job state: a job is not failed or lost because its batch system did not
+    answer this minute.
+    """
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    """One array submission: ``size`` elements running the same command in their own folders.
+
+    ``array_dir`` holds the per-element work folders ``0`` .. ``size-1``, created by the caller
+    with the job's input files (parameters as a JSON file, say). Each element runs ``argv`` as an
+    argument list (never joined into a shell string) with its folder as working directory and the
+    environment variables ``OPOS_JOB_DIR``, ``OPOS_ARRAY_INDEX`` and ``environment``.
+    """
+
+    token: str
+    array_dir: Path
+    size: int
+    argv: list[str]
+    cores: int = 1
+    memory_mb: int = 1024
+    walltime_s: int = 3600
+    partition: str | None = None
+    account: str | None = None
+    environment: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.token, str) or not TOKEN_RE.match(self.token):
+            raise ValueError(f"token must match {TOKEN_RE.pattern}: {self.token!r}")
+        object.__setattr__(self, "array_dir", Path(self.array_dir).absolute())
+        for name in ("size", "cores", "memory_mb", "walltime_s"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer: {value!r}")
+        if not isinstance(self.argv, list | tuple) or not self.argv:
+            raise ValueError("argv must be a non-empty list of strings")
+        if not all(isinstance(a, str) and "\0" not in a for a in self.argv) or not self.argv[0]:
+            raise ValueError(f"argv must hold strings without NUL bytes: {self.argv!r}")
+        object.__setattr__(self, "argv", list(self.argv))
+        for key, value in self.environment.items():
+            if not isinstance(key, str) or not ENV_NAME_RE.match(key) or key in RESERVED_ENV:
+                raise ValueError(f"invalid or reserved environment variable name: {key!r}")
+            if key.startswith(("SLURM_", "SBATCH_")):
+                # Slurm sets SLURM_*, and SBATCH_* in sbatch's environment would change its
+                # options (SBATCH_HOLD, SBATCH_ARRAY_INX, ...).
+                raise ValueError(f"SLURM_*/SBATCH_* variables belong to Slurm: {key!r}")
+            if not isinstance(value, str) or "\0" in value:
+                raise ValueError(f"environment value must be a string without NUL: {key}")
+        for name in ("partition", "account"):
+            value = getattr(self, name)
+            if value is not None and not re.match(r"^[A-Za-z0-9_.@+-]{1,200}$", value):
+                raise ValueError(f"invalid {name}: {value!r}")
+
+    def element_dir(self, index: int) -> Path:
+        """The work folder of element ``index``."""
+        return self.array_dir / str(index)
+
+
+@dataclass(frozen=True)
+class JobRef:
+    """What the caller knows about one submitted element: its batch id and its work folder.
+
+    The folder is needed to resolve jobs the batch system no longer lists (``exit_code``).
+    """
+
+    batch_id: str
+    workdir: Path
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """State of one element; ``exit_code`` once known, ``reason`` a short human explanation."""
+
+    state: BatchState
+    exit_code: int | None = None
+    reason: str = ""
+
+
+class BatchBackend(ABC):
+    """A batch system: submit arrays, poll them in bulk, cancel, and find them again by token."""
+
+    name: str = ""
+
+    def __init__(self, *, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        self.timeout = float(timeout)
+
+    @abstractmethod
+    def submit(self, spec: ArraySpec, start: int = 0) -> list[str]:
+        """Submit elements ``start`` .. ``spec.size - 1`` of the array; return their batch ids.
+
+        One batch-system call per array (a few when a site limit forces splitting). ``start`` is
+        for resuming a submission that :meth:`find` shows was cut short after its first elements;
+        normally it is 0. Raises :class:`BackendUnavailable` when the call may or may not have
+        reached the batch system: the caller must then :meth:`find` the token before retrying.
+        """
+
+    @abstractmethod
+    def status(self, jobs: Sequence[JobRef]) -> dict[str, JobStatus]:
+        """Return the state of every job, keyed by batch id, from one bulk query.
+
+        Jobs the batch system no longer lists are resolved from their folder's ``exit_code``
+        file (succeeded when 0, failed otherwise), else reported lost.
+        """
+
+    @abstractmethod
+    def cancel(self, batch_ids: Sequence[str]) -> None:
+        """Cancel the jobs (one call). Finished or unknown ids are ignored."""
+
+    @abstractmethod
+    def find(self, token: str) -> list[str]:
+        """Batch ids already submitted with ``token``, in element order; empty when none.
+
+        The ids cover elements ``0 .. len(result) - 1``. Raises :class:`BackendError` when only
+        disconnected parts of the array can be found, since then neither adopting nor
+        resubmitting is safe without a human.
+        """
+
+
+# --- helpers shared by the backends -------------------------------------------------------
+
+
+def run_command(
+    argv: Sequence[str],
+    *,
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run a batch-system command: argument list, no shell, bounded time.
+
+    A timeout raises :class:`BackendUnavailable`; a missing command raises
+    :class:`BackendError` (a configuration problem, retrying will not help). The caller checks
+    the return code, since only it knows which errors are transient.
+    """
+    try:
+        return subprocess.run(  # noqa: S603 - argument list, no shell
+            list(argv),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise BackendUnavailable(f"{argv[0]} timed out after {timeout:g}s") from exc
+    except OSError as exc:
+        raise BackendError(f"cannot run {argv[0]}: {exc}") from exc
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so readers see the old content or the new, never a part."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_exit_code(workdir: Path) -> int | None:
+    """The exit status the job shim recorded in ``workdir``, or None when there is none yet."""
+    try:
+        text = (workdir / EXIT_CODE_FILE).read_text().strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def resolve_from_disk(workdir: Path) -> JobStatus | None:
+    """Resolve a job from its folder alone; None when the folder says nothing.
+
+    A zero exit code wins over a cancel marker (the job finished before the cancel reached
+    it); otherwise a cancel marker makes it cancelled, a non-zero code failed.
+    """
+    code = read_exit_code(workdir)
+    if code == 0:
+        return JobStatus(BatchState.SUCCEEDED, 0)
+    if (workdir / CANCELLED_FILE).exists():
+        return JobStatus(BatchState.CANCELLED, code, "cancelled")
+    if code is not None:
+        return JobStatus(BatchState.FAILED, code, f"exit code {code}")
+    return None
+
+
+def resolve_absent(workdir: Path, why: str) -> JobStatus:
+    """Status of a job the batch system does not list: from its folder, else lost."""
+    return resolve_from_disk(workdir) or JobStatus(BatchState.LOST, None, why)
+
+
+def check_token(token: str) -> str:
+    """Validate a token before it goes into a query or a file name."""
+    if not isinstance(token, str) or not TOKEN_RE.match(token):
+        raise ValueError(f"token must match {TOKEN_RE.pattern}: {token!r}")
+    return token
+
+
+# The only variables of the worker's environment that reach a job. Everything
+# else (DATABASE_URL, SECRET_KEY, broker credentials, ...) stays with the
+# worker: production code owned by an experiment must never see our secrets.
+JOB_ENV_ALLOWLIST = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR")
+
+
+def job_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A job's environment: the allow-listed variables of ours, plus ``extra``."""
+    env = {key: os.environ[key] for key in JOB_ENV_ALLOWLIST if key in os.environ}
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    if extra:
+        env.update(extra)
+    return env
+
+
+def check_start(spec: ArraySpec, start: int) -> None:
+    """``start`` must name an element of the array."""
+    if not isinstance(start, int) or not 0 <= start < spec.size:
+        raise ValueError(f"start must be in 0..{spec.size - 1}: {start!r}")
+
+
+def default_state_dir(backend: str) -> Path:
+    """Where a backend keeps its on-disk records unless told otherwise."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "opos" / "batch" / backend

@@ -1,0 +1,323 @@
+"""HTCondor backend through the ``htcondor2`` bindings: one cluster of N procs per array.
+
+Submission: one :class:`htcondor2.Submit` description queued ``count`` times. The command runs
+directly (``executable`` = argv[0], ``arguments`` = the rest in the submit language's quoted
+syntax, no shell), with ``initialdir`` = ``array_dir/<index>`` where ``index`` =
+``$(Process) + start``; stdout/stderr/the job event log go into that folder. The token is the
+job attribute ``OposToken`` and the element index ``OposIndex``, so :meth:`find` rebuilds the
+element order from the schedd. Status: one ``schedd.query`` over the clusters asked about, then
+one ``schedd.history`` for the jobs no longer in the queue, then the element folder
+(``exit_code``/``cancelled``), else lost.
+
+Assumptions: a shared filesystem (element folders visible on execute nodes;
+``should_transfer_files = NO``); ``executable`` is resolved on the submit host and must exist at
+the same path on execute nodes. ``partition`` has no HTCondor meaning and is ignored;
+``account`` becomes ``accounting_group``; ``walltime_s`` becomes ``allowed_job_duration``.
+HTCondor has no ``exit_code`` shim here: the exit code comes from the job ad (``ExitCode``,
+``ExitBySignal``/``ExitSignal``); a job the schedd no longer knows resolves from its folder only
+if something else wrote ``exit_code`` there.
+
+What is tested and what is not (tests/campaigns/test_batch_htcondor.py): no HTCondor pool runs in
+our test environment, so the schedd calls (``submit``, ``query``, ``history``, ``act``) are not
+exercised. Tested for real: the submit description we build, as parsed and macro-expanded by
+``htcondor2.Submit`` itself (initialdir per element, environment, resources, attributes); the
+argument quoting of shell metacharacters, checked by splitting our ``arguments`` value with
+HTCondor's own ClassAd function ``argsToList``; the ClassAd -> state mapping on real
+``classad2.ClassAd`` objects for every ``JobStatus`` value. Since submit-language macro
+expansion cannot pass every string literally (``$$`` and ``$(DOLLAR)`` are special), the
+description builder expands its own output with ``htcondor2.Submit.expand`` and refuses values
+that do not come back unchanged.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .base import (
+    DEFAULT_TIMEOUT_S,
+    STDERR_FILE,
+    STDOUT_FILE,
+    ArraySpec,
+    BackendError,
+    BackendUnavailable,
+    BatchBackend,
+    BatchState,
+    JobRef,
+    JobStatus,
+    check_start,
+    check_token,
+    resolve_absent,
+)
+
+EVENT_LOG_FILE = "condor.log"
+INDEX_MACRO = "opos_index"
+"""Submit variable holding the element index expression ``$(Process) + start``."""
+
+PROJECTION = [
+    "ClusterId",
+    "ProcId",
+    "JobStatus",
+    "ExitCode",
+    "ExitBySignal",
+    "ExitSignal",
+    "HoldReason",
+    "RemoveReason",
+    "OposIndex",
+]
+
+
+# --- pure functions (no pool needed) ---------------------------------------------------------
+
+
+def escape_macros(text: str) -> str:
+    """Make ``text`` survive submit-language macro expansion (``$`` -> ``$(DOLLAR)``)."""
+    if "\n" in text or "\r" in text:
+        raise BackendError(f"HTCondor submit values cannot contain newlines: {text!r}")
+    return text.replace("$", "$(DOLLAR)")
+
+
+def _quote_v2(token: str) -> str:
+    """One argument or environment entry in the new (V2) quoted syntax, before macro escaping.
+
+    Single quotes around everything (so spaces and shell metacharacters are literal), a single
+    quote doubled inside them, a double quote doubled for the surrounding double-quoted string.
+    """
+    return "'" + token.replace("'", "''").replace('"', '""') + "'"
+
+
+def format_arguments(args: Sequence[str]) -> str:
+    """``arguments`` value for ``args``: ``"'a' 'b c' '$(DOLLAR)(x)'"``."""
+    return '"' + " ".join(escape_macros(_quote_v2(a)) for a in args) + '"'
+
+
+def format_environment(env: Mapping[str, str], raw: Mapping[str, str] | None = None) -> str:
+    """``environment`` value: ``env`` values quoted literally, ``raw`` values kept as macros."""
+    entries = [f"{name}={escape_macros(_quote_v2(value))}" for name, value in env.items()]
+    entries += [f"{name}={_quote_v2(value)}" for name, value in (raw or {}).items()]
+    return '"' + " ".join(entries) + '"'
+
+
+def resolve_executable(name: str) -> str:
+    """Absolute path of argv[0] on the submit host (HTCondor needs one; no PATH search)."""
+    if Path(name).is_absolute():
+        return name
+    found = shutil.which(name)
+    if not found:
+        raise BackendError(f"executable not found on PATH: {name!r}")
+    return str(Path(found).absolute())
+
+
+def build_submit_description(spec: ArraySpec, start: int = 0) -> dict[str, str]:
+    """The submit description (submit language, as a dict) for elements ``start``.. of ``spec``.
+
+    Queue it ``spec.size - start`` times; proc ``p`` is element ``start + p``.
+    """
+    check_start(spec, start)
+    array_dir = escape_macros(str(spec.array_dir))
+    element_dir = f"{array_dir}/$INT({INDEX_MACRO})"
+    description = {
+        "universe": "vanilla",
+        "executable": escape_macros(resolve_executable(spec.argv[0])),
+        "transfer_executable": "false",
+        "arguments": format_arguments(spec.argv[1:]),
+        INDEX_MACRO: f"$(Process) + {start}",
+        "initialdir": element_dir,
+        "output": STDOUT_FILE,
+        "error": STDERR_FILE,
+        "log": EVENT_LOG_FILE,
+        "should_transfer_files": "NO",
+        "request_cpus": str(spec.cores),
+        "request_memory": f"{spec.memory_mb}MB",
+        "allowed_job_duration": str(spec.walltime_s),
+        "environment": format_environment(
+            spec.environment,
+            raw={"OPOS_JOB_DIR": element_dir, "OPOS_ARRAY_INDEX": f"$INT({INDEX_MACRO})"},
+        ),
+        "+OposToken": f'"{spec.token}"',
+        "+OposIndex": f"$INT({INDEX_MACRO})",
+    }
+    if spec.account:
+        description["accounting_group"] = spec.account
+    return description
+
+
+def make_submit(spec: ArraySpec, start: int = 0) -> Any:
+    """``htcondor2.Submit`` for the array, checked by expanding it with HTCondor itself.
+
+    Raises :class:`BackendError` when a value would not reach the job literally.
+    """
+    import htcondor2
+
+    description = build_submit_description(spec, start)
+    submit = htcondor2.Submit(description)
+    # Expansion happens with Process = 0, i.e. for element `start`.
+    expected = {
+        "executable": resolve_executable(spec.argv[0]),
+        "arguments": '"' + " ".join(_quote_v2(a) for a in spec.argv[1:]) + '"',
+        "initialdir": f"{spec.array_dir}/{start}",
+    }
+    for key, value in expected.items():
+        if submit.expand(key) != value:
+            raise BackendError(
+                f"HTCondor macro expansion would change {key}: {submit.expand(key)!r}; "
+                "'$$' and '$(DOLLAR)' cannot be passed literally"
+            )
+    for name, value in spec.environment.items():
+        if _quote_v2(value) not in submit.expand("environment"):
+            raise BackendError(f"HTCondor macro expansion would change ${name}")
+    return submit
+
+
+def _get(ad: Mapping[str, Any], key: str, default: Any = None) -> Any:
+    value = ad.get(key, default)
+    if hasattr(value, "eval"):  # an unevaluated ExprTree
+        value = value.eval(ad)
+    return value
+
+
+def map_job_ad(ad: Mapping[str, Any]) -> JobStatus:
+    """JobStatus of a job ClassAd (queue or history)."""
+    status = _get(ad, "JobStatus")
+    if status == 1:
+        return JobStatus(BatchState.QUEUED)
+    if status in (2, 6):  # running, transferring output
+        return JobStatus(BatchState.RUNNING, None, "transferring output" if status == 6 else "")
+    if status == 3:
+        return JobStatus(BatchState.CANCELLED, None, str(_get(ad, "RemoveReason", "") or ""))
+    if status == 4:
+        if _get(ad, "ExitBySignal") is True:
+            signal = _get(ad, "ExitSignal")
+            code = 128 + signal if isinstance(signal, int) else None
+            return JobStatus(BatchState.FAILED, code, f"killed by signal {signal}")
+        code = _get(ad, "ExitCode")
+        if not isinstance(code, int):
+            return JobStatus(BatchState.FAILED, None, "completed without an exit code")
+        if code == 0:
+            return JobStatus(BatchState.SUCCEEDED, 0)
+        return JobStatus(BatchState.FAILED, code, f"exit code {code}")
+    if status == 5:
+        return JobStatus(BatchState.HELD, None, str(_get(ad, "HoldReason", "") or "held"))
+    if status == 7:
+        return JobStatus(BatchState.HELD, None, "suspended")
+    return JobStatus(BatchState.QUEUED, None, f"unknown JobStatus {status!r}")
+
+
+def job_id(ad: Mapping[str, Any]) -> str:
+    """``<ClusterId>.<ProcId>``."""
+    return f"{_get(ad, 'ClusterId')}.{_get(ad, 'ProcId')}"
+
+
+def order_by_index(ads: Iterable[Mapping[str, Any]], token: str) -> list[str]:
+    """Batch ids of ``ads`` in element order (``OposIndex``), checked to be contiguous."""
+    by_index: dict[int, str] = {}
+    for ad in ads:
+        index = _get(ad, "OposIndex")
+        if not isinstance(index, int):
+            continue
+        previous = by_index.setdefault(index, job_id(ad))
+        if previous != job_id(ad):
+            raise BackendError(
+                f"token {token}: element {index} submitted twice ({previous}, {job_id(ad)})"
+            )
+    if sorted(by_index) != list(range(len(by_index))):
+        raise BackendError(f"token {token}: elements found are not contiguous from 0")
+    return [by_index[i] for i in range(len(by_index))]
+
+
+# --- the backend (needs a schedd) ------------------------------------------------------------
+
+
+class HTCondorBackend(BatchBackend):
+    """Submits one cluster per array to a schedd and polls it with query + history."""
+
+    name = "htcondor"
+
+    def __init__(
+        self,
+        *,
+        schedd_name: str | None = None,
+        pool: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        super().__init__(timeout=timeout)
+        self.schedd_name = schedd_name
+        self.pool = pool
+
+    def _schedd(self) -> Any:
+        import htcondor2
+
+        try:
+            if self.schedd_name or self.pool:
+                collector = htcondor2.Collector(self.pool)
+                ad = collector.locate(htcondor2.DaemonType.Schedd, self.schedd_name)
+                return htcondor2.Schedd(ad)
+            return htcondor2.Schedd()
+        except Exception as exc:  # the bindings raise HTCondorException and plain ones
+            raise BackendUnavailable(f"cannot reach the HTCondor schedd: {exc}") from exc
+
+    def _call(self, what: str, func: Any, *args: Any, **kwargs: Any) -> Any:
+        """Call the bindings; their errors are communication trouble as far as we can tell."""
+        try:
+            return func(*args, **kwargs)
+        except BackendError:
+            raise
+        except Exception as exc:
+            raise BackendUnavailable(f"HTCondor {what} failed: {exc}") from exc
+
+    def submit(self, spec: ArraySpec, start: int = 0) -> list[str]:
+        submit = make_submit(spec, start)
+        schedd = self._schedd()
+        result = self._call("submit", schedd.submit, submit, count=spec.size - start)
+        cluster, first = result.cluster(), result.first_proc()
+        return [f"{cluster}.{first + i}" for i in range(result.num_procs())]
+
+    def status(self, jobs: Sequence[JobRef]) -> dict[str, JobStatus]:
+        if not jobs:
+            return {}
+        clusters = sorted({self._cluster(j.batch_id) for j in jobs})
+        constraint = f"member(ClusterId, {{{', '.join(clusters)}}})"
+        schedd = self._schedd()
+        ads = self._call("query", schedd.query, constraint, PROJECTION)
+        listed = {job_id(ad): map_job_ad(ad) for ad in ads}
+        missing = [j for j in jobs if j.batch_id not in listed]
+        if missing:
+            gone = sorted({self._cluster(j.batch_id) for j in missing})
+            history_constraint = f"member(ClusterId, {{{', '.join(gone)}}})"
+            for ad in self._call("history", schedd.history, history_constraint, PROJECTION):
+                listed.setdefault(job_id(ad), map_job_ad(ad))
+        return {
+            j.batch_id: listed.get(j.batch_id)
+            or resolve_absent(j.workdir, "unknown to the schedd and its history")
+            for j in jobs
+        }
+
+    def cancel(self, batch_ids: Sequence[str]) -> None:
+        if not batch_ids:
+            return
+        import htcondor2
+
+        for value in batch_ids:
+            self._cluster(value)
+        schedd = self._schedd()
+        self._call(
+            "remove", schedd.act, htcondor2.JobAction.Remove, list(batch_ids), "cancelled by OPOS"
+        )
+
+    def find(self, token: str) -> list[str]:
+        check_token(token)
+        constraint = f'OposToken == "{token}"'
+        projection = ["ClusterId", "ProcId", "OposIndex"]
+        schedd = self._schedd()
+        ads = list(self._call("query", schedd.query, constraint, projection))
+        ads += self._call("history", schedd.history, constraint, projection)
+        return order_by_index(ads, token)
+
+    @staticmethod
+    def _cluster(batch_id: str) -> str:
+        cluster, dot, proc = batch_id.partition(".")
+        if not (cluster.isdigit() and dot and proc.isdigit()):
+            raise BackendError(f"not an HTCondor job id: {batch_id!r}")
+        return cluster

@@ -1,0 +1,81 @@
+"""Job shim of the local backend: ``python local_runner.py ELEMENT_DIR ARGV...``.
+
+Also runnable as ``python -m campaigns.batch.local_runner``. The local backend starts it as the
+leader of a new session (so cancel can kill the whole process group) and then forgets it; this
+script does what the batch system's job shim does elsewhere:
+
+* runs ARGV (an argument list, no shell) with ELEMENT_DIR as working directory, stdin from
+  /dev/null and stdout/stderr appended to ``stdout.log``/``stderr.log`` there;
+* records the exit status in ``exit_code`` atomically (temp file + rename), using the shell
+  convention 128+N for a command killed by signal N and 127 for a command that cannot be
+  started;
+* exits with that status.
+
+It uses the standard library only and imports nothing from the project, so it works whatever
+the worker's ``sys.path`` and without Django.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+EXIT_CODE_FILE = "exit_code"
+
+
+def write_exit_code(workdir: Path, code: int) -> None:
+    """Write ``exit_code`` so that a reader never sees a partial file."""
+    fd, tmp = tempfile.mkstemp(prefix=".exit_code.", dir=workdir)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"{code}\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, workdir / EXIT_CODE_FILE)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def run(workdir: Path, argv: list[str]) -> int:
+    """Run ``argv`` in ``workdir`` and return its exit status (shell convention)."""
+    (workdir / EXIT_CODE_FILE).unlink(missing_ok=True)  # a stale one from an earlier attempt
+    with (
+        open(workdir / "stdout.log", "ab") as out,
+        open(workdir / "stderr.log", "ab") as err,
+    ):
+        try:
+            child = subprocess.Popen(  # noqa: S603 - argument list, no shell
+                argv, cwd=workdir, stdin=subprocess.DEVNULL, stdout=out, stderr=err
+            )
+        except OSError as exc:
+            err.write(f"local_runner: cannot start {argv[0]!r}: {exc}\n".encode())
+            return 126 if isinstance(exc, PermissionError) else 127
+
+        def forward(signum: int, _frame: object) -> None:
+            # Pass TERM/INT on and keep waiting, so the exit code is still recorded.
+            child.send_signal(signum)
+
+        signal.signal(signal.SIGTERM, forward)
+        signal.signal(signal.SIGINT, forward)
+        code = child.wait()
+    return 128 - code if code < 0 else code
+
+
+def main(args: list[str]) -> int:
+    """Entry point: ``ELEMENT_DIR ARGV...``."""
+    if len(args) < 2:
+        print("usage: local_runner.py ELEMENT_DIR COMMAND [ARG...]", file=sys.stderr)
+        return 2
+    workdir = Path(args[0])
+    code = run(workdir, args[1:])
+    write_exit_code(workdir, code)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,602 @@
+"""Slurm backend: one ``sbatch --array`` per array, one ``squeue --json`` per poll.
+
+Submission: ``sbatch --parsable --array=0-(m-1) --job-name=<token> --comment=<token>:<offset>:<m>
+... slurm_job.sh ARGV...``. The fixed shim :file:`slurm_job.sh` finds its element folder from
+``OPOS_ARRAY_DIR`` + ``OPOS_ARRAY_OFFSET`` + ``SLURM_ARRAY_TASK_ID`` (both variables reach the
+job through the environment sbatch exports; nothing is built into an ``--export`` string), runs
+ARGV there and writes ``exit_code``. Arrays larger than the site's ``MaxArraySize`` go in chunks
+of at most that size, each with its own offset; the comment carries token, offset and chunk size
+so :meth:`SlurmBackend.find` can rebuild the element order from the batch system alone.
+
+Batch ids are ``<array job id>_<task id>`` (task ids count from 0 within each chunk).
+
+Polling: Slurm 22.05 (Debian 12) ignores every filter option with ``--json``, so squeue returns
+all jobs and we keep ours; newer Slurm honours ``--me --states=all``. A pending array appears as
+one compressed record (``array_task_string`` "5-99" or "0,3,6%2") until its tasks start; both
+shapes are handled, and so are the field shapes of 22.05 (plain values, ``exit_code`` as a wait
+status) and 23.02+ (``{"set": .., "number": ..}``, lists of states, exit code objects).
+``sacct --json`` is asked as well, for jobs squeue no longer lists, when the cluster keeps
+accounting (``AccountingStorageType`` other than none). Anything else resolves from the element
+folder (``exit_code``, ``cancelled``), else lost.
+
+Records on disk (``state_dir``): ``tokens/<token>.json`` lists the chunks of each submission and
+``jobs/<array job id>`` names the token, so that find() still works after squeue forgot a
+finished array (MinJobAge) on a cluster without accounting, and cancel() can mark the element
+folders of pending tasks (Slurm drops cancelled tasks of a pending array record at once).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from .base import (
+    CANCELLED_FILE,
+    DEFAULT_TIMEOUT_S,
+    STDERR_FILE,
+    STDOUT_FILE,
+    TERMINAL_STATES,
+    ArraySpec,
+    BackendError,
+    BackendUnavailable,
+    BatchBackend,
+    BatchState,
+    JobRef,
+    JobStatus,
+    check_start,
+    check_token,
+    default_state_dir,
+    job_environment,
+    read_exit_code,
+    resolve_absent,
+    run_command,
+    write_atomic,
+)
+
+JOB_SHIM = Path(__file__).with_name("slurm_job.sh")
+BATCH_ID_RE = re.compile(r"^(\d+)(?:_(\d+))?$")
+
+TRANSIENT_ERRORS = (
+    "unable to contact slurm controller",
+    "socket timed out",
+    "connection refused",
+    "connection timed out",
+    "zero bytes were transmitted",
+    "transport endpoint is not connected",
+    "temporarily unable",
+    "resource temporarily unavailable",
+    "communication connection failure",
+    "backup controller in standby mode",
+    "slurmdbd",
+)
+"""stderr fragments meaning "ask again later" rather than "this request is wrong"."""
+
+HELD_REASONS = frozenset({"JobHeldUser", "JobHeldAdmin"})
+
+STATE_MAP: dict[str, BatchState] = {
+    "PENDING": BatchState.QUEUED,
+    "REQUEUED": BatchState.QUEUED,
+    "REQUEUE_FED": BatchState.QUEUED,
+    "CONFIGURING": BatchState.RUNNING,
+    "RUNNING": BatchState.RUNNING,
+    "COMPLETING": BatchState.RUNNING,
+    "STAGE_OUT": BatchState.RUNNING,
+    "SIGNALING": BatchState.RUNNING,
+    "RESIZING": BatchState.RUNNING,
+    "SUSPENDED": BatchState.HELD,
+    "STOPPED": BatchState.HELD,
+    "REQUEUE_HOLD": BatchState.HELD,
+    "SPECIAL_EXIT": BatchState.HELD,
+    "RESV_DEL_HOLD": BatchState.HELD,
+    "COMPLETED": BatchState.SUCCEEDED,
+    "FAILED": BatchState.FAILED,
+    "TIMEOUT": BatchState.FAILED,
+    "OUT_OF_MEMORY": BatchState.FAILED,
+    "NODE_FAIL": BatchState.FAILED,
+    "BOOT_FAIL": BatchState.FAILED,
+    "DEADLINE": BatchState.FAILED,
+    "PREEMPTED": BatchState.FAILED,
+    "CANCELLED": BatchState.CANCELLED,
+    "REVOKED": BatchState.CANCELLED,
+}
+"""Slurm ``job_state`` -> BatchState. Held jobs are PENDING with a held reason (see
+:func:`map_slurm_state`); a suspended or requeue-held job does not progress until someone acts,
+which is what held means to the tracker."""
+
+
+# --- pure helpers (no cluster needed) ------------------------------------------------------
+
+
+def _number(value: Any) -> int | None:
+    """A Slurm JSON number: plain (22.05) or ``{"set": bool, "number": int}`` (23.02+)."""
+    if isinstance(value, dict):
+        return int(value["number"]) if value.get("set", True) and "number" in value else None
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return int(value)
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def _state_names(value: Any) -> list[str]:
+    """``job_state``: "RUNNING" (22.05) or ["RUNNING", "COMPLETING"] (23.02+)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    if isinstance(value, dict):  # sacct: {"current": ..., "reason": ...}
+        return _state_names(value.get("current"))
+    return []
+
+
+def decode_exit_code(value: Any) -> int | None:
+    """Exit status in the shell convention from squeue's or sacct's ``exit_code``.
+
+    squeue 22.05 gives the raw wait status (256 for exit 1, 15 for SIGTERM); 23.02+ and sacct
+    give ``{"status": ..., "return_code": ..., "signal": {"id"/"signal_id": ...}}``.
+    """
+    if isinstance(value, dict):
+        status = value.get("status")
+        statuses = status if isinstance(status, list) else [status]
+        if "SIGNALED" in statuses:
+            signal = value.get("signal") or {}
+            number = _number(signal.get("id", signal.get("signal_id")))
+            return 128 + number if number else None
+        return _number(value.get("return_code"))
+    raw = _number(value)
+    if raw is None:
+        return None
+    if raw & 0x7F:
+        return 128 + (raw & 0x7F)
+    return (raw >> 8) & 0xFF
+
+
+def parse_task_string(text: str) -> list[int]:
+    """Expand an array task string: "5-99", "0,3,6,9%2", "1-9:2" -> task ids.
+
+    sacct 22.05 gives a hex bitmap instead ("0x5E" = tasks 1-4 and 6).
+    """
+    text = text.split("%", 1)[0].strip()
+    if text.lower().startswith("0x"):
+        bits = int(text, 16)
+        return [i for i in range(bits.bit_length()) if bits >> i & 1]
+    tasks: list[int] = []
+    for part in filter(None, text.split(",")):
+        span, _, step = part.partition(":")
+        first, _, last = span.partition("-")
+        tasks.extend(range(int(first), int(last or first) + 1, int(step or 1)))
+    return tasks
+
+
+def compress_ids(batch_ids: Iterable[str]) -> list[str]:
+    """["7_1", "7_2", "7_5", "9"] -> ["7_[1,2,5]", "9"]: a short scancel command line."""
+    tasks: dict[str, list[str]] = {}
+    plain: list[str] = []
+    for value in batch_ids:
+        match = BATCH_ID_RE.match(value)
+        if not match:
+            raise BackendError(f"not a Slurm batch id: {value!r}")
+        if match.group(2) is None:
+            plain.append(value)
+        else:
+            tasks.setdefault(match.group(1), []).append(match.group(2))
+    return plain + [f"{job}_[{','.join(ids)}]" for job, ids in tasks.items()]
+
+
+def map_slurm_state(names: Sequence[str], reason: str, exit_code: int | None) -> JobStatus:
+    """JobStatus for a Slurm job state (with its flags), pending reason and exit code."""
+    known = [n for n in names if n in STATE_MAP]
+    if not known:
+        return JobStatus(BatchState.QUEUED, None, f"unknown Slurm state {'+'.join(names)}")
+    name = known[0]
+    state = STATE_MAP[name]
+    if state is BatchState.QUEUED and reason in HELD_REASONS:
+        return JobStatus(BatchState.HELD, None, reason)
+    if state in TERMINAL_STATES:
+        if state is BatchState.SUCCEEDED:
+            return JobStatus(state, exit_code if exit_code is not None else 0, "")
+        return JobStatus(state, exit_code, name if reason in ("", "None") else f"{name}: {reason}")
+    return JobStatus(state, None, "" if reason in ("", "None") else reason)
+
+
+def _job_ids(record: Mapping[str, Any]) -> list[str]:
+    """Batch ids a squeue/sacct record stands for (a compressed pending record: several)."""
+    array = record.get("array")
+    if isinstance(array, dict):  # sacct
+        master = _number(array.get("job_id"))
+        task = _number(array.get("task_id"))
+        task_string = array.get("task") if isinstance(array.get("task"), str) else ""
+    else:  # squeue
+        master = _number(record.get("array_job_id"))
+        task = _number(record.get("array_task_id"))
+        task_string = record.get("array_task_string") or ""
+    job_id = _number(record.get("job_id"))
+    if not master:
+        return [str(job_id)] if job_id is not None else []
+    if task is not None:
+        return [f"{master}_{task}"]
+    if task_string:
+        return [f"{master}_{t}" for t in parse_task_string(task_string)]
+    return []
+
+
+def _master_id(record: Mapping[str, Any]) -> str:
+    array = record.get("array")
+    if isinstance(array, dict):
+        master = _number(array.get("job_id"))
+    else:
+        master = _number(record.get("array_job_id"))
+    return str(master or _number(record.get("job_id")))
+
+
+def parse_job_records(
+    records: Iterable[Mapping[str, Any]], masters: set[str] | None = None
+) -> dict[str, JobStatus]:
+    """squeue or sacct ``jobs`` -> {batch id: JobStatus}, only for arrays in ``masters``."""
+    result: dict[str, JobStatus] = {}
+    for record in records:
+        if masters is not None and _master_id(record) not in masters:
+            continue
+        state = record.get("job_state", record.get("state"))
+        reason = record.get("state_reason")
+        from_sacct = isinstance(state, dict)
+        if from_sacct:
+            reason = state.get("reason")
+        code = decode_exit_code(record.get("exit_code"))
+        status = map_slurm_state(_state_names(state), str(reason or ""), code)
+        if from_sacct and status.state is BatchState.FAILED and code == 0:
+            # sacct --json 22.05 reports return_code 0 for failed jobs (plain sacct shows 1:0).
+            status = replace(status, exit_code=None)
+        for batch_id in _job_ids(record):
+            result[batch_id] = status
+    return result
+
+
+def _comment(record: Mapping[str, Any]) -> str:
+    comment = record.get("comment")
+    if isinstance(comment, dict):  # sacct: {"job": ..., "administrator": ..., "system": ...}
+        comment = comment.get("job")
+    return comment if isinstance(comment, str) else ""
+
+
+def parse_chunks(records: Iterable[Mapping[str, Any]], token: str) -> dict[int, tuple[str, int]]:
+    """{offset: (array job id, chunk size)} of the arrays submitted with ``token``."""
+    chunks: dict[int, tuple[str, int]] = {}
+    for record in records:
+        if record.get("name") != token:
+            continue
+        name, _, rest = _comment(record).partition(":")
+        offset, _, count = rest.partition(":")
+        if name != token or not offset.isdigit() or not count.isdigit():
+            continue
+        chunks[int(offset)] = (_master_id(record), int(count))
+    return chunks
+
+
+def parse_sacct_arrays(records: Iterable[Mapping[str, Any]], token: str) -> dict[str, int]:
+    """{array job id: highest task id seen + 1} of the arrays sacct lists under ``token``.
+
+    For a submission whose comment did not reach accounting (Slurm stores comments only with
+    ``AccountingStoreFlags=job_comment``): started tasks have their own record and pending ones
+    a compressed record, so the highest task id gives the array size of an array nobody has
+    cancelled tasks of.
+    """
+    sizes: dict[str, int] = {}
+    for record in records:
+        if record.get("name") != token:
+            continue
+        tasks = [int(batch_id.split("_")[1]) for batch_id in _job_ids(record) if "_" in batch_id]
+        if tasks:
+            master = _master_id(record)
+            sizes[master] = max(sizes.get(master, 0), max(tasks) + 1)
+    return sizes
+
+
+def format_walltime(seconds: int) -> str:
+    """Seconds -> Slurm ``--time`` (H:MM:SS; Slurm rounds up to whole minutes)."""
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+# --- the backend ---------------------------------------------------------------------------
+
+
+class SlurmBackend(BatchBackend):
+    """Submits arrays with sbatch and polls them with squeue (and sacct when available)."""
+
+    name = "slurm"
+
+    def __init__(
+        self,
+        *,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        max_array_size: int | None = None,
+        state_dir: str | Path | None = None,
+        slurm_conf: str | Path | None = None,
+        use_sacct: bool | None = None,
+        sacct_window_days: int = 30,
+    ) -> None:
+        super().__init__(timeout=timeout)
+        self.sacct_window_days = sacct_window_days
+        self._max_array_size = max_array_size
+        self._use_sacct = use_sacct
+        self.slurm_conf = str(slurm_conf) if slurm_conf else None
+        self.state_dir = Path(state_dir) if state_dir else default_state_dir("slurm")
+        (self.state_dir / "tokens").mkdir(parents=True, exist_ok=True)
+        (self.state_dir / "jobs").mkdir(parents=True, exist_ok=True)
+        self._config: dict[str, str] | None = None
+
+    # --- site configuration (read once) --------------------------------------------------------
+
+    def config(self) -> dict[str, str]:
+        """``scontrol show config`` as a dict, read once per backend instance."""
+        if self._config is None:
+            out = self._run(["scontrol", "show", "config"])
+            config = {}
+            for line in out.splitlines():
+                key, sep, value = line.partition("=")
+                if sep:
+                    config[key.strip()] = value.strip()
+            self._config = config
+        return self._config
+
+    @property
+    def max_array_size(self) -> int:
+        """Largest number of tasks in one array (task ids must stay below MaxArraySize)."""
+        if self._max_array_size is None:
+            self._max_array_size = int(self.config().get("MaxArraySize", "1001"))
+        return self._max_array_size
+
+    @property
+    def use_sacct(self) -> bool:
+        """Whether the cluster keeps accounting that sacct can query."""
+        if self._use_sacct is None:
+            storage = self.config().get("AccountingStorageType", "accounting_storage/none")
+            self._use_sacct = storage not in ("", "accounting_storage/none", "(null)")
+        return self._use_sacct
+
+    # --- interface ---------------------------------------------------------------------------
+
+    def submit(self, spec: ArraySpec, start: int = 0) -> list[str]:
+        check_start(spec, start)
+        missing = [i for i in range(start, spec.size) if not spec.element_dir(i).is_dir()]
+        if missing:
+            raise BackendError(f"element folders missing in {spec.array_dir}: {missing[:5]}")
+        step = self.max_array_size
+        ids: list[str] = []
+        for offset in range(start, spec.size, step):
+            count = min(step, spec.size - offset)
+            job_id = self._submit_chunk(spec, offset, count)
+            ids.extend(f"{job_id}_{task}" for task in range(count))
+        return ids
+
+    def status(self, jobs: Sequence[JobRef]) -> dict[str, JobStatus]:
+        if not jobs:
+            return {}
+        masters = set()
+        for job in jobs:
+            match = BATCH_ID_RE.match(job.batch_id)
+            if not match:
+                raise BackendError(f"not a Slurm batch id: {job.batch_id!r}")
+            masters.add(match.group(1))
+        listed = parse_job_records(self._squeue(), masters)
+        missing = {j.batch_id.split("_")[0] for j in jobs if j.batch_id not in listed}
+        if missing and self.use_sacct:
+            from_sacct = parse_job_records(self._sacct(["--jobs", ",".join(sorted(missing))]))
+            listed = {**from_sacct, **listed}
+        result: dict[str, JobStatus] = {}
+        for job in jobs:
+            status = listed.get(job.batch_id)
+            if status is None:
+                status = resolve_absent(job.workdir, "no longer listed by Slurm")
+            elif status.state in TERMINAL_STATES:
+                code = read_exit_code(job.workdir)
+                if code is not None:  # what the command returned, not the shim's signal
+                    status = replace(status, exit_code=code)
+            result[job.batch_id] = status
+        return result
+
+    def cancel(self, batch_ids: Sequence[str]) -> None:
+        if not batch_ids:
+            return
+        targets = compress_ids(batch_ids)
+        for value in batch_ids:
+            workdir = self._element_dir(value)
+            if workdir is not None and read_exit_code(workdir) is None:
+                with contextlib.suppress(OSError):
+                    write_atomic(workdir / CANCELLED_FILE, "scancel\n")
+        self._run(
+            ["scancel", *targets],
+            ignore=("invalid job id", "already completing or completed", "job/step already"),
+        )
+
+    def find(self, token: str) -> list[str]:
+        check_token(token)
+        chunks: dict[int, tuple[str, int]] = {}
+        record = self._read_token(token)
+        if record:
+            for chunk in record["chunks"]:
+                chunks[chunk["offset"]] = (chunk["job"], chunk["count"])
+        found = parse_chunks(self._squeue(["--name", token]), token)
+        accounted: list[dict[str, Any]] = []
+        if self.use_sacct:
+            window = ["--name", token, f"--starttime=now-{self.sacct_window_days}days"]
+            accounted = self._sacct(window)
+            found = {**parse_chunks(accounted, token), **found}
+        for offset, chunk in found.items():
+            if chunks.setdefault(offset, chunk) != chunk:
+                raise BackendError(
+                    f"token {token}: elements from {offset} submitted twice "
+                    f"(jobs {chunks[offset][0]} and {chunk[0]})"
+                )
+        # Arrays only accounting still knows, without their comment: the submission a crash
+        # cut short before it was recorded. They follow the known chunks in job id order.
+        known = {job for job, _ in chunks.values()}
+        extra = parse_sacct_arrays(accounted, token)
+        end = max((offset + count for offset, (_, count) in chunks.items()), default=0)
+        for job in sorted(set(extra) - known, key=int):
+            chunks[end] = (job, extra[job])
+            end += extra[job]
+        ids: list[str] = []
+        for offset in sorted(chunks):
+            job_id, count = chunks[offset]
+            if offset != len(ids):
+                raise BackendError(
+                    f"token {token}: elements {len(ids)}..{offset - 1} not found but later "
+                    "ones were"
+                )
+            ids.extend(f"{job_id}_{task}" for task in range(count))
+        return ids
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        env = dict(os.environ)
+        if self.slurm_conf:
+            env["SLURM_CONF"] = self.slurm_conf
+        if extra:
+            env.update(extra)
+        return env
+
+    def _run(
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        ignore: Sequence[str] = (),
+    ) -> str:
+        """Run a Slurm command; classify failures as transient or not."""
+        done = run_command(argv, timeout=self.timeout, env=env or self._env())
+        if done.returncode != 0:
+            message = (done.stderr or done.stdout).strip()
+            lowered = message.lower()
+            if (
+                ignore
+                and lowered
+                and all(
+                    any(fragment in line for fragment in ignore)
+                    for line in lowered.splitlines()
+                    if line.strip()
+                )
+            ):
+                return done.stdout
+            if any(fragment in lowered for fragment in TRANSIENT_ERRORS):
+                raise BackendUnavailable(f"{argv[0]}: {message}")
+            raise BackendError(f"{argv[0]} failed ({done.returncode}): {message}")
+        return done.stdout
+
+    def _json(self, argv: Sequence[str]) -> list[dict[str, Any]]:
+        out = self._run(argv)
+        try:
+            data = json.loads(out)
+        except json.JSONDecodeError as exc:
+            raise BackendUnavailable(f"{argv[0]} printed no valid JSON: {exc}") from exc
+        errors = [e for e in data.get("errors") or [] if e]
+        if errors:
+            raise BackendUnavailable(f"{argv[0]} reported errors: {errors}")
+        return list(data.get("jobs") or [])
+
+    def _squeue(self, filters: Sequence[str] = ()) -> list[dict[str, Any]]:
+        # Slurm 22.05 ignores the filters with --json; newer versions apply them.
+        return self._json(["squeue", "--json", "--me", "--states=all", *filters])
+
+    def _sacct(self, filters: Sequence[str]) -> list[dict[str, Any]]:
+        return self._json(["sacct", "--json", "--allocations", *filters])
+
+    def _submit_chunk(self, spec: ArraySpec, offset: int, count: int) -> str:
+        if "\\" in str(spec.array_dir):
+            # A backslash switches off all of sbatch's filename patterns (%a included).
+            raise BackendError(f"Slurm cannot take a backslash in the path: {spec.array_dir}")
+        out_dir = spec.array_dir if offset == 0 else self._chunk_view(spec, offset, count)
+        pattern = str(out_dir).replace("%", "%%")
+        argv = [
+            "sbatch",
+            "--parsable",
+            f"--array=0-{count - 1}",
+            f"--job-name={spec.token}",
+            f"--comment={spec.token}:{offset}:{count}",
+            f"--chdir={spec.array_dir}",
+            f"--output={pattern}/%a/{STDOUT_FILE}",
+            f"--error={pattern}/%a/{STDERR_FILE}",
+            "--ntasks=1",
+            f"--cpus-per-task={spec.cores}",
+            f"--mem={spec.memory_mb}M",
+            f"--time={format_walltime(spec.walltime_s)}",
+            "--export=ALL",
+        ]
+        if spec.partition:
+            argv.append(f"--partition={spec.partition}")
+        if spec.account:
+            argv.append(f"--account={spec.account}")
+        argv += [str(JOB_SHIM), *spec.argv]
+        # sbatch exports its own environment to the job (--export=ALL), so it
+        # gets the allow-listed one: the worker's secrets stay with the worker.
+        env = job_environment(
+            {
+                **spec.environment,
+                "OPOS_ARRAY_DIR": str(spec.array_dir),
+                "OPOS_ARRAY_OFFSET": str(offset),
+            }
+        )
+        if self.slurm_conf or os.environ.get("SLURM_CONF"):
+            env["SLURM_CONF"] = self.slurm_conf or os.environ["SLURM_CONF"]
+        out = self._run(argv, env=env).strip()
+        job_id = out.split(";", 1)[0].strip()
+        if not job_id.isdigit():
+            raise BackendError(f"sbatch printed no job id: {out!r}")
+        self._record_chunk(spec, offset, count, job_id)
+        return job_id
+
+    def _chunk_view(self, spec: ArraySpec, offset: int, count: int) -> Path:
+        """A folder whose entry ``t`` links to element ``offset + t``.
+
+        Slurm's output file patterns cannot add an offset to ``%a``; through this view the
+        output of task ``t`` of a chunk still lands in its element folder.
+        """
+        view = spec.array_dir / f".chunk-{offset}"
+        view.mkdir(exist_ok=True)
+        for task in range(count):
+            link = view / str(task)
+            if not link.is_symlink():
+                link.symlink_to(Path("..") / str(offset + task))
+        return view
+
+    def _record_chunk(self, spec: ArraySpec, offset: int, count: int, job_id: str) -> None:
+        record = self._read_token(spec.token) or {
+            "token": spec.token,
+            "array_dir": str(spec.array_dir),
+            "chunks": [],
+        }
+        record["chunks"] = [c for c in record["chunks"] if c["offset"] != offset]
+        record["chunks"].append({"offset": offset, "count": count, "job": job_id})
+        write_atomic(self.state_dir / "jobs" / job_id, f"{spec.token}\n")
+        write_atomic(self.state_dir / "tokens" / f"{spec.token}.json", json.dumps(record))
+
+    def _read_token(self, token: str) -> dict[str, Any] | None:
+        try:
+            return json.loads((self.state_dir / "tokens" / f"{token}.json").read_text())
+        except FileNotFoundError:
+            return None
+
+    def _element_dir(self, batch_id: str) -> Path | None:
+        """The element folder of a batch id, from the records on disk (None if unknown)."""
+        match = BATCH_ID_RE.match(batch_id)
+        if not match or match.group(2) is None:
+            return None
+        try:
+            token = (self.state_dir / "jobs" / match.group(1)).read_text().strip()
+        except FileNotFoundError:
+            return None
+        record = self._read_token(token)
+        for chunk in (record or {}).get("chunks", []):
+            if chunk["job"] == match.group(1):
+                return Path(record["array_dir"]) / str(chunk["offset"] + int(match.group(2)))
+        return None

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Stop the single-node Slurm cluster started by up.sh (slurmd, slurmctld, and munged when up.sh
+# started it). Job state stays in OPOS_SLURM_DIR, so up.sh resumes where it stopped.
+set -euo pipefail
+
+state_dir="${OPOS_SLURM_DIR:-/var/lib/opos-slurm}"
+
+log() { echo "[slurm-down] $*" >&2; }
+
+# stop NAME PIDFILE: TERM the pid the file names, wait up to 10 s, then KILL.
+stop() {
+    local name="$1" pidfile="$2" pid
+    [[ -s "$pidfile" ]] || return 0
+    pid="$(cat "$pidfile")"
+    if [[ ! "$pid" =~ ^[0-9]+$ ]] || ! kill -0 "$pid" 2>/dev/null; then
+        rm -f "$pidfile"
+        return 0
+    fi
+    log "stopping $name (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "$name did not stop: killing"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rm -f "$pidfile"
+}
+
+stop slurmd "$state_dir/run/slurmd.pid"
+stop slurmctld "$state_dir/run/slurmctld.pid"
+# munged is stopped only when up.sh started it, and not with --keep-munge (used by up.sh itself).
+if [[ -e "$state_dir/run/munged.started-by-up" && "${1:-}" != "--keep-munge" ]]; then
+    stop munged /run/munge/munged.pid
+    rm -f "$state_dir/run/munged.started-by-up"
+fi
