@@ -1,3 +1,5 @@
+"""Browser pages of the intake app (namespace ``requests``)."""
+
 from django.urls import path
 
 from . import views
@@ -6,5 +8,17 @@ app_name = "requests"
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("requests/", views.request_list, name="list"),
+    path("requests/new/", views.request_new, name="new"),
     path("requests/<str:number>/", views.request_detail, name="detail"),
+    path("requests/<str:number>/edit/", views.request_edit, name="edit"),
+    path("requests/<str:number>/actions/", views.request_action, name="action"),
+    path("requests/<str:number>/comments/", views.request_comment, name="comment"),
+    path("requests/<str:number>/assign/", views.request_assign, name="assign"),
+    path("triage/", views.triage, name="triage"),
+    path("training/", views.training_list, name="training_list"),
+    path("training/new/", views.training_new, name="training_new"),
+    path("code/", views.code_list, name="code_list"),
+    path("code/new/", views.code_new, name="code_new"),
+    path("code/<int:pk>/approve/", views.code_approve, name="code_approve"),
 ]

@@ -6,6 +6,7 @@ Views, API, tasks and commands call these; nothing else writes state.
 from .eligibility import Check, eligibility, unmet
 from .numbering import next_request_number
 from .requests import (
+    EditConflict,
     PermissionDenied,
     add_comment,
     assign,
@@ -13,6 +14,8 @@ from .requests import (
     can_file,
     create_request,
     editable_fields,
+    ever_editable_fields,
+    samples_error,
     update_request,
     validate_sample,
     validate_samples,
@@ -22,6 +25,7 @@ from .transitions import TransitionError, allowed_actions, system_transition, tr
 
 __all__ = [
     "Check",
+    "EditConflict",
     "PermissionDenied",
     "RoleError",
     "TransitionError",
@@ -33,12 +37,33 @@ __all__ = [
     "create_request",
     "editable_fields",
     "eligibility",
+    "ever_editable_fields",
     "grant_role",
     "next_request_number",
+    "samples_error",
     "system_transition",
     "transition",
     "unmet",
     "update_request",
     "validate_sample",
     "validate_samples",
+]
+
+# Operators' SLA records and form-side validation (browser pages).
+from .records import (
+    approve_code,
+    checksum,
+    operator_accounts,
+    record_training,
+    register_code,
+)
+from .validation import check_request_fields
+
+__all__ += [
+    "approve_code",
+    "check_request_fields",
+    "checksum",
+    "operator_accounts",
+    "record_training",
+    "register_code",
 ]

@@ -41,6 +41,28 @@ class PermissionDenied(Exception):
     """The user may not do this to this request (HTTP 403)."""
 
 
+class EditConflict(ValidationError):
+    """Fields the user may change in other states, but not in the current one (HTTP 409).
+
+    A ``ValidationError`` keyed by field name, so a form shows each message
+    next to its field; the API answers 409 instead of 400.
+    """
+
+
+def samples_error(errors: dict[str, Any]) -> ValidationError:
+    """``ValidationError(errors)`` that keeps one entry per sample line.
+
+    Django's constructor flattens nested errors, which would lose which line
+    a message belongs to; so ``error_dict["samples"]`` is set afterwards: a
+    list holding, per line, a ``ValidationError`` keyed by field (empty for a
+    good line), or plain messages about the list as a whole.
+    """
+    exc = ValidationError({k: v for k, v in errors.items() if k != "samples"})
+    if "samples" in errors:
+        exc.error_dict["samples"] = list(errors["samples"])
+    return exc
+
+
 def can_file(user: AbstractBaseUser, experiment: Experiment) -> bool:
     """Liaisons file for their own experiment; operators on anyone's behalf."""
     return is_operator(user) or experiment_roles(user).get(experiment.id) == ExperimentRole.LIAISON
@@ -48,6 +70,16 @@ def can_file(user: AbstractBaseUser, experiment: Experiment) -> bool:
 
 def can_comment(user: AbstractBaseUser, request: ProductionRequest) -> bool:
     return can_file(user, request.experiment)
+
+
+def ever_editable_fields(user: AbstractBaseUser, request: ProductionRequest) -> set[str]:
+    """Which fields ``user`` may change on ``request`` in some state (the rest: 403)."""
+    fields: set[str] = set()
+    if can_file(user, request.experiment):
+        fields |= {*REQUEST_FIELDS, "samples"}
+    if is_operator(user):
+        fields |= set(OPERATOR_FIELDS)
+    return fields
 
 
 def editable_fields(user: AbstractBaseUser, request: ProductionRequest) -> set[str]:
@@ -157,7 +189,7 @@ def validate_sample(experiment: Experiment, data: dict[str, Any]) -> dict[str, A
 
     events = number("events")
     per_job = number("events_per_job")
-    if events and per_job and "events_per_job" not in errors and per_job > events:
+    if not errors.keys() & {"events", "events_per_job"} and per_job > events:
         errors["events_per_job"] = [f"larger than the number of events ({events})"]
     parameters = {}
     if template is not None:
@@ -202,7 +234,7 @@ def validate_samples(experiment: Experiment, samples: list[dict[str, Any]]) -> l
         errors.append({})
         cleaned.append(line)
     if any(errors):
-        raise ValidationError({"samples": [ValidationError(e) for e in errors]})
+        raise samples_error({"samples": [ValidationError(e) for e in errors]})
     return cleaned
 
 
@@ -229,10 +261,10 @@ def create_request(
     try:
         lines = validate_samples(experiment, samples)
     except ValidationError as exc:
-        errors["samples"] = exc.error_dict["samples"] if hasattr(exc, "error_dict") else exc
+        errors["samples"] = exc.error_dict["samples"]
         lines = []
     if errors:
-        raise ValidationError(errors)
+        raise samples_error(errors)
     request = ProductionRequest.objects.create(
         number=next_request_number(), experiment=experiment, requester=user, **fields
     )
@@ -257,14 +289,23 @@ def update_request(
 ) -> ProductionRequest:
     """Change fields (and, in editable states, the sample lines), recording each change."""
     request = ProductionRequest.objects.select_for_update().get(pk=request.pk)
-    allowed = editable_fields(user, request)
     asked = set(data) | ({"samples"} if samples is not None else set())
-    refused = sorted(asked - allowed)
+    unknown = sorted(asked - {*REQUEST_FIELDS, *OPERATOR_FIELDS, "samples"})
+    if unknown:
+        raise ValidationError({name: ["not a field that can be edited"] for name in unknown})
+    # Never allowed for this user (403) is told apart from not allowed in
+    # this state (409): the second changes when the request moves on.
+    never = sorted(asked - ever_editable_fields(user, request))
+    if never:
+        if not ever_editable_fields(user, request):
+            raise PermissionDenied(
+                f"Only liaisons of {request.experiment.name} and operators edit its requests."
+            )
+        raise PermissionDenied(f"Only operators change {', '.join(never)}.")
+    refused = sorted(asked - editable_fields(user, request))
     if refused:
         state = request.get_state_display().lower()
-        if not allowed:
-            raise PermissionDenied(f"You may not edit this request while it is {state}.")
-        raise ValidationError(
+        raise EditConflict(
             {name: [f"cannot be changed while the request is {state}"] for name in refused}
         )
     changes: dict[str, list] = {}
@@ -276,7 +317,10 @@ def update_request(
         errors.update(exc.message_dict)
         cleaned = {}
     if "assignee" in data:
-        cleaned["assignee"] = data["assignee"]
+        assignee = data["assignee"]
+        if assignee is not None and not is_operator(assignee):
+            errors["assignee"] = [f"{assignee} is not an operator"]
+        cleaned["assignee"] = assignee
     lines = None
     if samples is not None:
         try:
@@ -284,7 +328,7 @@ def update_request(
         except ValidationError as exc:
             errors["samples"] = exc.error_dict["samples"]
     if errors:
-        raise ValidationError(errors)
+        raise samples_error(errors)
     for name, value in cleaned.items():
         old = getattr(request, name)
         if old != value:

@@ -1,0 +1,47 @@
+"""Forms of the intake pages: a request with its sample lines, decisions and records.
+
+Forms parse what the browser sends and show errors next to fields. The rules
+live in the services (``check_request_fields``, ``validate_sample``,
+``record_training``, ``register_code``): forms call them and attach the
+errors they raise to the fields they name.
+"""
+
+from .base import attach_errors, form_values
+from .decisions import (
+    ActionForm,
+    AssignForm,
+    BulkForm,
+    CommentForm,
+    OperatorChangeForm,
+    RequestFilterForm,
+    TriageFilterForm,
+)
+from .filing import (
+    FilingOptions,
+    RequestForm,
+    SampleForm,
+    parse_parameters,
+    sample_formset,
+    sample_initial,
+)
+from .records import CodeForm, TrainingForm
+
+__all__ = [
+    "ActionForm",
+    "AssignForm",
+    "BulkForm",
+    "CodeForm",
+    "CommentForm",
+    "FilingOptions",
+    "OperatorChangeForm",
+    "RequestFilterForm",
+    "RequestForm",
+    "SampleForm",
+    "TrainingForm",
+    "TriageFilterForm",
+    "attach_errors",
+    "form_values",
+    "parse_parameters",
+    "sample_formset",
+    "sample_initial",
+]

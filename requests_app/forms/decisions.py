@@ -1,0 +1,152 @@
+"""Deciding on requests: actions, comments, assignment, operators' changes, the queues' filters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from ..choices import Priority, RequestState
+from ..models import Experiment
+from ..services import check_request_fields, operator_accounts
+from ..workflow import ACTIONS
+from .base import DATE_INPUT, attach_errors
+
+
+def operator_choices(blank: str, people: list | None = None) -> tuple[list, dict[int, Any]]:
+    """Choices of operators (value: user id) and the users by id."""
+    people = list(operator_accounts()) if people is None else people
+    return [("", blank)] + [(u.pk, u.get_username()) for u in people], {u.pk: u for u in people}
+
+
+class OperatorChangeForm(forms.Form):
+    """After approval only operators change priority, deadline and assignee, with a reason."""
+
+    priority = forms.ChoiceField(choices=Priority.choices)
+    deadline = forms.DateField(widget=forms.DateInput(attrs=DATE_INPUT, format="%Y-%m-%d"))
+    assignee = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
+    reason = forms.CharField(
+        max_length=5000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Recorded with the change and sent to the requester and watchers.",
+    )
+
+    def __init__(self, *args, experiment: Experiment, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.experiment = experiment
+        self.fields["assignee"].choices, self.operators = operator_choices("Nobody")
+
+    def clean(self):
+        cleaned = super().clean()
+        changed = [n for n in ("priority", "deadline", "assignee") if n in self.changed_data]
+        if not changed and not self.errors:
+            raise ValidationError("Nothing changed.")
+        data = {n: cleaned[n] for n in ("priority", "deadline") if n in changed and n in cleaned}
+        try:
+            check_request_fields(self.experiment, data, partial=True)
+        except ValidationError as exc:
+            attach_errors(self, exc)
+        return cleaned
+
+    def changes(self) -> dict[str, Any]:
+        data = {n: self.cleaned_data[n] for n in ("priority", "deadline") if n in self.changed_data}
+        if "assignee" in self.changed_data:
+            data["assignee"] = self.operators.get(self.cleaned_data["assignee"])
+        return data
+
+
+class ActionForm(forms.Form):
+    action = forms.CharField(max_length=32)
+    note = forms.CharField(required=False, max_length=5000)
+
+
+class CommentForm(forms.Form):
+    body = forms.CharField(
+        label="Comment", max_length=10000, widget=forms.Textarea(attrs={"rows": 3})
+    )
+
+
+class AssignForm(forms.Form):
+    assignee = forms.TypedChoiceField(
+        label="Assignee", coerce=int, required=False, empty_value=None
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["assignee"].choices, self.operators = operator_choices("Nobody")
+
+
+class RequestFilterForm(forms.Form):
+    """Filters of the requests list."""
+
+    q = forms.CharField(label="Search", required=False, max_length=100)
+    state = forms.ChoiceField(required=False, choices=[("", "Any state"), *RequestState.choices])
+    experiment = forms.ChoiceField(required=False)
+    mine = forms.BooleanField(label="Filed by me", required=False)
+
+    def __init__(self, *args, experiments, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["experiment"].choices = [("", "Any experiment")] + [
+            (e.slug, e.name) for e in experiments
+        ]
+
+
+TRIAGE_ACTIONS = [
+    ("approve", "Approve"),
+    ("request_info", "Ask for information"),
+    ("reject", "Reject"),
+    ("assign", "Assign"),
+]
+
+
+class TriageFilterForm(forms.Form):
+    experiment = forms.ChoiceField(required=False)
+    physics_group = forms.TypedChoiceField(
+        label="Working group", coerce=int, required=False, empty_value=None
+    )
+    state = forms.MultipleChoiceField(
+        required=False, choices=RequestState.choices, widget=forms.SelectMultiple(attrs={"size": 4})
+    )
+    assignee = forms.ChoiceField(required=False)
+
+    def __init__(self, *args, experiments, groups, operators, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["experiment"].choices = [("", "Any experiment")] + [
+            (e.slug, e.name) for e in experiments
+        ]
+        grouped: dict[str, list] = {}
+        for group in groups:
+            grouped.setdefault(group.experiment.name, []).append((group.id, group.name))
+        self.fields["physics_group"].choices = [("", "Any group"), *grouped.items()]
+        self.fields["assignee"].choices = [
+            ("", "Anyone"),
+            ("none", "Unassigned"),
+            ("me", "Me"),
+            *[(str(u.pk), u.get_username()) for u in operators],
+        ]
+
+
+class BulkForm(forms.Form):
+    """One action for the requests ticked in the queue (their ids come as ``ids``)."""
+
+    action = forms.ChoiceField(choices=TRIAGE_ACTIONS)
+    assignee = forms.TypedChoiceField(
+        coerce=int, required=False, empty_value=None, help_text="For “Assign”."
+    )
+    note = forms.CharField(
+        required=False,
+        max_length=5000,
+        help_text="Required to reject or ask for information; sent to each requester.",
+    )
+
+    def __init__(self, *args, operators: list, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["assignee"].choices, self.operators = operator_choices("Nobody", operators)
+
+    def clean(self):
+        cleaned = super().clean()
+        spec = ACTIONS.get(cleaned.get("action", ""))
+        if spec is not None and spec.note_required and not cleaned.get("note", "").strip():
+            self.add_error("note", f"A note is required to {spec.label.lower()}.")
+        return cleaned

@@ -1,0 +1,80 @@
+"""Template filters of the intake pages: durations, deadlines, query strings."""
+
+import datetime as dt
+
+from django import template
+from django.utils import timezone
+
+from ..workflow import ACTIONS
+
+register = template.Library()
+
+
+@register.filter
+def duration(seconds) -> str:
+    """``93784`` -> ``"1 d 2 h"``; ``125`` -> ``"2 min"``: two units at most."""
+    try:
+        seconds = max(int(seconds), 0)
+    except (TypeError, ValueError):
+        return ""
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days:
+        return f"{days} d {hours} h" if hours else f"{days} d"
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{minutes} min" if minutes else "under a minute"
+
+
+@register.filter
+def deadline_in(deadline: dt.date | None) -> str:
+    """How far away a deadline is, in words: ``in 3 days``, ``today``, ``2 days late``."""
+    if not deadline:
+        return ""
+    days = (deadline - timezone.localdate()).days
+    if days == 0:
+        return "today"
+    if days > 0:
+        return "tomorrow" if days == 1 else f"in {days} days"
+    return "1 day late" if days == -1 else f"{-days} days late"
+
+
+@register.filter
+def deadline_class(deadline: dt.date | None) -> str:
+    """A badge class for a deadline: late, close (within a week) or fine."""
+    if not deadline:
+        return ""
+    days = (deadline - timezone.localdate()).days
+    return "bad" if days < 0 else "warn" if days <= 7 else ""
+
+
+@register.simple_tag(takes_context=True)
+def with_page(context, page: int) -> str:
+    """The current query string with ``page`` replaced, for pagination links."""
+    query = context["request"].GET.copy()
+    query["page"] = page
+    return query.urlencode()
+
+
+# Recorded actions that are not state-machine actions.
+RECORD_LABELS = {"create": "Filed the request", "edit": "Edited"}
+
+
+@register.filter
+def action_label(name: str) -> str:
+    """A recorded action's label: ``request_info`` -> ``Ask for information``."""
+    if name in RECORD_LABELS:
+        return RECORD_LABELS[name]
+    spec = ACTIONS.get(name)
+    return spec.label if spec else name.replace("_", " ").capitalize()
+
+
+@register.filter
+def change_value(value) -> str:
+    """One side of a recorded edit, readable: lists joined, nothing as a dash."""
+    if value in (None, "", [], {}):
+        return "—"
+    if isinstance(value, list | tuple):
+        return ", ".join(map(str, value))
+    return str(value)

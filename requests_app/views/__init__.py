@@ -1,0 +1,30 @@
+"""Browser pages of the intake app, by topic."""
+
+from .editing import request_edit, request_new
+from .records import code_approve, code_list, code_new, training_list, training_new
+from .requests import (
+    home,
+    request_action,
+    request_assign,
+    request_comment,
+    request_detail,
+    request_list,
+)
+from .triage import triage
+
+__all__ = [
+    "code_approve",
+    "code_list",
+    "code_new",
+    "home",
+    "request_action",
+    "request_assign",
+    "request_comment",
+    "request_detail",
+    "request_edit",
+    "request_list",
+    "request_new",
+    "training_list",
+    "training_new",
+    "triage",
+]

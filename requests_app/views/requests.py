@@ -1,0 +1,244 @@
+"""Home, the requests list and a request's page with its decisions and comments."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Count, Q, Sum
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from ..choices import RequestState
+from ..forms import ActionForm, AssignForm, CommentForm, RequestFilterForm, attach_errors
+from ..models import Experiment, ProductionRequest
+from ..models.visibility import experiment_roles, is_operator
+from ..services import PermissionDenied as NotAllowed
+from ..services import (
+    TransitionError,
+    add_comment,
+    allowed_actions,
+    assign,
+    can_comment,
+    can_file,
+    editable_fields,
+    eligibility,
+    transition,
+)
+from .access import edit_mode, visible_request
+
+LIST_PAGE_SIZE = 25
+# Buttons that move a request on stand out; those that end or refuse it look dangerous.
+PRIMARY = {"submit", "approve", "resume", "close"}
+DANGEROUS = {"reject", "cancel"}
+REFUSAL_STATUS = {"forbidden": 403, "invalid": 400, "conflict": 409}
+
+
+@login_required
+def home(request):
+    """Tell each role where to go: operators to triage, liaisons to their requests."""
+    experiments = Experiment.objects.visible_to(request.user).order_by("name")
+    roles = experiment_roles(request.user)
+    return render(
+        request,
+        "requests_app/home.html",
+        {
+            "experiments": experiments,
+            "liaison_of": [e for e in experiments if roles.get(e.id) == "liaison"],
+            "physicist_of": [e for e in experiments if roles.get(e.id) == "physicist"],
+            "operator": is_operator(request.user),
+        },
+    )
+
+
+@login_required
+def request_list(request):
+    """The requests of the user's experiments (all of them for operators), filtered."""
+    user = request.user
+    experiments = list(Experiment.objects.visible_to(user).order_by("name"))
+    filters = RequestFilterForm(request.GET or None, experiments=experiments)
+    queryset = (
+        ProductionRequest.objects.visible_to(user)
+        .select_related("experiment", "physics_group", "assignee")
+        .annotate(sample_count=Count("samples"), events=Sum("samples__events"))
+        .order_by("-updated", "-id")
+    )
+    if filters.is_bound and not filters.is_valid():
+        queryset = queryset.none()  # the errors show by the filters; don't show everything
+    elif filters.is_bound:
+        data = filters.cleaned_data
+        if data["q"]:
+            queryset = queryset.filter(
+                Q(number__icontains=data["q"])
+                | Q(title__icontains=data["q"])
+                | Q(ticket__icontains=data["q"])
+            )
+        if data["state"]:
+            queryset = queryset.filter(state=data["state"])
+        if data["experiment"]:
+            queryset = queryset.filter(experiment__slug=data["experiment"])
+        if data["mine"]:
+            queryset = queryset.filter(requester=user)
+    page = Paginator(queryset, LIST_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "requests_app/request_list.html",
+        {
+            "page": page,
+            "filters": filters,
+            "can_file_any": any(can_file(user, e) for e in experiments),
+        },
+    )
+
+
+@dataclass
+class TimelineEntry:
+    """One line of a request's history: a transition, an edit or a comment."""
+
+    kind: str  # "transition", "edit", "comment"
+    created: Any
+    who: Any
+    obj: Any
+
+
+def _timeline(obj: ProductionRequest) -> list[TimelineEntry]:
+    entries = [
+        TimelineEntry("edit" if t.action == "edit" else "transition", t.created, t.actor, t)
+        for t in obj.transitions.select_related("actor")
+    ]
+    entries += [
+        TimelineEntry("comment", c.created, c.author, c)
+        for c in obj.comments.select_related("author")
+    ]
+    # Stable sort: at the same instant, the transition comes before its comment.
+    return sorted(entries, key=lambda e: e.created)
+
+
+def _hold(obj: ProductionRequest) -> dict[str, Any]:
+    """Hold time: what is accumulated, and the current hold with its reason."""
+    current = 0
+    if obj.state == RequestState.ON_HOLD and obj.hold_started:
+        current = max(int((timezone.now() - obj.hold_started).total_seconds()), 0)
+    return {"current": current, "total": obj.hold_seconds + current}
+
+
+def _render_detail(
+    request,
+    obj: ProductionRequest,
+    *,
+    comment_form: CommentForm | None = None,
+    notes: dict[str, str] | None = None,
+    status: int = 200,
+):
+    user = request.user
+    notes = notes or {}
+    samples = list(obj.samples.select_related("template").order_by("id"))
+    for sample in samples:
+        sample.jobs = math.ceil(sample.events / sample.events_per_job)
+    actions = [
+        {
+            "name": a.name,
+            "label": a.label,
+            "note_required": a.note_required,
+            "note": notes.get(a.name, ""),
+            "style": "primary" if a.name in PRIMARY else "danger" if a.name in DANGEROUS else "",
+        }
+        for a in allowed_actions(user, obj)
+    ]
+    operator = is_operator(user)
+    context = {
+        "object": obj,
+        "samples": samples,
+        "events_total": sum(s.events for s in samples),
+        "jobs_total": sum(s.jobs for s in samples),
+        "checks": eligibility(obj),
+        "actions": actions,
+        "hold": _hold(obj),
+        "timeline": _timeline(obj),
+        "watchers": list(obj.watchers.all()),
+        "edit_mode": edit_mode(editable_fields(user, obj)),
+        "can_comment": can_comment(user, obj),
+        "comment_form": comment_form or CommentForm(),
+        "assign_form": AssignForm(initial={"assignee": obj.assignee_id}) if operator else None,
+        "operator": operator,
+    }
+    return render(request, "requests_app/request_detail.html", context, status=status)
+
+
+@login_required
+def request_detail(request, number):
+    """The page a liaison links to from the ticket: everything about one request."""
+    return _render_detail(request, visible_request(request.user, number))
+
+
+def refusal_messages(request, exc: TransitionError) -> None:
+    messages.error(request, exc.detail)
+    for reason in exc.reasons:
+        messages.error(request, reason, extra_tags="reason")
+
+
+@login_required
+@require_POST
+def request_action(request, number):
+    """Take one of the buttons' actions; a refusal says why and keeps the note typed."""
+    obj = visible_request(request.user, number)
+    form = ActionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Unknown action.")
+        return redirect(obj)
+    action, note = form.cleaned_data["action"], form.cleaned_data["note"]
+    try:
+        obj = transition(obj, action, request.user, note)
+    except TransitionError as exc:
+        refusal_messages(request, exc)
+        obj = visible_request(request.user, number)  # as it is now, after the refusal
+        return _render_detail(
+            request, obj, notes={action: note}, status=REFUSAL_STATUS.get(exc.kind, 409)
+        )
+    messages.success(request, f"{obj.number} is now {obj.get_state_display().lower()}.")
+    return redirect(obj)
+
+
+@login_required
+@require_POST
+def request_comment(request, number):
+    obj = visible_request(request.user, number)
+    form = CommentForm(request.POST)
+    if form.is_valid():
+        try:
+            add_comment(obj, request.user, form.cleaned_data["body"])
+        except NotAllowed as exc:
+            raise PermissionDenied(str(exc)) from exc
+        except ValidationError as exc:
+            attach_errors(form, exc)
+        else:
+            messages.success(request, "Comment added.")
+            return redirect(f"{obj.get_absolute_url()}#timeline")
+    return _render_detail(request, obj, comment_form=form, status=400)
+
+
+@login_required
+@require_POST
+def request_assign(request, number):
+    obj = visible_request(request.user, number)
+    form = AssignForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "; ".join(form.errors.get("assignee", ["Invalid assignee."])))
+        return redirect(obj)
+    assignee = form.operators.get(form.cleaned_data["assignee"])
+    try:
+        assign(obj, request.user, assignee)
+    except NotAllowed as exc:
+        raise PermissionDenied(str(exc)) from exc
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        who = f"assigned to {assignee.get_username()}" if assignee else "unassigned"
+        messages.success(request, f"{obj.number} {who}.")
+    return redirect(obj)

@@ -1,0 +1,139 @@
+"""The operators' triage queue: requests awaiting a decision, most urgent first."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Case, Count, IntegerField, QuerySet, Sum, Value, When
+from django.shortcuts import redirect, render
+
+from ..choices import PRIORITY_WEIGHT, RequestState
+from ..forms import BulkForm, TriageFilterForm
+from ..models import Experiment, PhysicsGroup, ProductionRequest
+from ..services import PermissionDenied as NotAllowed
+from ..services import TransitionError, assign, operator_accounts, transition
+from .access import operator_required
+
+PAGE_SIZE = 50
+MAX_BULK = 100
+DEFAULT_STATES = [RequestState.SUBMITTED, RequestState.NEEDS_INFO]
+
+
+def priority_weight() -> Case:
+    """``PRIORITY_WEIGHT`` as SQL, so the database orders the queue."""
+    return Case(
+        *[When(priority=p, then=Value(w)) for p, w in PRIORITY_WEIGHT.items()],
+        default=Value(0),
+        output_field=IntegerField(),
+    )
+
+
+def triage_queryset(user, filters: TriageFilterForm) -> QuerySet:
+    """The filtered queue: nearest deadline first, then highest priority, then oldest."""
+    if filters.is_bound and not filters.is_valid():
+        return ProductionRequest.objects.none()  # the errors show by the filters
+    data = filters.cleaned_data if filters.is_bound else {}
+    queryset = ProductionRequest.objects.visible_to(user).filter(
+        state__in=data.get("state") or DEFAULT_STATES
+    )
+    if data.get("experiment"):
+        queryset = queryset.filter(experiment__slug=data["experiment"])
+    if data.get("physics_group"):
+        queryset = queryset.filter(physics_group_id=data["physics_group"])
+    assignee = data.get("assignee")
+    if assignee == "none":
+        queryset = queryset.filter(assignee__isnull=True)
+    elif assignee == "me":
+        queryset = queryset.filter(assignee=user)
+    elif assignee:
+        queryset = queryset.filter(assignee_id=int(assignee))
+    return (
+        queryset.select_related("experiment", "physics_group", "assignee", "requester")
+        .annotate(
+            priority_weight=priority_weight(),
+            sample_count=Count("samples"),
+            events=Sum("samples__events"),
+        )
+        .order_by("deadline", "-priority_weight", "submitted", "id")
+    )
+
+
+@operator_required
+def triage(request):
+    """The queue (GET) and its bulk actions (POST), each request's result reported."""
+    experiments = list(Experiment.objects.order_by("name"))
+    groups = list(PhysicsGroup.objects.select_related("experiment").order_by("name"))
+    operators = list(operator_accounts())
+    if request.method == "POST":
+        _bulk(request, operators)
+        # Back to the same filters and page (the form posts to the current URL).
+        return redirect(request.get_full_path())
+    filters = TriageFilterForm(
+        request.GET or None, experiments=experiments, groups=groups, operators=operators
+    )
+    page = Paginator(triage_queryset(request.user, filters), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    return render(
+        request,
+        "requests_app/triage.html",
+        {
+            "filters": filters,
+            "page": page,
+            "bulk": BulkForm(operators=operators, prefix="bulk"),
+            "default_states": [RequestState(s).label for s in DEFAULT_STATES],
+        },
+    )
+
+
+def _bulk(request, operators) -> None:
+    """Apply one action to every selected request; one message per request."""
+    form = BulkForm(request.POST, operators=operators, prefix="bulk")
+    ids = list(dict.fromkeys(i for i in request.POST.getlist("ids") if i.isdigit()))[:MAX_BULK]
+    if not ids:
+        messages.error(request, "Select one or more requests.")
+        return
+    if not form.is_valid():
+        for errors in form.errors.values():
+            messages.error(request, " ".join(errors))
+        return
+    action, note = form.cleaned_data["action"], form.cleaned_data["note"]
+    selected = {
+        r.pk: r
+        for r in ProductionRequest.objects.visible_to(request.user)
+        .select_related("experiment")
+        .filter(pk__in=ids)
+    }
+    done = 0
+    for pk in map(int, ids):
+        obj = selected.get(pk)
+        if obj is None:
+            messages.error(request, f"Request #{pk} not found.")
+            continue
+        try:
+            if action == "assign":
+                assignee = form.operators.get(form.cleaned_data["assignee"])
+                assign(obj, request.user, assignee)
+                result = f"assigned to {assignee.get_username()}" if assignee else "unassigned"
+            else:
+                obj = transition(obj, action, request.user, note)
+                result = obj.get_state_display().lower()
+        except TransitionError as exc:
+            messages.error(request, f"{obj.number}: {_sentence(exc.detail, exc.reasons)}")
+        except (NotAllowed, ValidationError) as exc:
+            text = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+            messages.error(request, f"{obj.number}: {text}")
+        else:
+            done += 1
+            messages.success(request, f"{obj.number} {result}")
+    label = dict(form.fields["action"].choices)[action].lower()
+    level = messages.SUCCESS if done == len(ids) else messages.WARNING
+    messages.add_message(request, level, f"{label}: {done} of {len(ids)} done.")
+
+
+def _sentence(detail: str, reasons: list[str]) -> str:
+    """``"The request is not eligible ...: reason; reason"``, lower-cased to follow a number."""
+    text = detail.rstrip(".")
+    text = text[:1].lower() + text[1:]
+    return f"{text}: {'; '.join(reasons)}" if reasons else f"{text}."
