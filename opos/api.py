@@ -1,6 +1,6 @@
 """The REST API root: every app registers its viewsets on one router."""
 
-from django.urls import path
+from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
 from requests_app.api import ObtainTokenView
@@ -12,5 +12,6 @@ register_requests(router)
 
 urlpatterns = [
     path("auth/token/", ObtainTokenView.as_view(), name="api-token"),
+    path("servicedesk/", include("servicedesk.api")),
     *router.urls,
 ]

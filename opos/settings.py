@@ -98,6 +98,7 @@ INSTALLED_APPS = [
     "requests_app",
     "campaigns",
     "monitoring",
+    "servicedesk",
 ]
 
 MIDDLEWARE = [
@@ -344,3 +345,43 @@ LOGGING = {
 
 # Demo data: each app's seeder, in dependency order (see seed_demo).
 OPOS_DEMO_SEEDERS = ["requests_app.demo.seed"]
+
+# --- Service desk (ServiceNow) -----------------------------------------------
+# The connector is off until an instance URL is set (see docs/servicedesk.md).
+SERVICENOW_INSTANCE_URL = env_str("SERVICENOW_INSTANCE_URL")
+SERVICENOW_USER = env_str("SERVICENOW_USER")
+SERVICENOW_PASSWORD = env_str("SERVICENOW_PASSWORD")
+SERVICENOW_TOKEN = env_str("SERVICENOW_TOKEN")  # OAuth bearer token instead of user/password
+SERVICENOW_TABLE = env_str("SERVICENOW_TABLE", "sc_req_item")
+SERVICENOW_ASSIGNMENT_GROUP = env_str("SERVICENOW_ASSIGNMENT_GROUP")  # sys_id or name
+SERVICENOW_TIMEOUT = env_int("SERVICENOW_TIMEOUT", 20)
+# Ticket fields: who asked (dot-walked email), which experiment, which working group.
+SERVICENOW_REQUESTER_EMAIL_FIELD = env_str("SERVICENOW_REQUESTER_EMAIL_FIELD")
+SERVICENOW_EXPERIMENT_FIELD = env_str("SERVICENOW_EXPERIMENT_FIELD", "u_experiment")
+SERVICENOW_GROUP_FIELD = env_str("SERVICENOW_GROUP_FIELD")
+# "ticket value=experiment-slug,..." and "request-state=ticket-state,..." (overrides).
+SERVICENOW_EXPERIMENT_MAP = env_str("SERVICENOW_EXPERIMENT_MAP")
+SERVICENOW_STATE_MAP = env_str("SERVICENOW_STATE_MAP")
+# "experiment-slug=username,..." and "experiment-slug=group-slug,..." for drafts.
+SERVICEDESK_DEFAULT_LIAISONS = env_str("SERVICEDESK_DEFAULT_LIAISONS")
+SERVICEDESK_DEFAULT_GROUPS = env_str("SERVICEDESK_DEFAULT_GROUPS")
+SERVICEDESK_DEFAULT_DEADLINE_DAYS = env_int("SERVICEDESK_DEFAULT_DEADLINE_DAYS", 30)
+SERVICEDESK_WEBHOOK_SECRET = env_str("SERVICEDESK_WEBHOOK_SECRET")
+SERVICEDESK_PUSH_MAX_ATTEMPTS = env_int("SERVICEDESK_PUSH_MAX_ATTEMPTS", 48)
+SERVICEDESK_PULL_INTERVAL_S = env_int("SERVICEDESK_PULL_INTERVAL_S", 300)
+SERVICEDESK_PUSH_INTERVAL_S = env_int("SERVICEDESK_PUSH_INTERVAL_S", 60)
+CELERY_BEAT_SCHEDULE.update(
+    {
+        # Both return at once while the connector is disabled.
+        "servicedesk-pull": {
+            "task": "servicedesk.pull_tickets",
+            "schedule": SERVICEDESK_PULL_INTERVAL_S,
+            "options": {"expires": SERVICEDESK_PULL_INTERVAL_S * 0.9},
+        },
+        "servicedesk-sync-outbound": {
+            "task": "servicedesk.sync_outbound",
+            "schedule": SERVICEDESK_PUSH_INTERVAL_S,
+            "options": {"expires": SERVICEDESK_PUSH_INTERVAL_S * 0.9},
+        },
+    }
+)

@@ -13,6 +13,7 @@ urlpatterns = [
     path("", include("requests_app.urls", namespace="requests")),
     path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("servicedesk/", include("servicedesk.urls", namespace="servicedesk")),
     path("admin/", admin.site.urls),
     path("healthz", health.healthz, name="healthz"),
     path("api/v1/", include(api.urlpatterns)),

@@ -1,0 +1,1 @@
+"""Service-desk connector: tickets become draft requests; request news goes back to tickets."""
