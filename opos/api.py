@@ -3,12 +3,14 @@
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
+from campaigns.api import register as register_campaigns
 from requests_app.api import ObtainTokenView
 from requests_app.api import register as register_requests
 
 router = DefaultRouter()
 router.root_view_name = "api-root"
 register_requests(router)
+register_campaigns(router)
 
 urlpatterns = [
     path("auth/token/", ObtainTokenView.as_view(), name="api-token"),

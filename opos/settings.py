@@ -288,12 +288,14 @@ BROKER_DIR = DATA_DIR / "broker"
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # One folder both ways: each process reads what the others wrote.
-    for sub in ("queue", "processed"):
+    for sub in ("queue", "processed", "control"):
         (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        # Exchange tables (broadcast, remote control); default is ./control.
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
     _default_results = f"file://{DATA_DIR / 'results'}"
@@ -344,7 +346,87 @@ LOGGING = {
 }
 
 # Demo data: each app's seeder, in dependency order (see seed_demo).
-OPOS_DEMO_SEEDERS = ["requests_app.demo.seed"]
+OPOS_DEMO_SEEDERS = ["requests_app.demo.seed", "campaigns.demo.seed"]
+# The request page's "would finish around D" comes from execution's forecast,
+# named by dotted path so intake never imports execution.
+OPOS_REQUEST_FORECAST = "campaigns.services.forecast_request"
+
+# --- Execution (issue 5) -----------------------------------------------------
+# Beat intervals in seconds. Short by default in development, so that `make run` takes a
+# launched demo request to completed within a couple of minutes; production defaults are
+# sized for thousands of jobs (submit 30, poll 60, finalize 30, recover 300, stuck 600).
+OPOS_SUBMIT_INTERVAL_S = env_int("OPOS_SUBMIT_INTERVAL_S", 30 if PRODUCTION else 5)
+OPOS_POLL_INTERVAL_S = env_int("OPOS_POLL_INTERVAL_S", 60 if PRODUCTION else 5)
+OPOS_FINALIZE_INTERVAL_S = env_int("OPOS_FINALIZE_INTERVAL_S", 30 if PRODUCTION else 5)
+OPOS_RECOVER_INTERVAL_S = env_int("OPOS_RECOVER_INTERVAL_S", 300 if PRODUCTION else 60)
+OPOS_STUCK_INTERVAL_S = env_int("OPOS_STUCK_INTERVAL_S", 600 if PRODUCTION else 60)
+
+
+def _beat(task: str, every: int) -> dict:
+    # `expires` just under the interval: a backlog (worker down) never stacks duplicate runs.
+    return {"task": task, "schedule": float(every), "options": {"expires": max(every * 0.9, 1)}}
+
+
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "execution-submit-ready": _beat("campaigns.submit_ready", OPOS_SUBMIT_INTERVAL_S),
+        "execution-poll": _beat("campaigns.poll", OPOS_POLL_INTERVAL_S),
+        "execution-finalize": _beat("campaigns.finalize", OPOS_FINALIZE_INTERVAL_S),
+        "execution-recover": _beat("campaigns.recover", OPOS_RECOVER_INTERVAL_S),
+        "execution-detect-stuck": _beat("campaigns.detect_stuck", OPOS_STUCK_INTERVAL_S),
+    }
+)
+
+# Options per batch backend, given to campaigns.batch.get_backend; `partition` and
+# `account` go to each submission instead. Several backends can be active at once (the
+# backend is chosen per experiment, overridable per campaign).
+OPOS_BATCH_TIMEOUT_S = env_int("OPOS_BATCH_TIMEOUT_S", 60)
+OPOS_BACKEND_OPTIONS = {
+    "local": {
+        "slots": env_int("OPOS_LOCAL_SLOTS", 4),
+        "spool_dir": env_str("OPOS_LOCAL_SPOOL_DIR", str(DATA_DIR / "batch" / "local")),
+        "timeout": OPOS_BATCH_TIMEOUT_S,
+    },
+    "slurm": {
+        "state_dir": env_str("OPOS_SLURM_STATE_DIR", str(DATA_DIR / "batch" / "slurm")),
+        "partition": env_str("OPOS_SLURM_PARTITION") or None,
+        "account": env_str("OPOS_SLURM_ACCOUNT") or None,
+        "max_array_size": env_int("OPOS_SLURM_MAX_ARRAY_SIZE", 0) or None,
+        "timeout": OPOS_BATCH_TIMEOUT_S,
+    },
+    "htcondor": {
+        "schedd_name": env_str("OPOS_HTCONDOR_SCHEDD") or None,
+        "pool": env_str("OPOS_HTCONDOR_POOL") or None,
+        "timeout": OPOS_BATCH_TIMEOUT_S,
+    },
+}
+# Jobs in flight per backend (the scheduler's capacity).
+OPOS_BACKEND_CAPACITY = {
+    "local": env_int("OPOS_LOCAL_CAPACITY", 4),
+    "slurm": env_int("OPOS_SLURM_CAPACITY", 1000),
+    "htcondor": env_int("OPOS_HTCONDOR_CAPACITY", 5000),
+}
+# Retries: attempts in all per job index, backoff doubling from the base up to the cap
+# (with jitter), and the ceilings of what a retry may ask for.
+OPOS_MAX_ATTEMPTS = env_int("OPOS_MAX_ATTEMPTS", 3)
+OPOS_RETRY_BACKOFF_S = env_int("OPOS_RETRY_BACKOFF_S", 60 if PRODUCTION else 2)
+OPOS_RETRY_BACKOFF_MAX_S = env_int("OPOS_RETRY_BACKOFF_MAX_S", 3600)
+OPOS_MAX_MEMORY_MB = env_int("OPOS_MAX_MEMORY_MB", 64000)
+OPOS_MAX_WALLTIME_S = env_int("OPOS_MAX_WALLTIME_S", 7 * 86400)
+# Exit codes never retried, besides the wrapper's own (bad job, code mismatch).
+OPOS_NEVER_RETRY_EXIT_CODES = [int(c) for c in env_list("OPOS_NEVER_RETRY_EXIT_CODES", "")]
+# A submission left `submitting` longer than this is resolved by recover; it must exceed
+# the submit task's hard time limit, so the worker that made it is surely gone.
+OPOS_SUBMIT_TASK_TIME_LIMIT_S = env_int("OPOS_SUBMIT_TASK_TIME_LIMIT_S", 300)
+OPOS_SUBMISSION_GRACE_S = env_int("OPOS_SUBMISSION_GRACE_S", OPOS_SUBMIT_TASK_TIME_LIMIT_S + 60)
+# Stuck detection thresholds.
+OPOS_STUCK_QUEUED_S = env_int("OPOS_STUCK_QUEUED_S", 24 * 3600)
+OPOS_STUCK_HELD_S = env_int("OPOS_STUCK_HELD_S", 3600)
+OPOS_STUCK_RUNNING_FACTOR = env_int("OPOS_STUCK_RUNNING_FACTOR", 3)
+OPOS_STUCK_STAGE_S = env_int("OPOS_STUCK_STAGE_S", 6 * 3600)
+# Finalize recomputes every output's sha256 before declaring it (off only to save I/O on
+# storage that verifies checksums itself).
+OPOS_VERIFY_OUTPUT_CHECKSUMS = env_bool("OPOS_VERIFY_OUTPUT_CHECKSUMS", True)
 
 # --- Service desk (ServiceNow) -----------------------------------------------
 # The connector is off until an instance URL is set (see docs/servicedesk.md).
@@ -383,5 +465,15 @@ CELERY_BEAT_SCHEDULE.update(
             "schedule": SERVICEDESK_PUSH_INTERVAL_S,
             "options": {"expires": SERVICEDESK_PUSH_INTERVAL_S * 0.9},
         },
+    }
+)
+# One schema component per choice set that several execution fields share.
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
+    {
+        "JobStateEnum": "campaigns.choices.JobState",
+        "CampaignStateEnum": "campaigns.choices.CampaignState",
+        "SubmissionStateEnum": "campaigns.choices.SubmissionState",
+        "FailureClassEnum": "campaigns.choices.FailureClass",
+        "BackendEnum": "requests_app.choices.BackendName",
     }
 )

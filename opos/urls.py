@@ -14,6 +14,7 @@ urlpatterns = [
     path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("servicedesk/", include("servicedesk.urls", namespace="servicedesk")),
+    path("campaigns/", include("campaigns.urls", namespace="campaigns")),
     path("admin/", admin.site.urls),
     path("healthz", health.healthz, name="healthz"),
     path("api/v1/", include(api.urlpatterns)),

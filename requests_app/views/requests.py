@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -13,9 +15,10 @@ from django.core.paginator import Paginator
 from django.db.models import Count, Q, Sum
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from django.views.decorators.http import require_POST
 
-from ..choices import RequestState
+from ..choices import TERMINAL_STATES, RequestState
 from ..forms import ActionForm, AssignForm, CommentForm, RequestFilterForm, attach_errors
 from ..models import Experiment, ProductionRequest
 from ..models.visibility import experiment_roles, is_operator
@@ -32,6 +35,8 @@ from ..services import (
     transition,
 )
 from .access import edit_mode, visible_request
+
+log = logging.getLogger(__name__)
 
 LIST_PAGE_SIZE = 25
 # Buttons that move a request on stand out; those that end or refuse it look dangerous.
@@ -128,6 +133,18 @@ def _hold(obj: ProductionRequest) -> dict[str, Any]:
     return {"current": current, "total": obj.hold_seconds + current}
 
 
+def _forecast(obj: ProductionRequest):
+    """Execution's projection for the request, or None (see OPOS_REQUEST_FORECAST)."""
+    path = getattr(settings, "OPOS_REQUEST_FORECAST", "")
+    if not path or obj.state in TERMINAL_STATES or obj.state == RequestState.DRAFT:
+        return None
+    try:
+        return import_string(path)(obj)
+    except Exception:  # a forecast is advice: the request page must still open
+        log.exception("forecast failed for %s", obj.number)
+        return None
+
+
 def _render_detail(
     request,
     obj: ProductionRequest,
@@ -158,6 +175,7 @@ def _render_detail(
         "events_total": sum(s.events for s in samples),
         "jobs_total": sum(s.jobs for s in samples),
         "checks": eligibility(obj),
+        "forecast": _forecast(obj),
         "actions": actions,
         "hold": _hold(obj),
         "timeline": _timeline(obj),

@@ -79,3 +79,7 @@ def slurm_cluster() -> None:
         if required:
             pytest.fail(f"OPOS_REQUIRE_SLURM=1 but {message}")
         pytest.skip(message)
+
+
+# Fixtures of the execution tests (tests/campaigns/test_exec_*.py), defined with their helpers.
+from tests.campaigns.exec_support import exec_env, fake_backend  # noqa: E402, F401

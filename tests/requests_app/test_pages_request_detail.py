@@ -252,3 +252,26 @@ def test_operator_assigns_from_the_page(client, experiment, liaison, operator, t
     client.post(url, {"assignee": ""})
     request.refresh_from_db()
     assert request.assignee is None
+
+
+def test_detail_shows_the_deadline_forecast(client, operator, experiment, settings):
+    """An approved request shows execution's projection against its deadline."""
+    from tests.factories import ProductionRequestFactory, SampleFactory
+
+    obj = ProductionRequestFactory(experiment=experiment, state="approved")
+    SampleFactory(request=obj)
+    client.force_login(operator)
+    content = client.get(obj.get_absolute_url()).content.decode()
+    assert "Deadline forecast" in content
+    assert "would finish around" in content
+
+
+def test_a_failing_forecast_never_breaks_the_page(client, operator, experiment, settings):
+    from tests.factories import ProductionRequestFactory
+
+    settings.OPOS_REQUEST_FORECAST = "builtins.no_such_function"
+    obj = ProductionRequestFactory(experiment=experiment, state="approved")
+    client.force_login(operator)
+    response = client.get(obj.get_absolute_url())
+    assert response.status_code == 200
+    assert b"Deadline forecast" not in response.content

@@ -1,0 +1,337 @@
+"""Benchmark the scheduler and the expansion at production scale (not part of the tests).
+
+    .venv/bin/python bench/bench_scheduler.py                    # SQLite
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench \\
+        .venv/bin/python bench/bench_scheduler.py                # PostgreSQL
+
+Works on a scratch test database (Django's ``test_`` database, created and
+dropped here), never on the configured one. Prints:
+
+1. the pure policy (``decide`` and the feasibility projection) on 500 active
+   campaigns holding 100,000 planned jobs, in Python only;
+2. ``plan_cycle`` on the same shape of data in the database, built with bulk
+   inserts: the aggregate queries plus the policy;
+3. the expansion of one 10,000,000-event sample into stages and planned jobs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "opos.settings")
+if "OPOS_DATA_DIR" not in os.environ:
+    # Keep the secret key, broker folders and SQLite files of the bench apart.
+    os.environ["OPOS_DATA_DIR"] = tempfile.mkdtemp(prefix="opos-bench-")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.db import connection  # noqa: E402
+from django.test.utils import setup_databases, teardown_databases  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+CAMPAIGNS = 500
+JOBS = 100_000
+EXPERIMENTS = 10
+
+
+def timed(fn, repeat: int) -> tuple[str, object]:
+    """``"median (best) ms"`` of ``repeat`` runs, and the last result.
+
+    The best run is printed too: on a shared machine the median carries the
+    neighbours' load, the best is closer to the code's own cost.
+    """
+    times, result = [], None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return f"{statistics.median(times) * 1000:7.1f} ms (best {min(times) * 1000:.1f})", result
+
+
+def build(with_in_flight: int = 5) -> None:
+    """500 active campaigns (one request, three stages each) and 100,000 jobs, in bulk."""
+    import datetime as dt
+
+    from django.contrib.auth import get_user_model
+
+    from campaigns.choices import CampaignState, JobState
+    from campaigns.models import Campaign, CampaignRequest, Dataset, Stage
+    from campaigns.services.expansion import _insert_jobs
+    from requests_app.choices import RequestState
+    from requests_app.models import (
+        Experiment,
+        PhysicsGroup,
+        ProductionCode,
+        ProductionRequest,
+        Sample,
+        SplitRule,
+        StageTemplate,
+        WorkflowTemplate,
+    )
+
+    user = get_user_model().objects.create(username="bench")
+    today = timezone.localdate()
+    experiments = Experiment.objects.bulk_create(
+        Experiment(slug=f"exp{i}", name=f"EXP{i}", job_quota=800) for i in range(EXPERIMENTS)
+    )
+    groups = PhysicsGroup.objects.bulk_create(
+        PhysicsGroup(experiment=e, slug="g", name="G") for e in experiments
+    )
+    codes = ProductionCode.objects.bulk_create(
+        ProductionCode(experiment=e, name="code", version="1", sha256="0" * 64, approved=True)
+        for e in experiments
+    )
+    templates = WorkflowTemplate.objects.bulk_create(
+        WorkflowTemplate(experiment=e, name="chain") for e in experiments
+    )
+    stage_templates = []
+    for t, code in zip(templates, codes, strict=True):
+        for pos, (name, split, fpj, wall) in enumerate(
+            [
+                ("gen", SplitRule.EVENTS, None, 1800),
+                ("sim", SplitRule.FILES, 1, 3600),
+                ("reco", SplitRule.FILES, 2, 2400),
+            ]
+        ):
+            stage_templates.append(
+                StageTemplate(
+                    template=t,
+                    position=pos,
+                    name=name,
+                    code=code,
+                    split=split,
+                    files_per_job=fpj,
+                    walltime_s=wall,
+                )
+            )
+    StageTemplate.objects.bulk_create(stage_templates)
+    for k, st in enumerate(stage_templates):
+        if k % 3:
+            st.input_stage = stage_templates[k - 1]
+    StageTemplate.objects.bulk_update(stage_templates, ["input_stage"])
+
+    per_campaign = JOBS // CAMPAIGNS  # 200: 80 gen + 80 sim + 40 reco
+    gen_jobs = per_campaign * 2 // 5
+    campaigns = Campaign.objects.bulk_create(
+        Campaign(
+            experiment=experiments[i % EXPERIMENTS],
+            name=f"round-{i}",
+            deadline=today + dt.timedelta(days=3 + i % 40),
+            priority=["low", "normal", "high", "critical"][i % 4],
+            state=CampaignState.ACTIVE,
+            throttle=None if i % 3 else 50,
+            backend="slurm" if i % 2 else "htcondor",
+        )
+        for i in range(CAMPAIGNS)
+    )
+    requests = ProductionRequest.objects.bulk_create(
+        ProductionRequest(
+            number=f"REQ-BENCH-{i:05d}",
+            ticket=f"RITM{i:07d}",
+            experiment=c.experiment,
+            physics_group=groups[i % EXPERIMENTS],
+            requester=user,
+            title=f"bench {i}",
+            deadline=c.deadline,
+            state=RequestState.SCHEDULED,
+        )
+        for i, c in enumerate(campaigns)
+    )
+    samples = Sample.objects.bulk_create(
+        Sample(
+            request=r,
+            name="s",
+            template=templates[i % EXPERIMENTS],
+            events=gen_jobs * 100,
+            events_per_job=100,
+            output_dataset=f"bench:{i}",
+        )
+        for i, r in enumerate(requests)
+    )
+    CampaignRequest.objects.bulk_create(
+        CampaignRequest(campaign=c, request=r) for c, r in zip(campaigns, requests, strict=True)
+    )
+    datasets = Dataset.objects.bulk_create(
+        Dataset(experiment=c.experiment, campaign=c, name=f"bench:{i}.{k}")
+        for i, c in enumerate(campaigns)
+        for k in range(3)
+    )
+    counts = [gen_jobs, gen_jobs, gen_jobs // 2]
+    stages = []
+    for i, (c, r, s) in enumerate(zip(campaigns, requests, samples, strict=True)):
+        for k in range(3):
+            st = stage_templates[(i % EXPERIMENTS) * 3 + k]
+            stages.append(
+                Stage(
+                    campaign=c,
+                    request=r,
+                    sample=s,
+                    template_stage=st,
+                    position=k,
+                    name=st.name,
+                    code_id=st.code_id,
+                    code_sha256="0" * 64,
+                    code_location="/bench",
+                    walltime_s=st.walltime_s,
+                    split=st.split,
+                    files_per_job=st.files_per_job,
+                    output_dataset=datasets[i * 3 + k],
+                    jobs_total=counts[k],
+                )
+            )
+    # Waves: each stage needs the id of the one it reads.
+    for k in range(3):
+        wave = stages[k::3]
+        if k:
+            for prev, stage in zip(stages[k - 1 :: 3], wave, strict=True):
+                stage.input_stage = prev
+        Stage.objects.bulk_create(wave)
+    now = timezone.now()
+    since = connection.ops.adapt_datetimefield_value(now) if connection.vendor == "sqlite" else now
+    files = "[]"
+    rows = []
+    for i, stage in enumerate(stages):
+        k = i % 3
+        for index in range(counts[k]):
+            if k == 0:
+                state = JobState.RUNNING if index < with_in_flight else JobState.READY
+            else:
+                state = JobState.PLANNED
+            rows.append(
+                (
+                    stage.pk,
+                    index,
+                    state,
+                    since,
+                    index * 100,
+                    100,
+                    None if not k else index,
+                    1,
+                    files,
+                )
+            )
+    for start in range(0, len(rows), 5000):
+        _insert_jobs(rows[start : start + 5000])
+    # Running jobs carry their backend, as execution records it.
+    from campaigns.models import Job
+
+    for backend in ("slurm", "htcondor"):
+        Job.objects.filter(state=JobState.RUNNING, stage__campaign__backend=backend).update(
+            backend=backend
+        )
+
+
+def bench_expansion(events: int, per_job: int) -> tuple[float, int]:
+    """Schedule one request with a ``events``-event sample; seconds and jobs planned."""
+    import datetime as dt
+
+    from campaigns.models import Campaign
+    from campaigns.services import schedule_requests
+    from requests_app.choices import RequestState
+    from requests_app.models import (
+        Experiment,
+        PhysicsGroup,
+        ProductionRequest,
+        Sample,
+        WorkflowTemplate,
+    )
+    from requests_app.services.roles import grant_role
+
+    operator = grant_role("bench-operator", "operator").user
+    owner = grant_role(f"bench-owner-{events}-{per_job}", "liaison", "exp0").user
+    experiment = Experiment.objects.get(slug="exp0")
+    template = WorkflowTemplate.objects.get(experiment=experiment, name="chain")
+    for stage in template.stages.select_related("code"):
+        stage.code.owners.add(owner)
+    deadline = timezone.localdate() + dt.timedelta(days=60)
+    campaign = Campaign.objects.create(
+        experiment=experiment, name=f"big-{events}-{per_job}", deadline=deadline, backend="slurm"
+    )
+    request = ProductionRequest.objects.create(
+        number=f"REQ-BIG-{per_job}",
+        ticket="RITM9999999",
+        experiment=experiment,
+        physics_group=PhysicsGroup.objects.get(experiment=experiment),
+        requester=operator,
+        title="ten million events",
+        deadline=deadline,
+        state=RequestState.APPROVED,
+    )
+    Sample.objects.create(
+        request=request,
+        name="big",
+        template=template,
+        events=events,
+        events_per_job=per_job,
+        output_dataset=f"bench:big:{events}:{per_job}",
+    )
+    start = time.perf_counter()
+    result = schedule_requests(campaign, [request.pk], operator)
+    return time.perf_counter() - start, result.jobs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=9, help="runs per timing (median)")
+    args = parser.parse_args()
+
+    from campaigns import conf
+    from campaigns.scheduler import decide, project
+    from campaigns.services.planning import load_inputs, plan_cycle
+
+    print(f"database: {connection.vendor}")
+    old = setup_databases(verbosity=0, interactive=False, serialized_aliases=())
+    try:
+        start = time.perf_counter()
+        build()
+        print(
+            f"built {CAMPAIGNS} active campaigns, {JOBS:,} jobs in bulk: "
+            f"{time.perf_counter() - start:.1f} s"
+        )
+
+        inputs = load_inputs()
+        campaigns = inputs.input.campaigns
+        stages = sum(len(c.stages) for c in campaigns)
+        jobs = sum(s.remaining for c in campaigns for s in c.stages)
+        print(f"policy input: {len(campaigns)} campaigns, {stages} stages, {jobs:,} jobs")
+
+        t_decide, decision = timed(
+            lambda: decide(inputs.input, "slack", conf.priority_boost_s()), args.repeat
+        )
+        granted = sum(n for _s, n in decision.submissions())
+        print(
+            f"1. pure policy, decide():        {t_decide}  "
+            f"({granted} jobs granted, {len(decision.submissions())} stages submit)"
+        )
+        t_project, _ = timed(
+            lambda: project(inputs.input, "slack", conf.priority_boost_s()), args.repeat
+        )
+        print(f"   feasibility projection:       {t_project}")
+
+        t_load, _ = timed(load_inputs, args.repeat)
+        t_cycle, _plan = timed(plan_cycle, args.repeat)
+        print(f"2. plan_cycle() against the DB:  {t_cycle}")
+        print(f"   of which the 5 input queries: {t_load}")
+
+        for events, per_job in ((10_000_000, 1000), (10_000_000, 500)):
+            seconds, planned = bench_expansion(events, per_job)
+            print(
+                f"3. expansion of {events:,} events at {per_job}/job: {seconds:6.2f} s  "
+                f"({planned:,} jobs in 3 stages, {planned / seconds:,.0f} jobs/s)"
+            )
+    finally:
+        teardown_databases(old, verbosity=0)
+
+
+if __name__ == "__main__":
+    main()

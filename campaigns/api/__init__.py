@@ -1,0 +1,14 @@
+"""REST API of the execution side: campaigns and their plans, workflow templates."""
+
+from .execution import register as register_execution
+from .views import CampaignViewSet, WorkflowTemplateViewSet
+
+
+def register(router) -> None:
+    """Add this app's viewsets to the project router."""
+    router.register("campaigns", CampaignViewSet, basename="campaign")
+    router.register("templates", WorkflowTemplateViewSet, basename="template")
+    register_execution(router)  # jobs, submissions, datasets, stuck, failure-rules (issue 5)
+
+
+__all__ = ["register"]

@@ -1,0 +1,435 @@
+"""``/api/v1/jobs/``, ``/submissions/``, ``/datasets/``, ``/stuck/`` and ``/failure-rules/``.
+
+Thin like the rest of the API: querysets from ``visible_to`` (another experiment's rows are
+a 404, never a 403), a fixed number of queries per page whatever the data size, writes only
+through the execution services, refusals as ``{"detail": ..., "reasons": [...]}``.
+"""
+
+from __future__ import annotations
+
+import django_filters
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError
+from django.db.models import F
+from django.shortcuts import get_object_or_404
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
+from rest_framework import filters, mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import JSONParser
+from rest_framework.response import Response
+
+from requests_app.api.errors import Problem, ProblemSerializer
+from requests_app.api.filters import CharInFilter, ListWidget
+from requests_app.models import Experiment, WorkflowTemplate
+from requests_app.models.visibility import is_operator
+
+from ..choices import FailureClass, JobState, SubmissionState
+from ..execution import failures
+from ..execution.catalogue import define_dataset
+from ..execution.stuck import cancel_and_retry
+from ..models import Dataset, FailureRule, Job, OutputFile, StuckFlag, StuckKind, Submission
+from .views import campaign_errors
+
+REFUSED = {403: ProblemSerializer, 404: ProblemSerializer, 409: ProblemSerializer}
+
+
+class Pagination(PageNumberPagination):
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+# --- jobs -----------------------------------------------------------------------------------------
+
+
+class JobFilterSet(django_filters.FilterSet):
+    campaign = django_filters.NumberFilter(field_name="stage__campaign_id")
+    stage = django_filters.NumberFilter(field_name="stage_id")
+    state = django_filters.MultipleChoiceFilter(
+        choices=JobState.choices, widget=ListWidget, help_text="One or several job states."
+    )
+    failure_class = django_filters.MultipleChoiceFilter(
+        choices=FailureClass.choices, widget=ListWidget, help_text="One or several classes."
+    )
+    backend = CharInFilter(field_name="backend")
+    index = django_filters.NumberFilter()
+
+    class Meta:
+        model = Job
+        fields = ["campaign", "stage", "state", "failure_class", "backend", "index"]
+
+
+class JobSerializer(serializers.ModelSerializer):
+    campaign = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Job
+        fields = [
+            "id",
+            "campaign",
+            "stage",
+            "index",
+            "attempt",
+            "parent",
+            "state",
+            "backend",
+            "batch_id",
+            "submission",
+            "exit_code",
+            "failure_class",
+            "failure_reason",
+            "events",
+            "memory_mb",
+            "walltime_s",
+            "queued_at",
+            "started",
+            "finished",
+        ]
+        read_only_fields = fields
+
+
+class JobDetailSerializer(JobSerializer):
+    stderr_tail = serializers.SerializerMethodField()
+
+    class Meta(JobSerializer.Meta):
+        fields = [*JobSerializer.Meta.fields, "workdir", "stderr_tail"]
+        read_only_fields = fields
+
+    def get_stderr_tail(self, job: Job) -> str:
+        return failures.stderr_tail(job.workdir, 2000)
+
+
+class CancelRetrySerializer(serializers.Serializer):
+    note = serializers.CharField(required=False, allow_blank=True, max_length=500)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Jobs visible to the caller",
+        description="Every attempt is a job; filter by campaign, stage, state(s), failure class.",
+    ),
+    retrieve=extend_schema(
+        summary="One job, with its folder and the tail of its stderr",
+        responses={200: JobDetailSerializer, 404: ProblemSerializer},
+    ),
+)
+class JobViewSet(viewsets.ReadOnlyModelViewSet):
+    """Jobs: one element of a stage's work per attempt."""
+
+    serializer_class = JobSerializer
+    filter_backends = [DjangoFilterBackend, filters.OrderingFilter]
+    filterset_class = JobFilterSet
+    ordering_fields = ["id", "index", "attempt", "started", "finished"]
+    ordering = ["id"]
+    pagination_class = Pagination
+
+    def get_queryset(self):
+        return Job.objects.visible_to(self.request.user).annotate(campaign=F("stage__campaign_id"))
+
+    def get_serializer_class(self):
+        return JobDetailSerializer if self.action == "retrieve" else JobSerializer
+
+    @extend_schema(
+        summary="Cancel at the batch system and retry (operators)",
+        request=CancelRetrySerializer,
+        responses={
+            200: inline_serializer(
+                "CancelRetryResult",
+                {
+                    "cancelled": serializers.ListField(child=serializers.IntegerField()),
+                    "retries": serializers.ListField(child=serializers.IntegerField()),
+                },
+            ),
+            **REFUSED,
+        },
+    )
+    @action(detail=True, methods=["post"], url_path="cancel-retry", parser_classes=[JSONParser])
+    def cancel_retry(self, request, pk=None):
+        job = self.get_object()
+        payload = CancelRetrySerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        with campaign_errors():
+            result = cancel_and_retry(
+                request.user, [job.pk], note=payload.validated_data.get("note", "")
+            )
+        if not result.cancelled:
+            raise Problem(
+                "The job is not in flight (it finished or was never submitted).",
+                [f"state: {job.state}"],
+                status.HTTP_409_CONFLICT,
+            )
+        return Response({"cancelled": result.cancelled, "retries": result.retries})
+
+
+# --- submissions --------------------------------------------------------------------------------
+
+
+class SubmissionFilterSet(django_filters.FilterSet):
+    campaign = django_filters.NumberFilter(field_name="stage__campaign_id")
+    stage = django_filters.NumberFilter(field_name="stage_id")
+    state = django_filters.MultipleChoiceFilter(choices=SubmissionState.choices, widget=ListWidget)
+
+    class Meta:
+        model = Submission
+        fields = ["campaign", "stage", "state"]
+
+
+class SubmissionSerializer(serializers.ModelSerializer):
+    campaign = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Submission
+        fields = [
+            "id",
+            "token",
+            "campaign",
+            "stage",
+            "backend",
+            "state",
+            "size",
+            "batch_id",
+            "error",
+            "created",
+            "submitted_at",
+        ]
+        read_only_fields = fields
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Batch submissions (arrays) visible to the caller"),
+    retrieve=extend_schema(summary="One submission"),
+)
+class SubmissionViewSet(viewsets.ReadOnlyModelViewSet):
+    """Submissions: one batch array each, with its token and state."""
+
+    serializer_class = SubmissionSerializer
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = SubmissionFilterSet
+    pagination_class = Pagination
+
+    def get_queryset(self):
+        return (
+            Submission.objects.visible_to(self.request.user)
+            .annotate(campaign=F("stage__campaign_id"))
+            .order_by("-created", "-id")
+        )
+
+
+# --- datasets and files ---------------------------------------------------------------------------
+
+
+class DatasetFilterSet(django_filters.FilterSet):
+    experiment = CharInFilter(field_name="experiment__slug")
+    campaign = django_filters.NumberFilter(field_name="campaign_id")
+    name = django_filters.CharFilter(lookup_expr="icontains", help_text="Part of the name.")
+
+    class Meta:
+        model = Dataset
+        fields = ["experiment", "campaign", "name"]
+
+
+class DatasetSerializer(serializers.ModelSerializer):
+    experiment = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = Dataset
+        fields = [
+            "id",
+            "name",
+            "experiment",
+            "campaign",
+            "description",
+            "file_count",
+            "size_bytes",
+            "events",
+            "created",
+        ]
+        read_only_fields = fields
+
+
+class FileInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=255)
+    size = serializers.IntegerField(min_value=0)
+    checksum = serializers.CharField(max_length=64)
+    events = serializers.IntegerField(min_value=0, default=0)
+    path = serializers.CharField(max_length=1000, required=False, allow_blank=True)
+
+
+class DatasetCreateSerializer(serializers.Serializer):
+    experiment = serializers.SlugField()
+    name = serializers.CharField(max_length=255)
+    description = serializers.CharField(max_length=5000, required=False, allow_blank=True)
+    files = FileInputSerializer(many=True, required=False)
+
+
+class OutputFileSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = OutputFile
+        fields = ["id", "name", "size", "checksum", "events", "job", "path", "created"]
+        read_only_fields = fields
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Datasets visible to the caller, with file counts"),
+    retrieve=extend_schema(summary="One dataset"),
+    create=extend_schema(
+        summary="Define a dataset with its files (operators, the experiment's liaisons)",
+        request=DatasetCreateSerializer,
+        responses={201: DatasetSerializer, 400: ProblemSerializer, **REFUSED},
+    ),
+)
+class DatasetViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """The catalogue: datasets, and the files declared into them."""
+
+    serializer_class = DatasetSerializer
+    filter_backends = [DjangoFilterBackend, filters.OrderingFilter]
+    filterset_class = DatasetFilterSet
+    ordering_fields = ["name", "created", "file_count", "events"]
+    ordering = ["name"]
+    pagination_class = Pagination
+    parser_classes = [JSONParser]
+
+    def get_queryset(self):
+        return Dataset.objects.visible_to(self.request.user).select_related("experiment")
+
+    def create(self, request, *args, **kwargs):
+        payload = DatasetCreateSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        experiment = get_object_or_404(
+            Experiment.objects.visible_to(request.user), slug=data["experiment"]
+        )
+        try:
+            with campaign_errors():
+                dataset = define_dataset(
+                    request.user,
+                    experiment,
+                    data["name"],
+                    data.get("description", ""),
+                    [dict(f) for f in data.get("files", [])],
+                )
+        except IntegrityError as exc:  # the same name defined at the same moment
+            raise Problem(
+                "A dataset with this name was just defined.",
+                [f"name: {data['name']}"],
+                status.HTTP_409_CONFLICT,
+            ) from exc
+        dataset = self.get_queryset().get(pk=dataset.pk)
+        return Response(DatasetSerializer(dataset).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(summary="Files of a dataset", responses={200: OutputFileSerializer(many=True)})
+    @action(detail=True, methods=["get"])
+    def files(self, request, pk=None):
+        dataset = self.get_object()
+        files = OutputFile.objects.filter(dataset=dataset).order_by("name", "id")
+        page = self.paginate_queryset(files)
+        return self.get_paginated_response(OutputFileSerializer(page, many=True).data)
+
+
+# --- stuck flags --------------------------------------------------------------------------------
+
+
+class StuckFlagFilterSet(django_filters.FilterSet):
+    campaign = django_filters.NumberFilter(field_name="campaign_id")
+    stage = django_filters.NumberFilter(field_name="stage_id")
+    kind = django_filters.MultipleChoiceFilter(choices=StuckKind.choices, widget=ListWidget)
+    open = django_filters.BooleanFilter(
+        field_name="resolved_at", lookup_expr="isnull", help_text="Only open (or resolved) flags."
+    )
+
+    class Meta:
+        model = StuckFlag
+        fields = ["campaign", "stage", "kind", "open"]
+
+
+class StuckFlagSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = StuckFlag
+        fields = ["id", "campaign", "stage", "job", "kind", "reason", "created", "resolved_at"]
+        read_only_fields = fields
+
+
+@extend_schema_view(list=extend_schema(summary="Jobs and stages flagged as stuck"))
+class StuckFlagViewSet(viewsets.ReadOnlyModelViewSet):
+    """Stuck work with its reason; act with ``POST /jobs/{id}/cancel-retry/``."""
+
+    serializer_class = StuckFlagSerializer
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = StuckFlagFilterSet
+    pagination_class = Pagination
+
+    def get_queryset(self):
+        return StuckFlag.objects.visible_to(self.request.user).order_by("-created", "-id")
+
+
+# --- failure rules ------------------------------------------------------------------------------
+
+
+class FailureRuleSerializer(serializers.ModelSerializer):
+    template = serializers.PrimaryKeyRelatedField(
+        queryset=WorkflowTemplate.objects.all(), allow_null=True, required=False
+    )
+
+    class Meta:
+        model = FailureRule
+        fields = [
+            "id",
+            "template",
+            "position",
+            "exit_codes",
+            "stderr_pattern",
+            "batch_reason",
+            "failure_class",
+            "action",
+            "max_attempts",
+            "factor",
+            "description",
+        ]
+
+    def validate(self, attrs):
+        rule = FailureRule(**{**({} if self.instance is None else self._current()), **attrs})
+        try:
+            rule.clean()
+        except ValidationError as exc:
+            raise serializers.ValidationError(
+                exc.message_dict if hasattr(exc, "error_dict") else exc.messages
+            ) from exc
+        return attrs
+
+    def _current(self) -> dict:
+        return {f: getattr(self.instance, f) for f in self.Meta.fields if f not in ("id",)}
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Failure classification rules (per template, then general)"),
+)
+class FailureRuleViewSet(viewsets.ModelViewSet):
+    """Rules that classify failures and decide retries; operators change them."""
+
+    serializer_class = FailureRuleSerializer
+    pagination_class = Pagination
+    parser_classes = [JSONParser]
+
+    def get_queryset(self):
+        templates = WorkflowTemplate.objects.visible_to(self.request.user)
+        visible = FailureRule.objects.filter(template__in=templates) | FailureRule.objects.filter(
+            template__isnull=True
+        )
+        return visible.order_by("template_id", "position", "id")
+
+    def check_permissions(self, request):
+        super().check_permissions(request)
+        if request.method not in ("GET", "HEAD", "OPTIONS") and not is_operator(request.user):
+            raise Problem(
+                "Only OPOS operators change failure rules.", [], status.HTTP_403_FORBIDDEN
+            )
+
+
+def register(router) -> None:
+    """Add the execution endpoints to the project router."""
+    router.register("jobs", JobViewSet, basename="job")
+    router.register("submissions", SubmissionViewSet, basename="submission")
+    router.register("datasets", DatasetViewSet, basename="dataset")
+    router.register("stuck", StuckFlagViewSet, basename="stuck-flag")
+    router.register("failure-rules", FailureRuleViewSet, basename="failure-rule")

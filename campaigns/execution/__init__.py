@@ -1,0 +1,15 @@
+"""Batch execution: submit what the scheduler allows, poll, finalize, retry and recover.
+
+Modules, one responsibility each:
+
+``submission``  the submission protocol of DESIGN.md (claim, record, call, record)
+``polling``     one bulk status query per backend per cycle; only changed jobs written
+``finalize``    manifests -> catalogue, failures -> retries, requests and campaigns moved on
+``failures``    failure classes and retry decisions, by rules per template
+``recovery``    unresolved submissions, and the operator's recovery launch
+``stuck``       jobs and stages that stopped moving, and cancel-and-retry
+``wrapper``     the job wrapper every job runs (standard library only, no Django)
+
+This package's ``__init__`` imports nothing, so ``python -m campaigns.execution.wrapper``
+starts fast inside a batch job without Django.
+"""

@@ -1,0 +1,63 @@
+"""The batch backends execution talks to, built from ``OPOS_BACKEND_OPTIONS``, and job paths.
+
+Backends are built once per process and options (they keep nothing but configuration and
+caches such as Slurm's ``scontrol show config``); several can be active at once, one per
+experiment or campaign. Work folders live under ``OPOS_WORK_DIR``:
+``c<campaign>/s<stage>/<submission token>/<element>``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+from ..batch import BatchBackend, get_backend
+
+# Options that belong to each submission (ArraySpec), not to the backend object.
+SPEC_OPTIONS = ("partition", "account")
+
+_built: dict[tuple[str, str], BatchBackend] = {}
+
+
+def _options(name: str) -> dict[str, Any]:
+    configured = getattr(settings, "OPOS_BACKEND_OPTIONS", {}) or {}
+    return dict(configured.get(name) or {})
+
+
+def backend(name: str) -> BatchBackend:
+    """The backend called ``name``, configured from settings (cached per options)."""
+    options = {k: v for k, v in _options(name).items() if k not in SPEC_OPTIONS and v is not None}
+    key = (name, json.dumps(options, sort_keys=True, default=str))
+    if key not in _built:
+        _built[key] = get_backend(name, **options)
+    return _built[key]
+
+
+def spec_options(name: str) -> dict[str, str]:
+    """Per-submission options of backend ``name`` (Slurm partition and account)."""
+    options = _options(name)
+    return {k: str(options[k]) for k in SPEC_OPTIONS if options.get(k)}
+
+
+def work_root() -> Path:
+    return Path(settings.OPOS_WORK_DIR)
+
+
+def array_dir(campaign_id: int, stage_id: int, token: str) -> Path:
+    """The folder of one submission; its elements are ``0`` .. ``size - 1``."""
+    return work_root() / f"c{campaign_id}" / f"s{stage_id}" / token
+
+
+def job_argv() -> list[str]:
+    """What every job runs: the wrapper, as an argument list."""
+    python = getattr(settings, "OPOS_JOB_PYTHON", "") or sys.executable
+    return [python, "-m", "campaigns.execution.wrapper"]
+
+
+def job_environment() -> dict[str, str]:
+    """Environment every job gets: the project on the path, so ``-m`` finds the wrapper."""
+    return {"PYTHONPATH": str(Path(settings.BASE_DIR))}

@@ -1,0 +1,301 @@
+"""Recovery: the periodic reconciler, and the operator's recovery launch.
+
+``recover`` (beat) rebuilds in-flight state from the database and the batch systems:
+
+* submissions left in ``submitting`` longer than ``OPOS_SUBMISSION_GRACE_S`` (the worker
+  that made them is surely gone, the grace exceeds the submit task's hard time limit) are
+  resolved by asking the backend for their token: what exists is adopted, only what does
+  not is submitted (``resolve_submission``);
+* the stage counters of open campaigns are recounted from the jobs, so a drift (a crash
+  between two services, a manual fix) heals.
+
+Jobs the batch system no longer knows come back from the poller as ``lost``, and finalize
+retries them; nothing else is needed for them here.
+
+``recover_campaign`` is the operator's action on a campaign or one of its stages: it
+resubmits exactly the jobs that failed for good (their latest attempt failed or was lost,
+no retry pending) and the succeeded jobs whose output files are gone, each as a new
+attempt linked to its parent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
+from django.db.models import F, Max
+from django.utils import timezone
+
+from ..batch import BackendError, BackendUnavailable
+from ..choices import (
+    OPEN_CAMPAIGN_STATES,
+    OPEN_JOB_STATES,
+    CampaignEventKind,
+    JobState,
+    SubmissionState,
+)
+from ..models import Campaign, CampaignEvent, Dataset, Job, OutputFile, Stage, Submission
+from ..services.errors import CampaignError, require_operator
+from ..services.planning import recount_stages
+from . import backends
+from .submission import grace_seconds, record, submit_claimed
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RecoverReport:
+    adopted: list[str] = field(default_factory=list)
+    resubmitted: list[str] = field(default_factory=list)
+    unresolved: list[str] = field(default_factory=list)
+    recounted: int = 0
+
+
+def recover(now: dt.datetime | None = None, grace_s: float | None = None) -> RecoverReport:
+    """One reconciler cycle (see the module docstring)."""
+    now = now or timezone.now()
+    grace = grace_seconds() if grace_s is None else grace_s
+    report = RecoverReport()
+    stale = Submission.objects.filter(
+        state=SubmissionState.SUBMITTING, updated__lte=now - dt.timedelta(seconds=grace)
+    ).order_by("created")
+    for submission in stale:
+        # A lease by compare-and-set on `updated`: two reconcilers never resolve the same
+        # submission at once, and one that dies mid-way leaves it for the next after the grace.
+        if not Submission.objects.filter(
+            pk=submission.pk, state=SubmissionState.SUBMITTING, updated=submission.updated
+        ).update(updated=now):
+            continue
+        try:
+            outcome = resolve_submission(submission)
+        except BackendUnavailable as exc:
+            log.warning("submission %s: backend unavailable, later: %s", submission.token, exc)
+            report.unresolved.append(submission.token)
+            continue
+        except BackendError as exc:
+            log.error("submission %s cannot be resolved: %s", submission.token, exc)
+            Submission.objects.filter(pk=submission.pk).update(error=str(exc)[:2000])
+            report.unresolved.append(submission.token)
+            continue
+        getattr(report, outcome).append(submission.token)
+    report.recounted = recount_open_stages()
+    return report
+
+
+def resolve_submission(submission: Submission) -> str:
+    """Ask the backend for the token: adopt what exists, submit only what does not.
+
+    Returns ``"adopted"`` (everything existed) or ``"resubmitted"``.
+    """
+    found = backends.backend(submission.backend).find(submission.token)
+    if len(found) > submission.size:
+        raise BackendError(
+            f"token {submission.token}: {len(found)} jobs at the batch system, "
+            f"{submission.size} recorded"
+        )
+    if len(found) == submission.size:
+        record(submission, found)
+        return "adopted"
+    if not found and not submission.jobs.filter(state=JobState.READY).exists():
+        # Every job was cancelled before anything reached the batch system.
+        Submission.objects.filter(pk=submission.pk, state=SubmissionState.SUBMITTING).update(
+            state=SubmissionState.FAILED, error="nothing left to submit (jobs cancelled)"
+        )
+        return "adopted"
+    submit_claimed(submission, found=found)
+    return "resubmitted"
+
+
+def recount_open_stages() -> int:
+    """Rebuild the counters of the open campaigns' stages from the jobs.
+
+    The stage rows are locked before counting: a concurrent poll or finalize then either
+    committed before the count (and is counted) or applies its delta after this commits.
+    """
+    ids = list(
+        Stage.objects.filter(campaign__state__in=sorted(OPEN_CAMPAIGN_STATES)).values_list(
+            "id", flat=True
+        )
+    )
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        with transaction.atomic():
+            list(Stage.objects.select_for_update().filter(pk__in=chunk).values_list("id"))
+            recount_stages(chunk)
+    return len(ids)
+
+
+# --- the operator's recovery launch -------------------------------------------------------------
+
+
+@dataclass
+class RecoveryResult:
+    """What a recovery launch resubmitted."""
+
+    campaign: Campaign
+    failed: int = 0
+    missing_outputs: int = 0
+    jobs: list[int] = field(default_factory=list)
+
+
+def recover_campaign(
+    campaign: Campaign | int,
+    user: AbstractBaseUser,
+    stage: Stage | int | None = None,
+    note: str = "",
+) -> RecoveryResult:
+    """Resubmit exactly the failed jobs and those whose outputs are missing (operators).
+
+    For each job index of the campaign (or of ``stage``) with no attempt succeeded or
+    still open, whose latest attempt failed or was lost: a new attempt, ready now. For
+    each succeeded index whose declared files are no longer on disk: the files leave the
+    catalogue and a new attempt runs. Recorded as a campaign event.
+    """
+    require_operator(user, "launch recoveries")
+    campaign_id = campaign if isinstance(campaign, int) else campaign.pk
+    stage_id = stage if isinstance(stage, int) or stage is None else stage.pk
+    with transaction.atomic():
+        current = Campaign.objects.select_for_update().get(pk=campaign_id)
+        if current.state not in OPEN_CAMPAIGN_STATES:
+            raise CampaignError(
+                f"Cannot recover: the campaign is {current.state}.",
+                ["recover needs the state: active, paused or planned"],
+                kind="conflict",
+            )
+        stages = Stage.objects.filter(campaign=current)
+        if stage_id is not None:
+            stages = stages.filter(pk=stage_id)
+            if not stages.exists():
+                raise CampaignError(
+                    "The stage is not part of this campaign.", [f"stage: {stage_id}"]
+                )
+        stage_rows = {s["id"]: s for s in stages.values("id", "output_dataset_id")}
+        failed = _failed_for_good(list(stage_rows))
+        missing = _missing_outputs(list(stage_rows))
+        now = timezone.now()
+        top = _latest_attempts(list(stage_rows), [*failed, *missing])
+        retries = [
+            _next_attempt(job, top[(job["stage_id"], job["index"])] + 1, now)
+            for job in [*failed, *missing]
+        ]
+        Job.objects.bulk_create(retries)
+        per_stage = Counter(job.stage_id for job in retries)
+        for sid, n in per_stage.items():
+            Stage.objects.filter(pk=sid).update(n_ready=F("n_ready") + n)
+        CampaignEvent.objects.create(
+            campaign=current,
+            kind=CampaignEventKind.RECOVERED,
+            actor=user,
+            reason=note.strip(),
+            changes={
+                "stage": [None, stage_id],
+                "failed": [None, len(failed)],
+                "missing_outputs": [None, len(missing)],
+            },
+        )
+    return RecoveryResult(current, len(failed), len(missing), [j.pk for j in retries])
+
+
+def _failed_for_good(stage_ids: list[int]) -> list[dict[str, Any]]:
+    """Failed or lost jobs that are the latest attempt of their index (nothing pending)."""
+    candidates = _jobs(stage_ids, [JobState.FAILED, JobState.LOST])
+    top = _latest_attempts(stage_ids, candidates)
+    return [j for j in candidates if top[(j["stage_id"], j["index"])] == j["attempt"]]
+
+
+def _latest_attempts(
+    stage_ids: list[int], jobs: list[dict[str, Any]]
+) -> dict[tuple[int, int], int]:
+    """Highest attempt number of each (stage, index) of ``jobs`` (one query)."""
+    indexes = sorted({j["index"] for j in jobs})
+    if not indexes:
+        return {}
+    return {
+        (row["stage_id"], row["index"]): row["top"]
+        for row in Job.objects.filter(stage_id__in=stage_ids, index__in=indexes)
+        .values("stage_id", "index")
+        .annotate(top=Max("attempt"))
+        .order_by()
+    }
+
+
+def _missing_outputs(stage_ids: list[int]) -> list[dict[str, Any]]:
+    """Succeeded jobs with a declared file gone; their files leave the catalogue."""
+    gone: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for row in OutputFile.objects.filter(
+        job__stage_id__in=stage_ids, job__state=JobState.SUCCEEDED
+    ).values("id", "job_id", "path", "size", "events", "dataset_id"):
+        if row["path"] and not Path(row["path"]).exists():
+            gone[row["job_id"]].append(row)
+    if not gone:
+        return []
+    jobs = _jobs(stage_ids, [JobState.SUCCEEDED], ids=list(gone))
+    # Only the latest attempt of an index is redone, and only if none is pending already.
+    busy = set(
+        Job.objects.filter(stage_id__in=stage_ids, state__in=sorted(OPEN_JOB_STATES)).values_list(
+            "stage_id", "index"
+        )
+    )
+    chosen = [j for j in jobs if (j["stage_id"], j["index"]) not in busy]
+    files = [f for j in chosen for f in gone[j["id"]]]
+    OutputFile.objects.filter(pk__in=[f["id"] for f in files]).delete()
+    totals: dict[int, Counter[str]] = defaultdict(Counter)
+    for f in files:
+        totals[f["dataset_id"]]["file_count"] += 1
+        totals[f["dataset_id"]]["size_bytes"] += f["size"]
+        totals[f["dataset_id"]]["events"] += f["events"]
+    for dataset_id, t in totals.items():
+        Dataset.objects.filter(pk=dataset_id).update(**{name: F(name) - n for name, n in t.items()})
+    lost_events: Counter[int] = Counter()
+    for j in chosen:
+        lost_events[j["stage_id"]] += j["events"]
+    for sid, n in lost_events.items():
+        Stage.objects.filter(pk=sid).update(events_done=F("events_done") - n)
+    return chosen
+
+
+def _jobs(stage_ids: list[int], states: list[str], ids: list[int] | None = None) -> list[dict]:
+    query = Job.objects.filter(stage_id__in=stage_ids, state__in=states)
+    if ids is not None:
+        query = query.filter(pk__in=ids)
+    return list(
+        query.order_by("stage_id", "index", "attempt").values(
+            "id",
+            "stage_id",
+            "index",
+            "attempt",
+            "events",
+            "events_first",
+            "input_first",
+            "input_count",
+            "input_files",
+            "memory_mb",
+            "walltime_s",
+        )
+    )
+
+
+def _next_attempt(parent: dict[str, Any], attempt: int, now: dt.datetime) -> Job:
+    return Job(
+        stage_id=parent["stage_id"],
+        index=parent["index"],
+        attempt=attempt,
+        parent_id=parent["id"],
+        state=JobState.READY,
+        state_since=now,
+        events_first=parent["events_first"],
+        events=parent["events"],
+        input_first=parent["input_first"],
+        input_count=parent["input_count"],
+        input_files=parent["input_files"],
+        memory_mb=parent["memory_mb"],
+        walltime_s=parent["walltime_s"],
+    )

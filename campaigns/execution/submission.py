@@ -1,0 +1,499 @@
+"""The submission protocol of DESIGN.md: no job is submitted twice, none is forgotten.
+
+For each stage the scheduler lets submit ``n`` jobs:
+
+1. **claim** (one transaction): lock up to ``n`` ready, unclaimed jobs of the stage with
+   ``select_for_update(skip_locked=True)``; record a ``Submission`` with a unique token in
+   state ``submitting`` and link the jobs to it with a compare-and-set (``state=ready,
+   submission=NULL``), which is what holds on SQLite, where row locks do not exist.
+   COMMIT. From here on the database knows the token before the batch system does.
+2. **prepare**: write each element folder and its job description (idempotent: files only).
+3. **submit**: one ``backend.submit`` of the whole array, with the token.
+4. **record** (one transaction): batch ids onto the jobs, jobs ``ready -> queued``, stage
+   counters, submission ``submitted``. COMMIT.
+
+A crash between 1 and 4 leaves the submission in ``submitting``; ``recovery`` asks the
+backend for the token after a grace period longer than the submit task's hard time limit
+(so the worker that made it is gone) and adopts what exists, submitting only what does
+not. Element ``i`` of a submission is always its ``i``-th job by ``(index, id)``, so the
+mapping can be rebuilt from the database alone.
+
+Tests simulate the worker being killed between steps with :func:`checkpoint`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from requests_app.choices import RequestState
+
+from ..batch import ArraySpec, BackendError, BackendUnavailable
+from ..batch.base import write_atomic
+from ..choices import JobState, SubmissionState
+from ..models import Job, OutputFile, Stage, Submission
+from ..services.planning import plan_cycle
+from . import backends
+from .bulk import bulk_set
+from .wrapper import SPEC_FILE
+
+log = logging.getLogger(__name__)
+
+CHECKPOINTS = ("claimed", "prepared", "submitted", "recorded")
+"""Where a worker can die between two steps of the protocol (tests inject crashes here)."""
+ORDER = ("index", "id")
+"""Element order within a submission."""
+HELD_REQUEST_STATES = frozenset({RequestState.ON_HOLD, RequestState.CANCELLED})
+"""Requests whose jobs are not submitted (a blocker is being solved, or they were dropped)."""
+FAILED_SUBMISSION_PAUSE_S = 60
+"""A stage whose last submission the backend refused waits this long before trying again."""
+UNAVAILABLE = "backend unavailable: "
+"""Prefix of the error of a submission whose backend call did not get an answer."""
+BULK = 500
+
+
+class SimulatedCrash(BaseException):
+    """Raised at a checkpoint by tests: the worker "dies" there (BaseException: nothing in
+    the service swallows it, as nothing would survive a SIGKILL)."""
+
+
+crash_hook: Callable[[str], None] | None = None
+"""Tests set this to a callable that raises :class:`SimulatedCrash` at a chosen checkpoint."""
+
+
+def checkpoint(name: str) -> None:
+    if crash_hook is not None:
+        crash_hook(name)
+
+
+@dataclass
+class SubmitReport:
+    """What one ``submit_ready`` cycle did."""
+
+    submissions: list[int] = field(default_factory=list)
+    jobs: int = 0
+    released_retries: int = 0
+    unavailable: set[str] = field(default_factory=set)
+    errors: list[str] = field(default_factory=list)
+
+
+def new_token(stage_id: int) -> str:
+    return f"opos-s{stage_id}-{uuid.uuid4().hex[:16]}"
+
+
+# --- the cycle ------------------------------------------------------------------------------
+
+
+def release_backoffs(now: datetime | None = None) -> int:
+    """Retries whose backoff is over become ready (compare-and-set ``planned -> ready``)."""
+    now = now or timezone.now()
+    due: dict[int, list[int]] = defaultdict(list)
+    for job_id, stage_id in Job.objects.filter(
+        state=JobState.PLANNED, not_before__isnull=False, not_before__lte=now
+    ).values_list("id", "stage_id")[:5000]:
+        due[stage_id].append(job_id)
+    released = 0
+    for stage_id, ids in due.items():
+        with transaction.atomic():
+            n = Job.objects.filter(pk__in=ids, state=JobState.PLANNED).update(
+                state=JobState.READY, state_since=now, not_before=None
+            )
+            if n:
+                # Counted from what the compare-and-set changed: a concurrent run counts 0.
+                Stage.objects.filter(pk=stage_id).update(
+                    n_planned=F("n_planned") - n, n_ready=F("n_ready") + n
+                )
+        released += n
+    return released
+
+
+def submit_ready(now: datetime | None = None) -> SubmitReport:
+    """One cycle: ask the scheduler what may run and submit it, one array per stage.
+
+    A backend that is unavailable is skipped for the rest of the cycle (its submissions in
+    flight are resolved later); a refusal of one stage does not stop the others.
+    """
+    report = SubmitReport()
+    report.released_retries = release_backoffs(now)
+    grants = plan_cycle(now).submissions()
+    if not grants:
+        return report
+    stage_ids = [stage_id for stage_id, _n in grants]
+    info = {
+        row["id"]: row
+        for row in Stage.objects.filter(pk__in=stage_ids).values(
+            "id", "campaign__backend", "request__state"
+        )
+    }
+    since = (now or timezone.now()) - timedelta(seconds=FAILED_SUBMISSION_PAUSE_S)
+    refused = set(
+        Submission.objects.filter(
+            stage_id__in=stage_ids, state=SubmissionState.FAILED, updated__gte=since
+        ).values_list("stage_id", flat=True)
+    )
+    report.unavailable |= troubled_backends()
+    for stage_id, n in grants:
+        row = info.get(stage_id)
+        if row is None or row["request__state"] in HELD_REQUEST_STATES or stage_id in refused:
+            continue
+        name = row["campaign__backend"]
+        if name in report.unavailable:
+            continue
+        try:
+            for submission in submit_stage(stage_id, n):
+                report.submissions.append(submission.pk)
+                report.jobs += submission.size
+        except BackendUnavailable as exc:
+            log.warning("backend %s unavailable, submissions wait: %s", name, exc)
+            report.unavailable.add(name)
+        except BackendError as exc:
+            log.error("stage %s: submission refused: %s", stage_id, exc)
+            report.errors.append(f"stage {stage_id}: {exc}")
+    return report
+
+
+def troubled_backends() -> set[str]:
+    """Backends that did not answer a submission lately and still do not answer.
+
+    Without this, every cycle during an outage would claim more jobs into submissions that
+    then wait out the grace period; a cheap probe (finding the troubled token) decides.
+    """
+    latest: dict[str, str] = {}
+    for name, token in (
+        Submission.objects.filter(state=SubmissionState.SUBMITTING, error__startswith=UNAVAILABLE)
+        .order_by("created")
+        .values_list("backend", "token")
+    ):
+        latest[name] = token
+    down = set()
+    for name, token in latest.items():
+        try:
+            backends.backend(name).find(token)
+        except BackendUnavailable:
+            down.add(name)
+        except BackendError:
+            pass  # it answered: reachable again
+    return down
+
+
+def submit_stage(stage_id: int, limit: int) -> list[Submission]:
+    """Claim up to ``limit`` ready jobs of a stage and submit them (one array per resource
+    request: retries asking for more memory or walltime go in arrays of their own)."""
+    stage = Stage.objects.select_related("campaign").get(pk=stage_id)
+    claimed = claim(stage, limit)
+    checkpoint("claimed")
+    done = []
+    for submission in claimed:
+        submit_claimed(submission, stage)
+        done.append(submission)
+    return done
+
+
+def claim(stage: Stage, limit: int) -> list[Submission]:
+    """Step 1: record submissions in ``submitting`` and link their jobs; commit."""
+    backend_name = stage.campaign.backend
+    with transaction.atomic():
+        rows = list(
+            Job.objects.select_for_update(skip_locked=True)
+            .filter(stage=stage, state=JobState.READY, submission__isnull=True)
+            .order_by(*ORDER)
+            .values_list("id", "memory_mb", "walltime_s")[:limit]
+        )
+        groups: dict[tuple[Any, Any], list[int]] = defaultdict(list)
+        for job_id, memory, walltime in rows:
+            groups[(memory, walltime)].append(job_id)
+        submissions = []
+        for ids in groups.values():
+            submission = Submission.objects.create(
+                token=new_token(stage.pk),
+                stage=stage,
+                backend=backend_name,
+                state=SubmissionState.SUBMITTING,
+                size=len(ids),
+            )
+            won = Job.objects.filter(
+                pk__in=ids, state=JobState.READY, submission__isnull=True
+            ).update(submission=submission, backend=backend_name)
+            if won != len(ids):
+                # Another worker got some of them first (SQLite has no row locks).
+                submission.size = won
+                if not won:
+                    submission.delete()
+                    continue
+                submission.save(update_fields=["size"])
+            submissions.append(submission)
+    return submissions
+
+
+def submit_claimed(
+    submission: Submission, stage: Stage | None = None, found: Sequence[str] = ()
+) -> None:
+    """Steps 2-4 for a claimed submission: prepare, call the backend, record.
+
+    ``found`` are the batch ids the backend already has for the first elements (recovery of
+    an array cut short): only the elements after them are prepared and submitted.
+    """
+    stage = stage or Stage.objects.select_related("campaign").get(pk=submission.stage_id)
+    start = len(found)
+    try:
+        jobs = prepare(submission, stage, start)
+    except OSError as exc:
+        # The work area is full or unwritable: nothing reached the batch system yet, so the
+        # jobs go back to ready and the stage pauses (a refused submission).
+        problem = BackendError(f"cannot write the job folders: {exc.strerror or exc}")
+        refused(submission, problem)
+        raise problem from exc
+    checkpoint("prepared")
+    spec = array_spec(submission, stage, jobs)
+    try:
+        new_ids = backends.backend(submission.backend).submit(spec, start)
+    except BackendUnavailable as exc:
+        # The call may or may not have reached the batch system: only the token can tell,
+        # so the submission stays `submitting` for recovery (after the grace period). The
+        # error marks the backend as troubled, so cycles probe it before claiming more.
+        Submission.objects.filter(pk=submission.pk, state=SubmissionState.SUBMITTING).update(
+            error=f"{UNAVAILABLE}{exc}"[:2000]
+        )
+        raise
+    except BackendError as exc:
+        refused(submission, exc)
+        raise
+    checkpoint("submitted")
+    record(submission, [*found, *new_ids])
+    checkpoint("recorded")
+
+
+def refused(submission: Submission, exc: Exception) -> None:
+    """The backend refused: keep what it has anyway (a chunked array cut short), release the
+    rest to be submitted again, or mark the whole submission failed."""
+    try:
+        found = backends.backend(submission.backend).find(submission.token)
+    except BackendError:
+        log.exception("submission %s: refused and its token cannot be resolved", submission.token)
+        return  # stays `submitting`; recovery (and a human, if it persists) resolves it
+    with transaction.atomic():
+        jobs = list(
+            Job.objects.filter(submission=submission).order_by(*ORDER).values_list("id", flat=True)
+        )
+        keep = jobs[: len(found)]
+        Job.objects.filter(pk__in=jobs[len(found) :], state=JobState.READY).update(
+            submission=None, backend="", workdir=""
+        )
+        if keep:
+            Submission.objects.filter(pk=submission.pk).update(
+                size=len(keep), error=str(exc)[:2000]
+            )
+            submission.size = len(keep)
+        else:
+            Submission.objects.filter(pk=submission.pk, state=SubmissionState.SUBMITTING).update(
+                state=SubmissionState.FAILED, error=str(exc)[:2000], updated=timezone.now()
+            )
+    if keep:
+        record(submission, found)
+
+
+# --- steps 2 and 4 ---------------------------------------------------------------------------
+
+
+def _job_rows(submission: Submission) -> list[dict[str, Any]]:
+    return list(
+        Job.objects.filter(submission=submission)
+        .order_by(*ORDER)
+        .values(
+            "id",
+            "index",
+            "attempt",
+            "events",
+            "events_first",
+            "input_first",
+            "input_count",
+            "input_files",
+            "memory_mb",
+            "walltime_s",
+        )
+    )
+
+
+def _inputs(stage: Stage, jobs: Sequence[dict[str, Any]]) -> dict[int, list[str]]:
+    """Absolute paths of every job's input files (one query)."""
+    paths: dict[int, list[str]] = {}
+    if stage.input_stage_id:
+        needed = sorted(
+            {
+                i
+                for job in jobs
+                if job["input_first"] is not None
+                for i in range(job["input_first"], job["input_first"] + job["input_count"])
+            }
+        )
+        by_index: dict[int, list[str]] = defaultdict(list)
+        for index, path in (
+            OutputFile.objects.filter(
+                job__stage_id=stage.input_stage_id,
+                job__state=JobState.SUCCEEDED,
+                job__index__in=needed,
+            )
+            .order_by("job__index", "name")
+            .values_list("job__index", "path")
+        ):
+            by_index[index].append(path)
+        for job in jobs:
+            first = job["input_first"]
+            span = range(first, first + job["input_count"]) if first is not None else ()
+            paths[job["id"]] = [p for i in span for p in by_index.get(i, [])]
+    elif stage.input_dataset_id:
+        names = sorted({n for job in jobs for n in job["input_files"]})
+        where = dict(
+            OutputFile.objects.filter(
+                dataset_id=stage.input_dataset_id, name__in=names
+            ).values_list("name", "path")
+        )
+        for job in jobs:
+            paths[job["id"]] = [where.get(n, n) for n in job["input_files"]]
+    return paths
+
+
+def job_description(stage: Stage, job: dict[str, Any], inputs: list[str]) -> dict[str, Any]:
+    """The job description (``opos-job.json``): data only. The wrapper checks the code
+    against ``code.sha256`` and hands the rest to the code as ``job.json``."""
+    return {
+        "job": job["id"],
+        "campaign": stage.campaign_id,
+        "stage": stage.name,
+        "stage_id": stage.pk,
+        "index": job["index"],
+        "attempt": job["attempt"],
+        "events": job["events"],
+        "first_event": job["events_first"],
+        "parameters": stage.parameters or {},
+        "inputs": inputs,
+        "input_files": job["input_files"] or [],
+        "output_dataset": stage.output_dataset.name if stage.output_dataset_id else "",
+        "code": {"path": stage.code_location, "sha256": stage.code_sha256},
+        "resources": {
+            "cores": stage.cores,
+            "memory_mb": job["memory_mb"] or stage.memory_mb,
+            "walltime_s": job["walltime_s"] or stage.walltime_s,
+        },
+    }
+
+
+def prepare(submission: Submission, stage: Stage, start: int = 0) -> list[dict[str, Any]]:
+    """Step 2: write the element folders ``start`` .. ``size - 1`` with their descriptions."""
+    jobs = _job_rows(submission)
+    if len(jobs) != submission.size:
+        raise BackendError(
+            f"submission {submission.token}: {len(jobs)} jobs linked, {submission.size} recorded"
+        )
+    inputs = _inputs(stage, jobs[start:])
+    root = backends.array_dir(stage.campaign_id, stage.pk, submission.token)
+    for element, job in enumerate(jobs):
+        if element < start:
+            continue
+        folder = root / str(element)
+        folder.mkdir(parents=True, exist_ok=True)
+        description = job_description(stage, job, inputs.get(job["id"], []))
+        write_atomic(folder / SPEC_FILE, _dumps(description))
+    return jobs
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, indent=1, sort_keys=True) + "\n"
+
+
+def array_spec(submission: Submission, stage: Stage, jobs: Sequence[dict[str, Any]]) -> ArraySpec:
+    first = jobs[0]
+    return ArraySpec(
+        token=submission.token,
+        array_dir=backends.array_dir(stage.campaign_id, stage.pk, submission.token),
+        size=submission.size,
+        argv=backends.job_argv(),
+        cores=stage.cores,
+        memory_mb=first["memory_mb"] or stage.memory_mb,
+        walltime_s=first["walltime_s"] or stage.walltime_s,
+        environment=backends.job_environment(),
+        **backends.spec_options(submission.backend),
+    )
+
+
+def record(submission: Submission, batch_ids: Sequence[str]) -> int:
+    """Step 4: batch ids onto the jobs, ``ready -> queued``, counters, ``submitted``; commit.
+
+    Jobs cancelled while the submission was in flight (campaign cancelled) keep their
+    state and are cancelled at the batch system once this commits. Returns jobs queued.
+    """
+    now = timezone.now()
+    root = backends.array_dir(
+        Stage.objects.values_list("campaign_id", flat=True).get(pk=submission.stage_id),
+        submission.stage_id,
+        submission.token,
+    )
+    to_cancel: list[str] = []
+    with transaction.atomic():
+        won = Submission.objects.filter(pk=submission.pk, state=SubmissionState.SUBMITTING).update(
+            state=SubmissionState.SUBMITTED,
+            batch_id=_array_id(batch_ids),
+            submitted_at=now,
+            updated=now,
+        )
+        if not won:
+            log.warning("submission %s was recorded by someone else", submission.token)
+            return 0
+        jobs = list(Job.objects.select_for_update().filter(submission=submission).order_by(*ORDER))
+        if len(jobs) != len(batch_ids):
+            raise BackendError(
+                f"submission {submission.token}: {len(batch_ids)} batch ids for {len(jobs)} jobs"
+            )
+        queued = 0
+        for element, (job, batch_id) in enumerate(zip(jobs, batch_ids, strict=True)):
+            job.batch_id = batch_id
+            job.workdir = str(root / str(element))
+            if job.state == JobState.READY:
+                job.state = JobState.QUEUED
+                job.state_since = now
+                job.queued_at = now
+                queued += 1
+            else:
+                to_cancel.append(batch_id)
+        bulk_set(jobs, ["batch_id", "workdir", "state", "state_since", "queued_at"])
+        if queued:
+            Stage.objects.filter(pk=submission.stage_id).update(
+                n_ready=F("n_ready") - queued, n_queued=F("n_queued") + queued
+            )
+    submission.state = SubmissionState.SUBMITTED
+    if to_cancel:
+        try:
+            backends.backend(submission.backend).cancel(to_cancel)
+        except BackendError:
+            log.exception("cannot cancel %d jobs of a cancelled campaign", len(to_cancel))
+    return queued
+
+
+def _array_id(batch_ids: Sequence[str]) -> str:
+    """The array's id for display: Slurm ``123_4`` -> ``123``; local ids keep their token."""
+    if not batch_ids:
+        return ""
+    first = batch_ids[0]
+    if first.startswith("local:"):
+        return first.rsplit(":", 1)[0]
+    return first.split("_", 1)[0][:64]
+
+
+def element_dir(job: Job) -> Path | None:
+    return Path(job.workdir) if job.workdir else None
+
+
+def grace_seconds() -> int:
+    return int(getattr(settings, "OPOS_SUBMISSION_GRACE_S", 360))

@@ -1,0 +1,94 @@
+"""Browser forms of the execution side; the services do the real checking."""
+
+from __future__ import annotations
+
+from django import forms
+
+from requests_app.choices import BackendName, Priority
+from requests_app.models import Experiment
+
+from .workflow import CAMPAIGN_ACTIONS, OPERATOR_ACTIONS
+
+DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+
+
+class CampaignForm(forms.Form):
+    """Create a campaign."""
+
+    experiment = forms.ModelChoiceField(queryset=Experiment.objects.order_by("name"))
+    name = forms.CharField(max_length=120, help_text='The production round, e.g. "MCC5.0".')
+    deadline = forms.DateField(widget=DATE)
+    priority = forms.ChoiceField(choices=Priority.choices, initial=Priority.NORMAL)
+    throttle = forms.IntegerField(
+        min_value=1,
+        required=False,
+        help_text="Maximum jobs of this campaign in flight; empty for no limit beyond the "
+        "experiment's quota.",
+    )
+    backend = forms.ChoiceField(
+        choices=[("", "The experiment's default"), *BackendName.choices], required=False
+    )
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+
+
+class CampaignEditForm(forms.Form):
+    """Change priority, deadline or throttle, with the reason on record."""
+
+    priority = forms.ChoiceField(choices=Priority.choices)
+    deadline = forms.DateField(widget=DATE)
+    throttle = forms.IntegerField(min_value=1, required=False, help_text="Empty: no limit.")
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+        help_text="Required when the priority or the deadline changes; it is recorded.",
+    )
+
+
+class ActionForm(forms.Form):
+    action = forms.ChoiceField(choices=[(a, CAMPAIGN_ACTIONS[a].label) for a in OPERATOR_ACTIONS])
+    note = forms.CharField(max_length=5000, required=False)
+
+
+class ScheduleForm(forms.Form):
+    """Pick approved requests to schedule into the campaign."""
+
+    requests = forms.TypedMultipleChoiceField(coerce=int, widget=forms.CheckboxSelectMultiple)
+    note = forms.CharField(max_length=5000, required=False)
+
+    def __init__(self, *args, candidates=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["requests"].choices = [(r.pk, f"{r.number} {r.title}") for r in candidates]
+
+
+class RemoveRequestForm(forms.Form):
+    request = forms.IntegerField(widget=forms.HiddenInput)
+    reason = forms.CharField(max_length=5000, required=False)
+
+
+class CloneForm(forms.Form):
+    """Adopt a template into an experiment."""
+
+    experiment = forms.ModelChoiceField(queryset=Experiment.objects.order_by("name"))
+    name = forms.CharField(max_length=120, required=False, help_text="Empty: keep the name.")
+
+
+class ImportForm(forms.Form):
+    """A template file (YAML) to import into an experiment, or as a shared template."""
+
+    experiment = forms.ModelChoiceField(
+        queryset=Experiment.objects.order_by("name"),
+        required=False,
+        empty_label="Shared (all experiments)",
+    )
+    file = forms.FileField(required=False, help_text="A YAML file exported from a tracker.")
+    text = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 14, "class": "mono", "spellcheck": "false"}),
+        required=False,
+        help_text="Or paste the YAML here.",
+    )
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("file") and not (data.get("text") or "").strip():
+            raise forms.ValidationError("Choose a file or paste the template.")
+        return data

@@ -1,0 +1,160 @@
+"""Campaigns: production rounds that group requests under one deadline and priority."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.conf import settings
+from django.core.validators import MaxLengthValidator
+from django.db import models
+from django.utils import timezone
+
+from requests_app.choices import BackendName, Priority
+from requests_app.models import Experiment, ProductionRequest
+from requests_app.models.visibility import VisibleQuerySet
+
+from ..choices import CampaignEventKind, CampaignState
+
+
+def deadline_moment(day: dt.date) -> dt.datetime:
+    """The instant a deadline date ends: midnight after it, in the site's time zone.
+
+    Deadlines are dates (what a collaboration announces); the scheduler and the
+    forecasts compare instants, so the whole deadline day counts as on time.
+    """
+    return timezone.make_aware(dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min))
+
+
+class CampaignQuerySet(VisibleQuerySet):
+    experiment_path = "experiment"
+
+
+class Campaign(models.Model):
+    """A production round (DUNE's "MCC5.0"): requests of several groups under one deadline.
+
+    ``state`` changes only through ``campaigns.services`` (checked against
+    ``campaigns.workflow.CAMPAIGN_ACTIONS``, recorded as a ``CampaignEvent``).
+    ``cancel_pending`` is the flag execution acts on after a cancel: it kills
+    what is queued or running at the batch system, then clears the flag.
+    """
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.PROTECT, related_name="campaigns")
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True, validators=[MaxLengthValidator(5000)])
+    deadline = models.DateField()
+    priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.NORMAL)
+    state = models.CharField(
+        max_length=16, choices=CampaignState.choices, default=CampaignState.PLANNED
+    )
+    throttle = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Maximum jobs of this campaign in flight at once; empty for no limit "
+        "beyond the experiment quota.",
+    )
+    backend = models.CharField(max_length=16, choices=BackendName.choices)
+    cancel_pending = models.BooleanField(
+        default=False,
+        help_text="Set on cancel while jobs may still be at the batch system; execution "
+        "cancels them and clears it.",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+    launched_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    objects = CampaignQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["deadline", "name"]
+        indexes = [models.Index(fields=["state", "deadline"], name="campaign_state_deadline")]
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "name"], name="campaign_name_once"),
+            models.CheckConstraint(
+                condition=models.Q(state__in=CampaignState.values), name="campaign_state_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(priority__in=Priority.values), name="campaign_priority_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(throttle__isnull=True) | models.Q(throttle__gt=0),
+                name="campaign_throttle_positive",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.experiment.slug}/{self.name}"
+
+    def get_absolute_url(self) -> str:
+        from django.urls import reverse
+
+        return reverse("campaigns:detail", args=[self.pk])
+
+    @property
+    def deadline_at(self) -> dt.datetime:
+        return deadline_moment(self.deadline)
+
+
+class CampaignRequestQuerySet(VisibleQuerySet):
+    experiment_path = "campaign__experiment"
+
+
+class CampaignRequest(models.Model):
+    """A request scheduled into a campaign (a request is in at most one campaign).
+
+    The link lives here, not on the request, because intake never knows about
+    execution. Removing a not-yet-started request deletes the link and its plan.
+    """
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="links")
+    request = models.OneToOneField(
+        ProductionRequest, on_delete=models.PROTECT, related_name="campaign_link"
+    )
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    added = models.DateTimeField(auto_now_add=True)
+
+    objects = CampaignRequestQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["campaign", "request__deadline", "request_id"]
+
+    def __str__(self) -> str:
+        return f"{self.request_id} in campaign {self.campaign_id}"
+
+
+class CampaignEventQuerySet(VisibleQuerySet):
+    experiment_path = "campaign__experiment"
+
+
+class CampaignEvent(models.Model):
+    """An audited campaign action or edit: who, when, why, and the values before and after.
+
+    Rows are only ever inserted. ``changes`` maps a field to ``[old, new]``.
+    """
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=20, choices=CampaignEventKind.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.TextField(blank=True, validators=[MaxLengthValidator(5000)])
+    changes = models.JSONField(default=dict, blank=True)
+    request = models.ForeignKey(
+        ProductionRequest, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+
+    objects = CampaignEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created", "id"]
+        indexes = [models.Index(fields=["campaign", "created"], name="campaign_event_time")]
+
+    def __str__(self) -> str:
+        return f"campaign {self.campaign_id}: {self.kind}"

@@ -1,0 +1,76 @@
+"""The file catalogue: datasets and the output files jobs declared into them."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from requests_app.models import Experiment
+from requests_app.models.visibility import VisibleQuerySet
+
+
+class DatasetQuerySet(VisibleQuerySet):
+    experiment_path = "experiment"
+
+
+class Dataset(models.Model):
+    """A named collection of files: a stage's output, or an input a sample reads.
+
+    Planning creates one (empty) dataset per planned stage; execution declares
+    files into it and keeps ``file_count``, ``size_bytes`` and ``events``.
+    """
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.PROTECT, related_name="datasets")
+    name = models.CharField(max_length=255, unique=True)
+    description = models.TextField(blank=True)
+    campaign = models.ForeignKey(
+        "campaigns.Campaign",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="datasets",
+        help_text="The campaign whose plan produces it (empty for external inputs).",
+    )
+    file_count = models.PositiveIntegerField(default=0)
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    events = models.PositiveBigIntegerField(default=0)
+    created = models.DateTimeField(auto_now_add=True)
+
+    objects = DatasetQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class OutputFileQuerySet(VisibleQuerySet):
+    experiment_path = "dataset__experiment"
+
+
+class OutputFile(models.Model):
+    """One file in the catalogue: what it is, how big, its checksum, and which job made it."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="files")
+    name = models.CharField(max_length=255)
+    size = models.PositiveBigIntegerField()
+    checksum = models.CharField(max_length=80, help_text="sha256, lowercase hex.")
+    events = models.PositiveBigIntegerField(default=0)
+    job = models.ForeignKey(
+        "campaigns.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="outputs"
+    )
+    path = models.CharField(
+        max_length=1000, blank=True, help_text="Where the file is (execution, issue 5)."
+    )
+    created = models.DateTimeField(auto_now_add=True)
+
+    objects = OutputFileQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["dataset", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "name"], name="output_name_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dataset.name}/{self.name}"

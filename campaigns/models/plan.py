@@ -1,0 +1,264 @@
+"""The plan and its execution: stages, jobs and batch submissions."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from requests_app.choices import BackendName
+from requests_app.models import ProductionCode, ProductionRequest, Sample, SplitRule, StageTemplate
+from requests_app.models.visibility import VisibleQuerySet
+
+from ..choices import ACTIVE_JOB_STATES, FailureClass, JobState, SubmissionState
+from .campaigns import Campaign
+from .catalogue import Dataset
+
+# Stage counter column for each job state; whoever moves jobs keeps them in step.
+COUNTER_FOR_STATE: dict[str, str] = {state: f"n_{state}" for state in JobState.values}
+
+
+class StageQuerySet(VisibleQuerySet):
+    experiment_path = "campaign__experiment"
+
+
+class Stage(models.Model):
+    """One template stage of one sample, as planned: a snapshot plus live counters.
+
+    Everything a job needs to run (code and its sha256, resolved parameters,
+    resources, split rule) is copied from the template when the sample is
+    planned, so editing the template later never changes planned work.
+
+    The ``n_<state>`` counters are jobs of this stage by state, kept by the
+    services that move jobs (expansion, release, cancel, and execution's
+    poller) so dashboards never count jobs; ``recount_stages`` rebuilds them.
+    """
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="stages")
+    request = models.ForeignKey(ProductionRequest, on_delete=models.PROTECT, related_name="+")
+    sample = models.ForeignKey(Sample, on_delete=models.PROTECT, related_name="+")
+    template_stage = models.ForeignKey(
+        StageTemplate,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Where the snapshot came from (for reference only).",
+    )
+    position = models.PositiveSmallIntegerField()
+    name = models.CharField(max_length=60)
+    # Snapshot of the template stage.
+    code = models.ForeignKey(ProductionCode, on_delete=models.PROTECT, related_name="+")
+    code_sha256 = models.CharField(max_length=64)
+    code_location = models.CharField(max_length=500)
+    parameters = models.JSONField(default=dict, blank=True, help_text="Resolved values.")
+    cores = models.PositiveSmallIntegerField(default=1)
+    memory_mb = models.PositiveIntegerField(default=2000)
+    walltime_s = models.PositiveIntegerField(default=3600, help_text="Template estimate per job.")
+    walltime_median_s = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Observed median of succeeded jobs; replaces the estimate."
+    )
+    split = models.CharField(max_length=8, choices=SplitRule.choices)
+    events_per_job = models.PositiveIntegerField(null=True, blank=True)
+    files_per_job = models.PositiveIntegerField(null=True, blank=True)
+    input_stage = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="dependents"
+    )
+    input_dataset = models.ForeignKey(
+        Dataset, null=True, blank=True, on_delete=models.PROTECT, related_name="consumers"
+    )
+    output_dataset = models.ForeignKey(
+        Dataset, null=True, blank=True, on_delete=models.PROTECT, related_name="producers"
+    )
+    jobs_total = models.PositiveIntegerField(default=0, help_text="Jobs planned (indexes).")
+    # Counters by job state. Plain integers: a counter that drifted must never
+    # make the poller's write fail on a CHECK constraint; recount fixes it.
+    n_planned = models.IntegerField(default=0)
+    n_ready = models.IntegerField(default=0)
+    n_queued = models.IntegerField(default=0)
+    n_running = models.IntegerField(default=0)
+    n_held = models.IntegerField(default=0)
+    n_succeeded = models.IntegerField(default=0)
+    n_failed = models.IntegerField(default=0)
+    n_cancelled = models.IntegerField(default=0)
+    n_lost = models.IntegerField(default=0)
+    # Execution (issue 5): kept by finalize in the transaction that declares the outputs.
+    events_done = models.PositiveBigIntegerField(
+        default=0, help_text="Events of the jobs that succeeded (outputs declared)."
+    )
+    progress_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a job of the stage last finished."
+    )
+    created = models.DateTimeField(auto_now_add=True)
+
+    objects = StageQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["campaign", "request", "sample", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["sample", "position"], name="stage_per_sample_once"),
+        ]
+        indexes = [models.Index(fields=["campaign", "position"], name="stage_campaign_position")]
+
+    def __str__(self) -> str:
+        return f"{self.sample_id}:{self.position}:{self.name}"
+
+    @property
+    def walltime_estimate_s(self) -> int:
+        """Per-job walltime the scheduler assumes: observed median once known."""
+        return self.walltime_median_s or self.walltime_s
+
+    @property
+    def in_flight(self) -> int:
+        return self.n_queued + self.n_running + self.n_held
+
+    @property
+    def remaining(self) -> int:
+        return max(self.jobs_total - self.n_succeeded, 0)
+
+    def counts(self) -> dict[str, int]:
+        """Jobs by state, from the counters."""
+        return {state: getattr(self, field) for state, field in COUNTER_FOR_STATE.items()}
+
+
+class SubmissionQuerySet(VisibleQuerySet):
+    experiment_path = "stage__campaign__experiment"
+
+
+class Submission(models.Model):
+    """One batch array (Slurm ``--array``, HTCondor ``queue N``) of one stage's jobs.
+
+    Recorded with its unique ``token`` in state ``submitting`` and committed
+    before the backend is called, so a crash in between is resolved by asking
+    the backend for the token (DESIGN.md, submission protocol).
+
+        submitting -> submitted | failed
+    """
+
+    token = models.CharField(max_length=64, unique=True)
+    stage = models.ForeignKey(Stage, on_delete=models.PROTECT, related_name="submissions")
+    backend = models.CharField(max_length=16, choices=BackendName.choices)
+    state = models.CharField(
+        max_length=16, choices=SubmissionState.choices, default=SubmissionState.SUBMITTING
+    )
+    size = models.PositiveIntegerField(help_text="Jobs in the array.")
+    batch_id = models.CharField(max_length=64, blank=True, help_text="Array or cluster id.")
+    error = models.TextField(blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    objects = SubmissionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created"]
+        indexes = [models.Index(fields=["state", "created"], name="submission_state_created")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(state__in=SubmissionState.values),
+                name="submission_state_valid",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"submission {self.token} ({self.state})"
+
+
+class JobQuerySet(VisibleQuerySet):
+    experiment_path = "stage__campaign__experiment"
+
+
+class Job(models.Model):
+    """One element of a stage's work: a range of events or a group of input files.
+
+    Inputs: a job of a stage that reads a previous stage (``stage.input_stage``)
+    consumes the outputs of that stage's jobs with indexes ``input_first`` ..
+    ``input_first + input_count - 1`` (one output file per job); it becomes
+    ``ready`` as soon as those have succeeded, so work streams through the
+    stages. A job reading an input dataset gets its file names in
+    ``input_files`` when planned (a snapshot of the dataset at that time).
+
+    A retry is a new row with the same ``index``, ``attempt + 1`` and
+    ``parent`` pointing at the failed attempt; ``memory_mb``/``walltime_s``
+    override the stage's request when a retry asks for more.
+    """
+
+    stage = models.ForeignKey(
+        Stage,
+        on_delete=models.CASCADE,
+        related_name="jobs",
+        # The unique (stage, index, attempt) index already serves lookups by stage.
+        db_index=False,
+    )
+    index = models.PositiveIntegerField()
+    attempt = models.PositiveSmallIntegerField(default=1)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries"
+    )
+    state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.PLANNED)
+    state_since = models.DateTimeField(null=True, blank=True)
+    events_first = models.BigIntegerField(default=0)
+    events = models.PositiveIntegerField(default=0)
+    input_first = models.PositiveIntegerField(null=True, blank=True)
+    input_count = models.PositiveIntegerField(default=0)
+    input_files = models.JSONField(default=list, blank=True)
+    memory_mb = models.PositiveIntegerField(null=True, blank=True)
+    walltime_s = models.PositiveIntegerField(null=True, blank=True)
+    backend = models.CharField(max_length=16, choices=BackendName.choices, blank=True)
+    batch_id = models.CharField(max_length=64, blank=True)
+    submission = models.ForeignKey(
+        Submission, null=True, blank=True, on_delete=models.PROTECT, related_name="jobs"
+    )
+    exit_code = models.IntegerField(null=True, blank=True)
+    failure_class = models.CharField(max_length=32, choices=FailureClass.choices, blank=True)
+    failure_reason = models.CharField(max_length=500, blank=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    walltime_observed_s = models.PositiveIntegerField(null=True, blank=True)
+    # Execution (issue 5).
+    workdir = models.CharField(
+        max_length=500, blank=True, help_text="The job's element folder (job.json, logs, outputs)."
+    )
+    outcome = models.CharField(
+        max_length=16,
+        blank=True,
+        help_text="Final batch state seen by the poller, for finalize to act on; the job "
+        "keeps its active state until its outputs are declared or its failure handled.",
+    )
+    not_before = models.DateTimeField(
+        null=True, blank=True, help_text="A retry waits (planned) until then: the backoff."
+    )
+
+    objects = JobQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["stage", "index", "attempt"], name="job_attempt_once"),
+            models.CheckConstraint(
+                condition=models.Q(state__in=JobState.values), name="job_state_valid"
+            ),
+        ]
+        indexes = [
+            # Counts by stage and state (plan_cycle, recount, release).
+            models.Index(fields=["stage", "state"], name="job_stage_state"),
+            # The poller's hot query: only jobs a batch system still owns.
+            models.Index(
+                fields=["backend", "batch_id"],
+                condition=models.Q(state__in=sorted(ACTIVE_JOB_STATES)),
+                name="job_in_flight",
+            ),
+            # submit_ready claims the ready jobs of a stage in index order.
+            models.Index(
+                fields=["stage", "index"],
+                condition=models.Q(state=JobState.READY),
+                name="job_ready",
+            ),
+            # Retries waiting out their backoff (execution releases them when due).
+            models.Index(
+                fields=["not_before"],
+                condition=models.Q(state=JobState.PLANNED, not_before__isnull=False),
+                name="job_backoff",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"job {self.stage_id}/{self.index}#{self.attempt} ({self.state})"

@@ -1,0 +1,432 @@
+"""Campaign use cases: create, edit (with reasons), launch/pause/resume/cancel, remove requests.
+
+Every state change is a compare-and-set on the campaign row inside a
+transaction that first locks it, so two operators acting at once cannot
+both win (the lock where the database has row locks, the compare-and-set
+on SQLite, which ignores ``select_for_update``). Every action and every
+edit is recorded as a ``CampaignEvent``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
+from django.db.models import Count, F, Q
+from django.utils import timezone
+
+from requests_app.choices import BackendName, Priority, RequestState
+from requests_app.models import Experiment, ProductionRequest
+from requests_app.services import TransitionError, system_transition
+
+from ..choices import (
+    ACTIVE_JOB_STATES,
+    OPEN_CAMPAIGN_STATES,
+    OPEN_JOB_STATES,
+    WAITING_JOB_STATES,
+    CampaignEventKind,
+    CampaignState,
+    JobState,
+)
+from ..models import Campaign, CampaignEvent, CampaignRequest, Dataset, Job, Stage
+from ..workflow import CAMPAIGN_ACTIONS, OPERATOR_ACTIONS
+from .errors import CampaignError, require_operator
+from .planning import recount_stages
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+EDITABLE_FIELDS = ("name", "description", "priority", "deadline", "throttle", "backend")
+# Changes the collaboration cares about: they need a reason on record.
+REASONED_FIELDS = ("priority", "deadline")
+
+
+def _clean_fields(
+    values: dict[str, Any], experiment: Experiment | None, current: Campaign | None = None
+) -> tuple[dict, list[str]]:
+    """Validate campaign fields; return the cleaned values and the problems (field first).
+
+    An unchanged deadline is not refused for being past: an edit of another
+    field of a late campaign must still go through.
+    """
+    cleaned: dict[str, Any] = {}
+    problems: list[str] = []
+    if "name" in values:
+        name = (values["name"] or "").strip()
+        if not name or len(name) > 120:
+            problems.append("name: required, at most 120 characters")
+        cleaned["name"] = name
+    if "description" in values:
+        text = values["description"] or ""
+        if len(text) > 5000:
+            problems.append("description: at most 5000 characters")
+        cleaned["description"] = text
+    if "deadline" in values:
+        deadline = values["deadline"]
+        if isinstance(deadline, str):
+            try:
+                deadline = dt.date.fromisoformat(deadline)
+            except ValueError:
+                deadline = None
+        if not isinstance(deadline, dt.date):
+            problems.append("deadline: a date (YYYY-MM-DD) is required")
+        elif deadline < timezone.localdate() and not (current and deadline == current.deadline):
+            problems.append(f"deadline: {deadline} is in the past")
+        cleaned["deadline"] = deadline
+    if "priority" in values:
+        if values["priority"] not in Priority.values:
+            problems.append(f"priority: choose one of {', '.join(Priority.values)}")
+        cleaned["priority"] = values["priority"]
+    if "throttle" in values:
+        throttle = values["throttle"]
+        if throttle in ("", None):
+            throttle = None
+        else:
+            try:
+                throttle = int(throttle)
+                if throttle <= 0:
+                    raise ValueError
+            except (TypeError, ValueError):
+                problems.append("throttle: a whole number above 0, or empty for no limit")
+        cleaned["throttle"] = throttle
+    if "backend" in values:
+        backend = values["backend"] or (experiment.default_backend if experiment else "")
+        if backend not in BackendName.values:
+            problems.append(f"backend: choose one of {', '.join(BackendName.values)}")
+        cleaned["backend"] = backend
+    return cleaned, problems
+
+
+def _lock(campaign_id: int) -> Campaign:
+    """The campaign row, locked until the transaction ends (where the database can).
+
+    Two operators acting at once queue here on PostgreSQL; the compare-and-set
+    on ``state`` that follows is what holds on SQLite.
+    """
+    return Campaign.objects.select_for_update().get(pk=campaign_id)
+
+
+def _record(
+    campaign: Campaign,
+    kind: str,
+    actor: AbstractBaseUser | None,
+    reason: str = "",
+    changes: dict | None = None,
+    request_id: int | None = None,
+) -> CampaignEvent:
+    return CampaignEvent.objects.create(
+        campaign=campaign,
+        kind=kind,
+        actor=actor,
+        reason=reason or "",
+        changes=changes or {},
+        request_id=request_id,
+    )
+
+
+def create_campaign(
+    actor: AbstractBaseUser,
+    experiment: Experiment,
+    *,
+    name: str,
+    deadline: dt.date | str,
+    priority: str = Priority.NORMAL,
+    throttle: int | None = None,
+    backend: str = "",
+    description: str = "",
+) -> Campaign:
+    """Open a new campaign (state planned) for ``experiment``; operators only.
+
+    The backend defaults to the experiment's; the name is unique within the
+    experiment; the deadline may not be in the past.
+    """
+    require_operator(actor, "create campaigns")
+    cleaned, problems = _clean_fields(
+        {
+            "name": name,
+            "description": description,
+            "deadline": deadline,
+            "priority": priority,
+            "throttle": throttle,
+            "backend": backend,
+        },
+        experiment,
+    )
+    if (
+        not problems
+        and Campaign.objects.filter(experiment=experiment, name=cleaned["name"]).exists()
+    ):
+        problems.append(f"name: {experiment.slug} already has a campaign named {cleaned['name']!r}")
+    if problems:
+        raise CampaignError("The campaign cannot be created.", problems)
+    with transaction.atomic():
+        campaign = Campaign.objects.create(experiment=experiment, created_by=actor, **cleaned)
+        _record(
+            campaign,
+            CampaignEventKind.CREATED,
+            actor,
+            changes={k: [None, _plain(v)] for k, v in cleaned.items() if k != "description"},
+        )
+    return campaign
+
+
+def _plain(value):
+    """JSON-friendly form of a field value for the audit record."""
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def update_campaign(
+    campaign: Campaign | int,
+    actor: AbstractBaseUser,
+    changes: dict[str, Any],
+    reason: str = "",
+) -> Campaign:
+    """Change a campaign's name, description, priority, deadline, throttle or backend.
+
+    Priority and deadline changes need a ``reason``; every change is recorded
+    with the old and the new value. Closed campaigns are not edited.
+    """
+    require_operator(actor, "change campaigns")
+    unknown = sorted(set(changes) - set(EDITABLE_FIELDS))
+    if unknown:
+        raise CampaignError(
+            "Cannot change the campaign.",
+            [f"{f}: cannot be changed (editable: {', '.join(EDITABLE_FIELDS)})" for f in unknown],
+        )
+    campaign_id = campaign if isinstance(campaign, int) else campaign.pk
+    with transaction.atomic():
+        current = _lock(campaign_id)
+        cleaned, problems = _clean_fields(changes, current.experiment, current)
+        diff = {k: v for k, v in cleaned.items() if getattr(current, k) != v}
+        if "name" in diff and (
+            Campaign.objects.filter(experiment_id=current.experiment_id, name=diff["name"])
+            .exclude(pk=current.pk)
+            .exists()
+        ):
+            problems.append(f"name: another campaign is named {diff['name']!r}")
+        if any(f in diff for f in REASONED_FIELDS) and not (reason or "").strip():
+            problems.append("reason: required to change the priority or the deadline")
+        if problems:
+            raise CampaignError("Cannot change the campaign.", problems)
+        if not diff:
+            return current
+        if current.state not in OPEN_CAMPAIGN_STATES:
+            raise CampaignError(
+                f"The campaign is {current.state}; it can no longer be changed.",
+                [f"state: {current.state}"],
+                kind="conflict",
+            )
+        won = Campaign.objects.filter(pk=current.pk, state=current.state).update(
+            updated=timezone.now(), **diff
+        )
+        if not won:
+            raise CampaignError(
+                "Someone changed the campaign at the same time; reload.", kind="conflict"
+            )
+        _record(
+            current,
+            CampaignEventKind.EDITED,
+            actor,
+            reason.strip(),
+            {k: [_plain(getattr(current, k)), _plain(v)] for k, v in diff.items()},
+        )
+        current.refresh_from_db()
+    return current
+
+
+def campaign_action(
+    campaign: Campaign | int, action: str, actor: AbstractBaseUser, note: str = ""
+) -> Campaign:
+    """Launch, pause, resume or cancel a campaign (operators only).
+
+    Cancel marks the campaign cancelled, cancels every job not yet submitted,
+    and sets ``cancel_pending`` when jobs are queued or running, for
+    execution to cancel at the batch system. Requests of the campaign that
+    never started return to ``approved`` (their unsubmitted plan is dropped)
+    so they can be scheduled elsewhere; started ones keep their record here.
+    """
+    spec = CAMPAIGN_ACTIONS.get(action)
+    if spec is None or action not in OPERATOR_ACTIONS:
+        raise CampaignError(
+            f"Unknown action {action!r}.", [f"action: choose one of {', '.join(OPERATOR_ACTIONS)}"]
+        )
+    require_operator(actor, f"{action} campaigns")
+    campaign_id = campaign if isinstance(campaign, int) else campaign.pk
+    with transaction.atomic():
+        current = _lock(campaign_id)
+        if current.state not in spec.sources:
+            allowed = ", ".join(sorted(spec.sources))
+            raise CampaignError(
+                f"Cannot {action}: the campaign is {current.state}.",
+                [f"{action} needs the state: {allowed}"],
+                kind="conflict",
+            )
+        now = timezone.now()
+        fields: dict[str, Any] = {"state": spec.target, "updated": now}
+        if action == "launch":
+            if not Stage.objects.filter(campaign=current).exists():
+                raise CampaignError(
+                    "Cannot launch a campaign with nothing planned.",
+                    ["requests: schedule at least one approved request first"],
+                    kind="conflict",
+                )
+            fields["launched_at"] = current.launched_at or now
+        elif action == "cancel":
+            fields["cancelled_at"] = now
+        won = Campaign.objects.filter(pk=current.pk, state=current.state).update(**fields)
+        if not won:
+            raise CampaignError(
+                "Someone changed the campaign at the same time; reload.", kind="conflict"
+            )
+        _record(current, spec.event, actor, note.strip(), {"state": [current.state, spec.target]})
+        if action == "cancel":
+            _cancel_work(current, actor, note)
+        current.refresh_from_db()
+    return current
+
+
+def _cancel_work(campaign: Campaign, actor: AbstractBaseUser, note: str) -> None:
+    """Cancel everything not yet submitted; flag what is in flight for execution."""
+    untouched = _not_started_requests(campaign)
+    for request_id in untouched:
+        _drop_request(campaign, request_id, actor, note or "campaign cancelled")
+    stage_ids = list(Stage.objects.filter(campaign=campaign).values_list("id", flat=True))
+    if not stage_ids:
+        return
+    now = timezone.now()
+    Job.objects.filter(stage_id__in=stage_ids, state__in=sorted(WAITING_JOB_STATES)).update(
+        state=JobState.CANCELLED, state_since=now, finished=now
+    )
+    recount_stages(stage_ids)
+    if Job.objects.filter(stage_id__in=stage_ids, state__in=sorted(ACTIVE_JOB_STATES)).exists():
+        Campaign.objects.filter(pk=campaign.pk).update(cancel_pending=True)
+
+
+def _not_started_requests(campaign: Campaign) -> list[int]:
+    """Scheduled requests of the campaign none of whose jobs ever reached a batch system."""
+    candidates = list(
+        ProductionRequest.objects.filter(
+            campaign_link__campaign=campaign, state=RequestState.SCHEDULED
+        ).values_list("pk", flat=True)
+    )
+    if not candidates:
+        return []
+    started = set(
+        Job.objects.filter(stage__campaign=campaign, stage__request_id__in=candidates)
+        .filter(Q(submission__isnull=False) | ~Q(state__in=sorted(WAITING_JOB_STATES)))
+        .values_list("stage__request_id", flat=True)
+        .distinct()
+    )
+    return [pk for pk in candidates if pk not in started]
+
+
+def remove_request(
+    campaign: Campaign | int,
+    request: ProductionRequest | int,
+    actor: AbstractBaseUser,
+    reason: str = "",
+) -> ProductionRequest:
+    """Take a request that has not started out of a campaign; it goes back to approved.
+
+    Its planned stages, jobs and (empty) output datasets are deleted: none of
+    them ever reached a batch system.
+    """
+    require_operator(actor, "remove requests from campaigns")
+    campaign_id = campaign if isinstance(campaign, int) else campaign.pk
+    request_id = request if isinstance(request, int) else request.pk
+    with transaction.atomic():
+        current = _lock(campaign_id)
+        if current.state not in OPEN_CAMPAIGN_STATES:
+            raise CampaignError(
+                f"The campaign is {current.state}; its requests can no longer change.",
+                [f"state: {current.state}"],
+                kind="conflict",
+            )
+        link = CampaignRequest.objects.filter(campaign=current, request_id=request_id).first()
+        if link is None:
+            raise CampaignError(
+                "The request is not in this campaign.", [f"request: {request_id}"], kind="invalid"
+            )
+        if request_id not in _not_started_requests(current):
+            raise CampaignError(
+                "The request has started; hold or cancel it instead of removing it.",
+                ["request: jobs of it were already submitted"],
+                kind="conflict",
+            )
+        return _drop_request(current, request_id, actor, reason)
+
+
+def _drop_request(
+    campaign: Campaign, request_id: int, actor: AbstractBaseUser, reason: str
+) -> ProductionRequest:
+    stages = Stage.objects.filter(campaign=campaign, request_id=request_id)
+    stage_ids = list(stages.values_list("id", flat=True))
+    dataset_ids = list(stages.values_list("output_dataset_id", flat=True))
+    # Raw delete: these jobs were never submitted, so no output file or retry
+    # points at them, and the ORM's collector would load every row (hundreds
+    # of thousands for a big sample) just to find that out.
+    jobs = Job.objects.filter(stage_id__in=stage_ids)
+    jobs._raw_delete(jobs.db)
+    Stage.objects.filter(pk__in=stage_ids).delete()
+    Dataset.objects.filter(pk__in=dataset_ids, file_count=0, files__isnull=True).delete()
+    CampaignRequest.objects.filter(campaign=campaign, request_id=request_id).delete()
+    number = ProductionRequest.objects.values_list("number", flat=True).get(pk=request_id)
+    _record(
+        campaign,
+        CampaignEventKind.REQUEST_REMOVED,
+        actor,
+        reason,
+        {"request": [number, None]},
+        request_id,
+    )
+    try:
+        return system_transition(
+            request_id,
+            "unschedule",
+            note=reason or f"Removed from campaign {campaign.name}.",
+            actor=actor,
+        )
+    except TransitionError as exc:
+        raise CampaignError(f"{number}: {exc.detail}", exc.reasons, kind="conflict") from exc
+
+
+def complete_campaign_if_done(
+    campaign: Campaign | int, actor: AbstractBaseUser | None = None
+) -> bool:
+    """Mark an active campaign completed once every job index of every stage succeeded.
+
+    For execution to call after finalizing jobs; harmless when repeated.
+    """
+    campaign_id = campaign if isinstance(campaign, int) else campaign.pk
+    with transaction.atomic():
+        current = _lock(campaign_id)
+        if current.state != CampaignState.ACTIVE:
+            return False
+        stage_ids = Stage.objects.filter(campaign=current).values("id")
+        if Job.objects.filter(stage_id__in=stage_ids, state__in=sorted(OPEN_JOB_STATES)).exists():
+            return False
+        unfinished = (
+            Stage.objects.filter(campaign=current)
+            .annotate(
+                done=Count("jobs__index", filter=Q(jobs__state=JobState.SUCCEEDED), distinct=True)
+            )
+            .filter(done__lt=F("jobs_total"))
+        )
+        if unfinished.exists() or not Stage.objects.filter(campaign=current).exists():
+            return False
+        now = timezone.now()
+        won = Campaign.objects.filter(pk=current.pk, state=CampaignState.ACTIVE).update(
+            state=CampaignState.COMPLETED, completed_at=now, updated=now
+        )
+        if won:
+            _record(
+                current,
+                CampaignEventKind.COMPLETED,
+                actor,
+                "every job succeeded",
+                {"state": [CampaignState.ACTIVE, CampaignState.COMPLETED]},
+            )
+    return bool(won)

@@ -1,0 +1,220 @@
+"""Deadline feasibility: when will a campaign or a request finish at the current load?
+
+The projection runs the scheduler's own order and limits over the remaining
+work (``campaigns.scheduler.project``), with walltime estimates that start
+from the template and become the observed median once jobs finish. It is
+checked before work starts: at approval and at scheduling time an operator
+sees "with the current load this would finish around D".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.utils import timezone
+
+from requests_app.choices import PRIORITY_WEIGHT, TERMINAL_STATES, RequestState
+from requests_app.models import ProductionRequest, Sample, StageTemplate
+
+from .. import conf
+from ..choices import OPEN_CAMPAIGN_STATES, CampaignState, Feasibility
+from ..models import CampaignRequest, deadline_moment
+from ..scheduler import CampaignLoad, StageLoad, feasibility, project
+from .expansion import stage_job_counts
+from .planning import CycleInputs, load_inputs
+
+HYPOTHETICAL = -1  # campaign id of a request not scheduled yet
+
+
+def _when(ts: float | None) -> dt.datetime | None:
+    if ts is None:
+        return None
+    return dt.datetime.fromtimestamp(ts, tz=dt.UTC)
+
+
+@dataclass
+class Forecast:
+    """Projected finish of some work against its deadline."""
+
+    deadline: dt.datetime
+    finish: dt.datetime | None  # None: never at the current limits
+    status: str  # a Feasibility value
+    remaining_jobs: int = 0
+    mode: str = "running"  # running | if_launched | if_scheduled | final
+
+    @property
+    def status_label(self) -> str:
+        return Feasibility(self.status).label
+
+    @property
+    def badge(self) -> str:
+        """CSS badge class of the status."""
+        return {
+            Feasibility.ON_TRACK: "ok",
+            Feasibility.AT_RISK: "warn",
+            Feasibility.LATE: "bad",
+            Feasibility.DONE: "ok",
+        }.get(self.status, "info")
+
+    @property
+    def message(self) -> str:
+        if self.status == Feasibility.DONE:
+            return "Done."
+        if self.mode == "final":
+            return "No forecast: the work will not run."
+        if self.finish is None:
+            return "It would never finish with the current capacity and quota."
+        when = timezone.localtime(self.finish).strftime("%Y-%m-%d %H:%M")
+        lead = {
+            "if_scheduled": "With the current load this would finish around",
+            "if_launched": "If launched now, it would finish around",
+        }.get(self.mode, "Projected to finish around")
+        day = timezone.localtime(self.deadline - dt.timedelta(seconds=1)).date()
+        return f"{lead} {when} ({self.status_label.lower()}; deadline {day})."
+
+
+@dataclass
+class CampaignForecast(Forecast):
+    """A campaign's forecast and its requests' (by request id)."""
+
+    campaign_id: int = 0
+    requests: dict[int, Forecast] = field(default_factory=dict)
+
+
+def forecast_campaigns(inputs: CycleInputs | None = None) -> dict[int, CampaignForecast]:
+    """Forecasts of every open campaign and its requests (the five queries of ``load_inputs``).
+
+    Planned and paused campaigns are projected as if they ran from now.
+    """
+    inputs = inputs or load_inputs()
+    now = inputs.input.now
+    projections = project(inputs.input, "slack", conf.priority_boost_s())
+    result: dict[int, CampaignForecast] = {}
+    for load in inputs.input.campaigns:
+        proj = projections[load.campaign_id]
+        remaining = sum(s.remaining for s in load.stages)
+        mode = "running" if load.state == CampaignState.ACTIVE else "if_launched"
+        groups: dict[int, list] = {}
+        for s in load.stages:
+            g = groups.setdefault(s.group, [s.group_deadline, 0])
+            g[1] += s.remaining
+        requests = {
+            gid: Forecast(
+                deadline=_when(deadline),
+                finish=_when(proj.groups.get(gid)),
+                status=feasibility(now, deadline, proj.groups.get(gid), done=left == 0),
+                remaining_jobs=left,
+                mode=mode,
+            )
+            for gid, (deadline, left) in groups.items()
+        }
+        result[load.campaign_id] = CampaignForecast(
+            deadline=_when(load.deadline),
+            finish=_when(proj.finish),
+            status=feasibility(
+                now, load.deadline, proj.finish, done=remaining == 0 and bool(load.stages)
+            ),
+            remaining_jobs=remaining,
+            mode=mode,
+            campaign_id=load.campaign_id,
+            requests=requests,
+        )
+    return result
+
+
+def forecast_request(request: ProductionRequest, inputs: CycleInputs | None = None) -> Forecast:
+    """When ``request`` would finish, at the current load, against its deadline.
+
+    In an open campaign: its projection there. Not scheduled yet (submitted,
+    approved): as if scheduled now into a campaign of its own with the
+    request's priority on the experiment's default backend, competing with
+    every open campaign. A bounded number of queries.
+    """
+    deadline = deadline_moment(request.deadline)
+    link = (
+        CampaignRequest.objects.filter(request=request)
+        .select_related("campaign")
+        .only("campaign__state", "campaign_id")
+    ).first()
+    if request.state in (RequestState.COMPLETED, RequestState.CLOSED):
+        return Forecast(deadline, None, Feasibility.DONE, mode="final")
+    if request.state in TERMINAL_STATES:
+        return Forecast(deadline, None, Feasibility.UNKNOWN, mode="final")
+    if link is not None and link.campaign.state in OPEN_CAMPAIGN_STATES:
+        campaign = forecast_campaigns(inputs).get(link.campaign_id)
+        if campaign is not None and request.pk in campaign.requests:
+            return campaign.requests[request.pk]
+        return Forecast(deadline, None, Feasibility.UNKNOWN, mode="final")
+    if link is not None:
+        return Forecast(deadline, None, Feasibility.UNKNOWN, mode="final")
+
+    return forecast_unscheduled([request], inputs)[request.pk]
+
+
+def forecast_unscheduled(
+    requests: Iterable[ProductionRequest], inputs: CycleInputs | None = None
+) -> dict[int, Forecast]:
+    """ "Would finish around" forecasts of requests not scheduled yet, by request id.
+
+    Each request is projected alone on top of the current load, as if
+    scheduled now into a campaign of its own with the request's priority on
+    the experiment's default backend. Two queries for the whole list (plus
+    ``load_inputs`` when no inputs are given).
+    """
+    requests = list(requests)
+    if not requests:
+        return {}
+    inputs = inputs or load_inputs()
+    samples_of: dict[int, list[Sample]] = {}
+    for sample in Sample.objects.filter(request__in=requests):
+        samples_of.setdefault(sample.request_id, []).append(sample)
+    template_ids = {s.template_id for samples in samples_of.values() for s in samples}
+    stages_of: dict[int, list[StageTemplate]] = {}
+    for st in StageTemplate.objects.filter(template__in=template_ids):
+        stages_of.setdefault(st.template_id, []).append(st)
+    result = {}
+    for request in requests:
+        deadline = deadline_moment(request.deadline)
+        loads: list[StageLoad] = []
+        for sample in samples_of.get(request.pk, []):
+            stages = stages_of.get(sample.template_id, [])
+            counts = stage_job_counts(sample, stages)
+            loads += [
+                StageLoad(
+                    stage_id=-(len(loads) + n + 1),
+                    campaign_id=HYPOTHETICAL,
+                    position=st.position,
+                    ready=counts[st.id],
+                    planned=0,
+                    in_flight=0,
+                    walltime_s=float(st.walltime_s),
+                    group=request.pk,
+                    group_deadline=deadline.timestamp(),
+                )
+                for n, st in enumerate(stages)
+            ]
+        hypothetical = CampaignLoad(
+            campaign_id=HYPOTHETICAL,
+            experiment_id=request.experiment_id,
+            backend=request.experiment.default_backend,
+            state=CampaignState.ACTIVE,
+            priority=PRIORITY_WEIGHT.get(request.priority, 1),
+            deadline=deadline.timestamp(),
+            stages=tuple(loads),
+            arrival=inputs.input.now,
+        )
+        scenario = dataclasses.replace(
+            inputs.input, campaigns=[*inputs.input.campaigns, hypothetical]
+        )
+        proj = project(scenario, "slack", conf.priority_boost_s())[HYPOTHETICAL]
+        result[request.pk] = Forecast(
+            deadline=deadline,
+            finish=_when(proj.finish),
+            status=feasibility(scenario.now, deadline.timestamp(), proj.finish),
+            remaining_jobs=sum(s.remaining for s in loads),
+            mode="if_scheduled",
+        )
+    return result

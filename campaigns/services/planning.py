@@ -1,0 +1,297 @@
+"""Feeding the scheduler: inputs from aggregates, stage dependencies, counters, estimates.
+
+``plan_cycle`` loads everything the policy needs with a fixed number of
+aggregate queries (five, whatever the number of campaigns or jobs) and
+returns its decision; execution's ``submit_ready`` acts on it.
+``release_dependents`` makes jobs ready as soon as their inputs succeeded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.db.models import Count, F
+from django.utils import timezone
+
+from requests_app.choices import PRIORITY_WEIGHT, RequestState
+from requests_app.models import Experiment, SplitRule
+
+from .. import conf
+from ..choices import (
+    ACTIVE_JOB_STATES,
+    OPEN_CAMPAIGN_STATES,
+    WAITING_JOB_STATES,
+    JobState,
+)
+from ..models import COUNTER_FOR_STATE, Campaign, Job, Stage, deadline_moment
+from ..scheduler import CampaignLoad, Decision, SchedulerInput, StageLoad, decide
+
+# Requests whose work is not submitted: a blocker is being solved, or they were dropped.
+HELD_REQUEST_STATES = frozenset({RequestState.ON_HOLD, RequestState.CANCELLED})
+MEDIAN_WINDOW = 101  # the latest succeeded jobs of a stage that make its walltime estimate
+ID_CHUNK = 500  # ids per IN (...) list: far below SQLite's variable limit
+
+
+@dataclass
+class StageInfo:
+    """What pages show next to a decision (names, not needed by the policy)."""
+
+    stage_id: int
+    campaign_id: int
+    request_id: int
+    sample_id: int
+    name: str
+    position: int
+
+
+@dataclass
+class CycleInputs:
+    """The scheduler's input as loaded from the database, plus labels for display."""
+
+    now: dt.datetime
+    input: SchedulerInput
+    stages: dict[int, StageInfo] = field(default_factory=dict)
+
+
+@dataclass
+class CyclePlan:
+    """A decision and the inputs it was made from."""
+
+    inputs: CycleInputs
+    decision: Decision
+
+    def submissions(self) -> list[tuple[int, int]]:
+        """``(stage_id, jobs)`` to submit now, most urgent first."""
+        return self.decision.submissions()
+
+
+def _chunks(ids: list[int], size: int = ID_CHUNK) -> Iterable[list[int]]:
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
+def load_inputs(
+    now: dt.datetime | None = None, campaign_ids: Iterable[int] | None = None
+) -> CycleInputs:
+    """Load the scheduler's input with five aggregate queries (none per job or campaign).
+
+    Every open campaign is loaded (the decision for one depends on all of
+    them through shared capacity and quotas); ``campaign_ids`` only narrows
+    the stage labels kept for display.
+    """
+    now = now or timezone.now()
+    campaigns = list(
+        Campaign.objects.filter(state__in=sorted(OPEN_CAMPAIGN_STATES)).values(
+            "id", "experiment_id", "backend", "state", "priority", "deadline", "throttle", "created"
+        )
+    )
+    stage_rows = list(
+        Stage.objects.filter(campaign__state__in=sorted(OPEN_CAMPAIGN_STATES)).values(
+            "id",
+            "campaign_id",
+            "request_id",
+            "sample_id",
+            "position",
+            "name",
+            "walltime_s",
+            "walltime_median_s",
+            "input_stage_id",
+            "request__deadline",
+            "request__state",
+        )
+    )
+    waiting: dict[int, dict[str, int]] = defaultdict(dict)
+    for row in (
+        Job.objects.filter(state__in=sorted(WAITING_JOB_STATES))
+        .values("stage_id", "state")
+        .annotate(n=Count("id"))
+        .order_by()
+    ):
+        waiting[row["stage_id"]][row["state"]] = row["n"]
+    # Jobs in flight anywhere (also of campaigns cancelled but still draining)
+    # hold capacity and quota.
+    in_flight: dict[int, int] = defaultdict(int)
+    backend_used: dict[str, int] = defaultdict(int)
+    exp_used: dict[int, int] = defaultdict(int)
+    for row in (
+        Job.objects.filter(state__in=sorted(ACTIVE_JOB_STATES))
+        .values("stage_id", "backend", "stage__campaign__experiment_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    ):
+        in_flight[row["stage_id"]] += row["n"]
+        backend_used[row["backend"]] += row["n"]
+        exp_used[row["stage__campaign__experiment_id"]] += row["n"]
+    quotas = dict(Experiment.objects.values_list("id", "job_quota"))
+
+    by_campaign: dict[int, list[StageLoad]] = defaultdict(list)
+    labels: dict[int, StageInfo] = {}
+    wanted = set(campaign_ids) if campaign_ids is not None else None
+    for s in stage_rows:
+        counts = waiting.get(s["id"], {})
+        by_campaign[s["campaign_id"]].append(
+            StageLoad(
+                stage_id=s["id"],
+                campaign_id=s["campaign_id"],
+                position=s["position"],
+                ready=counts.get(JobState.READY, 0),
+                planned=counts.get(JobState.PLANNED, 0),
+                in_flight=in_flight.get(s["id"], 0),
+                walltime_s=float(s["walltime_median_s"] or s["walltime_s"]),
+                group=s["request_id"],
+                group_deadline=deadline_moment(s["request__deadline"]).timestamp(),
+                name=s["name"],
+                input_stage_id=s["input_stage_id"],
+                on_hold=s["request__state"] in HELD_REQUEST_STATES,
+            )
+        )
+        if wanted is None or s["campaign_id"] in wanted:
+            labels[s["id"]] = StageInfo(
+                s["id"], s["campaign_id"], s["request_id"], s["sample_id"], s["name"], s["position"]
+            )
+    loads = [
+        CampaignLoad(
+            campaign_id=c["id"],
+            experiment_id=c["experiment_id"],
+            backend=c["backend"],
+            state=c["state"],
+            priority=PRIORITY_WEIGHT.get(c["priority"], 1),
+            deadline=deadline_moment(c["deadline"]).timestamp(),
+            stages=tuple(by_campaign.get(c["id"], ())),
+            throttle=c["throttle"],
+            arrival=c["created"].timestamp(),
+        )
+        for c in campaigns
+    ]
+    return CycleInputs(
+        now=now,
+        input=SchedulerInput(
+            now=now.timestamp(),
+            capacity=conf.backend_capacity(),
+            quotas=quotas,
+            campaigns=loads,
+            in_flight_backend=dict(backend_used),
+            in_flight_experiment=dict(exp_used),
+        ),
+        stages=labels,
+    )
+
+
+def plan_cycle(
+    now: dt.datetime | None = None, campaign_ids: Iterable[int] | None = None
+) -> CyclePlan:
+    """One scheduling decision: how many jobs each ready stage may submit now, and why
+    the others wait. Reads the database (five queries), writes nothing."""
+    inputs = load_inputs(now, campaign_ids)
+    return CyclePlan(inputs, decide(inputs.input, "slack", conf.priority_boost_s()))
+
+
+def release_dependents(job_ids: Iterable[int]) -> dict[int, int]:
+    """Make ready the jobs whose inputs have now all succeeded; return ``{stage_id: released}``.
+
+    For execution to call with the ids of jobs that just succeeded. A job of
+    a stage that reads another reads ``input_count`` outputs from
+    ``input_first``; it is released (compare-and-set ``planned -> ready``)
+    only when every one of those indexes has a succeeded attempt. Also
+    refreshes the walltime estimates of the stages that progressed.
+    Harmless when repeated.
+    """
+    ids = sorted(set(job_ids))
+    done_by_stage: dict[int, set[int]] = defaultdict(set)
+    for chunk in _chunks(ids):
+        for stage_id, index in Job.objects.filter(
+            pk__in=chunk, state=JobState.SUCCEEDED
+        ).values_list("stage_id", "index"):
+            done_by_stage[stage_id].add(index)
+    if not done_by_stage:
+        return {}
+    released: dict[int, int] = {}
+    now = timezone.now()
+    dependents = Stage.objects.filter(input_stage_id__in=list(done_by_stage)).values(
+        "id", "input_stage_id", "split", "files_per_job"
+    )
+    for dep in dependents:
+        source = dep["input_stage_id"]
+        per_job = dep["files_per_job"] if dep["split"] == SplitRule.FILES else 1
+        per_job = per_job or 1
+        indexes = sorted({i // per_job for i in done_by_stage[source]})
+        candidates = []
+        for chunk in _chunks(indexes):
+            # Retries waiting out a backoff (not_before) are not ours to release.
+            candidates += Job.objects.filter(
+                stage_id=dep["id"], state=JobState.PLANNED, index__in=chunk, not_before=None
+            ).values_list("id", "input_first", "input_count")
+        needed = sorted(
+            {
+                i
+                for _id, first, count in candidates
+                if first is not None
+                for i in range(first, first + count)
+            }
+        )
+        succeeded: set[int] = set()
+        for chunk in _chunks(needed):
+            succeeded.update(
+                Job.objects.filter(
+                    stage_id=source, state=JobState.SUCCEEDED, index__in=chunk
+                ).values_list("index", flat=True)
+            )
+        ready = [
+            job_id
+            for job_id, first, count in candidates
+            if first is not None and all(i in succeeded for i in range(first, first + count))
+        ]
+        n = 0
+        for chunk in _chunks(ready):
+            n += Job.objects.filter(pk__in=chunk, state=JobState.PLANNED, not_before=None).update(
+                state=JobState.READY, state_since=now
+            )
+        if n:
+            # Counted from what the compare-and-set really changed, so two
+            # workers releasing the same jobs never count them twice.
+            Stage.objects.filter(pk=dep["id"]).update(
+                n_planned=F("n_planned") - n, n_ready=F("n_ready") + n
+            )
+            released[dep["id"]] = n
+    refresh_walltime_estimates(list(done_by_stage))
+    return released
+
+
+def refresh_walltime_estimates(stage_ids: Iterable[int]) -> None:
+    """Replace each stage's walltime estimate by the median of its latest succeeded jobs."""
+    for stage_id in stage_ids:
+        observed = list(
+            Job.objects.filter(
+                stage_id=stage_id, state=JobState.SUCCEEDED, walltime_observed_s__isnull=False
+            )
+            .order_by("-finished")
+            .values_list("walltime_observed_s", flat=True)[:MEDIAN_WINDOW]
+        )
+        if observed:
+            median = max(int(statistics.median(observed)), 1)
+            Stage.objects.filter(pk=stage_id).exclude(walltime_median_s=median).update(
+                walltime_median_s=median
+            )
+
+
+def recount_stages(stage_ids: Iterable[int]) -> None:
+    """Rebuild the per-state job counters of stages from one aggregate query."""
+    ids = sorted(set(stage_ids))
+    for chunk in _chunks(ids):
+        counts: dict[int, dict[str, int]] = {pk: {} for pk in chunk}
+        for row in (
+            Job.objects.filter(stage_id__in=chunk)
+            .values("stage_id", "state")
+            .annotate(n=Count("id"))
+            .order_by()
+        ):
+            counts[row["stage_id"]][row["state"]] = row["n"]
+        stages = list(Stage.objects.filter(pk__in=chunk).only("id"))
+        for stage in stages:
+            for state, column in COUNTER_FOR_STATE.items():
+                setattr(stage, column, counts[stage.pk].get(state, 0))
+        Stage.objects.bulk_update(stages, list(COUNTER_FOR_STATE.values()))

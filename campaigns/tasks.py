@@ -1,0 +1,87 @@
+"""Celery tasks of execution: thin, argument-free or ids only, each calling one service.
+
+Beat runs them on short intervals (``CELERY_BEAT_SCHEDULE`` in settings, with ``expires``
+just under each interval). They are hints: the database is the source of truth and every
+task can run twice, late or never without losing work; the next run picks up what a lost
+or killed one left. Retries happen only on named transient errors (an unreachable batch
+system, a database connection that dropped), with exponential backoff and jitter.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from typing import Any
+
+from celery import shared_task
+from django.conf import settings
+from django.db import OperationalError, transaction
+
+from .batch import BackendUnavailable
+from .execution import finalize as finalizing
+from .execution import polling, recovery, stuck, submission
+
+log = logging.getLogger(__name__)
+
+TRANSIENT = (BackendUnavailable, OperationalError)
+COMMON: dict[str, Any] = {
+    "acks_late": True,
+    "autoretry_for": TRANSIENT,
+    "retry_backoff": 2,
+    "retry_backoff_max": 60,
+    "retry_jitter": True,
+    "max_retries": 5,
+    "ignore_result": True,
+}
+
+
+def _summary(report: Any) -> dict[str, Any]:
+    data = asdict(report)
+    return {k: (sorted(v) if isinstance(v, set) else v) for k, v in data.items()}
+
+
+def _kick(task: Any) -> None:
+    """Ask for another run soon, once the current transaction (if any) committed."""
+    every = float(getattr(settings, "OPOS_SUBMIT_INTERVAL_S", 5))
+    transaction.on_commit(lambda: task.apply_async(expires=max(every, 1.0)))
+
+
+@shared_task(
+    name="campaigns.submit_ready",
+    soft_time_limit=max(getattr(settings, "OPOS_SUBMIT_TASK_TIME_LIMIT_S", 300) - 30, 10),
+    time_limit=getattr(settings, "OPOS_SUBMIT_TASK_TIME_LIMIT_S", 300),
+    **COMMON,
+)
+def submit_ready() -> dict[str, Any]:
+    """Submit what the scheduler lets run now."""
+    return _summary(submission.submit_ready())
+
+
+@shared_task(name="campaigns.poll", soft_time_limit=240, time_limit=300, **COMMON)
+def poll() -> dict[str, Any]:
+    """One bulk status query per backend; then finalize what finished."""
+    report = polling.poll()
+    if report.finished:
+        _kick(finalize)
+    return _summary(report)
+
+
+@shared_task(name="campaigns.finalize", soft_time_limit=540, time_limit=600, **COMMON)
+def finalize() -> dict[str, Any]:
+    """Declare outputs, classify failures, release the next stage, move requests on."""
+    report = finalizing.finalize()
+    if report.released or report.retried:
+        _kick(submit_ready)
+    return _summary(report)
+
+
+@shared_task(name="campaigns.recover", soft_time_limit=540, time_limit=600, **COMMON)
+def recover() -> dict[str, Any]:
+    """Resolve submissions left in `submitting`; recount stage counters."""
+    return _summary(recovery.recover())
+
+
+@shared_task(name="campaigns.detect_stuck", soft_time_limit=240, time_limit=300, **COMMON)
+def detect_stuck() -> dict[str, Any]:
+    """Flag jobs and stages that stopped moving."""
+    return _summary(stuck.detect_stuck())

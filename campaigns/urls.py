@@ -1,0 +1,30 @@
+"""Browser pages of the execution side (namespace ``campaigns``)."""
+
+from django.urls import path
+
+from . import views
+from .views import execution
+
+app_name = "campaigns"
+
+urlpatterns = [
+    path("", views.campaign_list, name="list"),
+    path("new/", views.campaign_new, name="new"),
+    path("<int:pk>/", views.campaign_detail, name="detail"),
+    path("<int:pk>/actions/", views.campaign_do, name="action"),
+    path("<int:pk>/schedule/", views.campaign_schedule, name="schedule"),
+    path("<int:pk>/edit/", views.campaign_edit, name="edit"),
+    path("<int:pk>/remove/", views.campaign_remove, name="remove"),
+    path("templates/", views.template_list, name="template_list"),
+    path("templates/import/", views.template_import, name="template_import"),
+    path("templates/<int:pk>/", views.template_detail, name="template_detail"),
+    path("templates/<int:pk>/clone/", views.template_clone, name="template_clone"),
+    path("templates/<int:pk>/export/", views.template_export, name="template_export"),
+    # Execution (issue 5): catalogue, jobs of a stage, stuck work, recover, cancel-and-retry.
+    path("datasets/", execution.dataset_list, name="dataset_list"),
+    path("datasets/<int:pk>/", execution.dataset_detail, name="dataset_detail"),
+    path("stages/<int:pk>/jobs/", execution.stage_jobs, name="stage_jobs"),
+    path("stages/<int:pk>/recover/", execution.stage_recover, name="stage_recover"),
+    path("jobs/<int:pk>/cancel-retry/", execution.job_cancel_retry, name="job_cancel_retry"),
+    path("stuck/", execution.stuck_list, name="stuck_list"),
+]

@@ -1,0 +1,219 @@
+"""Campaign pages: list, create, the plan page, and the operators' actions on it.
+
+Every page runs a bounded number of queries whatever the number of jobs:
+counts come from stage counters, "why waiting" and forecasts from one
+``load_inputs``. Operators act; members of the experiment may look; anyone
+else gets a 404 (a campaign's existence is not their business).
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from requests_app.choices import RequestState
+from requests_app.models import ProductionRequest
+from requests_app.models.visibility import is_operator
+
+from ..choices import ACTIVE_JOB_STATES, OPEN_CAMPAIGN_STATES, CampaignState
+from ..forms import ActionForm, CampaignEditForm, CampaignForm, RemoveRequestForm, ScheduleForm
+from ..models import Campaign
+from ..services import (
+    CampaignError,
+    campaign_action,
+    create_campaign,
+    remove_request,
+    schedule_requests,
+    update_campaign,
+)
+from ..services.feasibility import forecast_campaigns, forecast_unscheduled
+from ..services.overview import campaign_plan, with_counts
+from ..workflow import available_actions
+from .access import form_errors, operator_on, operator_required, refused, visible_campaign
+
+MAX_CANDIDATES = 50  # approved requests offered for scheduling on the plan page
+STATE_FILTERS = {
+    "open": sorted(OPEN_CAMPAIGN_STATES),
+    "closed": [CampaignState.COMPLETED, CampaignState.CANCELLED],
+    "all": None,
+}
+
+
+@login_required
+def campaign_list(request):
+    """Campaigns the user may see, with progress and the forecast against the deadline."""
+    show = request.GET.get("show", "open")
+    states = STATE_FILTERS.get(show, STATE_FILTERS["open"])
+    campaigns = with_counts(Campaign.objects.visible_to(request.user)).select_related("experiment")
+    if states is not None:
+        campaigns = campaigns.filter(state__in=states)
+    page = Paginator(campaigns.order_by("deadline", "id"), 50).get_page(request.GET.get("page"))
+    forecasts = forecast_campaigns() if any(c.state in OPEN_CAMPAIGN_STATES for c in page) else {}
+    rows = [
+        {
+            "campaign": c,
+            "forecast": forecasts.get(c.pk),
+            "progress": round(100 * (c.jobs_succeeded or 0) / c.jobs_total) if c.jobs_total else 0,
+            "in_flight": sum(getattr(c, f"jobs_{s}") or 0 for s in ACTIVE_JOB_STATES),
+        }
+        for c in page
+    ]
+    return render(
+        request,
+        "campaigns/campaign_list.html",
+        {"rows": rows, "page": page, "show": show, "operator": is_operator(request.user)},
+    )
+
+
+@operator_required
+def campaign_new(request):
+    """Create a campaign (operators)."""
+    form = CampaignForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            campaign = create_campaign(
+                request.user,
+                data["experiment"],
+                name=data["name"],
+                deadline=data["deadline"],
+                priority=data["priority"],
+                throttle=data["throttle"],
+                backend=data["backend"],
+                description=data["description"],
+            )
+        except CampaignError as exc:
+            form_errors(form, exc)
+        else:
+            messages.success(request, f"Campaign {campaign.name} created: now schedule requests.")
+            return redirect(campaign)
+    return render(request, "campaigns/campaign_form.html", {"form": form})
+
+
+@login_required
+def campaign_detail(request, pk: int):
+    """The plan page: requests, stages, jobs by state, why waiting, projected finish."""
+    campaign = visible_campaign(request.user, pk)
+    plan = campaign_plan(campaign)
+    operator = is_operator(request.user)
+    candidates, forecasts = [], {}
+    if operator and campaign.state in OPEN_CAMPAIGN_STATES:
+        candidates = list(
+            ProductionRequest.objects.filter(
+                experiment=campaign.experiment,
+                state=RequestState.APPROVED,
+                campaign_link__isnull=True,
+            )
+            .select_related("experiment", "physics_group")
+            .order_by("deadline", "id")[:MAX_CANDIDATES]
+        )
+        forecasts = forecast_unscheduled(candidates, plan.inputs)
+    events = list(
+        campaign.events.select_related("actor", "request").order_by("-created", "-id")[:30]
+    )
+    return render(
+        request,
+        "campaigns/campaign_detail.html",
+        {
+            "campaign": campaign,
+            "plan": plan,
+            "events": events,
+            "operator": operator,
+            "actions": available_actions(campaign.state) if operator else [],
+            "open": campaign.state in OPEN_CAMPAIGN_STATES,
+            "candidates": [(r, forecasts.get(r.pk)) for r in candidates],
+            "edit_form": CampaignEditForm(
+                initial={
+                    "priority": campaign.priority,
+                    "deadline": campaign.deadline,
+                    "throttle": campaign.throttle,
+                }
+            ),
+        },
+    )
+
+
+@require_POST
+@operator_on
+def campaign_do(request, campaign: Campaign):
+    """Launch, pause, resume or cancel."""
+    form = ActionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Unknown action.")
+        return redirect(campaign)
+    action = form.cleaned_data["action"]
+    try:
+        campaign_action(campaign, action, request.user, form.cleaned_data["note"])
+    except CampaignError as exc:
+        refused(request, exc)
+    else:
+        messages.success(request, f"Campaign {campaign.name}: {action} done.")
+    return redirect(campaign)
+
+
+@require_POST
+@operator_on
+def campaign_schedule(request, campaign: Campaign):
+    """Schedule the ticked approved requests into the campaign."""
+    ids = [int(v) for v in request.POST.getlist("requests") if v.isdigit()]
+    form = ScheduleForm(
+        request.POST,
+        candidates=ProductionRequest.objects.filter(pk__in=ids).only("number", "title"),
+    )
+    if not form.is_valid():
+        messages.error(request, "Tick at least one approved request to schedule.")
+        return redirect(campaign)
+    try:
+        result = schedule_requests(
+            campaign, form.cleaned_data["requests"], request.user, form.cleaned_data["note"]
+        )
+    except CampaignError as exc:
+        refused(request, exc)
+    else:
+        numbers = ", ".join(r.number for r in result.requests)
+        messages.success(
+            request, f"Scheduled {numbers}: {result.stages} stages, {result.jobs} jobs planned."
+        )
+    return redirect(campaign)
+
+
+@require_POST
+@operator_on
+def campaign_edit(request, campaign: Campaign):
+    """Change priority, deadline or throttle, with a reason."""
+    form = CampaignEditForm(request.POST)
+    if not form.is_valid():
+        for field, errors in form.errors.items():
+            messages.error(request, f"{field}: {' '.join(errors)}")
+        return redirect(campaign)
+    data = dict(form.cleaned_data)
+    reason = data.pop("reason")
+    try:
+        update_campaign(campaign, request.user, data, reason)
+    except CampaignError as exc:
+        refused(request, exc)
+    else:
+        messages.success(request, "Campaign changed; the change is recorded.")
+    return redirect(campaign)
+
+
+@require_POST
+@operator_on
+def campaign_remove(request, campaign: Campaign):
+    """Take a request that has not started out of the campaign."""
+    form = RemoveRequestForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Which request?")
+        return redirect(campaign)
+    try:
+        removed = remove_request(
+            campaign, form.cleaned_data["request"], request.user, form.cleaned_data["reason"]
+        )
+    except CampaignError as exc:
+        refused(request, exc)
+    else:
+        messages.success(request, f"{removed.number} removed; it is approved again.")
+    return redirect(campaign)

@@ -1,0 +1,116 @@
+"""Polling: one status call per backend, only changed jobs written, in bulk, counters in step;
+an unreachable batch system changes nothing."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from campaigns.batch import BatchState
+from campaigns.choices import JobState
+from campaigns.execution import finalize, polling, submission
+from campaigns.models import Job, Stage
+from tests.campaigns.exec_support import (
+    DEMO_STAGES,
+    assert_counters_match,
+    demo_template,
+    launch,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def queued(exec_env, fake_backend, experiment, operator):
+    template = demo_template(experiment, stages=DEMO_STAGES[:1])
+    campaign, _request = launch(experiment, operator, events=60, per_job=10, template=template)
+    submission.submit_ready()
+    jobs = list(Job.objects.filter(stage__campaign=campaign).order_by("index"))
+    assert [j.state for j in jobs] == [JobState.QUEUED] * 6
+    return campaign, jobs
+
+
+def updates(ctx, table):
+    return [q["sql"] for q in ctx.captured_queries if q["sql"].startswith(f'UPDATE "{table}"')]
+
+
+def test_poll_writes_only_the_jobs_that_changed_in_bulk(queued, fake_backend):
+    campaign, jobs = queued
+    fake_backend.set(jobs[:2], BatchState.RUNNING)
+    calls = fake_backend.calls["status"]
+
+    with CaptureQueriesContext(connection) as ctx:
+        report = polling.poll()
+
+    assert fake_backend.calls["status"] == calls + 1  # one bulk query for all six
+    assert (report.polled, report.moved) == (6, 2)
+    assert len(updates(ctx, "campaigns_job")) == 1  # one bulk UPDATE for the two rows
+    assert len(updates(ctx, "campaigns_stage")) == 1  # the counters, same transaction
+    stage = Stage.objects.get(campaign=campaign)
+    assert (stage.n_queued, stage.n_running) == (4, 2)
+    assert Job.objects.filter(state=JobState.RUNNING, started__isnull=False).count() == 2
+    assert_counters_match(campaign)
+
+    # Nothing changed since: nothing is written.
+    with CaptureQueriesContext(connection) as ctx:
+        report = polling.poll()
+    assert report.moved == report.finished == 0
+    assert not [q for q in ctx.captured_queries if q["sql"].startswith(("UPDATE", "INSERT"))]
+
+
+def test_finished_jobs_wait_for_finalize_in_their_state(queued, fake_backend):
+    campaign, jobs = queued
+    fake_backend.set(jobs[:1], BatchState.FAILED, exit_code=3, reason="FAILED")
+
+    report = polling.poll()
+
+    assert report.finished == 1
+    job = Job.objects.get(pk=jobs[0].pk)
+    assert (job.state, job.outcome, job.exit_code) == (JobState.QUEUED, "failed", 3)
+    polling.poll()  # not asked about again
+    finalize.finalize()
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED
+    assert Job.objects.filter(parent=job, attempt=2, state=JobState.PLANNED).exists()
+    assert_counters_match(campaign)
+
+
+def test_unreachable_batch_system_marks_nothing_failed_or_lost(queued, fake_backend):
+    _campaign, jobs = queued
+    fake_backend.set(jobs, BatchState.RUNNING)
+    fake_backend.unavailable = True
+
+    with CaptureQueriesContext(connection) as ctx:
+        report = polling.poll()
+
+    assert report.unavailable == {"local"}
+    assert not [q for q in ctx.captured_queries if q["sql"].startswith(("UPDATE", "INSERT"))]
+    assert set(Job.objects.values_list("state", flat=True)) == {JobState.QUEUED}
+    fake_backend.unavailable = False
+    assert polling.poll().moved == 6
+
+
+def test_bulk_write_of_many_jobs_is_a_few_statements(
+    exec_env,
+    fake_backend,
+    experiment,
+    operator,
+    settings,
+):
+    settings.OPOS_BACKEND_CAPACITY = {"local": 2000}
+    experiment.job_quota = 2000
+    experiment.save()
+    template = demo_template(experiment, stages=DEMO_STAGES[:1])
+    campaign, _ = launch(experiment, operator, events=1200, per_job=1, template=template)
+    submission.submit_ready()
+    jobs = list(Job.objects.filter(stage__campaign=campaign))
+    assert len(jobs) == 1200
+    fake_backend.set(jobs, BatchState.RUNNING)
+
+    with CaptureQueriesContext(connection) as ctx:
+        assert polling.poll().moved == 1200
+
+    # One UPDATE ... FROM (VALUES ...) on PostgreSQL; SQLite's variable limit makes batches.
+    expected = 1 if connection.vendor == "postgresql" else 8
+    assert len(updates(ctx, "campaigns_job")) <= expected
+    assert len(ctx.captured_queries) < 20
+    assert_counters_match(campaign)
