@@ -6,3 +6,9 @@ class MonitoringConfig(AppConfig):
 
     name = "monitoring"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Count Celery task runs for /metrics (see monitoring.instrumentation).
+        from .instrumentation import connect
+
+        connect()

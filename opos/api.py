@@ -1,19 +1,30 @@
 """The REST API root: every app registers its viewsets on one router."""
 
-from django.urls import include, path
+from django.urls import include, path, re_path
 from rest_framework.routers import DefaultRouter
 
 from campaigns.api import register as register_campaigns
+from monitoring.api import CampaignProgressView, RequestProgressView
 from requests_app.api import ObtainTokenView
 from requests_app.api import register as register_requests
 
 router = DefaultRouter()
 router.root_view_name = "api-root"
+# No ``.json`` twins of every route: the API speaks JSON only, and the twins of the
+# viewsets' extra actions answered 500 (their methods take no ``format`` argument).
+router.include_format_suffixes = False
 register_requests(router)
 register_campaigns(router)
 
 urlpatterns = [
     path("auth/token/", ObtainTokenView.as_view(), name="api-token"),
     path("servicedesk/", include("servicedesk.api")),
+    # Progress (monitoring): before the router, whose campaign and request routes share prefixes.
+    path("campaigns/<int:id>/progress/", CampaignProgressView.as_view(), name="campaign-progress"),
+    re_path(
+        r"^requests/(?P<id>[0-9]+|REQ-[0-9]{4}-[0-9]+)/progress/$",
+        RequestProgressView.as_view(),
+        name="request-progress",
+    ),
     *router.urls,
 ]

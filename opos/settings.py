@@ -7,11 +7,13 @@ to PostgreSQL and Redis; ``OPOS_ENV=production`` turns on the strict checks
 (a SECRET_KEY and ALLOWED_HOSTS must be given).
 """
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -477,3 +479,44 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
         "BackendEnum": "requests_app.choices.BackendName",
     }
 )
+
+# --- Monitoring (issue 6) -----------------------------------------------------
+# Progress snapshots feed the burn-up charts and the throughput forecasts; short in
+# development so a demo campaign of a few minutes draws a chart. Thinning (keep 48 h
+# whole, hourly to 30 days, daily after) runs hourly; the digest once a day.
+OPOS_SNAPSHOT_INTERVAL_S = env_int("OPOS_SNAPSHOT_INTERVAL_S", 300 if PRODUCTION else 20)
+OPOS_THIN_INTERVAL_S = env_int("OPOS_THIN_INTERVAL_S", 3600)
+OPOS_DIGEST_HOUR = env_int("OPOS_DIGEST_HOUR", 7)  # hour of the digest, in Celery's time zone (UTC)
+# A throughput window counts once its snapshots span this long (seconds).
+OPOS_FORECAST_MIN_SPAN_S = env_int("OPOS_FORECAST_MIN_SPAN_S", 1800 if PRODUCTION else 60)
+OPOS_DASHBOARD_REFRESH_S = env_int("OPOS_DASHBOARD_REFRESH_S", 30 if PRODUCTION else 10)
+# /metrics: a bearer token and/or the networks of the monitoring system (CIDR list);
+# signed-in operators may always read it, nobody else.
+OPOS_METRICS_TOKEN = env_str("OPOS_METRICS_TOKEN")
+OPOS_METRICS_ALLOWED_NETWORKS = env_list("OPOS_METRICS_ALLOWED_NETWORKS")
+for _network in OPOS_METRICS_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"OPOS_METRICS_ALLOWED_NETWORKS: {_network!r} is not a network (10.0.0.0/8)"
+        ) from None
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "monitoring-record-snapshots": _beat(
+            "monitoring.record_snapshots", OPOS_SNAPSHOT_INTERVAL_S
+        ),
+        "monitoring-thin-snapshots": _beat("monitoring.thin_snapshots", OPOS_THIN_INTERVAL_S),
+        "monitoring-send-digests": {
+            "task": "monitoring.send_digests",
+            "schedule": crontab(hour=OPOS_DIGEST_HOUR, minute=0),
+            "options": {"expires": 3600},
+        },
+    }
+)
+# One schema component for the progress status, whichever serializer names it.
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["ProgressStatusEnum"] = (
+    "monitoring.choices.ProgressStatus"
+)
+# The interpreter that runs the job wrapper on the batch nodes (default: the worker's own).
+OPOS_JOB_PYTHON = env_str("OPOS_JOB_PYTHON", "")

@@ -5,6 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from monitoring.metrics import metrics_view
 from requests_app.auth import ThrottledLoginView
 
 from . import api, health
@@ -15,6 +16,8 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("servicedesk/", include("servicedesk.urls", namespace="servicedesk")),
     path("campaigns/", include("campaigns.urls", namespace="campaigns")),
+    path("monitoring/", include("monitoring.urls", namespace="monitoring")),
+    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("healthz", health.healthz, name="healthz"),
     path("api/v1/", include(api.urlpatterns)),

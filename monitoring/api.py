@@ -1,0 +1,185 @@
+"""``GET /api/v1/campaigns/{id}/progress/`` and ``GET /api/v1/requests/{id}/progress/``.
+
+Progress against the deadline, in one answer: events done of the target, jobs by
+state (stage counters), throughput, the ETA with its band, the status, milestones
+and the (thinned) snapshot series. A bounded number of queries whatever the
+number of jobs. Work the caller may not see is a 404, never a 403.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from campaigns.choices import JobState
+from campaigns.models import Campaign
+from requests_app.api.errors import ProblemSerializer
+from requests_app.models import ProductionRequest
+
+from .choices import ForecastBasis, MilestoneKind, ProgressStatus
+from .services.dashboards import Detail, campaign_detail, request_detail
+
+JobCountsSerializer = type(
+    "JobCountsSerializer",
+    (serializers.Serializer,),
+    {
+        "__doc__": "Jobs by state (every attempt, every stage), from the stage counters.",
+        **{state: serializers.IntegerField(min_value=0) for state in JobState.values},
+    },
+)
+MilestonesSerializer = type(
+    "MilestonesSerializer",
+    (serializers.Serializer,),
+    {
+        "__doc__": "When each milestone was first reached (null: not yet). "
+        "``full_speed`` is a campaign's only.",
+        **{kind: serializers.DateTimeField(allow_null=True) for kind in MilestoneKind.values},
+    },
+)
+
+
+class SnapshotPointSerializer(serializers.Serializer):
+    """One point of the progress history."""
+
+    taken_at = serializers.DateTimeField()
+    events_done = serializers.IntegerField(min_value=0)
+    succeeded = serializers.IntegerField(min_value=0, help_text="Jobs succeeded, every stage.")
+
+
+class ThroughputSerializer(serializers.Serializer):
+    window_hours = serializers.FloatField()
+    events_per_hour = serializers.FloatField(allow_null=True)
+    jobs_per_hour = serializers.FloatField(allow_null=True)
+
+
+class ProgressSerializer(serializers.Serializer):
+    """Progress of a campaign or a request against its deadline."""
+
+    id = serializers.IntegerField()
+    events_done = serializers.IntegerField(min_value=0)
+    events_target = serializers.IntegerField(min_value=0)
+    percent = serializers.FloatField()
+    jobs = JobCountsSerializer()
+    jobs_total = serializers.IntegerField(min_value=0, help_text="Jobs planned (indexes).")
+    throughput_per_hour = serializers.FloatField(
+        allow_null=True, help_text="Events per hour over the shortest window with data."
+    )
+    throughput = ThroughputSerializer(many=True)
+    eta = serializers.DateTimeField(allow_null=True)
+    eta_low = serializers.DateTimeField(allow_null=True, help_text="The fast end of the band.")
+    eta_high = serializers.DateTimeField(allow_null=True, help_text="The slow end of the band.")
+    deadline = serializers.DateTimeField(help_text="The end of the deadline day.")
+    status = serializers.ChoiceField(choices=ProgressStatus.choices)
+    basis = serializers.ChoiceField(
+        choices=ForecastBasis.choices,
+        help_text="`measured`: from throughput; `estimate`: the scheduler's projection, "
+        "before any event is done.",
+    )
+    hold_seconds = serializers.IntegerField(min_value=0)
+    milestones = MilestonesSerializer()
+    snapshots = SnapshotPointSerializer(many=True)
+
+
+def parse_since(value: str | None) -> dt.datetime | None:
+    """``?since=`` as an aware moment (ISO date or date-time), or a 400."""
+    if not value:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ValidationError({"since": ["an ISO 8601 date or date-time"]}) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment
+
+
+def payload(pk: int, detail: Detail, since: dt.datetime | None) -> dict:
+    """The progress answer of a campaign or request page's data."""
+    p, f = detail.progress, detail.forecast
+    return {
+        "id": pk,
+        "events_done": p.events_done,
+        "events_target": p.events_target,
+        "percent": p.percent,
+        "jobs": p.jobs,
+        "jobs_total": p.jobs_total,
+        "throughput_per_hour": f.throughput_per_hour,
+        "throughput": [
+            {
+                "window_hours": t.window_s / 3600,
+                "events_per_hour": t.events_per_hour,
+                "jobs_per_hour": t.jobs_per_hour,
+            }
+            for t in detail.throughput
+        ],
+        "eta": f.eta,
+        "eta_low": f.eta_low,
+        "eta_high": f.eta_high,
+        "deadline": f.deadline,
+        "status": f.status,
+        "basis": f.basis,
+        "hold_seconds": detail.hold_s,
+        "milestones": {kind: detail.milestone_times.get(kind) for kind in MilestoneKind.values},
+        "snapshots": [
+            {"taken_at": s.at, "events_done": s.events, "succeeded": s.succeeded}
+            for s in detail.history
+            if since is None or s.at >= since
+        ],
+    }
+
+
+SINCE = OpenApiParameter(
+    "since",
+    OpenApiTypes.DATETIME,
+    description="Only snapshots taken at or after this moment.",
+    required=False,
+)
+
+
+class CampaignProgressView(APIView):
+    """Progress of a campaign against its deadline."""
+
+    @extend_schema(
+        operation_id="campaigns_progress_retrieve",
+        summary="A campaign's progress, forecast, milestones and history",
+        tags=["campaigns"],
+        parameters=[OpenApiParameter("id", int, OpenApiParameter.PATH), SINCE],
+        responses={200: ProgressSerializer, 404: ProblemSerializer},
+    )
+    def get(self, request: Request, id: int) -> Response:
+        campaign = get_object_or_404(
+            Campaign.objects.visible_to(request.user).select_related("experiment"), pk=id
+        )
+        since = parse_since(request.query_params.get("since"))
+        detail = campaign_detail(campaign, triage=False)
+        return Response(ProgressSerializer(payload(campaign.pk, detail, since)).data)
+
+
+class RequestProgressView(APIView):
+    """Progress of a production request against its deadline."""
+
+    @extend_schema(
+        operation_id="requests_progress_retrieve",
+        summary="A request's progress, forecast, milestones and history",
+        description="`id` is the request's id or its number (`REQ-2026-0042`).",
+        tags=["requests"],
+        parameters=[OpenApiParameter("id", str, OpenApiParameter.PATH), SINCE],
+        responses={200: ProgressSerializer, 404: ProblemSerializer},
+    )
+    def get(self, request: Request, id: str) -> Response:
+        key = "pk" if id.isdigit() else "number"
+        production_request = get_object_or_404(
+            ProductionRequest.objects.visible_to(request.user).select_related("experiment"),
+            **{key: id},
+        )
+        since = parse_since(request.query_params.get("since"))
+        detail = request_detail(production_request, timeline=False)
+        return Response(ProgressSerializer(payload(production_request.pk, detail, since)).data)

@@ -1,0 +1,73 @@
+"""Choice sets of the read side."""
+
+from django.db import models
+
+
+class ProgressStatus(models.TextChoices):
+    """Where work stands against its deadline (what the badges and the API say).
+
+    From the forecast band: on track when even the slow end meets the deadline,
+    at risk when only the fast end does, late when neither. ``done`` and
+    ``on_hold`` override the band; ``unknown`` is work that will not run
+    (cancelled) or has nothing to forecast from yet.
+    """
+
+    ON_TRACK = "on_track", "On track"
+    AT_RISK = "at_risk", "At risk"
+    LATE = "late", "Late"
+    DONE = "done", "Done"
+    ON_HOLD = "on_hold", "On hold"
+    UNKNOWN = "unknown", "Unknown"
+
+
+# Most worrying first: the operator overview orders campaigns by this.
+STATUS_RISK = {
+    ProgressStatus.LATE: 0,
+    ProgressStatus.AT_RISK: 1,
+    ProgressStatus.ON_HOLD: 2,
+    ProgressStatus.UNKNOWN: 3,
+    ProgressStatus.ON_TRACK: 4,
+    ProgressStatus.DONE: 5,
+}
+# Badge class (opos.css) of each status.
+STATUS_BADGE = {
+    ProgressStatus.ON_TRACK: "ok",
+    ProgressStatus.AT_RISK: "warn",
+    ProgressStatus.LATE: "bad",
+    ProgressStatus.DONE: "ok",
+    ProgressStatus.ON_HOLD: "bad",
+    ProgressStatus.UNKNOWN: "info",
+}
+
+
+class ForecastBasis(models.TextChoices):
+    """What an ETA was computed from."""
+
+    MEASURED = "measured", "Measured throughput"
+    ESTIMATE = "estimate", "Scheduler's estimate"
+    NONE = "none", "No forecast"
+
+
+class SnapshotLevel(models.TextChoices):
+    """Which series a snapshot belongs to."""
+
+    CAMPAIGN = "campaign", "Campaign"
+    REQUEST = "request", "Request"
+    SAMPLE = "sample", "Sample"
+
+
+class SnapshotTier(models.IntegerChoices):
+    """How thinned a snapshot is: all of the last 48 h, hourly for 30 days, daily after."""
+
+    RAW = 0, "Raw"
+    HOURLY = 1, "Hourly"
+    DAILY = 2, "Daily"
+
+
+class MilestoneKind(models.TextChoices):
+    """Milestones of a production round (the seed: full speed by day two, half done by 2.5)."""
+
+    FIRST_RUNNING = "first_running", "First job running"
+    FULL_SPEED = "full_speed", "Full speed"
+    HALF_EVENTS = "half_events", "50% of events"
+    ALL_EVENTS = "all_events", "100% of events"

@@ -1,0 +1,197 @@
+"""Read-side records: progress snapshots and milestones, digest preferences, issued
+status reports, and counters of the Celery tasks for ``/metrics``.
+
+Nothing here is a source of truth for execution: snapshots are a history of the
+stage counters (for burn-up charts and throughput), milestones are the first
+snapshot that crossed a threshold, task counters are instrumentation.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from campaigns.models import Campaign
+from requests_app.models import Experiment, ProductionRequest, Sample
+from requests_app.models.visibility import VisibleQuerySet
+
+from .choices import MilestoneKind, SnapshotLevel, SnapshotTier
+
+
+class ProgressSnapshotQuerySet(VisibleQuerySet):
+    experiment_path = "campaign__experiment"
+
+
+class ProgressSnapshot(models.Model):
+    """Progress of a campaign, one of its requests or one sample at one moment.
+
+    Recorded by ``monitoring.services.snapshots.record_snapshots`` (beat) from the
+    stage counters; thinned by ``thin_snapshots``: every row of the last 48 h is
+    kept, then one an hour (``tier`` hourly) up to 30 days, then one a day.
+    ``events_done`` counts events through the sample's last stage (what the
+    physicist asked for), ``jobs`` the jobs of every stage by state.
+    """
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="snapshots")
+    level = models.CharField(max_length=10, choices=SnapshotLevel.choices)
+    request = models.ForeignKey(
+        ProductionRequest, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    sample = models.ForeignKey(
+        Sample, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    taken_at = models.DateTimeField()
+    tier = models.PositiveSmallIntegerField(choices=SnapshotTier.choices, default=SnapshotTier.RAW)
+    events_done = models.PositiveBigIntegerField(default=0)
+    events_target = models.PositiveBigIntegerField(default=0)
+    jobs_total = models.PositiveIntegerField(default=0)
+    jobs = models.JSONField(default=dict, blank=True, help_text="Jobs by state, every stage.")
+    succeeded = models.PositiveIntegerField(default=0, help_text="Jobs succeeded, every stage.")
+    running = models.PositiveIntegerField(default=0)
+    in_flight = models.PositiveIntegerField(default=0)
+    slots = models.PositiveIntegerField(
+        default=0, help_text="Campaign level: jobs in flight it was allotted (full speed)."
+    )
+
+    objects = ProgressSnapshotQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["taken_at", "id"]
+        indexes = [
+            # One index per series: charts and the window points read a series by time.
+            models.Index(
+                fields=["campaign", "taken_at"],
+                condition=models.Q(level=SnapshotLevel.CAMPAIGN),
+                name="snapshot_campaign_series",
+            ),
+            models.Index(
+                fields=["request", "taken_at"],
+                condition=models.Q(level=SnapshotLevel.REQUEST),
+                name="snapshot_request_series",
+            ),
+            models.Index(
+                fields=["sample", "taken_at"],
+                condition=models.Q(level=SnapshotLevel.SAMPLE),
+                name="snapshot_sample_series",
+            ),
+            # Thinning reads only the rows due for their next tier.
+            models.Index(fields=["tier", "taken_at"], name="snapshot_tier_time"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(level__in=SnapshotLevel.values), name="snapshot_level_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        when = f"{self.taken_at:%Y-%m-%d %H:%M}"
+        return f"{self.level} snapshot of campaign {self.campaign_id} at {when}"
+
+
+class MilestoneQuerySet(VisibleQuerySet):
+    experiment_path = "campaign__experiment"
+
+
+class Milestone(models.Model):
+    """When a campaign (``request`` empty) or one of its requests first reached a milestone.
+
+    Taken from the first snapshot that crossed the threshold, and kept apart from
+    the snapshots so thinning never blurs it.
+    """
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="milestones")
+    request = models.ForeignKey(
+        ProductionRequest, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    kind = models.CharField(max_length=16, choices=MilestoneKind.choices)
+    reached_at = models.DateTimeField()
+
+    objects = MilestoneQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["reached_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "kind"],
+                condition=models.Q(request__isnull=True),
+                name="milestone_campaign_once",
+            ),
+            models.UniqueConstraint(
+                fields=["request", "kind"],
+                condition=models.Q(request__isnull=False),
+                name="milestone_request_once",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of campaign {self.campaign_id} at {self.reached_at:%Y-%m-%d %H:%M}"
+
+
+class DigestPreference(models.Model):
+    """A user's opt-in to the daily email digest of the experiments they can see."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="digest_preference"
+    )
+    daily = models.BooleanField(default=False, help_text="Send me the daily progress digest.")
+    last_sent_at = models.DateTimeField(null=True, blank=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"digest for {self.user}: {'daily' if self.daily else 'off'}"
+
+
+class StatusReportQuerySet(VisibleQuerySet):
+    experiment_path = "experiment"
+
+
+class StatusReport(models.Model):
+    """A status report an operator issued to an experiment: the period it covered.
+
+    The next report shows what progressed since the end of the last one.
+    """
+
+    experiment = models.ForeignKey(
+        Experiment, on_delete=models.CASCADE, related_name="status_reports"
+    )
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+
+    objects = StatusReportQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-period_end", "-id"]
+        indexes = [models.Index(fields=["experiment", "period_end"], name="report_experiment_end")]
+
+    def __str__(self) -> str:
+        return f"{self.experiment.slug} report to {self.period_end:%Y-%m-%d %H:%M}"
+
+
+class TaskStat(models.Model):
+    """Counters of one Celery task, kept by ``monitoring.instrumentation`` for /metrics.
+
+    In the database because web, worker and beat are separate processes: the
+    web process serving /metrics must see what the worker counted.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    runs = models.PositiveBigIntegerField(default=0)
+    failures = models.PositiveBigIntegerField(default=0)
+    retries = models.PositiveBigIntegerField(default=0)
+    duration_sum_s = models.FloatField(default=0.0)
+    last_duration_s = models.FloatField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    results = models.JSONField(
+        default=dict, blank=True, help_text="Sums of the whole numbers the task returned."
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.runs} runs, {self.failures} failures"

@@ -1,0 +1,382 @@
+"""What each monitoring page and progress endpoint shows, assembled with bounded queries.
+
+Counts come from the stage counters (``progress``), history from snapshots,
+forecasts from ``tracking``; nothing here reads job rows except the failure
+triage, which is one indexed aggregate plus a few examples.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from itertools import chain
+from typing import Any
+
+from django.db.models import Prefetch
+from django.utils import timezone
+
+from campaigns.choices import CLOSED_CAMPAIGN_STATES, OPEN_CAMPAIGN_STATES, CampaignState
+from campaigns.models import Campaign, CampaignRequest, Job, Stage, StuckFlag
+from requests_app.choices import RequestState
+from requests_app.models import Comment, Experiment, ProductionRequest, Sample, Transition
+
+from .. import charts, conf
+from ..choices import MilestoneKind, SnapshotLevel
+from ..models import Milestone
+from . import milestones as ms
+from . import operations, snapshots
+from .forecast import Forecast, Point, measure, window_start
+from .progress import Breakdown, Progress, StageProgress, load_breakdown, totals
+from .tracking import (
+    Estimates,
+    Tracked,
+    by_risk,
+    campaign_forecast,
+    hold_seconds,
+    launch_point,
+    paused_seconds,
+    request_forecast,
+    track_campaigns,
+    track_requests,
+)
+
+# Requests an experiment overview lists: filed and not finished.
+OPEN_REQUEST_STATES = [
+    RequestState.SUBMITTED,
+    RequestState.NEEDS_INFO,
+    RequestState.APPROVED,
+    RequestState.SCHEDULED,
+    RequestState.IN_PRODUCTION,
+    RequestState.ON_HOLD,
+]
+RECENT = dt.timedelta(days=30)  # closed campaigns stay on the overview this long
+MAX_ROWS = 200
+
+
+@dataclass
+class Throughput:
+    """Pace over one window: events and jobs per hour (None: too short to tell)."""
+
+    window_s: int
+    events_per_hour: float | None
+    jobs_per_hour: float | None
+
+    @property
+    def label(self) -> str:
+        return (
+            f"last {self.window_s // 3600} h"
+            if self.window_s >= 3600
+            else f"last {self.window_s // 60} min"
+        )
+
+
+def throughput(
+    points: list[Point], now: dt.datetime, done: int, succeeded: int
+) -> list[Throughput]:
+    """Events and jobs per hour over each forecast window."""
+    events = measure(points, now, done)
+    jobs = measure([Point(p.at, p.succeeded) for p in points], now, succeeded)
+    return [Throughput(w, events[w], jobs[w]) for w in events]
+
+
+@dataclass
+class SampleRow:
+    sample_id: int
+    name: str
+    progress: Progress
+    stages: list[StageProgress]
+
+
+@dataclass
+class RequestRow:
+    request: ProductionRequest
+    progress: Progress
+    forecast: Forecast
+    hold_s: int
+    samples: list[SampleRow] = field(default_factory=list)
+
+
+def _sample_rows(data: Breakdown, request_id: int) -> list[SampleRow]:
+    return [
+        SampleRow(sid, data.sample_names[sid], data.samples[sid], data.stages_of(sid))
+        for sid in sorted(data.samples_of(request_id))
+    ]
+
+
+@dataclass
+class Detail:
+    """A campaign dashboard or a request page: progress, forecast, history, milestones."""
+
+    campaign: Campaign | None
+    progress: Progress
+    forecast: Forecast
+    history: list[Point]
+    milestones: list[ms.MilestoneView]
+    chart: charts.BurnUp
+    throughput: list[Throughput]
+    now: dt.datetime
+    requests: list[RequestRow] = field(default_factory=list)
+    samples: list[SampleRow] = field(default_factory=list)
+    hold_s: int = 0
+    paused_s: int = 0
+    failures: list[operations.FailureGroup] = field(default_factory=list)
+    stuck: list[StuckFlag] = field(default_factory=list)
+    stuck_count: int = 0
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def has_full_speed(self) -> bool:
+        return any(m.kind == MilestoneKind.FULL_SPEED for m in self.milestones)
+
+    @property
+    def milestone_times(self) -> dict[str, dt.datetime | None]:
+        return {m.kind: m.at for m in self.milestones}
+
+
+def _chart(
+    history: list[Point],
+    p: Progress,
+    f: Forecast,
+    now: dt.datetime,
+    start: dt.datetime | None,
+    reached: dict[str, dt.datetime],
+) -> charts.BurnUp:
+    return charts.burn_up(
+        history,
+        target=p.events_target,
+        deadline=f.deadline,
+        now=now,
+        done=p.events_done,
+        forecast=f,
+        start=start,
+        milestones=reached,
+        milestone_labels={k: MilestoneKind(k).label for k in reached},
+    )
+
+
+def campaign_detail(
+    campaign: Campaign, now: dt.datetime | None = None, triage: bool = True
+) -> Detail:
+    """The campaign dashboard (``triage``: with failures and stuck work): a fixed number
+    of queries whatever the number of jobs."""
+    now = now or timezone.now()
+    estimates = Estimates()
+    data = load_breakdown(Stage.objects.filter(campaign=campaign))
+    progress = data.campaigns.get(campaign.pk, Progress())
+    requests = [
+        link.request
+        for link in CampaignRequest.objects.filter(campaign=campaign)
+        .select_related("request__physics_group", "request__experiment")
+        .order_by("request__deadline", "request_id")
+    ]
+    rows = snapshots.series(SnapshotLevel.CAMPAIGN, campaign.pk).points
+    history = [Point(s.taken_at, s.events_done, s.succeeded) for s in rows]
+    f = campaign_forecast(campaign, progress, _window(history, now), now, estimates)
+    reached: dict[str, dt.datetime] = {}
+    per_request: dict[int, dict[str, dt.datetime]] = {}
+    for rid, kind, at in Milestone.objects.filter(campaign=campaign).values_list(
+        "request_id", "kind", "reached_at"
+    ):
+        (reached if rid is None else per_request.setdefault(rid, {}))[kind] = at
+    points = snapshots.window_points(SnapshotLevel.REQUEST, [r.pk for r in requests], now)
+    request_rows = []
+    for r in requests:
+        rp = data.requests.get(r.pk, Progress())
+        rf = request_forecast(r, rp, points.get(r.pk, []), campaign, now, estimates)
+        request_rows.append(RequestRow(r, rp, rf, hold_seconds(r, now), _sample_rows(data, r.pk)))
+    detail = Detail(
+        campaign=campaign,
+        progress=progress,
+        forecast=f,
+        history=history,
+        milestones=ms.views(reached, campaign.launched_at, campaign_level=True),
+        chart=_chart(history, progress, f, now, campaign.launched_at, reached),
+        throughput=throughput(
+            history + launch_point(campaign), now, progress.events_done, progress.succeeded
+        ),
+        now=now,
+        requests=request_rows,
+        hold_s=sum(row.hold_s for row in request_rows),
+        paused_s=paused_seconds(campaign, now),
+    )
+    if triage:
+        jobs = Job.objects.filter(stage__campaign=campaign)
+        detail.failures = operations.failures_by_class(jobs, now)
+        detail.stuck, detail.stuck_count = operations.stuck_flags([campaign.pk], limit=20)
+    return detail
+
+
+def _window(history: list[Point], now: dt.datetime) -> list[Point]:
+    """The few points of a full history that start the forecast windows."""
+    starts = {window_start(history, now, w) for w in conf.forecast_windows_s()}
+    return sorted((p for p in starts if p is not None), key=lambda p: p.at)
+
+
+def request_detail(
+    request: ProductionRequest, now: dt.datetime | None = None, timeline: bool = True
+) -> Detail:
+    """A request's progress page: the campaign dashboard narrowed to one request, plus its
+    timeline of transitions and comments (``timeline``)."""
+    now = now or timezone.now()
+    estimates = Estimates()
+    link = CampaignRequest.objects.filter(request=request).select_related("campaign").first()
+    campaign = link.campaign if link else None
+    data = load_breakdown(Stage.objects.filter(request=request))
+    progress = data.requests.get(request.pk, Progress())
+    if not data.stages:  # not planned yet: the target is what the samples ask for
+        progress.events_target = sum(
+            Sample.objects.filter(request=request).values_list("events", flat=True)
+        )
+    history: list[Point] = []
+    reached: dict[str, dt.datetime] = {}
+    if campaign is not None:
+        rows = snapshots.series(SnapshotLevel.REQUEST, request.pk).points
+        history = [Point(s.taken_at, s.events_done, s.succeeded) for s in rows]
+        reached = ms.load(campaign, request.pk)
+    unscheduled = (
+        estimates.unscheduled([request])
+        if campaign is None and request.state in OPEN_REQUEST_STATES
+        else None
+    )
+    f = request_forecast(
+        request, progress, _window(history, now), campaign, now, estimates, unscheduled
+    )
+    launched = campaign.launched_at if campaign else None
+    detail = Detail(
+        campaign=campaign,
+        progress=progress,
+        forecast=f,
+        history=history,
+        milestones=ms.views(reached, launched, campaign_level=False),
+        chart=_chart(history, progress, f, now, launched, reached),
+        throughput=throughput(
+            history + launch_point(campaign), now, progress.events_done, progress.succeeded
+        ),
+        now=now,
+        samples=_sample_rows(data, request.pk),
+        hold_s=hold_seconds(request, now),
+    )
+    if campaign is not None:
+        jobs = Job.objects.filter(stage__request=request, stage__campaign=campaign)
+        detail.failures = operations.failures_by_class(jobs, now)
+    if timeline:
+        detail.timeline = request_timeline(request)
+    return detail
+
+
+def request_timeline(request: ProductionRequest) -> list[dict[str, Any]]:
+    """Transitions and comments in time order: two queries."""
+    transitions = Transition.objects.filter(request=request).select_related("actor")
+    comments = Comment.objects.filter(request=request).select_related("author")
+    events = chain(
+        ({"kind": "transition", "at": t.created, "who": t.actor, "obj": t} for t in transitions),
+        ({"kind": "comment", "at": c.created, "who": c.author, "obj": c} for c in comments),
+    )
+    return sorted(events, key=lambda e: (e["at"], e["kind"]))
+
+
+@dataclass
+class ExperimentOverview:
+    experiment: Experiment
+    campaigns: list[Tracked]
+    requests: list[Tracked]
+    now: dt.datetime
+
+
+def _campaign_of(request_ids: list[int]) -> dict[int, Campaign]:
+    return {
+        link.request_id: link.campaign
+        for link in CampaignRequest.objects.filter(request_id__in=request_ids).select_related(
+            "campaign"
+        )
+    }
+
+
+def experiment_overview(
+    experiment: Experiment, now: dt.datetime | None = None
+) -> ExperimentOverview:
+    """Every open (or recently closed) campaign and open request of an experiment."""
+    now = now or timezone.now()
+    estimates = Estimates()
+    campaigns = list(
+        Campaign.objects.filter(experiment=experiment)
+        .exclude(state__in=CLOSED_CAMPAIGN_STATES, updated__lt=now - RECENT)
+        .select_related("experiment")
+        .order_by("deadline", "id")[:MAX_ROWS]
+    )
+    c_progress = totals(Stage.objects.filter(campaign__in=[c.pk for c in campaigns]), "campaign_id")
+    requests = list(
+        ProductionRequest.objects.filter(experiment=experiment, state__in=OPEN_REQUEST_STATES)
+        .select_related("physics_group", "experiment")
+        .prefetch_related(
+            Prefetch("samples", queryset=Sample.objects.only("id", "request_id", "events"))
+        )
+        .order_by("deadline", "id")[:MAX_ROWS]
+    )
+    ids = [r.pk for r in requests]
+    r_progress = totals(Stage.objects.filter(request_id__in=ids), "request_id")
+    for r in requests:
+        if r.pk not in r_progress:
+            r_progress[r.pk] = Progress(events_target=r.events_total)
+    return ExperimentOverview(
+        experiment=experiment,
+        campaigns=track_campaigns(campaigns, c_progress, now, estimates),
+        requests=track_requests(requests, r_progress, _campaign_of(ids), now, estimates),
+        now=now,
+    )
+
+
+@dataclass
+class OperatorOverview:
+    campaigns: list[Tracked]
+    failures: list[operations.FailureGroup]
+    stuck: list[StuckFlag]
+    stuck_count: int
+    backends: list[operations.BackendLoad]
+    now: dt.datetime
+
+
+def operator_overview(now: dt.datetime | None = None) -> OperatorOverview:
+    """Every open campaign by risk, failures by class, stuck work, backend load."""
+    now = now or timezone.now()
+    estimates = Estimates()
+    campaigns = list(
+        Campaign.objects.filter(state__in=sorted(OPEN_CAMPAIGN_STATES))
+        .select_related("experiment")
+        .order_by("deadline", "id")
+    )
+    ids = [c.pk for c in campaigns]
+    progress = totals(Stage.objects.filter(campaign_id__in=ids), "campaign_id")
+    rows = track_campaigns(campaigns, progress, now, estimates)
+    loads = operations.backend_loads()
+    # Throughput per backend over the shortest window, from each campaign's snapshots.
+    window = conf.forecast_windows_s()[0]
+    points = snapshots.window_points(SnapshotLevel.CAMPAIGN, ids, now, [window])
+    for c in campaigns:
+        if c.state == CampaignState.PLANNED:
+            continue
+        p = progress.get(c.pk, Progress())
+        start = window_start(points.get(c.pk, []) + launch_point(c), now, window)
+        if start is None or start.at >= now:
+            continue
+        hours = (now - start.at).total_seconds() / 3600
+        load = loads.get(c.backend)
+        if load is None:
+            continue
+        load.jobs_per_hour = (load.jobs_per_hour or 0.0) + max(
+            p.succeeded - start.succeeded, 0
+        ) / hours
+        load.events_per_hour = (load.events_per_hour or 0.0) + max(
+            p.events_done - start.events, 0
+        ) / hours
+    stuck, stuck_count = operations.stuck_flags()
+    return OperatorOverview(
+        campaigns=by_risk(rows),
+        failures=operations.failures_by_class(
+            Job.objects.filter(stage__campaign__state__in=sorted(OPEN_CAMPAIGN_STATES)), now
+        ),
+        stuck=stuck,
+        stuck_count=stuck_count,
+        backends=sorted(loads.values(), key=lambda b: b.name),
+        now=now,
+    )

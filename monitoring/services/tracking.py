@@ -1,0 +1,219 @@
+"""Forecasts of many campaigns and requests at once, with a bounded number of queries.
+
+The measured forecast needs, per campaign or request, its counters (one or two
+aggregate queries for all of them) and the snapshots that start each throughput
+window (one query for all of them). The scheduler's estimate, needed only for
+work with nothing done yet, is loaded at most once per page (``Estimates``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from campaigns.choices import OPEN_CAMPAIGN_STATES, CampaignEventKind, CampaignState
+from campaigns.models import Campaign, CampaignEvent, deadline_moment
+from campaigns.services.feasibility import (
+    CampaignForecast,
+    forecast_campaigns,
+    forecast_unscheduled,
+)
+from campaigns.services.planning import CycleInputs, load_inputs
+from requests_app.choices import RequestState
+from requests_app.models import ProductionRequest
+
+from ..choices import STATUS_RISK, SnapshotLevel
+from . import snapshots
+from .forecast import Forecast, Point, forecast, measure
+from .progress import Progress
+
+PAUSED, RESUMED, CANCELLED = (
+    CampaignEventKind.PAUSED,
+    CampaignEventKind.RESUMED,
+    CampaignEventKind.CANCELLED,
+)
+# Requests whose forecast is "if scheduled now" (not in a campaign yet).
+UNSCHEDULED = (RequestState.SUBMITTED, RequestState.NEEDS_INFO, RequestState.APPROVED)
+FINISHED_REQUEST = (RequestState.COMPLETED, RequestState.CLOSED)
+DROPPED_REQUEST = (RequestState.CANCELLED, RequestState.REJECTED)
+
+
+class Estimates:
+    """The scheduler's projections, loaded on first use and then shared by the page."""
+
+    def __init__(self) -> None:
+        self._inputs: CycleInputs | None = None
+        self._campaigns: dict[int, CampaignForecast] | None = None
+
+    @property
+    def inputs(self) -> CycleInputs:
+        if self._inputs is None:
+            self._inputs = load_inputs()
+        return self._inputs
+
+    def campaign(self, campaign_id: int) -> CampaignForecast | None:
+        if self._campaigns is None:
+            self._campaigns = forecast_campaigns(self.inputs)
+        return self._campaigns.get(campaign_id)
+
+    def unscheduled(self, requests: list[ProductionRequest]) -> dict[int, Any]:
+        return forecast_unscheduled(requests, self.inputs) if requests else {}
+
+
+def hold_seconds(request: ProductionRequest, now: dt.datetime) -> int:
+    """Time the request spent on hold, including the hold it is in now."""
+    total = int(request.hold_seconds or 0)
+    if request.state == RequestState.ON_HOLD and request.hold_started:
+        total += max(int((now - request.hold_started).total_seconds()), 0)
+    return total
+
+
+def paused_seconds(campaign: Campaign, now: dt.datetime) -> int:
+    """Time the campaign spent paused, from its recorded pause and resume events (one query)."""
+    total, since = 0.0, None
+    for kind, at in (
+        CampaignEvent.objects.filter(campaign=campaign, kind__in=[PAUSED, RESUMED, CANCELLED])
+        .order_by("created", "id")
+        .values_list("kind", "created")
+    ):
+        if kind == PAUSED:
+            since = since or at
+        elif since is not None:
+            total += (at - since).total_seconds()
+            since = None
+    if since is not None and campaign.state == CampaignState.PAUSED:
+        total += (now - since).total_seconds()
+    return int(total)
+
+
+def launch_point(campaign: Campaign | None) -> list[Point]:
+    """The launch as a point with nothing done: where throughput of young work starts."""
+    if campaign is None or campaign.launched_at is None:
+        return []
+    return [Point(campaign.launched_at, 0, 0)]
+
+
+def campaign_forecast(
+    campaign: Campaign,
+    progress: Progress,
+    points: list[Point],
+    now: dt.datetime,
+    estimates: Estimates,
+) -> Forecast:
+    """A campaign's forecast from its window points (or the scheduler's estimate)."""
+    est_finish = est_status = None
+    if campaign.state in OPEN_CAMPAIGN_STATES and progress.events_done == 0:
+        est = estimates.campaign(campaign.pk)
+        if est is not None:
+            est_finish, est_status = est.finish, est.status
+    return forecast(
+        now=now,
+        done=progress.events_done,
+        target=progress.events_target,
+        deadline=campaign.deadline_at,
+        rates=measure(points + launch_point(campaign), now, progress.events_done),
+        estimate_finish=est_finish,
+        estimate_status=est_status,
+        on_hold=campaign.state == CampaignState.PAUSED,
+        complete=campaign.state == CampaignState.COMPLETED,
+        finished_at=campaign.completed_at,
+        will_not_run=campaign.state == CampaignState.CANCELLED,
+    )
+
+
+def request_forecast(
+    request: ProductionRequest,
+    progress: Progress,
+    points: list[Point],
+    campaign: Campaign | None,
+    now: dt.datetime,
+    estimates: Estimates,
+    unscheduled: dict[int, Any] | None = None,
+) -> Forecast:
+    """A request's forecast: measured in its campaign, else the scheduler's estimate."""
+    est_finish = est_status = None
+    if progress.events_done == 0 and request.state not in FINISHED_REQUEST + DROPPED_REQUEST:
+        est = None
+        if campaign is not None and campaign.state in OPEN_CAMPAIGN_STATES:
+            parent = estimates.campaign(campaign.pk)
+            est = parent.requests.get(request.pk) if parent else None
+        elif campaign is None and unscheduled is not None:
+            est = unscheduled.get(request.pk)
+        if est is not None:
+            est_finish, est_status = est.finish, est.status
+    paused = campaign is not None and campaign.state == CampaignState.PAUSED
+    return forecast(
+        now=now,
+        done=progress.events_done,
+        target=progress.events_target,
+        deadline=deadline_moment(request.deadline),
+        rates=measure(points + launch_point(campaign), now, progress.events_done),
+        estimate_finish=est_finish,
+        estimate_status=est_status,
+        on_hold=request.state == RequestState.ON_HOLD or paused,
+        complete=request.state in FINISHED_REQUEST,
+        will_not_run=request.state in DROPPED_REQUEST
+        or (campaign is not None and campaign.state == CampaignState.CANCELLED),
+    )
+
+
+@dataclass
+class Tracked:
+    """A row of an overview: a campaign or a request, its progress and forecast."""
+
+    kind: str  # "campaign" or "request"
+    obj: Any
+    progress: Progress
+    forecast: Forecast
+    campaign: Campaign | None = None
+    hold_s: int = 0
+
+    @property
+    def risk_key(self) -> tuple:
+        return (STATUS_RISK.get(self.forecast.status, 9), self.forecast.deadline, self.obj.pk)
+
+
+def track_campaigns(
+    campaigns: list[Campaign],
+    progress: dict[int, Progress],
+    now: dt.datetime,
+    estimates: Estimates,
+) -> list[Tracked]:
+    """Campaign rows with forecasts: one query for the window points of all of them."""
+    points = snapshots.window_points(SnapshotLevel.CAMPAIGN, [c.pk for c in campaigns], now)
+    rows = []
+    for c in campaigns:
+        p = progress.get(c.pk, Progress())
+        rows.append(
+            Tracked("campaign", c, p, campaign_forecast(c, p, points.get(c.pk, []), now, estimates))
+        )
+    return rows
+
+
+def track_requests(
+    requests: list[ProductionRequest],
+    progress: dict[int, Progress],
+    campaign_of: dict[int, Campaign],
+    now: dt.datetime,
+    estimates: Estimates,
+) -> list[Tracked]:
+    """Request rows with forecasts; requests not yet in a campaign get "if scheduled now"."""
+    points = snapshots.window_points(
+        SnapshotLevel.REQUEST, [r.pk for r in requests if r.pk in campaign_of], now
+    )
+    waiting = [r for r in requests if r.pk not in campaign_of and r.state in UNSCHEDULED]
+    unscheduled = estimates.unscheduled(waiting)
+    rows = []
+    for r in requests:
+        p = progress.get(r.pk, Progress())
+        campaign = campaign_of.get(r.pk)
+        f = request_forecast(r, p, points.get(r.pk, []), campaign, now, estimates, unscheduled)
+        rows.append(Tracked("request", r, p, f, campaign, hold_seconds(r, now)))
+    return rows
+
+
+def by_risk(rows: Iterable[Tracked]) -> list[Tracked]:
+    """Most worrying first: late, at risk, on hold, unknown, on track, done; then deadline."""
+    return sorted(rows, key=lambda row: row.risk_key)

@@ -1,0 +1,19 @@
+"""Browser pages of the read side (namespace ``monitoring``)."""
+
+from django.urls import path
+
+from . import views
+
+app_name = "monitoring"
+
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("operations/", views.operations_page, name="operations"),
+    path("experiments/<slug:slug>/", views.experiment_page, name="experiment"),
+    path("experiments/<slug:slug>/report/", views.report_page, name="report"),
+    path("experiments/<slug:slug>/progress.csv", views.progress_csv, name="csv"),
+    path("campaigns/<int:pk>/", views.campaign_page, name="campaign"),
+    path("requests/<str:number>/", views.request_page, name="request"),
+    path("jobs/<int:pk>/log/", views.job_log, name="job_log"),
+    path("digest/", views.digest_settings, name="digest"),
+]

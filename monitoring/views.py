@@ -1,0 +1,230 @@
+"""Monitoring pages: experiment overview, campaign dashboard, request progress, operations,
+status reports, the progress CSV, a job's log, and the digest setting.
+
+Each page runs a fixed number of queries whatever the number of jobs (the services
+read stage counters and snapshots). Visibility goes through ``visible_to``: work of an
+experiment the user does not belong to is a 404. A page asked with ``?partial=1``
+answers only its live region, which ``static/js/monitoring.js`` swaps in place.
+"""
+
+from __future__ import annotations
+
+from functools import wraps
+from pathlib import Path
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods
+
+from campaigns.batch.base import STDERR_FILE, STDOUT_FILE
+from campaigns.models import Campaign, Job
+from requests_app.models import Experiment, ProductionRequest
+from requests_app.models.visibility import is_operator
+
+from . import conf
+from .forms import DigestForm, ReportPeriodForm
+from .services import dashboards, reports
+
+LOG_TAIL_BYTES = 64 * 1024
+
+
+def operator_required(view):
+    """Signed in (else to the login page) and an operator (else 403)."""
+
+    @wraps(view)
+    @login_required
+    def wrapper(request, *args, **kwargs):
+        if not is_operator(request.user):
+            raise PermissionDenied("Only OPOS operators use this page.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _page(request, template: str, partial: str, context: dict) -> HttpResponse:
+    """The whole page, or only its live region when the refresher asks for it."""
+    context.setdefault("refresh_s", conf.dashboard_refresh_s())
+    context.setdefault("operator", is_operator(request.user))
+    context.setdefault("full_speed_percent", round(100 * conf.full_speed_fraction()))
+    window = conf.forecast_windows_s()[0]
+    context.setdefault("window_label", f"last {window / 3600:g} h")
+    if request.GET.get("partial") == "1":
+        return render(request, partial, context)
+    return render(request, template, context)
+
+
+@login_required
+def index(request):
+    """Operators land on the operations overview; members on their experiment."""
+    if is_operator(request.user):
+        return redirect("monitoring:operations")
+    experiments = list(Experiment.objects.visible_to(request.user).order_by("name"))
+    if len(experiments) == 1:
+        return redirect("monitoring:experiment", slug=experiments[0].slug)
+    return render(request, "monitoring/index.html", {"experiments": experiments})
+
+
+@login_required
+def experiment_page(request, slug: str):
+    """Every campaign and open request of an experiment against its deadline."""
+    experiment = get_object_or_404(Experiment.objects.visible_to(request.user), slug=slug)
+    overview = dashboards.experiment_overview(experiment)
+    return _page(
+        request,
+        "monitoring/experiment.html",
+        "monitoring/_experiment_live.html",
+        {"experiment": experiment, "overview": overview},
+    )
+
+
+@login_required
+def campaign_page(request, pk: int):
+    """A campaign's dashboard: burn-up, milestones, throughput, per-request progress."""
+    campaign = get_object_or_404(
+        Campaign.objects.visible_to(request.user).select_related("experiment"), pk=pk
+    )
+    operator = is_operator(request.user)
+    detail = dashboards.campaign_detail(campaign, triage=True)
+    if not operator:  # stuck flags and job logs are for operators
+        detail.stuck, detail.stuck_count = [], 0
+    return _page(
+        request,
+        "monitoring/campaign.html",
+        "monitoring/_campaign_live.html",
+        {"campaign": campaign, "detail": detail, "operator": operator},
+    )
+
+
+@login_required
+def request_page(request, number: str):
+    """One request's progress and timeline: the page a liaison links from the ticket."""
+    production_request = get_object_or_404(
+        ProductionRequest.objects.visible_to(request.user).select_related(
+            "experiment", "physics_group", "requester"
+        ),
+        number=number,
+    )
+    detail = dashboards.request_detail(production_request)
+    return _page(
+        request,
+        "monitoring/request.html",
+        "monitoring/_request_live.html",
+        {"object": production_request, "detail": detail},
+    )
+
+
+@operator_required
+def operations_page(request):
+    """Operators: open campaigns by risk, failures by class, stuck work, backend load."""
+    overview = dashboards.operator_overview()
+    return _page(
+        request,
+        "monitoring/operations.html",
+        "monitoring/_operations_live.html",
+        {"overview": overview},
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def report_page(request, slug: str):
+    """The experiment's status report (prints cleanly); operators issue it (POST)."""
+    experiment = get_object_or_404(Experiment.objects.visible_to(request.user), slug=slug)
+    now = timezone.now()
+    if request.method == "POST":
+        if not is_operator(request.user):
+            raise PermissionDenied("Only OPOS operators issue status reports.")
+        form = ReportPeriodForm(request.POST)
+        if form.is_valid():
+            since = form.cleaned_data["since"] or reports.default_since(experiment, now)
+            if since >= now:
+                messages.error(request, "The period must start before now.")
+            else:
+                reports.issue_report(experiment, since, now, request.user)
+                messages.success(
+                    request, "Report issued: the next one shows the progress from now on."
+                )
+            return redirect("monitoring:report", slug=slug)
+    form = ReportPeriodForm(request.GET or None)
+    since = None
+    if form.is_bound and form.is_valid():
+        since = form.cleaned_data["since"]
+        if since and since >= now:
+            since = None
+            form.add_error("since", "Choose a moment in the past.")
+    data = reports.status_report(experiment, since=since, now=now)
+    return render(
+        request,
+        "monitoring/report.html",
+        {
+            "experiment": experiment,
+            "report": data,
+            "form": form,
+            "operator": is_operator(request.user),
+        },
+    )
+
+
+@login_required
+def progress_csv(request, slug: str):
+    """Progress of every campaign, request, sample and stage of an experiment, as CSV."""
+    experiment = get_object_or_404(Experiment.objects.visible_to(request.user), slug=slug)
+    body = reports.progress_csv(dashboards.experiment_overview(experiment))
+    response = HttpResponse(body, content_type="text/csv; charset=utf-8")
+    stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+    response["Content-Disposition"] = (
+        f'attachment; filename="{experiment.slug}-progress-{stamp}.csv"'
+    )
+    return response
+
+
+def _tail(path: Path, size: int = LOG_TAIL_BYTES) -> str | None:
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, 2)
+            length = fh.tell()
+            fh.seek(max(length - size, 0))
+            return fh.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+
+
+@operator_required
+def job_log(request, pk: int):
+    """The tail of a job's stdout and stderr, from its work folder (operators)."""
+    job = get_object_or_404(
+        Job.objects.visible_to(request.user).select_related(
+            "stage__campaign__experiment", "stage__request"
+        ),
+        pk=pk,
+    )
+    workdir = Path(job.workdir) if job.workdir else None
+    logs = []
+    if workdir is not None:
+        for name in (STDERR_FILE, STDOUT_FILE):
+            logs.append((name, _tail(workdir / name)))
+    return render(
+        request, "monitoring/job_log.html", {"job": job, "logs": logs, "tail": LOG_TAIL_BYTES}
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def digest_settings(request):
+    """Opt in or out of the daily digest."""
+    if request.method == "POST":
+        form = DigestForm(request.POST)
+        if form.is_valid():
+            reports.set_digest(request.user, form.cleaned_data["daily"])
+            if form.cleaned_data["daily"] and not request.user.email:
+                messages.warning(request, "Saved, but your account has no email address.")
+            else:
+                messages.success(request, "Saved.")
+            return redirect("monitoring:digest")
+    else:
+        form = DigestForm(initial={"daily": reports.digest_enabled(request.user)})
+    return render(request, "monitoring/digest.html", {"form": form})
