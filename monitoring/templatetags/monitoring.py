@@ -93,7 +93,7 @@ def status(forecast, show_basis: bool = False):
     return {"f": forecast, "show_basis": show_basis}
 
 
-@register.inclusion_tag("monitoring/_bar.html")
+@register.inclusion_tag("_bar.html")
 def bar(percent, label: str = "", status: str = ""):
     """A progress bar (0..100) drawn as SVG."""
     try:
