@@ -1,5 +1,6 @@
 """``/healthz``: is the database reachable, is the broker reachable."""
 
+from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
@@ -20,7 +21,9 @@ def _check_database() -> tuple[bool, str]:
 
 def _check_broker() -> tuple[bool, str]:
     try:
-        with celery_app.connection_for_write() as conn:
+        # A fresh connection to the configured URL, never a pooled one that
+        # could hide a broker that has gone away since.
+        with celery_app.connection_for_write(url=settings.CELERY_BROKER_URL) as conn:
             conn.ensure_connection(max_retries=1, interval_start=0, timeout=3)
             transport = conn.transport_cls
     except Exception as exc:  # refused, timed out, bad URL: all "down"

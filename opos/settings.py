@@ -320,6 +320,8 @@ CELERY_IMPORTS = ["opos.tasks"]
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {}
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# Deployments sharing one Redis (and the end-to-end tests) give each its own queue.
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "celery")
 
 # --- Batch execution --------------------------------------------------------
 OPOS_DEFAULT_BACKEND = env_str("OPOS_DEFAULT_BACKEND", "local")

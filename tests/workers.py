@@ -1,0 +1,113 @@
+"""Real Celery worker processes for end-to-end tests.
+
+Each worker listens on a queue of its own (``CELERY_TASK_DEFAULT_QUEUE``), so
+tests never take each other's messages, nor those of another test run
+sharing the same Redis.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from celery import Celery
+
+ROOT = Path(__file__).resolve().parents[1]
+REDIS_URL = os.environ.get("OPOS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def redis_reachable(url: str = REDIS_URL) -> bool:
+    parts = urlparse(url)
+    try:
+        with socket.create_connection((parts.hostname, parts.port or 6379), timeout=2) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def require_redis(url: str = REDIS_URL) -> str:
+    """The Redis URL; skip without one, or fail when OPOS_REQUIRE_REDIS=1 (CI)."""
+    if not redis_reachable(url):
+        message = f"no Redis reachable at {url}"
+        if os.environ.get("OPOS_REQUIRE_REDIS") == "1":
+            pytest.fail(message + " (OPOS_REQUIRE_REDIS=1)")
+        pytest.skip(message)
+    return url
+
+
+@dataclass
+class Worker:
+    process: subprocess.Popen
+    log: Path
+    queue: str
+    client: Celery
+
+    def send(self, name: str, *args, **options):
+        """Send task ``name`` to this worker's queue (as beat would)."""
+        return self.client.send_task(name, args=args, queue=self.queue, **options)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.log.read_text()[-chars:]
+
+
+@contextlib.contextmanager
+def celery_worker(broker: str, log: Path, env: dict[str, str] | None = None) -> Iterator[Worker]:
+    """Start ``celery -A opos worker`` on a queue of its own; stop it afterwards."""
+    queue = f"opos-test-{uuid.uuid4().hex[:12]}"
+    full_env = {
+        **os.environ,
+        "CELERY_BROKER_URL": broker,
+        "CELERY_RESULT_BACKEND": broker,
+        "CELERY_TASK_DEFAULT_QUEUE": queue,
+        **(env or {}),
+    }
+    argv = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "opos",
+        "worker",
+        "--loglevel",
+        "INFO",
+        "--pool",
+        "solo",
+        "--without-mingle",
+        "--without-gossip",
+        "--hostname",
+        f"{queue}@%h",
+    ]
+    with log.open("w") as out:
+        proc = subprocess.Popen(argv, cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT)
+    client = Celery("opos-test-client", broker=broker, backend=broker)
+    client.conf.task_serializer = "json"
+    worker = Worker(proc, log, queue, client)
+    try:
+        deadline = time.monotonic() + 60
+        while "ready." not in log.read_text():
+            if not worker.alive() or time.monotonic() > deadline:
+                pytest.fail("worker did not start:\n" + worker.log_tail())
+            time.sleep(0.2)
+        yield worker
+    finally:
+        client.close()
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
