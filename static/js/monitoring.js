@@ -15,6 +15,24 @@
     });
   }
 
+  // A keyboard reader's focus survives a refresh: the same control (same kind, same link
+  // or name, same rank among its likes) gets it back in the new content.
+  function focusKey(region) {
+    var el = document.activeElement;
+    if (!el || el === document.body || !region.contains(el)) { return null; }
+    if (el.id) { return { selector: "#" + CSS.escape(el.id), index: 0 }; }
+    var selector = el.tagName.toLowerCase();
+    var attr = el.getAttribute("href") !== null ? "href" : (el.getAttribute("name") !== null ? "name" : null);
+    if (attr) { selector += "[" + attr + '="' + CSS.escape(el.getAttribute(attr)) + '"]'; }
+    return { selector: selector, index: Array.prototype.indexOf.call(region.querySelectorAll(selector), el) };
+  }
+
+  function restoreFocus(region, key) {
+    if (!key || key.index < 0) { return; }
+    var el = region.querySelectorAll(key.selector)[key.index];
+    if (el) { el.focus({ preventScroll: true }); }
+  }
+
   function startRefresh(region) {
     var url = region.getAttribute("data-refresh-url");
     var seconds = parseInt(region.getAttribute("data-refresh-seconds"), 10) || 30;
@@ -39,9 +57,11 @@
         })
         .then(function (html) {
           opened = openDetails(region);
+          var focused = focusKey(region);
           var doc = new DOMParser().parseFromString(html, "text/html");
           region.replaceChildren.apply(region, Array.from(doc.body.childNodes));
           restoreDetails(region, opened);
+          restoreFocus(region, focused);
           say("Updated " + new Date().toLocaleTimeString([], { hour12: false }) + " · refreshes every " + seconds + " s");
         })
         .catch(function () {

@@ -1,0 +1,108 @@
+"""Journey 2: an operator finds the liaison's request at the top of the triage queue,
+opens its eligibility checklist, sees what is missing, records the missing training,
+approves from the keyboard, creates a campaign, schedules the request into it, sees the
+deadline forecast, and launches."""
+
+import pytest
+
+from campaigns.choices import CampaignState
+from campaigns.models import Campaign, Job
+from requests_app.choices import RequestState
+from requests_app.models import ProductionRequest
+
+from .support import press
+from .world import build_world, days_ahead, submitted_request
+
+pytestmark = pytest.mark.browser
+
+
+def test_operator_approves_schedules_and_launches(journey):
+    world = build_world()
+    # The journey's request has the nearest deadline; others wait behind it.
+    submitted_request(world, "Supernova bursts", days=70, priority="critical", group="supernova")
+    ours = submitted_request(world, "MCC5.0 oscillation samples", days=45, priority="high")
+    submitted_request(world, "Cosmogenic backgrounds", days=60)
+
+    tab = journey.tab("operator")
+    page = tab.page
+    tab.sign_in("olivia")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Triage").click()
+    tab.arrived("triage")
+    first = page.locator("table tbody tr").first
+    assert ours.number in first.inner_text()
+    first.get_by_role("link", name=ours.number).click()
+    tab.arrived("request")
+
+    # The checklist says what is missing and who can fix it.
+    checklist = page.locator("section", has=page.get_by_role("heading", name="Eligibility (SLA)"))
+    missing = checklist.locator("li.missing")
+    assert missing.count() == 1
+    assert "no training recorded on monitoring" in missing.inner_text()
+    assert "an operator records the training session" in missing.inner_text()
+
+    # Record the training in the browser.
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Training").click()
+    tab.arrived("training")
+    page.get_by_role("link", name="Record a session").click()
+    tab.arrived("record training")
+    page.get_by_label("Experiment").select_option(label="DUNE")
+    page.get_by_label("Monitoring").check()
+    page.get_by_label("olivia").check()
+    page.get_by_label("Notes").fill("Dashboards, failure classes and stuck jobs.")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Record").click()
+    tab.arrived()
+    assert "Recorded" in page.locator(".messages").inner_text()
+
+    # Back to the request: eligible now; approve from the keyboard.
+    page.goto(tab.url(f"/requests/{ours.number}/"))
+    tab.arrived()
+    assert checklist.locator("li.missing").count() == 0
+    approve = page.get_by_role("button", name="Approve", exact=True)
+    with page.expect_navigation():
+        press(page, approve, key="Enter", start=page.locator("#note-approve"))
+    tab.arrived()
+    assert f"{ours.number} is now approved." in page.locator(".messages").inner_text()
+    assert ProductionRequest.objects.get(pk=ours.pk).state == RequestState.APPROVED
+    forecast = page.locator("section", has=page.get_by_role("heading", name="Deadline forecast"))
+    assert "finish around" in forecast.inner_text()
+
+    # A campaign for the round.
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Campaigns").click()
+    tab.arrived("campaigns")
+    page.get_by_role("link", name="New campaign").click()
+    tab.arrived("new campaign")
+    page.get_by_label("Experiment").select_option(label="DUNE")
+    page.get_by_label("Name").fill("MCC5.0")
+    page.get_by_label("Deadline").fill(days_ahead(50))
+    page.get_by_label("Priority").select_option("high")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Create campaign").click()
+    tab.arrived("campaign")
+    assert "Campaign MCC5.0 created" in page.locator(".messages").inner_text()
+    campaign = Campaign.objects.get(name="MCC5.0")
+
+    # Schedule the request: before, the forecast "with the current load"; after, the plan's.
+    candidate = page.locator("ul.candidates li", has_text=ours.number)
+    assert "With the current load this would finish around" in candidate.inner_text()
+    candidate.get_by_role("checkbox").check()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Schedule and plan the jobs").click()
+    tab.arrived()
+    assert f"Scheduled {ours.number}" in page.locator(".messages").inner_text()
+    planned = Job.objects.filter(stage__campaign=campaign).count()
+    assert planned > 0
+    deadline = page.locator("section", has=page.get_by_role("heading", name="Deadline"))
+    assert "If launched now, it would finish around" in deadline.first.inner_text()
+    assert ProductionRequest.objects.get(pk=ours.pk).state == RequestState.SCHEDULED
+
+    # Launch, from the keyboard.
+    launch = page.get_by_role("button", name="Launch", exact=True)
+    with page.expect_navigation():
+        press(page, launch, key="Space")
+    tab.arrived()
+    assert "launch done" in page.locator(".messages").inner_text()
+    assert page.locator(".badges .cstate-active").count() == 1
+    assert Campaign.objects.get(pk=campaign.pk).state == CampaignState.ACTIVE
+
+    journey.finish()
