@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 MANAGE := $(BIN)/python manage.py
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install run test test-fast lint format migrations-check slurm-up slurm-down bench clean
+.PHONY: install run test test-faults lint format migrations-check slurm-up slurm-down bench clean
 
 $(UV):
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version.split()[0]'
@@ -29,6 +29,14 @@ run: install
 
 test: install
 	$(BIN)/pytest
+
+# Fault trials at full size (300-job campaigns on PostgreSQL, Redis, Celery and Slurm;
+# 20 worker kills, 45 s outages: docs/reliability.md) and security fuzzing with many more
+# examples. Needs root, redis-server and a running Slurm cluster (make slurm-up).
+test-faults: install
+	OPOS_REQUIRE_FAULTS=1 OPOS_FAULT_JOBS=100 OPOS_FAULT_KILLS=20 OPOS_FAULT_HOLD_S=45 \
+	OPOS_FUZZ_EXAMPLES=30 OPOS_PROPERTY_EXAMPLES=1000 \
+		$(BIN)/pytest tests/faults tests/security
 
 lint: install
 	$(BIN)/ruff check .

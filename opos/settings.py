@@ -105,6 +105,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "opos.middleware.refuse_nul_characters",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -223,6 +224,15 @@ if PRODUCTION:
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
+# Request size limits: a body (form or JSON) over DATA_UPLOAD_MAX_MEMORY_SIZE is refused
+# with 400 before any view runs (a request of 100 sample lines is ~50 KB). Uploaded files
+# are streamed to disk above FILE_UPLOAD_MAX_MEMORY_SIZE and refused by the views over
+# their own caps (production code 20 MB, templates 256 KB); the proxy in front should
+# cap whole requests just above the largest (e.g. nginx client_max_body_size 25m).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440)
+DATA_UPLOAD_MAX_NUMBER_FIELDS = env_int("DATA_UPLOAD_MAX_NUMBER_FIELDS", 1000)
+FILE_UPLOAD_MAX_MEMORY_SIZE = env_int("FILE_UPLOAD_MAX_MEMORY_SIZE", 2_621_440)
+
 # A strict content security policy: our pages load scripts and styles only
 # from our own origin (no inline code), so an injected string can't run.
 CONTENT_SECURITY_POLICY = {
@@ -268,6 +278,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     # One component name per choice set that several fields share.
+    # Every operation also documents 400, 401, 403 and 404 (opos/schema.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "opos.schema.document_refusals",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "RequestStateEnum": "requests_app.choices.RequestState",
         "RequestActionEnum": "requests_app.workflow.USER_ACTIONS",

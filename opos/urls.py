@@ -10,6 +10,8 @@ from requests_app.auth import ThrottledLoginView
 
 from . import api, health
 
+handler404 = "opos.schema.api_not_found"
+
 urlpatterns = [
     path("", include("requests_app.urls", namespace="requests")),
     path("accounts/login/", ThrottledLoginView.as_view(), name="login"),

@@ -17,6 +17,63 @@ from .models import (
     Transition,
     WorkflowTemplate,
 )
+from .services.audit import record
+
+
+def _experiment_of(obj):
+    if isinstance(obj, Experiment):
+        return obj
+    experiment_id = getattr(obj, "experiment_id", None)
+    return Experiment.objects.filter(pk=experiment_id).first() if experiment_id else None
+
+
+def _value(obj, name: str):
+    value = getattr(obj, name, None)
+    return value if isinstance(value, bool | int | float | type(None)) else str(value)
+
+
+def _audit(request, verb: str, obj, fields=()) -> None:
+    """Changes made in the admin join the audit trail like those made by the services."""
+    record(
+        f"admin_{verb}_{obj._meta.model_name}",
+        f"{obj._meta.verbose_name} {obj}",
+        actor=request.user,
+        experiment=_experiment_of(obj)
+        if verb != "delete" or not isinstance(obj, Experiment)
+        else None,
+        changed={
+            name: _value(obj, name) for name in fields if name in {f.name for f in obj._meta.fields}
+        },
+    )
+
+
+class AuditedAdmin(admin.ModelAdmin):
+    """Every add, change and delete of access or eligibility records is audited."""
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and form.changed_data:
+            _audit(request, "change", obj, form.changed_data)
+        elif not change:
+            _audit(request, "add", obj, [f.name for f in obj._meta.concrete_fields])
+
+    def delete_model(self, request, obj):
+        _audit(request, "delete", obj)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            _audit(request, "delete", obj)
+        super().delete_queryset(request, queryset)
+
+    def save_formset(self, request, form, formset, change):
+        super().save_formset(request, form, formset, change)
+        for obj in formset.new_objects:
+            _audit(request, "add", obj)
+        for obj, fields in formset.changed_objects:
+            _audit(request, "change", obj, fields)
+        for obj in formset.deleted_objects:
+            _audit(request, "delete", obj)
 
 
 class PhysicsGroupInline(admin.TabularInline):
@@ -31,7 +88,7 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Experiment)
-class ExperimentAdmin(admin.ModelAdmin):
+class ExperimentAdmin(AuditedAdmin):
     list_display = ["slug", "name", "sla_accepted_on", "default_backend", "job_quota"]
     search_fields = ["slug", "name"]
     inlines = [PhysicsGroupInline, MembershipInline]
@@ -45,7 +102,7 @@ class PhysicsGroupAdmin(admin.ModelAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(AuditedAdmin):
     list_display = ["user", "experiment", "role", "created"]
     list_filter = ["experiment", "role"]
     search_fields = ["user__username", "user__email"]
@@ -53,21 +110,21 @@ class MembershipAdmin(admin.ModelAdmin):
 
 
 @admin.register(GlobalRole)
-class GlobalRoleAdmin(admin.ModelAdmin):
+class GlobalRoleAdmin(AuditedAdmin):
     list_display = ["user", "role", "created"]
     list_filter = ["role"]
     autocomplete_fields = ["user"]
 
 
 @admin.register(TrainingRecord)
-class TrainingRecordAdmin(admin.ModelAdmin):
+class TrainingRecordAdmin(AuditedAdmin):
     list_display = ["experiment", "held_on", "topics", "recorded_by"]
     list_filter = ["experiment"]
     filter_horizontal = ["attendees"]
 
 
 @admin.register(ProductionCode)
-class ProductionCodeAdmin(admin.ModelAdmin):
+class ProductionCodeAdmin(AuditedAdmin):
     list_display = ["name", "version", "experiment", "kind", "approved", "sha256"]
     list_filter = ["experiment", "kind", "approved"]
     search_fields = ["name", "location", "sha256"]

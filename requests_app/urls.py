@@ -21,4 +21,5 @@ urlpatterns = [
     path("code/", views.code_list, name="code_list"),
     path("code/new/", views.code_new, name="code_new"),
     path("code/<int:pk>/approve/", views.code_approve, name="code_approve"),
+    path("audit/", views.audit, name="audit"),
 ]

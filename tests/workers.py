@@ -23,7 +23,13 @@ import pytest
 from celery import Celery
 
 ROOT = Path(__file__).resolve().parents[1]
-REDIS_URL = os.environ.get("OPOS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# Celery lets CELERY_BROKER_URL in the environment override a client's own
+# broker argument, so when it names a Redis (as in CI), workers and clients
+# both use it; each worker's queue of its own keeps test runs apart.
+_env_broker = os.environ.get("CELERY_BROKER_URL", "")
+REDIS_URL = os.environ.get("OPOS_TEST_REDIS_URL") or (
+    _env_broker if _env_broker.startswith("redis://") else "redis://127.0.0.1:6379/15"
+)
 
 
 def redis_reachable(url: str = REDIS_URL) -> bool:

@@ -8,6 +8,7 @@ through the execution services, refusals as ``{"detail": ..., "reasons": [...]}`
 from __future__ import annotations
 
 import django_filters
+from django import forms
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError
 from django.db.models import F
@@ -20,8 +21,9 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
-from requests_app.api.errors import Problem, ProblemSerializer
+from requests_app.api.errors import FIELD_ERRORS, Problem, ProblemSerializer
 from requests_app.api.filters import CharInFilter, ListWidget
+from requests_app.choices import BackendName
 from requests_app.models import Experiment, WorkflowTemplate
 from requests_app.models.visibility import is_operator
 
@@ -35,6 +37,17 @@ from .views import campaign_errors
 REFUSED = {403: ProblemSerializer, 404: ProblemSerializer, 409: ProblemSerializer}
 
 
+class IdFilter(django_filters.NumberFilter):
+    """A whole number within the database's range: a bigger one is a 400, not a crash."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("min_value", 0)
+        kwargs.setdefault("max_value", 2**63 - 1)
+        super().__init__(*args, **kwargs)
+
+
 class Pagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 500
@@ -44,8 +57,8 @@ class Pagination(PageNumberPagination):
 
 
 class JobFilterSet(django_filters.FilterSet):
-    campaign = django_filters.NumberFilter(field_name="stage__campaign_id")
-    stage = django_filters.NumberFilter(field_name="stage_id")
+    campaign = IdFilter(field_name="stage__campaign_id")
+    stage = IdFilter(field_name="stage_id")
     state = django_filters.MultipleChoiceFilter(
         choices=JobState.choices, widget=ListWidget, help_text="One or several job states."
     )
@@ -53,7 +66,7 @@ class JobFilterSet(django_filters.FilterSet):
         choices=FailureClass.choices, widget=ListWidget, help_text="One or several classes."
     )
     backend = CharInFilter(field_name="backend")
-    index = django_filters.NumberFilter()
+    index = IdFilter()
 
     class Meta:
         model = Job
@@ -62,6 +75,11 @@ class JobFilterSet(django_filters.FilterSet):
 
 class JobSerializer(serializers.ModelSerializer):
     campaign = serializers.IntegerField(read_only=True)
+    # Empty until the job is submitted / unless it failed (the schema's enum says so too).
+    backend = serializers.ChoiceField(choices=BackendName.choices, allow_blank=True, read_only=True)
+    failure_class = serializers.ChoiceField(
+        choices=FailureClass.choices, allow_blank=True, read_only=True
+    )
 
     class Meta:
         model = Job
@@ -166,8 +184,8 @@ class JobViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 class SubmissionFilterSet(django_filters.FilterSet):
-    campaign = django_filters.NumberFilter(field_name="stage__campaign_id")
-    stage = django_filters.NumberFilter(field_name="stage_id")
+    campaign = IdFilter(field_name="stage__campaign_id")
+    stage = IdFilter(field_name="stage_id")
     state = django_filters.MultipleChoiceFilter(choices=SubmissionState.choices, widget=ListWidget)
 
     class Meta:
@@ -221,7 +239,7 @@ class SubmissionViewSet(viewsets.ReadOnlyModelViewSet):
 
 class DatasetFilterSet(django_filters.FilterSet):
     experiment = CharInFilter(field_name="experiment__slug")
-    campaign = django_filters.NumberFilter(field_name="campaign_id")
+    campaign = IdFilter(field_name="campaign_id")
     name = django_filters.CharFilter(lookup_expr="icontains", help_text="Part of the name.")
 
     class Meta:
@@ -276,7 +294,7 @@ class OutputFileSerializer(serializers.ModelSerializer):
     create=extend_schema(
         summary="Define a dataset with its files (operators, the experiment's liaisons)",
         request=DatasetCreateSerializer,
-        responses={201: DatasetSerializer, 400: ProblemSerializer, **REFUSED},
+        responses={201: DatasetSerializer, 400: FIELD_ERRORS, **REFUSED},
     ),
 )
 class DatasetViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
@@ -331,8 +349,8 @@ class DatasetViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
 
 
 class StuckFlagFilterSet(django_filters.FilterSet):
-    campaign = django_filters.NumberFilter(field_name="campaign_id")
-    stage = django_filters.NumberFilter(field_name="stage_id")
+    campaign = IdFilter(field_name="campaign_id")
+    stage = IdFilter(field_name="stage_id")
     kind = django_filters.MultipleChoiceFilter(choices=StuckKind.choices, widget=ListWidget)
     open = django_filters.BooleanFilter(
         field_name="resolved_at", lookup_expr="isnull", help_text="Only open (or resolved) flags."

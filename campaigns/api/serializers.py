@@ -5,6 +5,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from requests_app.api.serializers import SlugReference
 from requests_app.choices import BackendName, Priority
 from requests_app.models import Experiment, StageTemplate, WorkflowTemplate
 
@@ -77,7 +78,7 @@ class CampaignSerializer(serializers.ModelSerializer):
 
 
 class CampaignCreateSerializer(serializers.Serializer):
-    experiment = serializers.SlugRelatedField(slug_field="slug", queryset=Experiment.objects.all())
+    experiment = SlugReference(slug_field="slug", queryset=Experiment.objects.all())
     name = serializers.CharField(max_length=120)
     deadline = serializers.DateField()
     priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.NORMAL)
@@ -108,7 +109,9 @@ class CampaignUpdateSerializer(serializers.Serializer):
 
 class ScheduleSerializer(serializers.Serializer):
     requests = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), allow_empty=False, max_length=200
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
+        allow_empty=False,
+        max_length=200,
     )
     note = serializers.CharField(required=False, allow_blank=True, max_length=5000)
 
@@ -121,14 +124,18 @@ class ScheduleResultSerializer(serializers.Serializer):
 
 
 class RemoveRequestSerializer(serializers.Serializer):
-    request = serializers.IntegerField(min_value=1, help_text="The request's id.")
+    request = serializers.IntegerField(
+        min_value=1, max_value=2**63 - 1, help_text="The request's id."
+    )
     reason = serializers.CharField(required=False, allow_blank=True, max_length=5000)
 
 
 class ActionSerializer(serializers.Serializer):
     # "recover" (issue 5) is no state change: it resubmits failed jobs and missing outputs.
     action = serializers.ChoiceField(choices=[*OPERATOR_ACTIONS, "recover"])
-    stage = serializers.IntegerField(required=False, help_text="recover: only this stage.")
+    stage = serializers.IntegerField(
+        required=False, min_value=1, max_value=2**63 - 1, help_text="recover: only this stage."
+    )
     note = serializers.CharField(required=False, allow_blank=True, max_length=5000)
 
 
@@ -238,7 +245,7 @@ class CodeRefSerializer(serializers.Serializer):
 
 class StageTemplateSerializer(serializers.ModelSerializer):
     code = CodeRefSerializer()
-    input_stage = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    input_stage = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
 
     class Meta:
         model = StageTemplate

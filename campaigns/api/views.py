@@ -19,7 +19,7 @@ from rest_framework.decorators import action
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
-from requests_app.api.errors import TRANSITION_STATUS, Problem, ProblemSerializer
+from requests_app.api.errors import FIELD_ERRORS, TRANSITION_STATUS, Problem, ProblemSerializer
 from requests_app.models import StageTemplate, WorkflowTemplate
 from requests_app.models.visibility import is_operator
 
@@ -49,7 +49,8 @@ from .serializers import (
 )
 
 REFUSED = {403: ProblemSerializer, 404: ProblemSerializer, 409: ProblemSerializer}
-FIELD_OR_PROBLEM = {400: ProblemSerializer}
+# 400: messages keyed by field, or a refusal with its reasons.
+FIELD_OR_PROBLEM = {400: FIELD_ERRORS}
 
 
 @contextmanager

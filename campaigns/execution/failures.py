@@ -42,6 +42,8 @@ from .wrapper import (
 )
 
 TAIL_BYTES = 4096
+EXIT_PYTHON_FLUSH = 120
+"""Python's exit status when flushing stdout/stderr at shutdown fails."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,15 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         RetryAction.RETRY,
         stderr=re.compile(r"No space left on device|Disk quota exceeded|Read-only file system"),
         description="the output area is full or read-only",
+    ),
+    Rule(
+        # Python's own status when it cannot flush stdout or stderr at exit: with the logs in
+        # the job's folder, that folder's filesystem is full (and stderr could not say so).
+        # Seen when the output area filled up under running jobs (tests/faults/).
+        FailureClass.STORAGE,
+        RetryAction.RETRY,
+        frozenset({EXIT_PYTHON_FLUSH}),
+        description="the job could not write its logs at exit (output area full?)",
     ),
     Rule(
         FailureClass.OUT_OF_MEMORY,

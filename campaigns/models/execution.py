@@ -67,9 +67,10 @@ class FailureRule(models.Model):
         if not (self.exit_codes or self.stderr_pattern or self.batch_reason):
             raise ValidationError("A rule needs an exit code, a stderr pattern or a batch reason.")
         if not isinstance(self.exit_codes, list) or not all(
-            isinstance(c, int) and not isinstance(c, bool) for c in self.exit_codes
+            isinstance(c, int) and not isinstance(c, bool) and -255 <= c <= 255
+            for c in self.exit_codes
         ):
-            raise ValidationError({"exit_codes": "a list of whole numbers"})
+            raise ValidationError({"exit_codes": "a list of whole numbers from -255 to 255"})
         if self.stderr_pattern:
             try:
                 re.compile(self.stderr_pattern)

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
 
 EDITABLE_FIELDS = ("name", "description", "priority", "deadline", "throttle", "backend")
+# Jobs in flight a throttle may allow (beyond it the column overflows; no backend has more).
+MAX_THROTTLE = 1_000_000
 # Changes the collaboration cares about: they need a reason on record.
 REASONED_FIELDS = ("priority", "deadline")
 
@@ -85,10 +87,12 @@ def _clean_fields(
         else:
             try:
                 throttle = int(throttle)
-                if throttle <= 0:
+                if not 0 < throttle <= MAX_THROTTLE:
                     raise ValueError
-            except (TypeError, ValueError):
-                problems.append("throttle: a whole number above 0, or empty for no limit")
+            except (TypeError, ValueError, OverflowError):
+                problems.append(
+                    f"throttle: a whole number from 1 to {MAX_THROTTLE}, or empty for no limit"
+                )
         cleaned["throttle"] = throttle
     if "backend" in values:
         backend = values["backend"] or (experiment.default_backend if experiment else "")

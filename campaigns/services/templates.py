@@ -273,11 +273,19 @@ def export_template(template: WorkflowTemplate) -> str:
 
 
 class _Doc:
-    """A YAML document turned into plain data, remembering each path's line number."""
+    """A YAML document turned into plain data, remembering each path's line number.
+
+    Aliases are walked like copies, so a budget of nodes and a depth limit keep a
+    self-referencing or "billion laughs" document from recursing or expanding forever.
+    """
+
+    MAX_NODES = 20000
+    MAX_DEPTH = 30
 
     def __init__(self, text: str):
         self.lines: dict[str, int] = {}
         self.duplicates: list[str] = []
+        self.nodes = 0
         loader = yaml.SafeLoader(text)
         try:
             node = loader.get_single_node()
@@ -285,22 +293,33 @@ class _Doc:
         finally:
             loader.dispose()
 
-    def _build(self, loader, node, path: str):
+    def _build(self, loader, node, path: str, depth: int = 0):
+        self.nodes += 1
+        if self.nodes > self.MAX_NODES or depth > self.MAX_DEPTH:
+            raise yaml.YAMLError(
+                f"the document nests deeper than {self.MAX_DEPTH} levels or has more than"
+                f" {self.MAX_NODES} values (aliases count each time they are used)"
+            )
         self.lines.setdefault(path, node.start_mark.line + 1)
         if isinstance(node, yaml.MappingNode):
             result = {}
             for key_node, value_node in node.value:
                 key = loader.construct_object(key_node, deep=True)
+                if not isinstance(key, str | int | float | bool | None):
+                    key = str(key)  # a list or mapping as a key: named as an unknown field
                 sub = f"{path}.{key}" if path else str(key)
                 if key in result:
                     self.duplicates.append(
                         f"line {key_node.start_mark.line + 1}: {sub}: given twice"
                     )
                 self.lines[sub] = key_node.start_mark.line + 1
-                result[key] = self._build(loader, value_node, sub)
+                result[key] = self._build(loader, value_node, sub, depth + 1)
             return result
         if isinstance(node, yaml.SequenceNode):
-            return [self._build(loader, item, f"{path}[{i}]") for i, item in enumerate(node.value)]
+            return [
+                self._build(loader, item, f"{path}[{i}]", depth + 1)
+                for i, item in enumerate(node.value)
+            ]
         return loader.construct_object(node, deep=True)
 
     def at(self, path: str) -> str:

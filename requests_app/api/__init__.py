@@ -1,5 +1,6 @@
 """REST API of the intake app: tokens, experiments, production requests."""
 
+from .audit import AuditEventViewSet
 from .auth import ObtainTokenView
 from .experiments import ExperimentViewSet
 from .requests import ProductionRequestViewSet
@@ -9,6 +10,7 @@ def register(router) -> None:
     """Add this app's viewsets to the project router."""
     router.register("experiments", ExperimentViewSet, basename="experiment")
     router.register("requests", ProductionRequestViewSet, basename="request")
+    router.register("audit", AuditEventViewSet, basename="audit-event")
 
 
 __all__ = ["ObtainTokenView", "register"]

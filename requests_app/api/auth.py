@@ -1,5 +1,6 @@
 """``POST /api/v1/auth/token/``: username and password in, ``{"token": ...}`` out."""
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.authtoken.models import Token
@@ -21,10 +22,9 @@ class ObtainTokenView(APIView):
         request=AuthTokenSerializer,
         responses={
             200: inline_serializer("TokenResponse", {"token": serializers.CharField()}),
-            400: inline_serializer(
-                "TokenError",
-                {"non_field_errors": serializers.ListField(child=serializers.CharField())},
-            ),
+            # ``non_field_errors`` for wrong credentials, the field's name for a missing one.
+            400: OpenApiTypes.OBJECT,
+            429: inline_serializer("Throttled", {"detail": serializers.CharField()}),
         },
         auth=[],
     )

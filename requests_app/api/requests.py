@@ -20,7 +20,7 @@ from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from .. import services
-from ..models import Comment, ProductionRequest, Sample, Transition
+from ..models import Comment, Experiment, ProductionRequest, Sample, Transition
 from .errors import FIELD_ERRORS, ProblemSerializer, service_errors
 from .filters import ProductionRequestFilterSet, with_priority_rank
 from .serializers import (
@@ -137,6 +137,9 @@ class ProductionRequestViewSet(
 
     def create(self, request, *args, **kwargs):
         payload = ProductionRequestCreateSerializer(data=request.data)
+        # Another experiment's slug reads like an unknown one: its name and existence
+        # are not the caller's business.
+        payload.fields["experiment"].queryset = Experiment.objects.visible_to(request.user)
         payload.is_valid(raise_exception=True)
         data = dict(payload.validated_data)
         experiment = data.pop("experiment")

@@ -111,6 +111,16 @@ class ProductionRequestSerializer(serializers.ModelSerializer):
 # --- Writing ----------------------------------------------------------------
 
 
+class SlugReference(serializers.SlugRelatedField):
+    """A lookup by slug (or username); a value with a NUL character is refused like an
+    unknown one, before the database sees it (PostgreSQL cannot even compare it)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and "\x00" in data:
+            self.fail("does_not_exist", slug_name=self.slug_field, value=data.replace("\x00", ""))
+        return super().to_internal_value(data)
+
+
 @extend_schema_field(
     {
         "oneOf": [{"type": "string"}, {"type": "integer"}],
@@ -127,7 +137,7 @@ class TemplateReference(serializers.Field):
             self.fail("invalid")
         if isinstance(data, str):
             data = data.strip()
-            if not data:
+            if not data or "\x00" in data:
                 self.fail("invalid")
         return data
 
@@ -179,7 +189,7 @@ class ProductionRequestUpdateSerializer(serializers.Serializer):
     samples = SampleInputSerializer(
         many=True, required=False, help_text="Replaces every sample line."
     )
-    assignee = serializers.SlugRelatedField(
+    assignee = SlugReference(
         slug_field="username",
         queryset=get_user_model().objects.filter(is_active=True),
         allow_null=True,
@@ -189,7 +199,7 @@ class ProductionRequestUpdateSerializer(serializers.Serializer):
     # Read-only on a request: named here so that a PATCH trying them is
     # refused with a reason instead of being silently ignored.
     state = serializers.ChoiceField(RequestState.choices, required=False, write_only=True)
-    experiment = serializers.SlugRelatedField(
+    experiment = SlugReference(
         slug_field="slug", queryset=Experiment.objects.all(), required=False, write_only=True
     )
 
@@ -229,7 +239,7 @@ class ProductionRequestUpdateSerializer(serializers.Serializer):
 class ProductionRequestCreateSerializer(serializers.Serializer):
     """A new request: a draft, or submitted at once with ``"submit": true``."""
 
-    experiment = serializers.SlugRelatedField(slug_field="slug", queryset=Experiment.objects.all())
+    experiment = SlugReference(slug_field="slug", queryset=Experiment.objects.all())
     physics_group = serializers.CharField(help_text="The working group's slug.")
     ticket = serializers.CharField(help_text="Service-desk reference, e.g. RITM0012345.")
     title = serializers.CharField()

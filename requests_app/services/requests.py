@@ -49,6 +49,12 @@ class EditConflict(ValidationError):
     """
 
 
+def _text(value: Any) -> str:
+    """A text field's value, stripped; anything but text (a number, a list) reads as empty,
+    so the field's own rule refuses it by name instead of an exception escaping."""
+    return value.strip() if isinstance(value, str) else ""
+
+
 def samples_error(errors: dict[str, Any]) -> ValidationError:
     """``ValidationError(errors)`` that keeps one entry per sample line.
 
@@ -100,7 +106,7 @@ def _validate_request_fields(
     errors: dict[str, list[str]] = {}
     cleaned: dict[str, Any] = {}
     if "ticket" in data or not partial:
-        ticket = (data.get("ticket") or "").strip()
+        ticket = _text(data.get("ticket"))
         if not ticket_is_valid(ticket):
             errors["ticket"] = [
                 f"{ticket!r} is not a service-desk reference"
@@ -121,7 +127,7 @@ def _validate_request_fields(
             errors["physics_group"] = [f"not a working group of {experiment.name}"]
         cleaned["physics_group"] = group
     if "title" in data or not partial:
-        title = (data.get("title") or "").strip()
+        title = _text(data.get("title"))
         if not title:
             errors["title"] = ["required"]
         elif len(title) > 200:
@@ -129,7 +135,9 @@ def _validate_request_fields(
         cleaned["title"] = title
     if "description" in data:
         description = data.get("description") or ""
-        if len(description) > 20000:
+        if not isinstance(description, str):
+            errors["description"] = ["must be text"]
+        elif len(description) > 20000:
             errors["description"] = ["at most 20000 characters"]
         cleaned["description"] = description
     if "deadline" in data or not partial:
@@ -141,12 +149,14 @@ def _validate_request_fields(
                 errors["deadline"] = [f"{deadline!r} is not a date (YYYY-MM-DD)"]
         if deadline is None:
             errors.setdefault("deadline", ["required"])
+        elif not isinstance(deadline, dt.date):
+            errors.setdefault("deadline", [f"{deadline!r} is not a date (YYYY-MM-DD)"])
         elif isinstance(deadline, dt.date) and deadline < timezone.localdate():
             errors["deadline"] = [f"{deadline} is in the past"]
         cleaned["deadline"] = deadline
     if "priority" in data or not partial:
         priority = data.get("priority") or Priority.NORMAL
-        if priority not in Priority.values:
+        if not isinstance(priority, str) or priority not in Priority.values:
             errors["priority"] = [f"choose one of {', '.join(Priority.values)}"]
         cleaned["priority"] = priority
     if errors:
@@ -157,7 +167,7 @@ def _validate_request_fields(
 def validate_sample(experiment: Experiment, data: dict[str, Any]) -> dict[str, Any]:
     """Check one sample line; errors are keyed by field name."""
     errors: dict[str, list[str]] = {}
-    name = (data.get("name") or "").strip()
+    name = _text(data.get("name"))
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,119}", name):
         errors["name"] = ["letters, digits, _ . - (at most 120), starting with a letter or digit"]
     template = data.get("template")
@@ -197,11 +207,12 @@ def validate_sample(experiment: Experiment, data: dict[str, Any]) -> dict[str, A
             parameters = validate_parameters(template.parameter_specs(), data.get("parameters"))
         except ValidationError as exc:
             errors["parameters"] = exc.messages
-    output = (data.get("output_dataset") or "").strip()
+    output = _text(data.get("output_dataset"))
     if not DATASET_NAME.fullmatch(output):
         errors["output_dataset"] = ["required: letters, digits and _ . : / - (at most 255)"]
-    input_dataset = (data.get("input_dataset") or "").strip()
-    if input_dataset and not DATASET_NAME.fullmatch(input_dataset):
+    input_dataset = data.get("input_dataset") or ""
+    input_dataset = _text(input_dataset) if isinstance(input_dataset, str) else None
+    if input_dataset is None or (input_dataset and not DATASET_NAME.fullmatch(input_dataset)):
         errors["input_dataset"] = ["letters, digits and _ . : / - (at most 255)"]
     if errors:
         raise ValidationError(errors)

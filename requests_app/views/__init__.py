@@ -1,5 +1,6 @@
 """Browser pages of the intake app, by topic."""
 
+from .audit import audit
 from .editing import request_edit, request_new
 from .records import code_approve, code_list, code_new, training_list, training_new
 from .requests import (
@@ -13,6 +14,7 @@ from .requests import (
 from .triage import triage
 
 __all__ = [
+    "audit",
     "code_approve",
     "code_list",
     "code_new",

@@ -123,12 +123,20 @@ def test_refused_submit_saves_nothing(api, liaison, template):
     assert written() == before
 
 
-@pytest.mark.parametrize("who", ["other_liaison", "physicist"])
-def test_only_liaisons_of_the_experiment_file(request, api, template, who):
+def test_only_liaisons_of_the_experiment_file(api, template, physicist):
     before = written()
-    response = api(request.getfixturevalue(who)).post(URL, payload(), format="json")
+    response = api(physicist).post(URL, payload(), format="json")
     assert response.status_code == 403
     assert response.json() == {"detail": "You are not a liaison of DUNE."}
+    assert written() == before
+
+
+def test_another_experiments_slug_reads_as_unknown(api, template, other_liaison):
+    """Its name and existence are not the caller's business (tests/security/)."""
+    before = written()
+    response = api(other_liaison).post(URL, payload(), format="json")
+    assert response.status_code == 400
+    assert response.json() == {"experiment": ["Object with slug=dune does not exist."]}
     assert written() == before
 
 
