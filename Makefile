@@ -55,5 +55,11 @@ slurm-up:
 slurm-down:
 	bash scripts/slurm/down.sh
 
+# Benchmarks at production scale (docs/performance.md). Needs PostgreSQL, the Slurm
+# cluster (make slurm-up; root) and wrk (apt-get install -y wrk); creates and uses its
+# own bench* databases. BENCH_ARGS="--generate always" rebuilds them, "--quick" is small.
+bench: install
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
 clean:
 	rm -rf .uv $(VENV) data

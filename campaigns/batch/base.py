@@ -139,10 +139,12 @@ class JobRef:
     """What the caller knows about one submitted element: its batch id and its work folder.
 
     The folder is needed to resolve jobs the batch system no longer lists (``exit_code``).
+    It may come as a string: the poller passes one for every job in flight and backends
+    look at few of them, while making 100,000 ``Path`` objects cost a poll cycle a second.
     """
 
     batch_id: str
-    workdir: Path
+    workdir: Path | str
 
 
 @dataclass(frozen=True)
@@ -239,10 +241,10 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def read_exit_code(workdir: Path) -> int | None:
+def read_exit_code(workdir: Path | str) -> int | None:
     """The exit status the job shim recorded in ``workdir``, or None when there is none yet."""
     try:
-        text = (workdir / EXIT_CODE_FILE).read_text().strip()
+        text = (Path(workdir) / EXIT_CODE_FILE).read_text().strip()
     except (FileNotFoundError, NotADirectoryError):
         return None
     try:
@@ -251,12 +253,13 @@ def read_exit_code(workdir: Path) -> int | None:
         return None
 
 
-def resolve_from_disk(workdir: Path) -> JobStatus | None:
+def resolve_from_disk(workdir: Path | str) -> JobStatus | None:
     """Resolve a job from its folder alone; None when the folder says nothing.
 
     A zero exit code wins over a cancel marker (the job finished before the cancel reached
     it); otherwise a cancel marker makes it cancelled, a non-zero code failed.
     """
+    workdir = Path(workdir)
     code = read_exit_code(workdir)
     if code == 0:
         return JobStatus(BatchState.SUCCEEDED, 0)
@@ -267,7 +270,7 @@ def resolve_from_disk(workdir: Path) -> JobStatus | None:
     return None
 
 
-def resolve_absent(workdir: Path, why: str) -> JobStatus:
+def resolve_absent(workdir: Path | str, why: str) -> JobStatus:
     """Status of a job the batch system does not list: from its folder, else lost."""
     return resolve_from_disk(workdir) or JobStatus(BatchState.LOST, None, why)
 

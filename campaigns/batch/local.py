@@ -187,7 +187,7 @@ class LocalBackend(BatchBackend):
                 if token not in records:
                     records[token] = self._records(token)
                 rec = next((r for r in records[token] if r["start"] <= index < r["size"]), None)
-                result[job.batch_id] = self._element_status(rec, index, job.workdir)
+                result[job.batch_id] = self._element_status(rec, index, Path(job.workdir))
         return result
 
     def cancel(self, batch_ids: Sequence[str]) -> None:

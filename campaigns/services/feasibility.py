@@ -85,7 +85,7 @@ class CampaignForecast(Forecast):
 
 
 def forecast_campaigns(inputs: CycleInputs | None = None) -> dict[int, CampaignForecast]:
-    """Forecasts of every open campaign and its requests (the five queries of ``load_inputs``).
+    """Forecasts of every open campaign and its requests (the four queries of ``load_inputs``).
 
     Planned and paused campaigns are projected as if they ran from now.
     """

@@ -1,7 +1,7 @@
 """What a campaign's plan page and ``/plan/`` endpoint show, assembled with bounded queries.
 
 Counts come from the stage counters; "why waiting" and the projected finish
-come from one ``load_inputs`` (five aggregate queries), whatever the size.
+come from one ``load_inputs`` (four queries), whatever the size.
 """
 
 from __future__ import annotations

@@ -1,8 +1,11 @@
 """Feeding the scheduler: inputs from aggregates, stage dependencies, counters, estimates.
 
 ``plan_cycle`` loads everything the policy needs with a fixed number of
-aggregate queries (five, whatever the number of campaigns or jobs) and
-returns its decision; execution's ``submit_ready`` acts on it.
+queries (four, whatever the number of campaigns or jobs) and returns its
+decision; execution's ``submit_ready`` acts on it. The work waiting and in flight
+comes from the stage counters, never from counting job rows: those grow with the
+production (millions of planned jobs, hundreds of thousands running), and pages
+call this on every view.
 ``release_dependents`` makes jobs ready as soon as their inputs succeeded.
 """
 
@@ -14,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from django.db.models import Count, F
+from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
 from requests_app.choices import PRIORITY_WEIGHT, RequestState
@@ -22,9 +25,7 @@ from requests_app.models import Experiment, SplitRule
 
 from .. import conf
 from ..choices import (
-    ACTIVE_JOB_STATES,
     OPEN_CAMPAIGN_STATES,
-    WAITING_JOB_STATES,
     JobState,
 )
 from ..models import COUNTER_FOR_STATE, Campaign, Job, Stage, deadline_moment
@@ -77,7 +78,7 @@ def _chunks(ids: list[int], size: int = ID_CHUNK) -> Iterable[list[int]]:
 def load_inputs(
     now: dt.datetime | None = None, campaign_ids: Iterable[int] | None = None
 ) -> CycleInputs:
-    """Load the scheduler's input with five aggregate queries (none per job or campaign).
+    """Load the scheduler's input with four queries (none per job or campaign).
 
     Every open campaign is loaded (the decision for one depends on all of
     them through shared capacity and quotas); ``campaign_ids`` only narrows
@@ -102,44 +103,51 @@ def load_inputs(
             "input_stage_id",
             "request__deadline",
             "request__state",
+            # Work from the counters execution keeps (recover recounts them), never a
+            # count over the job rows: it grew with the jobs and ran on every page view.
+            "n_planned",
+            "n_ready",
+            "n_queued",
+            "n_running",
+            "n_held",
+            "campaign__backend",
+            "campaign__experiment_id",
         )
     )
-    waiting: dict[int, dict[str, int]] = defaultdict(dict)
-    for row in (
-        Job.objects.filter(state__in=sorted(WAITING_JOB_STATES))
-        .values("stage_id", "state")
-        .annotate(n=Count("id"))
-        .order_by()
-    ):
-        waiting[row["stage_id"]][row["state"]] = row["n"]
-    # Jobs in flight anywhere (also of campaigns cancelled but still draining)
-    # hold capacity and quota.
-    in_flight: dict[int, int] = defaultdict(int)
+    # Jobs in flight anywhere hold capacity and quota, charged to the backend their
+    # campaign submits to; those of campaigns cancelled but still draining too.
+    in_flight: dict[int, int] = {}
     backend_used: dict[str, int] = defaultdict(int)
     exp_used: dict[int, int] = defaultdict(int)
+    for s in stage_rows:
+        n = max(s["n_queued"] + s["n_running"] + s["n_held"], 0)
+        if n:
+            in_flight[s["id"]] = n
+            backend_used[s["campaign__backend"]] += n
+            exp_used[s["campaign__experiment_id"]] += n
+    draining = Q(n_queued__gt=0) | Q(n_running__gt=0) | Q(n_held__gt=0)
     for row in (
-        Job.objects.filter(state__in=sorted(ACTIVE_JOB_STATES))
-        .values("stage_id", "backend", "stage__campaign__experiment_id")
-        .annotate(n=Count("id"))
+        Stage.objects.exclude(campaign__state__in=sorted(OPEN_CAMPAIGN_STATES))
+        .filter(draining)
+        .values("campaign__backend", "campaign__experiment_id")
+        .annotate(n=Sum(F("n_queued") + F("n_running") + F("n_held")))
         .order_by()
     ):
-        in_flight[row["stage_id"]] += row["n"]
-        backend_used[row["backend"]] += row["n"]
-        exp_used[row["stage__campaign__experiment_id"]] += row["n"]
+        backend_used[row["campaign__backend"]] += row["n"]
+        exp_used[row["campaign__experiment_id"]] += row["n"]
     quotas = dict(Experiment.objects.values_list("id", "job_quota"))
 
     by_campaign: dict[int, list[StageLoad]] = defaultdict(list)
     labels: dict[int, StageInfo] = {}
     wanted = set(campaign_ids) if campaign_ids is not None else None
     for s in stage_rows:
-        counts = waiting.get(s["id"], {})
         by_campaign[s["campaign_id"]].append(
             StageLoad(
                 stage_id=s["id"],
                 campaign_id=s["campaign_id"],
                 position=s["position"],
-                ready=counts.get(JobState.READY, 0),
-                planned=counts.get(JobState.PLANNED, 0),
+                ready=max(s["n_ready"], 0),
+                planned=max(s["n_planned"], 0),
                 in_flight=in_flight.get(s["id"], 0),
                 walltime_s=float(s["walltime_median_s"] or s["walltime_s"]),
                 group=s["request_id"],
@@ -185,7 +193,7 @@ def plan_cycle(
     now: dt.datetime | None = None, campaign_ids: Iterable[int] | None = None
 ) -> CyclePlan:
     """One scheduling decision: how many jobs each ready stage may submit now, and why
-    the others wait. Reads the database (five queries), writes nothing."""
+    the others wait. Reads the database (four queries), writes nothing."""
     inputs = load_inputs(now, campaign_ids)
     return CyclePlan(inputs, decide(inputs.input, "slack", conf.priority_boost_s()))
 

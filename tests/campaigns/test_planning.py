@@ -54,6 +54,7 @@ def test_jobs_in_flight_hold_capacity_and_quota(active, experiment, settings):
     Job.objects.filter(stage=gen, index__in=[0, 1, 2, 3]).update(
         state=JobState.RUNNING, backend="slurm"
     )
+    recount_stages([gen.pk])  # the scheduler reads the counters execution keeps
     assert plan_cycle().submissions() == [(gen.pk, 2)]
     experiment.job_quota = 5
     experiment.save()
@@ -84,7 +85,7 @@ def test_plan_cycle_runs_a_fixed_number_of_queries(experiment, operator):
         with CaptureQueriesContext(connection) as ctx:
             plan_cycle()
         counts.append(len(ctx.captured_queries))
-    assert counts == [5, 5]
+    assert counts == [4, 4]
 
 
 def test_jobs_stream_through_the_stages(active):

@@ -1,0 +1,1 @@
+"""Benchmarks at production scale (``make bench``); never part of the test suite."""

@@ -1,0 +1,308 @@
+"""Benchmark 3: pages and API under load, through gunicorn on loopback, with wrk.
+
+    .venv/bin/python -m bench.pages --db bench8 --small-db bench8_small [--duration 10]
+
+For each database (1,000,000 jobs, and its copy with 1,000 job rows left, see
+bench/generate.py ``--from``): start gunicorn with ``bench.settings`` on 127.0.0.1, sign
+in by a real POST to the login form (session cookie) and get an API token from
+``/api/v1/auth/token/``, check every URL answers 200 once, then load each URL for
+``--duration`` seconds with wrk (``--connections`` connections, one thread, after a short
+warm-up), in ``--rounds`` alternations between the two servers, both up at once, so that
+a neighbour's load on a shared machine falls on both alike; each figure is the median of
+the rounds' percentiles. The floor is ``/bench/trivial/`` on the same server with the
+same cookie: the whole stack (gunicorn, middleware, session), no work.
+
+Pages: the campaign dashboard (monitoring) and the campaign page (campaigns) of the
+active campaign with the most jobs, the experiment overview of its experiment, the
+request list API, and the campaign progress API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import ROOT, bench_environment, db_url, target_campaign
+from bench.dataset import BENCH_PASSWORD, BENCH_USER
+
+LUA = Path(__file__).with_name("wrk_report.lua")
+
+
+def big_campaign(db: str) -> tuple[int, str, str, int]:
+    import psycopg
+
+    with psycopg.connect(db_url(db)) as conn:
+        return target_campaign(conn)
+
+
+def same_campaign(db: str, campaign_id: int) -> tuple[int, str, str, int]:
+    import psycopg
+
+    with psycopg.connect(db_url(db)) as conn:
+        return conn.execute(
+            """
+            SELECT c.id, c.name, e.slug, coalesce(sum(s.jobs_total), 0)
+            FROM campaigns_campaign c
+            JOIN requests_app_experiment e ON e.id = c.experiment_id
+            LEFT JOIN campaigns_stage s ON s.campaign_id = c.id
+            WHERE c.id = %s GROUP BY c.id, c.name, e.slug
+            """,
+            [campaign_id],
+        ).fetchone()
+
+
+def count_jobs(db: str) -> int:
+    import psycopg
+
+    with psycopg.connect(db_url(db)) as conn:
+        return conn.execute("SELECT count(*) FROM campaigns_job").fetchone()[0]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """gunicorn serving the project with bench.settings on one benchmark database."""
+
+    def __init__(self, db: str, workers: int) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, **bench_environment(db)}
+        gunicorn = Path(sys.executable).with_name("gunicorn")
+        self.log = open(Path(env["OPOS_DATA_DIR"]) / f"gunicorn-{db}.log", "w")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [
+                str(gunicorn),
+                "opos.wsgi:application",
+                f"--bind=127.0.0.1:{self.port}",
+                f"--workers={workers}",
+                "--worker-class=sync",
+                "--timeout=120",
+                "--log-level=warning",
+                f"--chdir={ROOT}",
+            ],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(
+                    f"gunicorn exited ({self.process.returncode}): see {self.log.name}"
+                )
+            try:
+                if httpx.get(f"{self.base}/bench/trivial/", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise SystemExit(f"gunicorn did not answer within {timeout} s")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+def sign_in(base: str) -> tuple[str, str]:
+    """A session cookie from a real POST to the login form, and an API token."""
+    import httpx
+
+    with httpx.Client(base_url=base, follow_redirects=False, timeout=30) as client:
+        form = client.get("/accounts/login/")
+        match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text)
+        if form.status_code != 200 or not match:
+            raise SystemExit(f"login form: {form.status_code}")
+        done = client.post(
+            "/accounts/login/",
+            data={
+                "csrfmiddlewaretoken": match.group(1),
+                "username": BENCH_USER,
+                "password": BENCH_PASSWORD,
+                "next": "/",
+            },
+        )
+        session = client.cookies.get("sessionid")
+        if done.status_code != 302 or not session:
+            raise SystemExit(f"login failed: {done.status_code}")
+        answer = client.post(
+            "/api/v1/auth/token/", json={"username": BENCH_USER, "password": BENCH_PASSWORD}
+        )
+        if answer.status_code != 200:
+            raise SystemExit(f"token: {answer.status_code} {answer.text[:200]}")
+    return session, answer.json()["token"]
+
+
+def check(base: str, path: str, headers: dict[str, str]) -> int:
+    """One request: it must be a 200 with a body (never a redirect to the login page)."""
+    import httpx
+
+    response = httpx.get(base + path, headers=headers, timeout=120, follow_redirects=False)
+    if response.status_code != 200 or not response.content:
+        raise SystemExit(f"{path}: {response.status_code} {response.text[:200]}")
+    return len(response.content)
+
+
+def wrk(url: str, headers: dict[str, str], seconds: float) -> dict[str, Any]:
+    argv = [
+        "wrk",
+        f"--threads={ARGS.threads}",
+        f"--connections={ARGS.connections}",
+        f"--duration={max(int(seconds), 1)}s",
+        "--timeout=30s",
+        f"--script={LUA}",
+    ]
+    for name, value in headers.items():
+        argv += ["--header", f"{name}: {value}"]
+    out = subprocess.run([*argv, url], capture_output=True, text=True, check=True).stdout
+    line = next(line for line in out.splitlines() if line.startswith("WRK_JSON "))
+    data = json.loads(line.removeprefix("WRK_JSON "))
+    errors = sum(data[k] for k in data if k.endswith("_errors")) + data["timeouts"]
+    if errors:
+        raise SystemExit(f"{url}: {errors} errors under load: {data}")
+    data["requests_per_s"] = data["requests"] / (data["duration_us"] / 1e6)
+    return data
+
+
+def urls_of(campaign: tuple, session: str, token: str) -> dict[str, tuple[str, dict]]:
+    campaign_id, _name, slug, _jobs = campaign
+    browser = {"Cookie": f"sessionid={session}"}
+    api = {"Authorization": f"Token {token}"}
+    return {
+        "trivial view": ("/bench/trivial/", browser),
+        "campaign dashboard": (f"/monitoring/campaigns/{campaign_id}/", browser),
+        "campaign page": (f"/campaigns/{campaign_id}/", browser),
+        "experiment overview": (f"/monitoring/experiments/{slug}/", browser),
+        "request list API": ("/api/v1/requests/", api),
+        "progress API": (f"/api/v1/campaigns/{campaign_id}/progress/", api),
+    }
+
+
+def combine(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One figure from several wrk rounds: the median of each percentile, totals summed."""
+    out: dict[str, Any] = {
+        key: statistics.median(r[key] for r in rounds)
+        for key in ("p50_us", "p90_us", "p95_us", "p99_us", "mean_us")
+    }
+    out["max_us"] = max(r["max_us"] for r in rounds)
+    out["requests"] = sum(r["requests"] for r in rounds)
+    out["requests_per_s"] = out["requests"] / sum(r["duration_us"] / 1e6 for r in rounds)
+    out["rounds_p95_us"] = [r["p95_us"] for r in rounds]
+    return out
+
+
+def run() -> dict[str, Any]:
+    """Both servers up at once; every URL loaded on one, then the other, ``--rounds``
+    times, so that a neighbour's load on this shared machine falls on both alike."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (apt-get install -y wrk)")
+    big = big_campaign(ARGS.db)
+    small = same_campaign(ARGS.small_db, big[0])
+    if small is None or small[1] != big[1]:
+        raise SystemExit(f"{ARGS.small_db} does not have campaign {big[:2]}: generate both")
+    databases = {"big": (ARGS.db, big), "small": (ARGS.small_db, small)}
+    servers: dict[str, Server] = {}
+    try:
+        urls = {}
+        for key, (db, campaign) in databases.items():
+            servers[key] = Server(db, ARGS.workers)
+            urls[key] = urls_of(campaign, *sign_in(servers[key].base))
+        out: dict[str, Any] = {
+            "settings": {
+                "duration_s": ARGS.duration,
+                "rounds": ARGS.rounds,
+                "connections": ARGS.connections,
+                "threads": ARGS.threads,
+                "gunicorn_workers": ARGS.workers,
+            },
+            "campaign": {"id": big[0], "name": big[1], "experiment": big[2], "jobs": big[3]},
+        }
+        for key, (db, campaign) in databases.items():
+            out[key] = {"db": db, "jobs": count_jobs(db), "campaign_jobs": campaign[3], "pages": {}}
+        for name in urls["big"]:
+            rounds: dict[str, list] = {"big": [], "small": []}
+            sizes = {}
+            for key, server in servers.items():
+                path, headers = urls[key][name]
+                sizes[key] = check(server.base, path, headers)
+                wrk(server.base + path, headers, ARGS.warmup)
+            for _ in range(ARGS.rounds):
+                for key, server in servers.items():
+                    path, headers = urls[key][name]
+                    rounds[key].append(
+                        wrk(server.base + path, headers, ARGS.duration / ARGS.rounds)
+                    )
+            for key in servers:
+                result = combine(rounds[key])
+                out[key]["pages"][name] = {
+                    "path": urls[key][name][0],
+                    "bytes": sizes[key],
+                    **result,
+                }
+                print(
+                    f"  {databases[key][0]:14} {name:20} p50 {result['p50_us'] / 1000:7.1f} ms  "
+                    f"p95 {result['p95_us'] / 1000:7.1f} ms  {result['requests_per_s']:7.1f}/s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        return out
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--db", default="bench8")
+    parser.add_argument("--small-db", default="bench8_small")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per URL")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds before each")
+    parser.add_argument("--rounds", type=int, default=3, help="alternations big/small per URL")
+    parser.add_argument("--connections", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--out", help="write the figures here as JSON")
+    return parser.parse_args(argv)
+
+
+ARGS: argparse.Namespace
+
+
+def main(argv: list[str] | None = None) -> None:
+    global ARGS
+    ARGS = parse_args(argv)
+    figures = run()
+    text = json.dumps(figures, indent=1, default=str)
+    if ARGS.out:
+        Path(ARGS.out).write_text(text)
+    else:
+        print(text)
+
+
+if __name__ == "__main__":
+    main()
