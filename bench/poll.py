@@ -311,7 +311,6 @@ def parts(conn, result: dict[str, dict], changed: int) -> dict[str, Any]:
     """Timings of the pieces of ``poll()``: the in-flight read, and ``apply()`` alone."""
     from django.utils import timezone
 
-    from campaigns.batch import ACTIVE_STATES
     from campaigns.execution import polling
 
     reads, applies = [], []
@@ -320,19 +319,11 @@ def parts(conn, result: dict[str, dict], changed: int) -> dict[str, Any]:
         start = time.perf_counter()
         jobs = polling.in_flight()
         reads.append(time.perf_counter() - start)
-        changes = []
-        for name, rows in jobs.items():
-            statuses = result.get(name, {})
-            for job in rows:
-                status = statuses.get(job["batch_id"])
-                if status is None:
-                    continue
-                old = job["state"]
-                if status.state not in ACTIVE_STATES:
-                    changes.append(polling.Change(job["id"], job["stage_id"], old, old, status))
-                elif status.state != old:
-                    new = str(status.state)
-                    changes.append(polling.Change(job["id"], job["stage_id"], old, new, status))
+        changes = [
+            change
+            for name, rows in jobs.items()
+            for change in polling.compare(rows, result.get(name, {}))
+        ]
         start = time.perf_counter()
         moved, finished = polling.apply(changes, timezone.now())
         applies.append(time.perf_counter() - start)

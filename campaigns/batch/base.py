@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import NamedTuple
 
 EXIT_CODE_FILE = "exit_code"
 """Written atomically (temp file + rename) by the job shim when the command ends."""
@@ -134,13 +135,14 @@ class ArraySpec:
         return self.array_dir / str(index)
 
 
-@dataclass(frozen=True)
-class JobRef:
+class JobRef(NamedTuple):
     """What the caller knows about one submitted element: its batch id and its work folder.
 
     The folder is needed to resolve jobs the batch system no longer lists (``exit_code``).
     It may come as a string: the poller passes one for every job in flight and backends
     look at few of them, while making 100,000 ``Path`` objects cost a poll cycle a second.
+    A named tuple, not a dataclass: the poller makes one per job in flight, and a frozen
+    dataclass's ``__init__`` took several times as long (bench/poll.py).
     """
 
     batch_id: str

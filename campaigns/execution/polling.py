@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
-from ..batch import ACTIVE_STATES, BackendError, BackendUnavailable, JobRef, JobStatus
+from ..batch import ACTIVE_STATES, BackendError, BackendUnavailable, JobStatus
 from ..choices import ACTIVE_JOB_STATES, JobState
 from ..models import COUNTER_FOR_STATE, Campaign, Job, Stage
 from . import backends
@@ -32,6 +32,7 @@ from .bulk import bulk_add, bulk_set_rows
 log = logging.getLogger(__name__)
 
 BULK = 500
+DEADLOCK_RETRIES = 2
 
 
 @dataclass
@@ -46,8 +47,9 @@ class PollReport:
     cancelled_campaigns: list[int] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(NamedTuple):
+    """One job whose batch state differs from ours (a tuple: a poll makes thousands)."""
+
     job_id: int
     stage_id: int
     old_state: str
@@ -55,16 +57,55 @@ class Change:
     status: JobStatus
 
 
-def in_flight() -> dict[str, list[dict[str, Any]]]:
-    """Jobs a batch system owns and whose end was not seen yet, by backend (one query)."""
-    jobs: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in (
+class InFlight(NamedTuple):
+    """A job in flight as the poller reads it: a row, not a model instance. It has the
+    ``batch_id`` and ``workdir`` of a ``JobRef``, so it goes to ``status()`` as is."""
+
+    id: int
+    stage_id: int
+    batch_id: str
+    workdir: str
+    state: str
+    backend: str
+
+
+def in_flight() -> dict[str, list[InFlight]]:
+    """Jobs a batch system owns and whose end was not seen yet, by backend (one query).
+
+    Rows straight from the cursor: 100,000 of them through the ORM's row machinery, and
+    a ``JobRef`` made for each, took as long as the rest of the poll (bench/poll.py).
+    """
+    query = (
         Job.objects.filter(state__in=sorted(ACTIVE_JOB_STATES), outcome="")
         .exclude(batch_id="")
-        .values("id", "stage_id", "backend", "batch_id", "workdir", "state")
-    ):
-        jobs[row["backend"]].append(row)
+        .values_list(*InFlight._fields)
+    )
+    sql, params = query.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = list(map(InFlight._make, cursor.fetchall()))
+    backends_seen = {row.backend for row in rows}
+    if len(backends_seen) == 1:  # the common case: one batch system, no regrouping
+        return {backends_seen.pop(): rows}
+    jobs: dict[str, list[InFlight]] = defaultdict(list)
+    for row in rows:
+        jobs[row.backend].append(row)
     return jobs
+
+
+def compare(jobs: Sequence[InFlight], statuses: Mapping[str, JobStatus]) -> list[Change]:
+    """The jobs whose reported state differs from ours, and those that ended."""
+    changes = []
+    for job in jobs:
+        status = statuses.get(job.batch_id)
+        if status is None:
+            continue
+        if status.state in ACTIVE_STATES:
+            if status.state != job.state:
+                changes.append(Change(job.id, job.stage_id, job.state, str(status.state), status))
+        else:
+            changes.append(Change(job.id, job.stage_id, job.state, job.state, status))
+    return changes
 
 
 def poll(now: datetime | None = None) -> PollReport:
@@ -72,9 +113,8 @@ def poll(now: datetime | None = None) -> PollReport:
     report = PollReport()
     report.cancelled_campaigns = cancel_requested()
     for name, jobs in in_flight().items():
-        refs = [JobRef(j["batch_id"], j["workdir"]) for j in jobs]
         try:
-            statuses = backends.backend(name).status(refs)
+            statuses = backends.backend(name).status(jobs)
         except BackendUnavailable as exc:
             log.warning(
                 "backend %s unavailable; %d jobs keep their state: %s", name, len(jobs), exc
@@ -86,67 +126,51 @@ def poll(now: datetime | None = None) -> PollReport:
             report.errors.append(f"{name}: {exc}")
             continue
         report.polled += len(jobs)
-        changes = []
-        for job in jobs:
-            status = statuses.get(job["batch_id"])
-            if status is None:
-                continue
-            if status.state in ACTIVE_STATES:
-                if status.state != job["state"]:
-                    changes.append(
-                        Change(job["id"], job["stage_id"], job["state"], str(status.state), status)
-                    )
-            else:
-                changes.append(
-                    Change(job["id"], job["stage_id"], job["state"], job["state"], status)
-                )
-        moved, finished = apply(changes, now or timezone.now())
+        moved, finished = apply(compare(jobs, statuses), now or timezone.now())
         report.moved += moved
         report.finished += finished
     return report
 
 
-def apply(changes: list[Change], now: datetime) -> tuple[int, int]:
+def apply(changes: Sequence[Change], now: datetime) -> tuple[int, int]:
     """Write the changes in bulk with the stage counters, in one transaction.
 
-    Each job is re-read under a row lock first: a job that another worker moved since it
-    was read (finalize, a cancel) is left alone rather than overwritten.
+    Every write is a compare-and-set on the state the poll read (and an outcome not yet
+    recorded): a job that another worker moved since (finalize, a cancel, stuck
+    detection) is left alone rather than overwritten, and the stage counters move by
+    what the writes really changed.
     """
     if not changes:
         return 0, 0
-    moves: list[tuple] = []  # (id, state, state_since, started, failure_reason)
-    ends: list[tuple] = []  # (id, outcome, exit_code, finished, failure_reason)
-    deltas: dict[int, Counter[str]] = defaultdict(Counter)
-    ids = [c.job_id for c in changes]
-    # One query on PostgreSQL; SQLite's limit on variables needs chunks.
-    size = len(ids) if connection.vendor == "postgresql" else BULK
+    moves: list[tuple] = []  # (id, old state, new state, failure_reason)
+    ends: list[tuple] = []  # (id, state, outcome, exit_code, failure_reason)
+    for change in sorted(changes):  # by job id: rows are locked in one order (see below)
+        reason = change.status.reason[:500]
+        if change.new_state != change.old_state:
+            moves.append((change.job_id, change.old_state, change.new_state, reason))
+        else:
+            outcome = str(change.status.state)
+            ends.append((change.job_id, change.old_state, outcome, change.status.exit_code, reason))
+    for attempt in range(DEADLOCK_RETRIES + 1):
+        try:
+            return _apply(moves, ends, now)
+        except OperationalError as exc:
+            if not _is_deadlock(exc) or attempt == DEADLOCK_RETRIES:
+                raise
+            log.warning("poll: deadlock writing %d changes, again", len(changes))
+    raise AssertionError("unreachable")
+
+
+def _apply(moves: list[tuple], ends: list[tuple], now: datetime) -> tuple[int, int]:
     with transaction.atomic():
-        current: dict[int, tuple[str, str, Any]] = {}
-        for chunk in _chunks(ids, size):
-            for pk, state, outcome, started in (
-                Job.objects.select_for_update()
-                .filter(pk__in=chunk)
-                .order_by("id")  # one lock order for every poller: no deadlock between them
-                .values_list("id", "state", "outcome", "started")
-            ):
-                current[pk] = (state, outcome, started)
-        for change in changes:
-            state, outcome, started = current.get(change.job_id, (None, None, None))
-            if state != change.old_state or outcome:
-                continue
-            reason = change.status.reason[:500]
-            if change.new_state != change.old_state:
-                if started is None and change.new_state == JobState.RUNNING:
-                    started = now
-                moves.append((change.job_id, change.new_state, now, started, reason))
-                deltas[change.stage_id][change.old_state] -= 1
-                deltas[change.stage_id][change.new_state] += 1
-            else:
-                outcome = str(change.status.state)
-                ends.append((change.job_id, outcome, change.status.exit_code, now, reason))
-        # Rows, not model instances: building 10,000 of those cost more than the write.
-        bulk_set_rows(Job, ["state", "state_since", "started", "failure_reason"], moves)
-        bulk_set_rows(Job, ["outcome", "exit_code", "finished", "failure_reason"], ends)
+        if connection.vendor == "postgresql":
+            moved, finished = _apply_arrays(moves, ends, now)
+        else:
+            moved, finished = _apply_rows(moves, ends, now)
+        deltas: dict[int, Counter[str]] = defaultdict(Counter)
+        for stage_id, old, new in moved:
+            deltas[stage_id][old] -= 1
+            deltas[stage_id][new] += 1
         bulk_add(
             Stage,
             {
@@ -154,7 +178,88 @@ def apply(changes: list[Change], now: datetime) -> tuple[int, int]:
                 for stage_id, delta in deltas.items()
             },
         )
-    return len(moves), len(ends)
+    return len(moved), finished
+
+
+def _is_deadlock(exc: OperationalError) -> bool:
+    return getattr(exc.__cause__, "sqlstate", None) == "40P01"
+
+
+def _apply_arrays(
+    moves: list[tuple], ends: list[tuple], now: datetime
+) -> tuple[list[tuple[int, str, str]], int]:
+    """PostgreSQL: one compare-and-set ``UPDATE ... FROM unnest(...)`` for the moves
+    (returning what moved, for the counters) and one for the ends.
+
+    No re-read under lock first: the ``WHERE`` is the check, evaluated again on the row's
+    newest version when another transaction changed it meanwhile. The arrays are sorted
+    by job id and the plan walks them with the primary key's index, so rows are locked in
+    id order, as stuck detection and finalize lock theirs; were the planner ever to
+    choose otherwise, PostgreSQL detects the deadlock and ``apply`` writes again.
+    """
+    table = connection.ops.quote_name(Job._meta.db_table)
+    moved: list[tuple[int, str, str]] = []
+    finished = 0
+    with connection.cursor() as cursor:
+        if moves:
+            cursor.execute(
+                f"UPDATE {table} AS t SET state = v.new, state_since = %s, "  # noqa: S608
+                "started = COALESCE(t.started, CASE WHEN v.new = %s THEN %s::timestamptz END), "
+                "failure_reason = v.reason "
+                "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[]) "
+                "AS v(id, old, new, reason) "
+                "WHERE t.id = v.id AND t.state = v.old AND t.outcome = '' "
+                "RETURNING t.stage_id, v.old, v.new",
+                [now, JobState.RUNNING, now, *_columns(moves, 4)],
+            )
+            moved = cursor.fetchall()
+        if ends:
+            cursor.execute(
+                f"UPDATE {table} AS t SET outcome = v.outcome, exit_code = v.code, "  # noqa: S608
+                "finished = %s, failure_reason = v.reason "
+                "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::int[], %s::text[]) "
+                "AS v(id, state, outcome, code, reason) "
+                "WHERE t.id = v.id AND t.state = v.state AND t.outcome = ''",
+                [now, *_columns(ends, 5)],
+            )
+            finished = cursor.rowcount
+    return moved, finished
+
+
+def _columns(rows: list[tuple], width: int) -> list[list[Any]]:
+    """Rows -> one list per column (the arrays ``unnest`` takes)."""
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
+
+
+def _apply_rows(
+    moves: list[tuple], ends: list[tuple], now: datetime
+) -> tuple[list[tuple[int, str, str]], int]:
+    """Elsewhere (SQLite, whose write lock is taken at BEGIN): read the rows, write those
+    whose state is still the one polled."""
+    ids = [m[0] for m in moves] + [e[0] for e in ends]
+    current: dict[int, tuple[int, str, str, Any]] = {}
+    for chunk in _chunks(ids):
+        for pk, stage_id, state, outcome, started in Job.objects.filter(pk__in=chunk).values_list(
+            "id", "stage_id", "state", "outcome", "started"
+        ):
+            current[pk] = (stage_id, state, outcome, started)
+    moved, move_rows, end_rows = [], [], []
+    for pk, old, new, reason in moves:
+        stage_id, state, outcome, started = current.get(pk, (None, None, None, None))
+        if state != old or outcome:
+            continue
+        if started is None and new == JobState.RUNNING:
+            started = now
+        move_rows.append((pk, new, now, started, reason))
+        moved.append((stage_id, old, new))
+    for pk, old, outcome_new, code, reason in ends:
+        _stage, state, outcome, _started = current.get(pk, (None, None, None, None))
+        if state != old or outcome:
+            continue
+        end_rows.append((pk, outcome_new, code, now, reason))
+    bulk_set_rows(Job, ["state", "state_since", "started", "failure_reason"], move_rows)
+    bulk_set_rows(Job, ["outcome", "exit_code", "finished", "failure_reason"], end_rows)
+    return moved, len(end_rows)
 
 
 def _chunks(ids: list[int], size: int = BULK) -> Iterable[list[int]]:

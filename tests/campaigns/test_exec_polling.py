@@ -114,3 +114,69 @@ def test_bulk_write_of_many_jobs_is_a_few_statements(
     assert len(updates(ctx, "campaigns_job")) <= expected
     assert len(ctx.captured_queries) < 20
     assert_counters_match(campaign)
+
+
+def test_a_job_moved_by_someone_else_since_the_read_is_left_alone(queued, fake_backend):
+    """Compare-and-set: the write holds only for jobs still in the state the poll read."""
+    campaign, jobs = queued
+    fake_backend.set(jobs[:3], BatchState.RUNNING)
+    fake_backend.set(jobs[3:4], BatchState.SUCCEEDED, exit_code=0)
+    read = polling.in_flight()["local"]
+    statuses = fake_backend.status(read)
+    # Between the poll's read and its write: stuck detection holds job 0, another poller
+    # already recorded job 1 running and job 3's outcome.
+    Job.objects.filter(pk=jobs[0].pk).update(state=JobState.HELD)
+    Stage.objects.filter(campaign=campaign).update(n_queued=5, n_held=1)
+    Job.objects.filter(pk=jobs[1].pk).update(state=JobState.RUNNING)
+    Stage.objects.filter(campaign=campaign).update(n_queued=4, n_running=1)
+    Job.objects.filter(pk=jobs[3].pk).update(outcome="succeeded", exit_code=0)
+
+    moved, finished = polling.apply(polling.compare(read, statuses), polling.timezone.now())
+
+    assert (moved, finished) == (1, 0)  # only job 2 was still as read
+    states = dict(Job.objects.values_list("id", "state"))
+    assert states[jobs[0].pk] == JobState.HELD  # not overwritten with running
+    assert states[jobs[2].pk] == JobState.RUNNING
+    assert_counters_match(campaign)  # the counters moved by what really moved
+
+
+def test_a_deadlock_is_written_again(queued, fake_backend, monkeypatch):
+    """Should PostgreSQL ever pick a deadlock victim among the poll's writes, the whole
+    transaction is rolled back and written again, not lost until the next cycle."""
+    from django.db import OperationalError
+
+    class Deadlock(Exception):
+        sqlstate = "40P01"
+
+    real, calls = polling._apply, []
+
+    def deadlock_once(*args):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("deadlock detected") from Deadlock()
+        return real(*args)
+
+    monkeypatch.setattr(polling, "_apply", deadlock_once)
+    campaign, jobs = queued
+    fake_backend.set(jobs, BatchState.RUNNING)
+
+    assert polling.poll().moved == 6
+    assert len(calls) == 2
+    assert_counters_match(campaign)
+
+
+def test_other_database_errors_are_not_retried(queued, fake_backend, monkeypatch):
+    from django.db import OperationalError
+
+    calls = []
+
+    def broken(*args):
+        calls.append(1)
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(polling, "_apply", broken)
+    _campaign, jobs = queued
+    fake_backend.set(jobs, BatchState.RUNNING)
+    with pytest.raises(OperationalError):
+        polling.poll()
+    assert len(calls) == 1
