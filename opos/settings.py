@@ -379,6 +379,11 @@ OPOS_POLL_INTERVAL_S = env_int("OPOS_POLL_INTERVAL_S", 60 if PRODUCTION else 5)
 OPOS_FINALIZE_INTERVAL_S = env_int("OPOS_FINALIZE_INTERVAL_S", 30 if PRODUCTION else 5)
 OPOS_RECOVER_INTERVAL_S = env_int("OPOS_RECOVER_INTERVAL_S", 300 if PRODUCTION else 60)
 OPOS_STUCK_INTERVAL_S = env_int("OPOS_STUCK_INTERVAL_S", 600 if PRODUCTION else 60)
+# The poller keeps the jobs in flight between polls and reads again those whose state
+# changed within OPOS_POLL_RECENT_S (longer than any transaction that moves a job into
+# flight, plus the clock skew between hosts), and all of them every OPOS_POLL_FULL_READ_S.
+OPOS_POLL_RECENT_S = env_int("OPOS_POLL_RECENT_S", 360)
+OPOS_POLL_FULL_READ_S = env_int("OPOS_POLL_FULL_READ_S", 600)
 
 
 def _beat(task: str, every: int) -> dict:

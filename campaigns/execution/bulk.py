@@ -146,3 +146,32 @@ def bulk_add(model: type[models.Model], deltas: Mapping[int, Mapping[str, int]])
             f"WHERE t.{key} = v.pk",
             [ids, *([rows[i].get(name, 0) for i in ids] for name in names)],
         )
+
+
+def array_literal(values: Sequence[str | int | None]) -> str:
+    """A PostgreSQL array literal of ``values`` (str, int or None), to bind as one
+    parameter and cast (``%s::text[]``).
+
+    The driver adapts a Python list element by element in Python: about 1.2 us each,
+    so the nine arrays of a poll of 10,000 changes cost 50 ms to send, against 10 ms
+    for their text made here with ``str.join`` (bench/poll.py). It is a bound value that
+    PostgreSQL's array parser reads, never SQL: strings are double-quoted with ``\\`` and
+    ``"`` escaped, so commas, braces, quotes and spaces arrive as they were; None is NULL.
+    """
+    if not values:
+        return "{}"
+    first = next((v for v in values if v is not None), None)
+    if isinstance(first, int) and not isinstance(first, bool):
+        if None in values:
+            return "{" + ",".join("NULL" if v is None else str(int(v)) for v in values) + "}"
+        return "{" + ",".join(map(str, map(int, values))) + "}"
+    return "{" + ",".join(map(_quoted, values)) + "}"
+
+
+def _quoted(value: str | int | None) -> str:
+    if value is None:
+        return "NULL"
+    text = str(value)
+    if "\\" in text or '"' in text:
+        text = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'

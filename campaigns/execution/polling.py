@@ -1,8 +1,10 @@
 """Polling: one bulk status query per backend per cycle; only the jobs that changed are written.
 
 Jobs in flight (queued, running, held) are asked about in one ``backend.status`` call per
-backend. Moves between the in-flight states are written at once, in bulk, with the stage
-counters in the same transaction. A job the batch system reports finished keeps its
+backend; which jobs are in flight comes from the view this process keeps between polls
+(``inflight.KNOWN``), brought up to date by reading only the jobs that changed lately.
+Moves between the in-flight states are written at once, in bulk, with the stage counters
+in the same transaction. A job the batch system reports finished keeps its
 in-flight state and gets its ``outcome`` (and exit code) recorded: ``finalize`` turns it
 into succeeded (outputs declared) or failed/lost/cancelled (and a retry), so a job is never
 counted succeeded before its outputs are in the catalogue.
@@ -15,7 +17,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -27,7 +30,8 @@ from ..batch import ACTIVE_STATES, BackendError, BackendUnavailable, JobStatus
 from ..choices import ACTIVE_JOB_STATES, JobState
 from ..models import COUNTER_FOR_STATE, Campaign, Job, Stage
 from . import backends
-from .bulk import bulk_add, bulk_set_rows
+from .bulk import array_literal, bulk_add, bulk_set_rows
+from .inflight import KNOWN, InFlight
 
 log = logging.getLogger(__name__)
 
@@ -57,54 +61,30 @@ class Change(NamedTuple):
     status: JobStatus
 
 
-class InFlight(NamedTuple):
-    """A job in flight as the poller reads it: a row, not a model instance. It has the
-    ``batch_id`` and ``workdir`` of a ``JobRef``, so it goes to ``status()`` as is."""
+class Written(NamedTuple):
+    """What ``write`` changed: ``moved`` (job id, stage id, old state, new state), the ids
+    of the jobs whose end it recorded, and those it left alone (moved meanwhile)."""
 
-    id: int
-    stage_id: int
-    batch_id: str
-    workdir: str
-    state: str
-    backend: str
+    moved: list[tuple[int, int, str, str]]
+    ended: list[int]
+    missed: list[int]
 
 
-def in_flight() -> dict[str, list[InFlight]]:
-    """Jobs a batch system owns and whose end was not seen yet, by backend (one query).
+def compare(jobs: Iterable[InFlight], statuses: Mapping[str, JobStatus]) -> list[Change]:
+    """The jobs whose reported state differs from ours, and those that ended.
 
-    Rows straight from the cursor: 100,000 of them through the ORM's row machinery, and
-    a ``JobRef`` made for each, took as long as the rest of the poll (bench/poll.py).
+    Runs over every job in flight on every poll, so the common case (reported as we have
+    it) costs one lookup and one comparison: an ended job's state never equals an
+    in-flight one.
     """
-    query = (
-        Job.objects.filter(state__in=sorted(ACTIVE_JOB_STATES), outcome="")
-        .exclude(batch_id="")
-        .values_list(*InFlight._fields)
-    )
-    sql, params = query.query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = list(map(InFlight._make, cursor.fetchall()))
-    backends_seen = {row.backend for row in rows}
-    if len(backends_seen) == 1:  # the common case: one batch system, no regrouping
-        return {backends_seen.pop(): rows}
-    jobs: dict[str, list[InFlight]] = defaultdict(list)
-    for row in rows:
-        jobs[row.backend].append(row)
-    return jobs
-
-
-def compare(jobs: Sequence[InFlight], statuses: Mapping[str, JobStatus]) -> list[Change]:
-    """The jobs whose reported state differs from ours, and those that ended."""
     changes = []
+    get = statuses.get
     for job in jobs:
-        status = statuses.get(job.batch_id)
-        if status is None:
+        status = get(job.batch_id)
+        if status is None or status.state == job.state:
             continue
-        if status.state in ACTIVE_STATES:
-            if status.state != job.state:
-                changes.append(Change(job.id, job.stage_id, job.state, str(status.state), status))
-        else:
-            changes.append(Change(job.id, job.stage_id, job.state, job.state, status))
+        new = str(status.state) if status.state in ACTIVE_STATES else job.state
+        changes.append(Change(job.id, job.stage_id, job.state, new, status))
     return changes
 
 
@@ -112,27 +92,63 @@ def poll(now: datetime | None = None) -> PollReport:
     """One cycle over every backend with jobs in flight."""
     report = PollReport()
     report.cancelled_campaigns = cancel_requested()
-    for name, jobs in in_flight().items():
-        try:
-            statuses = backends.backend(name).status(jobs)
-        except BackendUnavailable as exc:
+    for name, jobs, answer in ask(KNOWN.current()):
+        if isinstance(answer, BackendUnavailable):
             log.warning(
-                "backend %s unavailable; %d jobs keep their state: %s", name, len(jobs), exc
+                "backend %s unavailable; %d jobs keep their state: %s", name, len(jobs), answer
             )
             report.unavailable.add(name)
             continue
-        except BackendError as exc:
-            log.error("backend %s: status failed: %s", name, exc)
-            report.errors.append(f"{name}: {exc}")
+        if isinstance(answer, BackendError):
+            log.error("backend %s: status failed: %s", name, answer)
+            report.errors.append(f"{name}: {answer}")
             continue
         report.polled += len(jobs)
-        moved, finished = apply(compare(jobs, statuses), now or timezone.now())
-        report.moved += moved
-        report.finished += finished
+        written = write(compare(jobs, answer), now or timezone.now())
+        KNOWN.written(name, [(m[0], m[3]) for m in written.moved], written.ended)
+        KNOWN.refresh(name, written.missed)
+        report.moved += len(written.moved)
+        report.finished += len(written.ended)
     return report
 
 
+Answer = dict[str, JobStatus] | BackendError
+
+
+def ask(
+    in_flight: Mapping[str, list[InFlight]],
+) -> Iterator[tuple[str, list[InFlight], Answer]]:
+    """Each backend's answer to ``status``, as it arrives (or the error it raised).
+
+    With several backends the calls run side by side in threads, so a batch system whose
+    command hangs (``squeue`` waiting on its controller) holds up only its own jobs; the
+    answers are written here, in the calling thread, which owns the database connection.
+    """
+    if len(in_flight) <= 1:
+        for name, jobs in in_flight.items():
+            yield name, jobs, _status(name, jobs)
+        return
+    with ThreadPoolExecutor(max_workers=len(in_flight), thread_name_prefix="poll") as pool:
+        calls = {pool.submit(_status, name, jobs): name for name, jobs in in_flight.items()}
+        for call in as_completed(calls):
+            name = calls[call]
+            yield name, in_flight[name], call.result()
+
+
+def _status(name: str, jobs: list[InFlight]) -> Answer:
+    try:
+        return backends.backend(name).status(jobs)
+    except BackendError as exc:  # BackendUnavailable included
+        return exc
+
+
 def apply(changes: Sequence[Change], now: datetime) -> tuple[int, int]:
+    """``write`` the changes; how many jobs moved, and how many ends were recorded."""
+    written = write(changes, now)
+    return len(written.moved), len(written.ended)
+
+
+def write(changes: Sequence[Change], now: datetime) -> Written:
     """Write the changes in bulk with the stage counters, in one transaction.
 
     Every write is a compare-and-set on the state the poll read (and an outcome not yet
@@ -141,7 +157,7 @@ def apply(changes: Sequence[Change], now: datetime) -> tuple[int, int]:
     what the writes really changed.
     """
     if not changes:
-        return 0, 0
+        return Written([], [], [])
     moves: list[tuple] = []  # (id, old state, new state, failure_reason)
     ends: list[tuple] = []  # (id, state, outcome, exit_code, failure_reason)
     for change in sorted(changes):  # by job id: rows are locked in one order (see below)
@@ -153,22 +169,24 @@ def apply(changes: Sequence[Change], now: datetime) -> tuple[int, int]:
             ends.append((change.job_id, change.old_state, outcome, change.status.exit_code, reason))
     for attempt in range(DEADLOCK_RETRIES + 1):
         try:
-            return _apply(moves, ends, now)
+            moved, ended = _write(moves, ends, now)
+            break
         except OperationalError as exc:
             if not _is_deadlock(exc) or attempt == DEADLOCK_RETRIES:
                 raise
             log.warning("poll: deadlock writing %d changes, again", len(changes))
-    raise AssertionError("unreachable")
+    done = {m[0] for m in moved}.union(ended)
+    return Written(moved, ended, [c.job_id for c in changes if c.job_id not in done])
 
 
-def _apply(moves: list[tuple], ends: list[tuple], now: datetime) -> tuple[int, int]:
+def _write(moves: list[tuple], ends: list[tuple], now: datetime) -> tuple[list, list[int]]:
     with transaction.atomic():
         if connection.vendor == "postgresql":
-            moved, finished = _apply_arrays(moves, ends, now)
+            moved, ended = _write_arrays(moves, ends, now)
         else:
-            moved, finished = _apply_rows(moves, ends, now)
+            moved, ended = _write_rows(moves, ends, now)
         deltas: dict[int, Counter[str]] = defaultdict(Counter)
-        for stage_id, old, new in moved:
+        for _job, stage_id, old, new in moved:
             deltas[stage_id][old] -= 1
             deltas[stage_id][new] += 1
         bulk_add(
@@ -178,16 +196,14 @@ def _apply(moves: list[tuple], ends: list[tuple], now: datetime) -> tuple[int, i
                 for stage_id, delta in deltas.items()
             },
         )
-    return len(moved), finished
+    return moved, ended
 
 
 def _is_deadlock(exc: OperationalError) -> bool:
     return getattr(exc.__cause__, "sqlstate", None) == "40P01"
 
 
-def _apply_arrays(
-    moves: list[tuple], ends: list[tuple], now: datetime
-) -> tuple[list[tuple[int, str, str]], int]:
+def _write_arrays(moves: list[tuple], ends: list[tuple], now: datetime) -> tuple[list, list[int]]:
     """PostgreSQL: one compare-and-set ``UPDATE ... FROM unnest(...)`` for the moves
     (returning what moved, for the counters) and one for the ends.
 
@@ -195,11 +211,11 @@ def _apply_arrays(
     newest version when another transaction changed it meanwhile. The arrays are sorted
     by job id and the plan walks them with the primary key's index, so rows are locked in
     id order, as stuck detection and finalize lock theirs; were the planner ever to
-    choose otherwise, PostgreSQL detects the deadlock and ``apply`` writes again.
+    choose otherwise, PostgreSQL detects the deadlock and ``write`` tries again.
     """
     table = connection.ops.quote_name(Job._meta.db_table)
-    moved: list[tuple[int, str, str]] = []
-    finished = 0
+    moved: list[tuple[int, int, str, str]] = []
+    ended: list[int] = []
     with connection.cursor() as cursor:
         if moves:
             cursor.execute(
@@ -209,7 +225,7 @@ def _apply_arrays(
                 "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[]) "
                 "AS v(id, old, new, reason) "
                 "WHERE t.id = v.id AND t.state = v.old AND t.outcome = '' "
-                "RETURNING t.stage_id, v.old, v.new",
+                "RETURNING t.id, t.stage_id, v.old, v.new",
                 [now, JobState.RUNNING, now, *_columns(moves, 4)],
             )
             moved = cursor.fetchall()
@@ -219,21 +235,20 @@ def _apply_arrays(
                 "finished = %s, failure_reason = v.reason "
                 "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::int[], %s::text[]) "
                 "AS v(id, state, outcome, code, reason) "
-                "WHERE t.id = v.id AND t.state = v.state AND t.outcome = ''",
+                "WHERE t.id = v.id AND t.state = v.state AND t.outcome = '' RETURNING t.id",
                 [now, *_columns(ends, 5)],
             )
-            finished = cursor.rowcount
-    return moved, finished
+            ended = [row[0] for row in cursor.fetchall()]
+    return moved, ended
 
 
-def _columns(rows: list[tuple], width: int) -> list[list[Any]]:
-    """Rows -> one list per column (the arrays ``unnest`` takes)."""
-    return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
+def _columns(rows: list[tuple], width: int) -> list[str]:
+    """Rows -> one array literal per column (the arrays ``unnest`` takes)."""
+    columns = zip(*rows, strict=True) if rows else [()] * width
+    return [array_literal(column) for column in columns]
 
 
-def _apply_rows(
-    moves: list[tuple], ends: list[tuple], now: datetime
-) -> tuple[list[tuple[int, str, str]], int]:
+def _write_rows(moves: list[tuple], ends: list[tuple], now: datetime) -> tuple[list, list[int]]:
     """Elsewhere (SQLite, whose write lock is taken at BEGIN): read the rows, write those
     whose state is still the one polled."""
     ids = [m[0] for m in moves] + [e[0] for e in ends]
@@ -251,7 +266,7 @@ def _apply_rows(
         if started is None and new == JobState.RUNNING:
             started = now
         move_rows.append((pk, new, now, started, reason))
-        moved.append((stage_id, old, new))
+        moved.append((pk, stage_id, old, new))
     for pk, old, outcome_new, code, reason in ends:
         _stage, state, outcome, _started = current.get(pk, (None, None, None, None))
         if state != old or outcome:
@@ -259,7 +274,7 @@ def _apply_rows(
         end_rows.append((pk, outcome_new, code, now, reason))
     bulk_set_rows(Job, ["state", "state_since", "started", "failure_reason"], move_rows)
     bulk_set_rows(Job, ["outcome", "exit_code", "finished", "failure_reason"], end_rows)
-    return moved, len(end_rows)
+    return moved, [row[0] for row in end_rows]
 
 
 def _chunks(ids: list[int], size: int = BULK) -> Iterable[list[int]]:

@@ -246,6 +246,13 @@ class Job(models.Model):
                 condition=models.Q(state__in=sorted(ACTIVE_JOB_STATES)),
                 name="job_in_flight",
             ),
+            # The poller's view of the jobs in flight is kept up to date from the jobs
+            # whose state changed lately (execution/inflight.py).
+            models.Index(
+                fields=["state_since"],
+                condition=models.Q(state__in=sorted(ACTIVE_JOB_STATES)),
+                name="job_in_flight_since",
+            ),
             # submit_ready claims the ready jobs of a stage in index order.
             models.Index(
                 fields=["stage", "index"],

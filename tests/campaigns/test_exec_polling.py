@@ -7,7 +7,7 @@ from django.test.utils import CaptureQueriesContext
 
 from campaigns.batch import BatchState
 from campaigns.choices import JobState
-from campaigns.execution import finalize, polling, submission
+from campaigns.execution import finalize, inflight, polling, submission
 from campaigns.models import Job, Stage
 from tests.campaigns.exec_support import (
     DEMO_STAGES,
@@ -121,7 +121,7 @@ def test_a_job_moved_by_someone_else_since_the_read_is_left_alone(queued, fake_b
     campaign, jobs = queued
     fake_backend.set(jobs[:3], BatchState.RUNNING)
     fake_backend.set(jobs[3:4], BatchState.SUCCEEDED, exit_code=0)
-    read = polling.in_flight()["local"]
+    read = inflight.read()
     statuses = fake_backend.status(read)
     # Between the poll's read and its write: stuck detection holds job 0, another poller
     # already recorded job 1 running and job 3's outcome.
@@ -148,7 +148,7 @@ def test_a_deadlock_is_written_again(queued, fake_backend, monkeypatch):
     class Deadlock(Exception):
         sqlstate = "40P01"
 
-    real, calls = polling._apply, []
+    real, calls = polling._write, []
 
     def deadlock_once(*args):
         calls.append(1)
@@ -156,7 +156,7 @@ def test_a_deadlock_is_written_again(queued, fake_backend, monkeypatch):
             raise OperationalError("deadlock detected") from Deadlock()
         return real(*args)
 
-    monkeypatch.setattr(polling, "_apply", deadlock_once)
+    monkeypatch.setattr(polling, "_write", deadlock_once)
     campaign, jobs = queued
     fake_backend.set(jobs, BatchState.RUNNING)
 
@@ -174,9 +174,46 @@ def test_other_database_errors_are_not_retried(queued, fake_backend, monkeypatch
         calls.append(1)
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(polling, "_apply", broken)
+    monkeypatch.setattr(polling, "_write", broken)
     _campaign, jobs = queued
     fake_backend.set(jobs, BatchState.RUNNING)
     with pytest.raises(OperationalError):
         polling.poll()
     assert len(calls) == 1
+
+
+def test_a_hanging_batch_system_holds_up_only_its_own_jobs(queued, fake_backend, monkeypatch):
+    """The backends are asked side by side: the answer of one that answers at once is
+    written while another one's status command still hangs."""
+    import threading
+
+    from campaigns.execution import backends
+
+    campaign, jobs = queued
+    Job.objects.filter(pk__in=[j.pk for j in jobs[3:]]).update(backend="stuck")
+    fake_backend.set(jobs, BatchState.RUNNING)
+    events, release = [], threading.Event()
+
+    class Hanging:
+        def status(self, refs):
+            release.wait(10)
+            events.append("stuck answered")
+            return fake_backend.status(refs)
+
+    hanging = Hanging()
+    monkeypatch.setattr(backends, "backend", lambda n: hanging if n == "stuck" else fake_backend)
+    real_write = polling.write
+
+    def write(changes, now):
+        events.append(f"wrote {len(changes)}")
+        written = real_write(changes, now)
+        release.set()  # the other answer was written: let the hanging one go
+        return written
+
+    monkeypatch.setattr(polling, "write", write)
+
+    report = polling.poll()
+
+    assert events == ["wrote 3", "stuck answered", "wrote 3"]
+    assert report.moved == 6
+    assert_counters_match(campaign)
