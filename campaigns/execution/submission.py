@@ -366,7 +366,7 @@ def submit_claimed(
         refused(submission, exc)
         raise
     checkpoint("submitted")
-    record(submission, [*found, *new_ids], stage)
+    record(submission, [*found, *new_ids], stage, [job["id"] for job in jobs])
     checkpoint("recorded")
 
 
@@ -549,11 +549,17 @@ def array_spec(submission: Submission, stage: Stage, jobs: Sequence[dict[str, An
     )
 
 
-def record(submission: Submission, batch_ids: Sequence[str], stage: Stage | None = None) -> int:
+def record(
+    submission: Submission,
+    batch_ids: Sequence[str],
+    stage: Stage | None = None,
+    job_ids: Sequence[int] | None = None,
+) -> int:
     """Step 4: batch ids onto the jobs, ``ready -> queued``, counters, ``submitted``; commit.
 
     Jobs cancelled while the submission was in flight (campaign cancelled) keep their
     state and are cancelled at the batch system once this commits. Returns jobs queued.
+    ``job_ids`` are the submission's jobs in element order when the caller has them.
     """
     now = timezone.now()
     campaign_id = (
@@ -573,7 +579,7 @@ def record(submission: Submission, batch_ids: Sequence[str], stage: Stage | None
             log.warning("submission %s was recorded by someone else", submission.token)
             return 0
         if connection.vendor == "postgresql":
-            states = _record_pg(submission, batch_ids, prefix, now)
+            states = _record_pg(submission, batch_ids, prefix, now, job_ids)
         else:
             states = _record_orm(submission, batch_ids, prefix, now)
         if len(states) != len(batch_ids):
@@ -596,26 +602,38 @@ def record(submission: Submission, batch_ids: Sequence[str], stage: Stage | None
 
 
 def _record_pg(
-    submission: Submission, batch_ids: Sequence[str], prefix: str, now: datetime
+    submission: Submission,
+    batch_ids: Sequence[str],
+    prefix: str,
+    now: datetime,
+    job_ids: Sequence[int] | None = None,
 ) -> list[str]:
-    """One statement: element ``e`` (the ``e``-th job by ``(index, id)``) gets batch id
-    ``e`` and its folder; the ready ones become queued. Returns each element's new state
-    (``queued``, or what a concurrent cancel made it). The row locks the UPDATE takes, and
-    its re-check of a row another transaction changed meanwhile, make the ``CASE`` see the
-    latest state, as the locked re-read before it did."""
+    """One statement: element ``e`` (the ``e``-th job by ``(index, id)``, ``job_ids`` when
+    the caller has them from the claim) gets batch id ``e`` and its folder; the ready ones
+    become queued. Returns each element's new state (``queued``, or what a concurrent
+    cancel made it). The row locks the UPDATE takes, and its re-check of a row another
+    transaction changed meanwhile, make the ``CASE`` see the latest state, as the locked
+    re-read before it did."""
     with connection.cursor() as cursor:
+        if job_ids is None:
+            cursor.execute(
+                "SELECT id FROM campaigns_job WHERE submission_id = %s ORDER BY index, id",
+                [submission.pk],
+            )
+            job_ids = [row[0] for row in cursor.fetchall()]
+        if len(job_ids) != len(batch_ids):
+            raise BackendError(
+                f"submission {submission.token}: {len(batch_ids)} batch ids for {len(job_ids)} jobs"
+            )
         cursor.execute(
-            "WITH e AS (SELECT id, row_number() OVER (ORDER BY index, id) AS n "
-            "FROM campaigns_job WHERE submission_id = %s) "
-            "UPDATE campaigns_job AS j SET batch_id = COALESCE((%s::text[])[e.n], ''), "
-            "workdir = %s::text || (e.n - 1), "
+            "UPDATE campaigns_job AS j SET batch_id = v.batch_id, "
+            "workdir = %s::text || (v.n - 1), "
             "state = CASE WHEN j.state = %s THEN %s ELSE j.state END, "
             "state_since = CASE WHEN j.state = %s THEN %s ELSE j.state_since END, "
             "queued_at = CASE WHEN j.state = %s THEN %s ELSE j.queued_at END "
-            "FROM e WHERE j.id = e.id RETURNING e.n, j.state",
+            "FROM unnest(%s::bigint[], %s::text[]) WITH ORDINALITY AS v(id, batch_id, n) "
+            "WHERE j.id = v.id AND j.submission_id = %s RETURNING v.n, j.state",
             [
-                submission.pk,
-                list(batch_ids),
                 prefix,
                 JobState.READY,
                 JobState.QUEUED,
@@ -623,6 +641,9 @@ def _record_pg(
                 now,
                 JobState.READY,
                 now,
+                list(job_ids),
+                list(batch_ids),
+                submission.pk,
             ],
         )
         return [state for _n, state in sorted(cursor.fetchall())]
