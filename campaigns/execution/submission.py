@@ -2,22 +2,25 @@
 
 For each stage the scheduler lets submit ``n`` jobs:
 
-1. **claim** (one transaction): lock up to ``n`` ready, unclaimed jobs of the stage
-   (``FOR UPDATE SKIP LOCKED``); record a ``Submission`` with a unique token in state
-   ``submitting`` and link the jobs to it with a compare-and-set (``state=ready,
-   submission=NULL``), which is what holds on SQLite, where row locks do not exist.
-   COMMIT. From here on the database knows the token before the batch system does.
+1. **claim** (one transaction): lock up to ``n`` ready jobs of the stage that no
+   submission holds (``FOR UPDATE SKIP LOCKED``), read again, under those locks, which jobs
+   the submissions in flight hold and drop those, and record a ``Submission`` with a unique
+   token in state ``submitting`` that lists its jobs (``job_ids``, element order). COMMIT.
+   From here on the database knows the token and the jobs before the batch system does.
+   The job rows are not written: linking 10,000 of them here and writing them again in
+   step 4 cost twice the database work of one pass (and a foreign-key check per row).
 2. **prepare**: write the array's job descriptions into its folder, two files whatever its
    size (idempotent: files only, each written whole or not at all). Element folders are
    made by the backend's job shim when the element starts, not here.
 3. **submit**: one ``backend.submit`` of the whole array, with the token.
-4. **record** (one transaction): batch ids onto the jobs, jobs ``ready -> queued``, stage
-   counters, submission ``submitted``. COMMIT.
+4. **record** (one transaction): the jobs linked to the submission with their batch ids
+   (compare-and-set: no other submission holds them), ``ready -> queued``, stage counters,
+   submission ``submitted``. COMMIT.
 
 Claim and record send a few statements whatever the array's size and build no model
-instance per job (on PostgreSQL one ``UPDATE ... RETURNING`` claims, one ``UPDATE ... FROM
-unnest(...)`` records): 10,000 jobs must cost about what the batch system's own call costs
-(issue 8, bench/submit.py).
+instance per job (on PostgreSQL one ``SELECT ... FOR UPDATE SKIP LOCKED`` claims, one
+``UPDATE ... FROM unnest(...)`` records): 10,000 jobs must cost about what the batch
+system's own call and one write of the rows cost (issue 8, bench/submit.py).
 
 A crash between 1 and 4 leaves the submission in ``submitting``; ``recovery`` asks the
 backend for the token after a grace period longer than the submit task's hard time limit
@@ -42,7 +45,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from requests_app.choices import RequestState
@@ -53,7 +56,6 @@ from ..choices import JobState, SubmissionState
 from ..models import Job, OutputFile, Stage, Submission
 from ..services.planning import plan_cycle
 from . import backends
-from .bulk import bulk_set_rows
 from .wrapper import ARRAY_FILE, JOBS_FILE, SPEC_FILE
 
 __all__ = ["ARRAY_FILE", "CHECKPOINTS", "JOBS_FILE", "SPEC_FILE", "submit_ready", "submit_stage"]
@@ -228,69 +230,82 @@ Rows = list[dict[str, Any]]
 
 
 def claim(stage: Stage, limit: int) -> list[tuple[Submission, Rows]]:
-    """Step 1: record submissions in ``submitting`` and link their jobs; commit.
+    """Step 1: record submissions in ``submitting`` with the jobs they claim; commit.
 
     Returns each submission with its jobs' fields (:data:`JOB_FIELDS`) in element order.
     """
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            claimed = _claim_pg(stage, limit)
-        else:
-            claimed = _claim_orm(stage, limit)
-    return claimed
+        held = claimed_ids(stage.pk)
+        rows = _lock_ready(stage, limit, held)
+        if not rows:
+            return []
+        # Another worker's claim may have committed between the read above and our locks
+        # (its rows were locked until then, so we skipped or waited for them): read again,
+        # now that we hold the locks, and leave what it took. On SQLite the write lock taken
+        # at BEGIN (IMMEDIATE) already orders the two claims.
+        again = claimed_ids(stage.pk)
+        if again != held:
+            rows = [row for row in rows if row["id"] not in again]
+        groups = _grouped(rows)
+        submissions = Submission.objects.bulk_create(
+            [
+                Submission(
+                    token=new_token(stage.pk),
+                    stage=stage,
+                    backend=stage.campaign.backend,
+                    state=SubmissionState.SUBMITTING,
+                    size=len(group),
+                    job_ids=[row["id"] for row in group],
+                )
+                for group in groups
+            ]
+        )
+    return list(zip(submissions, groups, strict=True))
 
 
-def _new_submission(stage: Stage, size: int) -> Submission:
-    return Submission.objects.create(
-        token=new_token(stage.pk),
-        stage=stage,
-        backend=stage.campaign.backend,
-        state=SubmissionState.SUBMITTING,
-        size=size,
+def claimed_ids(stage_id: int) -> set[int]:
+    """Jobs of the stage that submissions in flight (``submitting``) hold."""
+    held: set[int] = set()
+    for ids in Submission.objects.filter(
+        stage_id=stage_id, state=SubmissionState.SUBMITTING
+    ).values_list("job_ids", flat=True):
+        held.update(ids or ())
+    return held
+
+
+def element_ids(submission: Submission) -> list[int]:
+    """The submission's jobs in element order: its claim while ``submitting``, else (and for
+    submissions claimed by earlier versions, which linked the jobs at once) its links."""
+    if submission.job_ids:
+        return list(submission.job_ids)
+    return list(
+        Job.objects.filter(submission=submission).order_by(*ORDER).values_list("id", flat=True)
     )
 
 
-def _claim_pg(stage: Stage, limit: int) -> list[tuple[Submission, Rows]]:
-    """Claim in one statement: the ready rows are locked (skipping those another worker
-    holds), linked to a new submission and returned, in one ``UPDATE ... RETURNING``; its
-    ``WHERE`` is the compare-and-set. Retries asking for other resources are then
-    moved to submissions of their own (one more statement, only when there are any)."""
-    first = _new_submission(stage, limit)
-    backend_name = stage.campaign.backend
-    columns = ", ".join(f"j.{connection.ops.quote_name(f)}" for f in JOB_FIELDS)
+def _lock_ready(stage: Stage, limit: int, held: set[int]) -> Rows:
+    """Lock and read up to ``limit`` ready jobs no submission holds, in element order."""
+    if connection.vendor != "postgresql":
+        query = Job.objects.select_for_update(skip_locked=True).filter(
+            stage=stage, state=JobState.READY, submission__isnull=True
+        )
+        if held:
+            query = query.exclude(pk__in=held)
+        return list(query.order_by(*ORDER).values(*JOB_FIELDS)[:limit])
+    columns = ", ".join(connection.ops.quote_name(f) for f in JOB_FIELDS)
     with connection.cursor() as cursor:
         cursor.execute(
-            # A CTE, evaluated once: as "id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)"
-            # the planner may run the subquery once per row and claim more than n.
-            "WITH picked AS MATERIALIZED (SELECT id FROM campaigns_job WHERE stage_id = %s "  # noqa: S608 - names are ours
-            "AND state = %s AND submission_id IS NULL ORDER BY index, id LIMIT %s "
-            "FOR UPDATE SKIP LOCKED) "
-            "UPDATE campaigns_job AS j SET submission_id = %s, backend = %s FROM picked "
-            "WHERE j.id = picked.id AND j.state = %s AND j.submission_id IS NULL "
-            f"RETURNING {columns}",
-            [stage.pk, JobState.READY, limit, first.pk, backend_name, JobState.READY],
+            f"SELECT {columns} FROM campaigns_job WHERE stage_id = %s AND state = %s "  # noqa: S608 - names are ours
+            "AND submission_id IS NULL AND NOT (id = ANY(%s::bigint[])) "
+            "ORDER BY index, id LIMIT %s FOR UPDATE SKIP LOCKED",
+            [stage.pk, JobState.READY, sorted(held), limit],
         )
         rows = [dict(zip(JOB_FIELDS, row, strict=True)) for row in cursor.fetchall()]
-    if not rows:
-        first.delete()
-        return []
     for row in rows:
         # Django's psycopg setup hands jsonb over as text; the ORM would decode it.
         if isinstance(row["input_files"], str):
             row["input_files"] = json.loads(row["input_files"])
-    groups = _grouped(rows)
-    claimed = []
-    moves: list[tuple[int, int]] = []
-    for n, group in enumerate(groups):
-        submission = first if n == 0 else _new_submission(stage, len(group))
-        moves += [(row["id"], submission.pk) for row in group] if n else []
-        claimed.append((submission, group))
-    if moves:
-        bulk_set_rows(Job, ["submission"], moves)
-    if first.size != len(groups[0]):
-        first.size = len(groups[0])
-        Submission.objects.filter(pk=first.pk).update(size=first.size)
-    return claimed
+    return rows
 
 
 def _grouped(rows: Rows) -> list[Rows]:
@@ -299,33 +314,6 @@ def _grouped(rows: Rows) -> list[Rows]:
     for row in sorted(rows, key=lambda r: (r["index"], r["id"])):
         groups[(row["memory_mb"], row["walltime_s"])].append(row)
     return sorted(groups.values(), key=len, reverse=True)
-
-
-def _claim_orm(stage: Stage, limit: int) -> list[tuple[Submission, Rows]]:
-    """Claim through the ORM (SQLite: no row locks, so the compare-and-set decides)."""
-    rows = list(
-        Job.objects.select_for_update(skip_locked=True)
-        .filter(stage=stage, state=JobState.READY, submission__isnull=True)
-        .order_by(*ORDER)
-        .values(*JOB_FIELDS)[:limit]
-    )
-    claimed = []
-    for group in _grouped(rows):
-        submission = _new_submission(stage, len(group))
-        ids = [row["id"] for row in group]
-        won = Job.objects.filter(pk__in=ids, state=JobState.READY, submission__isnull=True).update(
-            submission=submission, backend=submission.backend
-        )
-        if won != len(ids):
-            # Another worker got some of them first (SQLite has no row locks).
-            if not won:
-                submission.delete()
-                continue
-            group = _job_rows(submission)
-            submission.size = len(group)
-            submission.save(update_fields=["size"])
-        claimed.append((submission, group))
-    return claimed
 
 
 def submit_claimed(
@@ -379,31 +367,37 @@ def refused(submission: Submission, exc: Exception) -> None:
         log.exception("submission %s: refused and its token cannot be resolved", submission.token)
         return  # stays `submitting`; recovery (and a human, if it persists) resolves it
     with transaction.atomic():
-        jobs = list(
-            Job.objects.filter(submission=submission).order_by(*ORDER).values_list("id", flat=True)
-        )
+        jobs = element_ids(submission)
         keep = jobs[: len(found)]
-        Job.objects.filter(pk__in=jobs[len(found) :], state=JobState.READY).update(
-            submission=None, backend="", workdir=""
-        )
+        if not submission.job_ids:  # claimed by an earlier version: linked at once
+            Job.objects.filter(pk__in=jobs[len(found) :], state=JobState.READY).update(
+                submission=None, backend="", workdir=""
+            )
         if keep:
+            # The rest is released by leaving the claim.
             Submission.objects.filter(pk=submission.pk).update(
-                size=len(keep), error=str(exc)[:2000]
+                size=len(keep), job_ids=keep if submission.job_ids else [], error=str(exc)[:2000]
             )
             submission.size = len(keep)
         else:
             Submission.objects.filter(pk=submission.pk, state=SubmissionState.SUBMITTING).update(
-                state=SubmissionState.FAILED, error=str(exc)[:2000], updated=timezone.now()
+                state=SubmissionState.FAILED,
+                job_ids=[],
+                error=str(exc)[:2000],
+                updated=timezone.now(),
             )
     if keep:
-        record(submission, found)
+        record(submission, found, job_ids=keep)
 
 
 # --- steps 2 and 4 ---------------------------------------------------------------------------
 
 
 def _job_rows(submission: Submission) -> Rows:
-    return list(Job.objects.filter(submission=submission).order_by(*ORDER).values(*JOB_FIELDS))
+    """The submission's jobs (:data:`JOB_FIELDS`) in element order."""
+    ids = element_ids(submission)
+    rows = {row["id"]: row for row in Job.objects.filter(pk__in=ids).values(*JOB_FIELDS)}
+    return [rows[i] for i in ids if i in rows]
 
 
 def _inputs(stage: Stage, jobs: Sequence[dict[str, Any]]) -> dict[int, list[str]]:
@@ -555,7 +549,8 @@ def record(
     stage: Stage | None = None,
     job_ids: Sequence[int] | None = None,
 ) -> int:
-    """Step 4: batch ids onto the jobs, ``ready -> queued``, counters, ``submitted``; commit.
+    """Step 4: jobs linked with their batch ids, ``ready -> queued``, counters,
+    ``submitted``; commit.
 
     Jobs cancelled while the submission was in flight (campaign cancelled) keep their
     state and are cancelled at the batch system once this commits. Returns jobs queued.
@@ -569,22 +564,29 @@ def record(
     )
     prefix = f"{backends.array_dir(campaign_id, submission.stage_id, submission.token)}/"
     with transaction.atomic():
+        if job_ids is None:
+            job_ids = element_ids(submission)
+        if len(job_ids) != len(batch_ids):
+            raise BackendError(
+                f"submission {submission.token}: {len(batch_ids)} batch ids for {len(job_ids)} jobs"
+            )
         won = Submission.objects.filter(pk=submission.pk, state=SubmissionState.SUBMITTING).update(
             state=SubmissionState.SUBMITTED,
             batch_id=_array_id(batch_ids),
             submitted_at=now,
             updated=now,
+            job_ids=[],  # the links on the jobs say it from now on
         )
         if not won:
             log.warning("submission %s was recorded by someone else", submission.token)
             return 0
-        if connection.vendor == "postgresql":
-            states = _record_pg(submission, batch_ids, prefix, now, job_ids)
-        else:
-            states = _record_orm(submission, batch_ids, prefix, now)
+        write = _record_pg if connection.vendor == "postgresql" else _record_orm
+        states = write(submission, job_ids, batch_ids, prefix, now)
         if len(states) != len(batch_ids):
+            # A job another submission holds or that is gone: roll back, a human looks.
             raise BackendError(
-                f"submission {submission.token}: {len(batch_ids)} batch ids for {len(states)} jobs"
+                f"submission {submission.token}: {len(batch_ids)} batch ids, "
+                f"{len(states)} of its jobs free to link"
             )
         to_cancel = [b for b, state in zip(batch_ids, states, strict=True) if state != "queued"]
         queued = len(states) - len(to_cancel)
@@ -593,6 +595,7 @@ def record(
                 n_ready=F("n_ready") - queued, n_queued=F("n_queued") + queued
             )
     submission.state = SubmissionState.SUBMITTED
+    submission.job_ids = []
     if to_cancel:
         try:
             backends.backend(submission.backend).cancel(to_cancel)
@@ -603,37 +606,36 @@ def record(
 
 def _record_pg(
     submission: Submission,
+    job_ids: Sequence[int],
     batch_ids: Sequence[str],
     prefix: str,
     now: datetime,
-    job_ids: Sequence[int] | None = None,
 ) -> list[str]:
-    """One statement: element ``e`` (the ``e``-th job by ``(index, id)``, ``job_ids`` when
-    the caller has them from the claim) gets batch id ``e`` and its folder; the ready ones
-    become queued. Returns each element's new state (``queued``, or what a concurrent
-    cancel made it). The row locks the UPDATE takes, and its re-check of a row another
-    transaction changed meanwhile, make the ``CASE`` see the latest state, as the locked
-    re-read before it did."""
+    """One statement: element ``e`` (job ``job_ids[e]``) is linked to the submission with
+    batch id ``e`` and its folder; the ready ones become queued. Returns each element's new
+    state (``queued``, or what a concurrent cancel made it); a job another submission
+    holds is left out (compare-and-set), and so the caller refuses. The row locks the
+    UPDATE takes, and its re-check of a row another transaction changed meanwhile, make the
+    ``CASE`` see the latest state.
+    The batch ids are joined by position (``unnest``), not subscripted: a subscript walks a
+    text array from its start, 10,000 times 5,000 steps."""
     with connection.cursor() as cursor:
-        if job_ids is None:
-            cursor.execute(
-                "SELECT id FROM campaigns_job WHERE submission_id = %s ORDER BY index, id",
-                [submission.pk],
-            )
-            job_ids = [row[0] for row in cursor.fetchall()]
-        if len(job_ids) != len(batch_ids):
-            raise BackendError(
-                f"submission {submission.token}: {len(batch_ids)} batch ids for {len(job_ids)} jobs"
-            )
         cursor.execute(
-            "UPDATE campaigns_job AS j SET batch_id = v.batch_id, "
-            "workdir = %s::text || (v.n - 1), "
+            # The compare-and-set is in the CASE, not in the WHERE: there, the OR made the
+            # planner read the whole jobs table into a hash (0.5 s) instead of 10,000 index
+            # lookups. A job another submission holds keeps its link and is reported, and the
+            # caller rolls everything back.
+            "UPDATE campaigns_job AS j SET submission_id = CASE WHEN j.submission_id IS NULL "
+            "THEN %s ELSE j.submission_id END, backend = %s, "
+            "batch_id = v.batch_id, workdir = %s::text || (v.n - 1), "
             "state = CASE WHEN j.state = %s THEN %s ELSE j.state END, "
             "state_since = CASE WHEN j.state = %s THEN %s ELSE j.state_since END, "
             "queued_at = CASE WHEN j.state = %s THEN %s ELSE j.queued_at END "
             "FROM unnest(%s::bigint[], %s::text[]) WITH ORDINALITY AS v(id, batch_id, n) "
-            "WHERE j.id = v.id AND j.submission_id = %s RETURNING v.n, j.state",
+            "WHERE j.id = v.id RETURNING v.n, j.state, j.submission_id",
             [
+                submission.pk,
+                submission.backend,
                 prefix,
                 JobState.READY,
                 JobState.QUEUED,
@@ -643,33 +645,50 @@ def _record_pg(
                 now,
                 list(job_ids),
                 list(batch_ids),
-                submission.pk,
             ],
         )
-        return [state for _n, state in sorted(cursor.fetchall())]
+        rows = sorted(cursor.fetchall())
+        return [state for _n, state, linked in rows if linked == submission.pk]
 
 
 def _record_orm(
-    submission: Submission, batch_ids: Sequence[str], prefix: str, now: datetime
+    submission: Submission,
+    job_ids: Sequence[int],
+    batch_ids: Sequence[str],
+    prefix: str,
+    now: datetime,
 ) -> list[str]:
-    """The same with the ORM (SQLite: the write transaction is the lock), from rows."""
-    jobs = list(
-        Job.objects.select_for_update()
-        .filter(submission=submission)
-        .order_by(*ORDER)
+    """The same with the ORM (SQLite: the write transaction is the lock)."""
+    current = {
+        pk: (state, since, queued_at)
+        for pk, state, since, queued_at in Job.objects.select_for_update()
+        .filter(pk__in=job_ids)
+        .filter(Q(submission__isnull=True) | Q(submission=submission))
         .values_list("id", "state", "state_since", "queued_at")
-    )
-    if len(jobs) != len(batch_ids):
-        return [state for _id, state, _since, _queued in jobs]
-    rows, states = [], []
-    for element, ((pk, state, since, queued_at), batch_id) in enumerate(
-        zip(jobs, batch_ids, strict=True)
-    ):
+    }
+    if len(current) != len(job_ids):
+        return [current[pk][0] for pk in job_ids if pk in current]
+    objs, states = [], []
+    for element, (pk, batch_id) in enumerate(zip(job_ids, batch_ids, strict=True)):
+        state, since, queued_at = current[pk]
         if state == JobState.READY:
             state, since, queued_at = JobState.QUEUED, now, now
-        rows.append((pk, batch_id, f"{prefix}{element}", state, since, queued_at))
+        objs.append(
+            Job(
+                pk=pk,
+                submission_id=submission.pk,
+                backend=submission.backend,
+                batch_id=batch_id,
+                workdir=f"{prefix}{element}",
+                state=state,
+                state_since=since,
+                queued_at=queued_at,
+            )
+        )
         states.append(state)
-    bulk_set_rows(Job, ["batch_id", "workdir", "state", "state_since", "queued_at"], rows)
+    Job.objects.bulk_update(
+        objs, ["submission", "backend", "batch_id", "workdir", "state", "state_since", "queued_at"]
+    )
     return states
 
 

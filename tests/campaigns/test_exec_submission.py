@@ -333,3 +333,31 @@ def test_claim_splits_by_resource_request_and_keeps_element_order(
     assert Job.objects.filter(stage=stage, state=JobState.QUEUED).count() == 10
     stage.refresh_from_db()
     assert (stage.n_ready, stage.n_queued) == (0, 10)
+
+
+@pytest.mark.django_db
+def test_a_claim_holds_its_jobs_by_listing_them_until_recorded(
+    exec_env, fake_backend, experiment, operator, settings
+):
+    settings.OPOS_BACKEND_CAPACITY = {"local": 1000}
+    template = demo_template(experiment, stages=DEMO_STAGES[:1])
+    campaign, _request = launch(experiment, operator, events=50, per_job=10, template=template)
+    stage = campaign.stages.get()
+
+    [(first, rows)] = submission.claim(stage, 3)  # the worker then dies: never recorded
+    [(second, _)] = submission.claim(stage, 10)
+
+    assert first.job_ids == [row["id"] for row in rows]
+    assert len(first.job_ids) == 3 and len(second.job_ids) == 2
+    assert not set(first.job_ids) & set(second.job_ids)  # no job claimed twice
+    assert submission.claim(stage, 10) == []  # all five held
+    # The claim writes no job row: they are linked only when recorded.
+    assert not Job.objects.filter(submission__isnull=False).exists()
+    claimed_by_second = list(second.job_ids)
+    submission.submit_claimed(second, stage)
+    linked = Job.objects.filter(submission=second).order_by("index", "id")
+    assert list(linked.values_list("id", flat=True)) == claimed_by_second
+    assert Submission.objects.get(pk=second.pk).job_ids == []  # the links say it now
+    assert recovery.recover(grace_s=0).resubmitted == [first.token]
+    assert Job.objects.filter(stage=stage, state=JobState.QUEUED).count() == 5
+    assert len(set(Job.objects.filter(stage=stage).values_list("batch_id", flat=True))) == 5
