@@ -45,7 +45,13 @@ else
     log_name=""
 fi
 OPOS_JOB_DIR="$OPOS_ARRAY_DIR/$index"
-mkdir -p -- "$OPOS_JOB_DIR" && cd -- "$OPOS_JOB_DIR" || exit 2
+if ! { mkdir -p -- "$OPOS_JOB_DIR" && cd -- "$OPOS_JOB_DIR"; }; then
+    # Exit 93, the wrapper's "output area" status, so the failure is classified as storage
+    # and retried: the work area is full or unwritable (and with no folder there is no
+    # stderr.log for the classifier to read "No space left on device" in).
+    echo "job_shim.sh: cannot make the element folder $OPOS_JOB_DIR" >&2
+    exit 93
+fi
 export OPOS_JOB_DIR
 export OPOS_ARRAY_INDEX="$index"
 rm -f exit_code # a stale one from an earlier attempt (requeue)

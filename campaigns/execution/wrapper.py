@@ -63,7 +63,9 @@ EXIT_CODE_MISMATCH = 91
 EXIT_CODE_MISSING = 92
 """The registered code cannot be read or started."""
 EXIT_OUTPUT_AREA = 93
-"""The manifest could not be written (no space left, read-only area)."""
+"""The manifest could not be written (no space left, read-only area). The batch backends'
+job shim (campaigns/batch/job_shim.sh) exits with it too when it cannot make the element
+folder."""
 
 PREFIX = "opos-wrapper:"
 CHUNK = 1 << 20
