@@ -3,7 +3,9 @@
     .venv/bin/python -m bench.submit --db bench8 [--jobs 10000] [--repeat 3] [--out r.json]
 
 Ours is the real submit path, ``campaigns.execution.submission.submit_stage``: claim (one
-transaction), write the element folders, one ``sbatch --array``, record (one transaction).
+transaction), write the array's job descriptions (``array.json`` and ``jobs.jsonl`` in the
+array folder; element folders are made by the job shim when each element starts), one
+``sbatch --array``, record (one transaction), each part timed at the protocol's checkpoints.
 The floor is what no implementation can avoid: one transaction that claims the same
 ready rows with ``SELECT ... FOR UPDATE SKIP LOCKED``, one ``sbatch --array`` of the same
 shim and command from Python's subprocess, and one ``UPDATE ... FROM unnest(...)`` that
@@ -330,8 +332,8 @@ def floor(stage, n: int, partition: str | None) -> tuple[float, set[str]]:
             f"--job-name={token}",
             f"--comment={token}:0:{len(ids)}",
             f"--chdir={array_dir}",
-            f"--output={array_dir}/%a/stdout.log",
-            f"--error={array_dir}/%a/stderr.log",
+            f"--output={array_dir}/logs/%A_%a.out",
+            f"--error={array_dir}/logs/%A_%a.err",
             "--ntasks=1",
             f"--cpus-per-task={stage.cores}",
             f"--mem={stage.memory_mb}M",

@@ -13,6 +13,9 @@ The interface is shaped by the execution rules in DESIGN.md:
 * Files as the last word: each element folder gets an ``exit_code`` file written atomically by
   the job shim, so a job the batch system has forgotten (Slurm keeps finished jobs for MinJobAge
   only) still resolves to succeeded or failed instead of lost.
+* Nothing per element at submission: the caller writes the array's inputs into its folder (a
+  few files whatever the size); each element's folder is made by the backend's job shim when
+  the element starts. A folder that does not exist means the element never started.
 * Transient trouble is not a job state: an unreachable controller or a timed-out command raises
   :class:`BackendUnavailable`; the caller retries later and never marks jobs failed or lost for it.
 """
@@ -37,6 +40,15 @@ CANCELLED_FILE = "cancelled"
 system no longer lists still resolves to cancelled."""
 STDOUT_FILE = "stdout.log"
 STDERR_FILE = "stderr.log"
+"""In the element folder: the job's output and error (on Slurm and HTCondor links, made by the
+job shim, to the batch system's files in ``logs/``)."""
+JOB_SHIM = Path(__file__).with_name("job_shim.sh")
+"""The job shim of the batch systems (Slurm, HTCondor): makes the element folder, runs the
+command in it, writes ``exit_code``."""
+LOGS_DIR = "logs"
+"""In the array folder, made once per submission: the batch system's output and error files,
+``<batch id>.out``/``.err``. They must be named before the job starts, when its element folder
+does not exist yet."""
 
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -86,9 +98,10 @@ class BackendUnavailable(BackendError):
 class ArraySpec:
     """One array submission: ``size`` elements running the same command in their own folders.
 
-    ``array_dir`` holds the per-element work folders ``0`` .. ``size-1``, created by the caller
-    with the job's input files (parameters as a JSON file, say). Each element runs ``argv`` as an
-    argument list (never joined into a shell string) with its folder as working directory and the
+    ``array_dir`` exists (the caller made it, with whatever the command reads: the array's job
+    descriptions, say). Element ``i`` runs in ``array_dir/i``, which the backend makes when the
+    element starts (before that it does not exist). Each element runs ``argv`` as an argument
+    list (never joined into a shell string) with its folder as working directory and the
     environment variables ``OPOS_JOB_DIR``, ``OPOS_ARRAY_INDEX`` and ``environment``.
     """
 
@@ -243,6 +256,23 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
+def check_array_dir(spec: ArraySpec) -> None:
+    """The array folder must exist (with the caller's inputs); ``logs/`` is made in it."""
+    if not spec.array_dir.is_dir():
+        raise BackendError(f"array folder missing: {spec.array_dir}")
+    try:
+        (spec.array_dir / LOGS_DIR).mkdir(exist_ok=True)
+    except OSError as exc:
+        raise BackendError(f"cannot make {spec.array_dir / LOGS_DIR}: {exc}") from exc
+
+
+def mark_cancelled(workdir: Path, text: str) -> None:
+    """Write the cancel marker into an element folder, making the folder if the element never
+    started (so a cancelled element the batch system forgets resolves to cancelled, not lost)."""
+    workdir.mkdir(exist_ok=True)
+    write_atomic(workdir / CANCELLED_FILE, text)
+
+
 def read_exit_code(workdir: Path | str) -> int | None:
     """The exit status the job shim recorded in ``workdir``, or None when there is none yet."""
     try:
@@ -273,7 +303,8 @@ def resolve_from_disk(workdir: Path | str) -> JobStatus | None:
 
 
 def resolve_absent(workdir: Path | str, why: str) -> JobStatus:
-    """Status of a job the batch system does not list: from its folder, else lost."""
+    """Status of a job the batch system does not list: from its folder, else lost (also when
+    the folder does not exist: the element never started)."""
     return resolve_from_disk(workdir) or JobStatus(BatchState.LOST, None, why)
 
 

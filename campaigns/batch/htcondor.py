@@ -1,21 +1,25 @@
 """HTCondor backend through the ``htcondor2`` bindings: one cluster of N procs per array.
 
-Submission: one :class:`htcondor2.Submit` description queued ``count`` times. The command runs
-directly (``executable`` = argv[0], ``arguments`` = the rest in the submit language's quoted
-syntax, no shell), with ``initialdir`` = ``array_dir/<index>`` where ``index`` =
-``$(Process) + start``; stdout/stderr/the job event log go into that folder. The token is the
-job attribute ``OposToken`` and the element index ``OposIndex``, so :meth:`find` rebuilds the
-element order from the schedd. Status: one ``schedd.query`` over the clusters asked about, then
-one ``schedd.history`` for the jobs no longer in the queue, then the element folder
+Submission: one :class:`htcondor2.Submit` description queued ``count`` times. The executable is
+the fixed job shim (:file:`job_shim.sh`, shared with Slurm), the arguments the command (argv[0]
+resolved on the submit host) in the submit language's quoted syntax, no shell; ``initialdir`` is
+the array folder. The shim makes the element folder ``array_dir/<index>`` (``index`` =
+``$(Process) + start``, passed as ``OPOS_ARRAY_INDEX``) when the element starts, runs the
+command there and writes ``exit_code``: nothing per element is made at submission. stdout and
+stderr go to ``logs/<cluster>.<proc>.out``/``.err`` (named before the job starts; the shim links
+them into the element folder), the job event log of the whole cluster to ``condor.log``. The
+token is the job attribute ``OposToken`` and the element index ``OposIndex``, so :meth:`find`
+rebuilds the element order from the schedd. Status: one ``schedd.query`` over the clusters
+asked about, then one ``schedd.history`` for the jobs no longer in the queue, then the element
+folder
 (``exit_code``/``cancelled``), else lost.
 
 Assumptions: a shared filesystem (element folders visible on execute nodes;
 ``should_transfer_files = NO``); ``executable`` is resolved on the submit host and must exist at
 the same path on execute nodes. ``partition`` has no HTCondor meaning and is ignored;
 ``account`` becomes ``accounting_group``; ``walltime_s`` becomes ``allowed_job_duration``.
-HTCondor has no ``exit_code`` shim here: the exit code comes from the job ad (``ExitCode``,
-``ExitBySignal``/``ExitSignal``); a job the schedd no longer knows resolves from its folder only
-if something else wrote ``exit_code`` there.
+The exit code comes from the job ad (``ExitCode``, ``ExitBySignal``/``ExitSignal``); a job the
+schedd no longer knows resolves from the ``exit_code`` the shim wrote in its folder.
 
 What is tested and what is not (tests/campaigns/test_batch_htcondor.py): no HTCondor pool runs in
 our test environment, so the schedd calls (``submit``, ``query``, ``history``, ``act``) are not
@@ -38,8 +42,8 @@ from typing import Any
 
 from .base import (
     DEFAULT_TIMEOUT_S,
-    STDERR_FILE,
-    STDOUT_FILE,
+    JOB_SHIM,
+    LOGS_DIR,
     ArraySpec,
     BackendError,
     BackendUnavailable,
@@ -47,6 +51,7 @@ from .base import (
     BatchState,
     JobRef,
     JobStatus,
+    check_array_dir,
     check_start,
     check_token,
     resolve_absent,
@@ -110,6 +115,11 @@ def resolve_executable(name: str) -> str:
     return str(Path(found).absolute())
 
 
+def command(spec: ArraySpec) -> list[str]:
+    """What the shim runs: argv with argv[0] resolved here (the job gets no PATH search)."""
+    return [resolve_executable(spec.argv[0]), *spec.argv[1:]]
+
+
 def build_submit_description(spec: ArraySpec, start: int = 0) -> dict[str, str]:
     """The submit description (submit language, as a dict) for elements ``start``.. of ``spec``.
 
@@ -117,16 +127,15 @@ def build_submit_description(spec: ArraySpec, start: int = 0) -> dict[str, str]:
     """
     check_start(spec, start)
     array_dir = escape_macros(str(spec.array_dir))
-    element_dir = f"{array_dir}/$INT({INDEX_MACRO})"
     description = {
         "universe": "vanilla",
-        "executable": escape_macros(resolve_executable(spec.argv[0])),
+        "executable": escape_macros(str(JOB_SHIM)),
         "transfer_executable": "false",
-        "arguments": format_arguments(spec.argv[1:]),
+        "arguments": format_arguments(command(spec)),
         INDEX_MACRO: f"$(Process) + {start}",
-        "initialdir": element_dir,
-        "output": STDOUT_FILE,
-        "error": STDERR_FILE,
+        "initialdir": array_dir,
+        "output": f"{LOGS_DIR}/$(Cluster).$(Process).out",
+        "error": f"{LOGS_DIR}/$(Cluster).$(Process).err",
         "log": EVENT_LOG_FILE,
         "should_transfer_files": "NO",
         "request_cpus": str(spec.cores),
@@ -134,7 +143,11 @@ def build_submit_description(spec: ArraySpec, start: int = 0) -> dict[str, str]:
         "allowed_job_duration": str(spec.walltime_s),
         "environment": format_environment(
             spec.environment,
-            raw={"OPOS_JOB_DIR": element_dir, "OPOS_ARRAY_INDEX": f"$INT({INDEX_MACRO})"},
+            raw={
+                "OPOS_ARRAY_DIR": array_dir,
+                "OPOS_ARRAY_INDEX": f"$INT({INDEX_MACRO})",
+                "OPOS_LOG_NAME": "$(Cluster).$(Process)",
+            },
         ),
         "+OposToken": f'"{spec.token}"',
         "+OposIndex": f"$INT({INDEX_MACRO})",
@@ -155,9 +168,9 @@ def make_submit(spec: ArraySpec, start: int = 0) -> Any:
     submit = htcondor2.Submit(description)
     # Expansion happens with Process = 0, i.e. for element `start`.
     expected = {
-        "executable": resolve_executable(spec.argv[0]),
-        "arguments": '"' + " ".join(_quote_v2(a) for a in spec.argv[1:]) + '"',
-        "initialdir": f"{spec.array_dir}/{start}",
+        "executable": str(JOB_SHIM),
+        "arguments": '"' + " ".join(_quote_v2(a) for a in command(spec)) + '"',
+        "initialdir": str(spec.array_dir),
     }
     for key, value in expected.items():
         if submit.expand(key) != value:
@@ -269,6 +282,7 @@ class HTCondorBackend(BatchBackend):
 
     def submit(self, spec: ArraySpec, start: int = 0) -> list[str]:
         submit = make_submit(spec, start)
+        check_array_dir(spec)
         schedd = self._schedd()
         result = self._call("submit", schedd.submit, submit, count=spec.size - start)
         cluster, first = result.cluster(), result.first_proc()

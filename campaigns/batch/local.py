@@ -11,9 +11,10 @@ Hence no state lives in memory; everything is on disk, changed under an exclusiv
                                      has been started (or skipped because cancelled)
     ``pending/<ns>-<token>.<start>`` arrays with elements still waiting for a slot (FIFO)
     ``running/<token>.<index>``      one per started element still counted against the slots
-``<array_dir>/<index>/``
+``<array_dir>/<index>/``  made when the element starts (or is cancelled before it starts)
     ``pid``        ``<pid> <start time>`` of the element's runner (the start time guards
                    against pid reuse)
+    ``stdout.log``, ``stderr.log``  written there by the runner
     ``exit_code``  written atomically by :mod:`campaigns.batch.local_runner`
     ``cancelled``  written by :meth:`LocalBackend.cancel` before it kills the process group
 
@@ -48,10 +49,12 @@ from .base import (
     BatchState,
     JobRef,
     JobStatus,
+    check_array_dir,
     check_start,
     check_token,
     default_state_dir,
     job_environment,
+    mark_cancelled,
     read_exit_code,
     resolve_absent,
     resolve_from_disk,
@@ -150,9 +153,7 @@ class LocalBackend(BatchBackend):
 
     def submit(self, spec: ArraySpec, start: int = 0) -> list[str]:
         check_start(spec, start)
-        missing = [i for i in range(start, spec.size) if not spec.element_dir(i).is_dir()]
-        if missing:
-            raise BackendError(f"element folders missing in {spec.array_dir}: {missing[:5]}")
+        check_array_dir(spec)
         key = f"{spec.token}.{start}"
         with self._locked():
             for rec in self._records(spec.token):
@@ -204,7 +205,7 @@ class LocalBackend(BatchBackend):
                 workdir = Path(rec["array_dir"]) / str(index)
                 if read_exit_code(workdir) is not None:
                     continue  # already finished
-                write_atomic(workdir / CANCELLED_FILE, f"{time.time()}\n")
+                mark_cancelled(workdir, f"{time.time()}\n")
                 entry = _read_pid(workdir)
                 if _alive(entry):
                     assert entry is not None
@@ -320,6 +321,9 @@ class LocalBackend(BatchBackend):
         env = job_environment(rec["environment"])
         env["OPOS_JOB_DIR"] = str(workdir)
         env["OPOS_ARRAY_INDEX"] = str(index)
+        # The element folder is made when the element starts, as the batch systems' job shim
+        # does: nothing per element at submission.
+        workdir.mkdir(exist_ok=True)
         with open(workdir / "stderr.log", "ab") as err:
             child = subprocess.Popen(  # noqa: S603 - argument list, no shell
                 [self.python, "-I", str(RUNNER), str(workdir), *rec["argv"]],

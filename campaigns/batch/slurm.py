@@ -1,12 +1,17 @@
 """Slurm backend: one ``sbatch --array`` per array, one ``squeue --json`` per poll.
 
 Submission: ``sbatch --parsable --array=0-(m-1) --job-name=<token> --comment=<token>:<offset>:<m>
-... slurm_job.sh ARGV...``. The fixed shim :file:`slurm_job.sh` finds its element folder from
-``OPOS_ARRAY_DIR`` + ``OPOS_ARRAY_OFFSET`` + ``SLURM_ARRAY_TASK_ID`` (both variables reach the
-job through the environment sbatch exports; nothing is built into an ``--export`` string), runs
-ARGV there and writes ``exit_code``. Arrays larger than the site's ``MaxArraySize`` go in chunks
-of at most that size, each with its own offset; the comment carries token, offset and chunk size
-so :meth:`SlurmBackend.find` can rebuild the element order from the batch system alone.
+--output=<array_dir>/logs/%A_%a.out ... job_shim.sh ARGV...``. The fixed shim :file:`job_shim.sh`
+computes its element index as ``OPOS_ARRAY_OFFSET`` + ``SLURM_ARRAY_TASK_ID`` (both variables
+reach the job through the environment sbatch exports; nothing is built into an ``--export``
+string), makes the element folder ``OPOS_ARRAY_DIR/<index>``, links the log files into it as
+``stdout.log``/``stderr.log``, runs ARGV there and writes ``exit_code``. Slurm opens the log
+files before the shim runs, so they are named by batch id (``%A_%a``) in ``logs/``, a folder
+made once per submission. Arrays larger than the site's ``MaxArraySize`` go in chunks of at
+most that size, each with its own offset: no per-element file or link (Slurm's patterns cannot
+add an offset to ``%a``, and the batch-id names need none). The comment carries token, offset
+and chunk size so :meth:`SlurmBackend.find` can rebuild the element order from the batch system
+alone.
 
 Batch ids are ``<array job id>_<task id>`` (task ids count from 0 within each chunk).
 
@@ -37,10 +42,9 @@ from pathlib import Path
 from typing import Any
 
 from .base import (
-    CANCELLED_FILE,
     DEFAULT_TIMEOUT_S,
-    STDERR_FILE,
-    STDOUT_FILE,
+    JOB_SHIM,
+    LOGS_DIR,
     TERMINAL_STATES,
     ArraySpec,
     BackendError,
@@ -49,17 +53,18 @@ from .base import (
     BatchState,
     JobRef,
     JobStatus,
+    check_array_dir,
     check_start,
     check_token,
     default_state_dir,
     job_environment,
+    mark_cancelled,
     read_exit_code,
     resolve_absent,
     run_command,
     write_atomic,
 )
 
-JOB_SHIM = Path(__file__).with_name("slurm_job.sh")
 BATCH_ID_RE = re.compile(r"^(\d+)(?:_(\d+))?$")
 
 TRANSIENT_ERRORS = (
@@ -368,9 +373,7 @@ class SlurmBackend(BatchBackend):
 
     def submit(self, spec: ArraySpec, start: int = 0) -> list[str]:
         check_start(spec, start)
-        missing = [i for i in range(start, spec.size) if not spec.element_dir(i).is_dir()]
-        if missing:
-            raise BackendError(f"element folders missing in {spec.array_dir}: {missing[:5]}")
+        check_array_dir(spec)
         step = self.max_array_size
         ids: list[str] = []
         for offset in range(start, spec.size, step):
@@ -413,7 +416,7 @@ class SlurmBackend(BatchBackend):
             workdir = self._element_dir(value)
             if workdir is not None and read_exit_code(workdir) is None:
                 with contextlib.suppress(OSError):
-                    write_atomic(workdir / CANCELLED_FILE, "scancel\n")
+                    mark_cancelled(workdir, "scancel\n")
         self._run(
             ["scancel", *targets],
             ignore=("invalid job id", "already completing or completed", "job/step already"),
@@ -515,8 +518,7 @@ class SlurmBackend(BatchBackend):
         if "\\" in str(spec.array_dir):
             # A backslash switches off all of sbatch's filename patterns (%a included).
             raise BackendError(f"Slurm cannot take a backslash in the path: {spec.array_dir}")
-        out_dir = spec.array_dir if offset == 0 else self._chunk_view(spec, offset, count)
-        pattern = str(out_dir).replace("%", "%%")
+        pattern = str(spec.array_dir / LOGS_DIR).replace("%", "%%")
         argv = [
             "sbatch",
             "--parsable",
@@ -524,8 +526,8 @@ class SlurmBackend(BatchBackend):
             f"--job-name={spec.token}",
             f"--comment={spec.token}:{offset}:{count}",
             f"--chdir={spec.array_dir}",
-            f"--output={pattern}/%a/{STDOUT_FILE}",
-            f"--error={pattern}/%a/{STDERR_FILE}",
+            f"--output={pattern}/%A_%a.out",
+            f"--error={pattern}/%A_%a.err",
             "--ntasks=1",
             f"--cpus-per-task={spec.cores}",
             f"--mem={spec.memory_mb}M",
@@ -554,20 +556,6 @@ class SlurmBackend(BatchBackend):
             raise BackendError(f"sbatch printed no job id: {out!r}")
         self._record_chunk(spec, offset, count, job_id)
         return job_id
-
-    def _chunk_view(self, spec: ArraySpec, offset: int, count: int) -> Path:
-        """A folder whose entry ``t`` links to element ``offset + t``.
-
-        Slurm's output file patterns cannot add an offset to ``%a``; through this view the
-        output of task ``t`` of a chunk still lands in its element folder.
-        """
-        view = spec.array_dir / f".chunk-{offset}"
-        view.mkdir(exist_ok=True)
-        for task in range(count):
-            link = view / str(task)
-            if not link.is_symlink():
-                link.symlink_to(Path("..") / str(offset + task))
-        return view
 
     def _record_chunk(self, spec: ArraySpec, offset: int, count: int, job_id: str) -> None:
         record = self._read_token(spec.token) or {

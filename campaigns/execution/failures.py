@@ -99,7 +99,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         FailureClass.STORAGE,
         RetryAction.RETRY,
         frozenset({EXIT_OUTPUT_AREA}),
-        description="the outputs could not be written",
+        description="the outputs (or the job's folder) could not be written",
     ),
     Rule(
         FailureClass.STORAGE,

@@ -43,7 +43,7 @@ from ..models import Campaign, CampaignEvent, Dataset, Job, OutputFile, Stage, S
 from ..services.errors import CampaignError, require_operator
 from ..services.planning import recount_stages
 from . import backends
-from .submission import grace_seconds, record, submit_claimed
+from .submission import element_ids, grace_seconds, record, submit_claimed
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -104,7 +104,10 @@ def resolve_submission(submission: Submission) -> str:
     if len(found) == submission.size:
         record(submission, found)
         return "adopted"
-    if not found and not submission.jobs.filter(state=JobState.READY).exists():
+    if (
+        not found
+        and not Job.objects.filter(pk__in=element_ids(submission), state=JobState.READY).exists()
+    ):
         # Every job was cancelled before anything reached the batch system.
         Submission.objects.filter(pk=submission.pk, state=SubmissionState.SUBMITTING).update(
             state=SubmissionState.FAILED, error="nothing left to submit (jobs cancelled)"

@@ -2,15 +2,25 @@
 
 For each stage the scheduler lets submit ``n`` jobs:
 
-1. **claim** (one transaction): lock up to ``n`` ready, unclaimed jobs of the stage with
-   ``select_for_update(skip_locked=True)``; record a ``Submission`` with a unique token in
-   state ``submitting`` and link the jobs to it with a compare-and-set (``state=ready,
-   submission=NULL``), which is what holds on SQLite, where row locks do not exist.
-   COMMIT. From here on the database knows the token before the batch system does.
-2. **prepare**: write each element folder and its job description (idempotent: files only).
+1. **claim** (one transaction): lock up to ``n`` ready jobs of the stage that no
+   submission holds (``FOR UPDATE SKIP LOCKED``), read again, under those locks, which jobs
+   the submissions in flight hold and drop those, and record a ``Submission`` with a unique
+   token in state ``submitting`` that lists its jobs (``job_ids``, element order). COMMIT.
+   From here on the database knows the token and the jobs before the batch system does.
+   The job rows are not written: linking 10,000 of them here and writing them again in
+   step 4 cost twice the database work of one pass (and a foreign-key check per row).
+2. **prepare**: write the array's job descriptions into its folder, two files whatever its
+   size (idempotent: files only, each written whole or not at all). Element folders are
+   made by the backend's job shim when the element starts, not here.
 3. **submit**: one ``backend.submit`` of the whole array, with the token.
-4. **record** (one transaction): batch ids onto the jobs, jobs ``ready -> queued``, stage
-   counters, submission ``submitted``. COMMIT.
+4. **record** (one transaction): the jobs linked to the submission with their batch ids
+   (compare-and-set: no other submission holds them), ``ready -> queued``, stage counters,
+   submission ``submitted``. COMMIT.
+
+Claim and record send a few statements whatever the array's size and build no model
+instance per job (on PostgreSQL one ``SELECT ... FOR UPDATE SKIP LOCKED`` claims, one
+``UPDATE ... FROM unnest(...)`` records): 10,000 jobs must cost about what the batch
+system's own call and one write of the rows cost (issue 8, bench/submit.py).
 
 A crash between 1 and 4 leaves the submission in ``submitting``; ``recovery`` asks the
 backend for the token after a grace period longer than the submit task's hard time limit
@@ -34,8 +44,8 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from requests_app.choices import RequestState
@@ -46,8 +56,9 @@ from ..choices import JobState, SubmissionState
 from ..models import Job, OutputFile, Stage, Submission
 from ..services.planning import plan_cycle
 from . import backends
-from .bulk import bulk_set
-from .wrapper import SPEC_FILE
+from .wrapper import ARRAY_FILE, JOBS_FILE, SPEC_FILE
+
+__all__ = ["ARRAY_FILE", "CHECKPOINTS", "JOBS_FILE", "SPEC_FILE", "submit_ready", "submit_stage"]
 
 log = logging.getLogger(__name__)
 
@@ -195,64 +206,136 @@ def submit_stage(stage_id: int, limit: int) -> list[Submission]:
     claimed = claim(stage, limit)
     checkpoint("claimed")
     done = []
-    for submission in claimed:
-        submit_claimed(submission, stage)
+    for submission, rows in claimed:
+        submit_claimed(submission, stage, jobs=rows)
         done.append(submission)
     return done
 
 
-def claim(stage: Stage, limit: int) -> list[Submission]:
-    """Step 1: record submissions in ``submitting`` and link their jobs; commit."""
-    backend_name = stage.campaign.backend
+JOB_FIELDS = (
+    "id",
+    "index",
+    "attempt",
+    "events",
+    "events_first",
+    "input_first",
+    "input_count",
+    "input_files",
+    "memory_mb",
+    "walltime_s",
+)
+"""What prepare needs of each job; claim returns it so that prepare need not read it again."""
+
+Rows = list[dict[str, Any]]
+
+
+def claim(stage: Stage, limit: int) -> list[tuple[Submission, Rows]]:
+    """Step 1: record submissions in ``submitting`` with the jobs they claim; commit.
+
+    Returns each submission with its jobs' fields (:data:`JOB_FIELDS`) in element order.
+    """
     with transaction.atomic():
-        rows = list(
-            Job.objects.select_for_update(skip_locked=True)
-            .filter(stage=stage, state=JobState.READY, submission__isnull=True)
-            .order_by(*ORDER)
-            .values_list("id", "memory_mb", "walltime_s")[:limit]
+        held = claimed_ids(stage.pk)
+        rows = _lock_ready(stage, limit, held)
+        if not rows:
+            return []
+        # Another worker's claim may have committed between the read above and our locks
+        # (its rows were locked until then, so we skipped or waited for them): read again,
+        # now that we hold the locks, and leave what it took. On SQLite the write lock taken
+        # at BEGIN (IMMEDIATE) already orders the two claims.
+        again = claimed_ids(stage.pk)
+        if again != held:
+            rows = [row for row in rows if row["id"] not in again]
+        groups = _grouped(rows)
+        submissions = Submission.objects.bulk_create(
+            [
+                Submission(
+                    token=new_token(stage.pk),
+                    stage=stage,
+                    backend=stage.campaign.backend,
+                    state=SubmissionState.SUBMITTING,
+                    size=len(group),
+                    job_ids=[row["id"] for row in group],
+                )
+                for group in groups
+            ]
         )
-        groups: dict[tuple[Any, Any], list[int]] = defaultdict(list)
-        for job_id, memory, walltime in rows:
-            groups[(memory, walltime)].append(job_id)
-        submissions = []
-        for ids in groups.values():
-            submission = Submission.objects.create(
-                token=new_token(stage.pk),
-                stage=stage,
-                backend=backend_name,
-                state=SubmissionState.SUBMITTING,
-                size=len(ids),
-            )
-            won = Job.objects.filter(
-                pk__in=ids, state=JobState.READY, submission__isnull=True
-            ).update(submission=submission, backend=backend_name)
-            if won != len(ids):
-                # Another worker got some of them first (SQLite has no row locks).
-                submission.size = won
-                if not won:
-                    submission.delete()
-                    continue
-                submission.save(update_fields=["size"])
-            submissions.append(submission)
-    return submissions
+    return list(zip(submissions, groups, strict=True))
+
+
+def claimed_ids(stage_id: int) -> set[int]:
+    """Jobs of the stage that submissions in flight (``submitting``) hold."""
+    held: set[int] = set()
+    for ids in Submission.objects.filter(
+        stage_id=stage_id, state=SubmissionState.SUBMITTING
+    ).values_list("job_ids", flat=True):
+        held.update(ids or ())
+    return held
+
+
+def element_ids(submission: Submission) -> list[int]:
+    """The submission's jobs in element order: its claim while ``submitting``, else (and for
+    submissions claimed by earlier versions, which linked the jobs at once) its links."""
+    if submission.job_ids:
+        return list(submission.job_ids)
+    return list(
+        Job.objects.filter(submission=submission).order_by(*ORDER).values_list("id", flat=True)
+    )
+
+
+def _lock_ready(stage: Stage, limit: int, held: set[int]) -> Rows:
+    """Lock and read up to ``limit`` ready jobs no submission holds, in element order."""
+    if connection.vendor != "postgresql":
+        query = Job.objects.select_for_update(skip_locked=True).filter(
+            stage=stage, state=JobState.READY, submission__isnull=True
+        )
+        if held:
+            query = query.exclude(pk__in=held)
+        return list(query.order_by(*ORDER).values(*JOB_FIELDS)[:limit])
+    columns = ", ".join(connection.ops.quote_name(f) for f in JOB_FIELDS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {columns} FROM campaigns_job WHERE stage_id = %s AND state = %s "  # noqa: S608 - names are ours
+            "AND submission_id IS NULL AND NOT (id = ANY(%s::bigint[])) "
+            "ORDER BY index, id LIMIT %s FOR UPDATE SKIP LOCKED",
+            [stage.pk, JobState.READY, sorted(held), limit],
+        )
+        rows = [dict(zip(JOB_FIELDS, row, strict=True)) for row in cursor.fetchall()]
+    for row in rows:
+        # Django's psycopg setup hands jsonb over as text; the ORM would decode it.
+        if isinstance(row["input_files"], str):
+            row["input_files"] = json.loads(row["input_files"])
+    return rows
+
+
+def _grouped(rows: Rows) -> list[Rows]:
+    """Rows split by resource request, each group in element order ``(index, id)``."""
+    groups: dict[tuple[Any, Any], Rows] = defaultdict(list)
+    for row in sorted(rows, key=lambda r: (r["index"], r["id"])):
+        groups[(row["memory_mb"], row["walltime_s"])].append(row)
+    return sorted(groups.values(), key=len, reverse=True)
 
 
 def submit_claimed(
-    submission: Submission, stage: Stage | None = None, found: Sequence[str] = ()
+    submission: Submission,
+    stage: Stage | None = None,
+    found: Sequence[str] = (),
+    jobs: Rows | None = None,
 ) -> None:
     """Steps 2-4 for a claimed submission: prepare, call the backend, record.
 
     ``found`` are the batch ids the backend already has for the first elements (recovery of
-    an array cut short): only the elements after them are prepared and submitted.
+    an array cut short): only the elements after them are submitted. ``jobs`` are the rows
+    claim returned (read again when not given).
     """
     stage = stage or Stage.objects.select_related("campaign").get(pk=submission.stage_id)
     start = len(found)
     try:
-        jobs = prepare(submission, stage, start)
+        jobs = prepare(submission, stage, jobs)
     except OSError as exc:
         # The work area is full or unwritable: nothing reached the batch system yet, so the
         # jobs go back to ready and the stage pauses (a refused submission).
-        problem = BackendError(f"cannot write the job folders: {exc.strerror or exc}")
+        problem = BackendError(f"cannot write the job descriptions: {exc.strerror or exc}")
         refused(submission, problem)
         raise problem from exc
     checkpoint("prepared")
@@ -271,7 +354,7 @@ def submit_claimed(
         refused(submission, exc)
         raise
     checkpoint("submitted")
-    record(submission, [*found, *new_ids])
+    record(submission, [*found, *new_ids], stage, [job["id"] for job in jobs])
     checkpoint("recorded")
 
 
@@ -284,46 +367,37 @@ def refused(submission: Submission, exc: Exception) -> None:
         log.exception("submission %s: refused and its token cannot be resolved", submission.token)
         return  # stays `submitting`; recovery (and a human, if it persists) resolves it
     with transaction.atomic():
-        jobs = list(
-            Job.objects.filter(submission=submission).order_by(*ORDER).values_list("id", flat=True)
-        )
+        jobs = element_ids(submission)
         keep = jobs[: len(found)]
-        Job.objects.filter(pk__in=jobs[len(found) :], state=JobState.READY).update(
-            submission=None, backend="", workdir=""
-        )
+        if not submission.job_ids:  # claimed by an earlier version: linked at once
+            Job.objects.filter(pk__in=jobs[len(found) :], state=JobState.READY).update(
+                submission=None, backend="", workdir=""
+            )
         if keep:
+            # The rest is released by leaving the claim.
             Submission.objects.filter(pk=submission.pk).update(
-                size=len(keep), error=str(exc)[:2000]
+                size=len(keep), job_ids=keep if submission.job_ids else [], error=str(exc)[:2000]
             )
             submission.size = len(keep)
         else:
             Submission.objects.filter(pk=submission.pk, state=SubmissionState.SUBMITTING).update(
-                state=SubmissionState.FAILED, error=str(exc)[:2000], updated=timezone.now()
+                state=SubmissionState.FAILED,
+                job_ids=[],
+                error=str(exc)[:2000],
+                updated=timezone.now(),
             )
     if keep:
-        record(submission, found)
+        record(submission, found, job_ids=keep)
 
 
 # --- steps 2 and 4 ---------------------------------------------------------------------------
 
 
-def _job_rows(submission: Submission) -> list[dict[str, Any]]:
-    return list(
-        Job.objects.filter(submission=submission)
-        .order_by(*ORDER)
-        .values(
-            "id",
-            "index",
-            "attempt",
-            "events",
-            "events_first",
-            "input_first",
-            "input_count",
-            "input_files",
-            "memory_mb",
-            "walltime_s",
-        )
-    )
+def _job_rows(submission: Submission) -> Rows:
+    """The submission's jobs (:data:`JOB_FIELDS`) in element order."""
+    ids = element_ids(submission)
+    rows = {row["id"]: row for row in Job.objects.filter(pk__in=ids).values(*JOB_FIELDS)}
+    return [rows[i] for i in ids if i in rows]
 
 
 def _inputs(stage: Stage, jobs: Sequence[dict[str, Any]]) -> dict[int, list[str]]:
@@ -365,47 +439,88 @@ def _inputs(stage: Stage, jobs: Sequence[dict[str, Any]]) -> dict[int, list[str]
     return paths
 
 
-def job_description(stage: Stage, job: dict[str, Any], inputs: list[str]) -> dict[str, Any]:
-    """The job description (``opos-job.json``): data only. The wrapper checks the code
-    against ``code.sha256`` and hands the rest to the code as ``job.json``."""
+def common_description(stage: Stage, memory_mb: int | None, walltime_s: int | None) -> dict:
+    """What every element of an array shares (``array.json``): the code, the parameters, the
+    stage, and the resources (one resource request per array, see ``claim``)."""
     return {
-        "job": job["id"],
         "campaign": stage.campaign_id,
         "stage": stage.name,
         "stage_id": stage.pk,
-        "index": job["index"],
-        "attempt": job["attempt"],
-        "events": job["events"],
-        "first_event": job["events_first"],
         "parameters": stage.parameters or {},
-        "inputs": inputs,
-        "input_files": job["input_files"] or [],
         "output_dataset": stage.output_dataset.name if stage.output_dataset_id else "",
         "code": {"path": stage.code_location, "sha256": stage.code_sha256},
         "resources": {
             "cores": stage.cores,
-            "memory_mb": job["memory_mb"] or stage.memory_mb,
-            "walltime_s": job["walltime_s"] or stage.walltime_s,
+            "memory_mb": memory_mb or stage.memory_mb,
+            "walltime_s": walltime_s or stage.walltime_s,
         },
     }
 
 
-def prepare(submission: Submission, stage: Stage, start: int = 0) -> list[dict[str, Any]]:
-    """Step 2: write the element folders ``start`` .. ``size - 1`` with their descriptions."""
-    jobs = _job_rows(submission)
+def element_description(job: dict[str, Any], inputs: list[str]) -> dict[str, Any]:
+    """One element's own fields (its line of ``jobs.jsonl``)."""
+    return {
+        "job": job["id"],
+        "index": job["index"],
+        "attempt": job["attempt"],
+        "events": job["events"],
+        "first_event": job["events_first"],
+        "inputs": inputs,
+        "input_files": job["input_files"] or [],
+    }
+
+
+_LINE = (
+    '{{"job":{:d},"index":{:d},"attempt":{:d},"events":{:d},"first_event":{:d},'
+    '"inputs":{},"input_files":{}}}\n'
+)
+
+
+def element_line(job: dict[str, Any], inputs: list[str]) -> str:
+    """``element_description`` as one line of JSON, formatted by hand: ``json.dumps`` of
+    10,000 small objects took 60-240 ms, most of submitting an array once the folders were
+    gone. The numbers are integer columns (``%d`` refuses anything else); lists go through
+    ``json.dumps``. Tests check that every line decodes to ``element_description``."""
+    return _LINE.format(
+        job["id"],
+        job["index"],
+        job["attempt"],
+        job["events"],
+        job["events_first"],
+        json.dumps(inputs) if inputs else "[]",
+        json.dumps(job["input_files"]) if job["input_files"] else "[]",
+    )
+
+
+def job_description(stage: Stage, job: dict[str, Any], inputs: list[str]) -> dict[str, Any]:
+    """The whole description of one job, as the wrapper puts it together: data only. The
+    wrapper checks the code against ``code.sha256`` and hands the rest to the code as
+    ``job.json``."""
+    return {
+        **common_description(stage, job["memory_mb"], job["walltime_s"]),
+        **element_description(job, inputs),
+    }
+
+
+def prepare(submission: Submission, stage: Stage, jobs: Rows | None = None) -> Rows:
+    """Step 2: write the array's descriptions, ``array.json`` and ``jobs.jsonl``.
+
+    Every element is written, also on a resubmission of an array cut short: the elements
+    already running read the file too, and its content is the same (the rename swaps in an
+    equal file). Returns the jobs in element order.
+    """
+    jobs = _job_rows(submission) if jobs is None else jobs
     if len(jobs) != submission.size:
         raise BackendError(
             f"submission {submission.token}: {len(jobs)} jobs linked, {submission.size} recorded"
         )
-    inputs = _inputs(stage, jobs[start:])
+    inputs = _inputs(stage, jobs)
     root = backends.array_dir(stage.campaign_id, stage.pk, submission.token)
-    for element, job in enumerate(jobs):
-        if element < start:
-            continue
-        folder = root / str(element)
-        folder.mkdir(parents=True, exist_ok=True)
-        description = job_description(stage, job, inputs.get(job["id"], []))
-        write_atomic(folder / SPEC_FILE, _dumps(description))
+    root.mkdir(parents=True, exist_ok=True)
+    lines = [element_line(job, inputs.get(job["id"], [])) for job in jobs]
+    write_atomic(root / JOBS_FILE, "".join(lines))
+    common = common_description(stage, jobs[0]["memory_mb"], jobs[0]["walltime_s"])
+    write_atomic(root / ARRAY_FILE, _dumps(common))
     return jobs
 
 
@@ -428,57 +543,153 @@ def array_spec(submission: Submission, stage: Stage, jobs: Sequence[dict[str, An
     )
 
 
-def record(submission: Submission, batch_ids: Sequence[str]) -> int:
-    """Step 4: batch ids onto the jobs, ``ready -> queued``, counters, ``submitted``; commit.
+def record(
+    submission: Submission,
+    batch_ids: Sequence[str],
+    stage: Stage | None = None,
+    job_ids: Sequence[int] | None = None,
+) -> int:
+    """Step 4: jobs linked with their batch ids, ``ready -> queued``, counters,
+    ``submitted``; commit.
 
     Jobs cancelled while the submission was in flight (campaign cancelled) keep their
     state and are cancelled at the batch system once this commits. Returns jobs queued.
+    ``job_ids`` are the submission's jobs in element order when the caller has them.
     """
     now = timezone.now()
-    root = backends.array_dir(
-        Stage.objects.values_list("campaign_id", flat=True).get(pk=submission.stage_id),
-        submission.stage_id,
-        submission.token,
+    campaign_id = (
+        stage.campaign_id
+        if stage is not None
+        else Stage.objects.values_list("campaign_id", flat=True).get(pk=submission.stage_id)
     )
-    to_cancel: list[str] = []
+    prefix = f"{backends.array_dir(campaign_id, submission.stage_id, submission.token)}/"
     with transaction.atomic():
+        if job_ids is None:
+            job_ids = element_ids(submission)
+        if len(job_ids) != len(batch_ids):
+            raise BackendError(
+                f"submission {submission.token}: {len(batch_ids)} batch ids for {len(job_ids)} jobs"
+            )
         won = Submission.objects.filter(pk=submission.pk, state=SubmissionState.SUBMITTING).update(
             state=SubmissionState.SUBMITTED,
             batch_id=_array_id(batch_ids),
             submitted_at=now,
             updated=now,
+            job_ids=[],  # the links on the jobs say it from now on
         )
         if not won:
             log.warning("submission %s was recorded by someone else", submission.token)
             return 0
-        jobs = list(Job.objects.select_for_update().filter(submission=submission).order_by(*ORDER))
-        if len(jobs) != len(batch_ids):
+        write = _record_pg if connection.vendor == "postgresql" else _record_orm
+        states = write(submission, job_ids, batch_ids, prefix, now)
+        if len(states) != len(batch_ids):
+            # A job another submission holds or that is gone: roll back, a human looks.
             raise BackendError(
-                f"submission {submission.token}: {len(batch_ids)} batch ids for {len(jobs)} jobs"
+                f"submission {submission.token}: {len(batch_ids)} batch ids, "
+                f"{len(states)} of its jobs free to link"
             )
-        queued = 0
-        for element, (job, batch_id) in enumerate(zip(jobs, batch_ids, strict=True)):
-            job.batch_id = batch_id
-            job.workdir = str(root / str(element))
-            if job.state == JobState.READY:
-                job.state = JobState.QUEUED
-                job.state_since = now
-                job.queued_at = now
-                queued += 1
-            else:
-                to_cancel.append(batch_id)
-        bulk_set(jobs, ["batch_id", "workdir", "state", "state_since", "queued_at"])
+        to_cancel = [b for b, state in zip(batch_ids, states, strict=True) if state != "queued"]
+        queued = len(states) - len(to_cancel)
         if queued:
             Stage.objects.filter(pk=submission.stage_id).update(
                 n_ready=F("n_ready") - queued, n_queued=F("n_queued") + queued
             )
     submission.state = SubmissionState.SUBMITTED
+    submission.job_ids = []
     if to_cancel:
         try:
             backends.backend(submission.backend).cancel(to_cancel)
         except BackendError:
             log.exception("cannot cancel %d jobs of a cancelled campaign", len(to_cancel))
     return queued
+
+
+def _record_pg(
+    submission: Submission,
+    job_ids: Sequence[int],
+    batch_ids: Sequence[str],
+    prefix: str,
+    now: datetime,
+) -> list[str]:
+    """One statement: element ``e`` (job ``job_ids[e]``) is linked to the submission with
+    batch id ``e`` and its folder; the ready ones become queued. Returns each element's new
+    state (``queued``, or what a concurrent cancel made it); a job another submission
+    holds is left out (compare-and-set), and so the caller refuses. The row locks the
+    UPDATE takes, and its re-check of a row another transaction changed meanwhile, make the
+    ``CASE`` see the latest state.
+    The batch ids are joined by position (``unnest``), not subscripted: a subscript walks a
+    text array from its start, 10,000 times 5,000 steps."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            # The compare-and-set is in the CASE, not in the WHERE: there, the OR made the
+            # planner read the whole jobs table into a hash (0.5 s) instead of 10,000 index
+            # lookups. A job another submission holds keeps its link and is reported, and the
+            # caller rolls everything back.
+            "UPDATE campaigns_job AS j SET submission_id = CASE WHEN j.submission_id IS NULL "
+            "THEN %s ELSE j.submission_id END, backend = %s, "
+            "batch_id = v.batch_id, workdir = %s::text || (v.n - 1), "
+            "state = CASE WHEN j.state = %s THEN %s ELSE j.state END, "
+            "state_since = CASE WHEN j.state = %s THEN %s ELSE j.state_since END, "
+            "queued_at = CASE WHEN j.state = %s THEN %s ELSE j.queued_at END "
+            "FROM unnest(%s::bigint[], %s::text[]) WITH ORDINALITY AS v(id, batch_id, n) "
+            "WHERE j.id = v.id RETURNING v.n, j.state, j.submission_id",
+            [
+                submission.pk,
+                submission.backend,
+                prefix,
+                JobState.READY,
+                JobState.QUEUED,
+                JobState.READY,
+                now,
+                JobState.READY,
+                now,
+                list(job_ids),
+                list(batch_ids),
+            ],
+        )
+        rows = sorted(cursor.fetchall())
+        return [state for _n, state, linked in rows if linked == submission.pk]
+
+
+def _record_orm(
+    submission: Submission,
+    job_ids: Sequence[int],
+    batch_ids: Sequence[str],
+    prefix: str,
+    now: datetime,
+) -> list[str]:
+    """The same with the ORM (SQLite: the write transaction is the lock)."""
+    current = {
+        pk: (state, since, queued_at)
+        for pk, state, since, queued_at in Job.objects.select_for_update()
+        .filter(pk__in=job_ids)
+        .filter(Q(submission__isnull=True) | Q(submission=submission))
+        .values_list("id", "state", "state_since", "queued_at")
+    }
+    if len(current) != len(job_ids):
+        return [current[pk][0] for pk in job_ids if pk in current]
+    objs, states = [], []
+    for element, (pk, batch_id) in enumerate(zip(job_ids, batch_ids, strict=True)):
+        state, since, queued_at = current[pk]
+        if state == JobState.READY:
+            state, since, queued_at = JobState.QUEUED, now, now
+        objs.append(
+            Job(
+                pk=pk,
+                submission_id=submission.pk,
+                backend=submission.backend,
+                batch_id=batch_id,
+                workdir=f"{prefix}{element}",
+                state=state,
+                state_since=since,
+                queued_at=queued_at,
+            )
+        )
+        states.append(state)
+    Job.objects.bulk_update(
+        objs, ["submission", "backend", "batch_id", "workdir", "state", "state_since", "queued_at"]
+    )
+    return states
 
 
 def _array_id(batch_ids: Sequence[str]) -> str:

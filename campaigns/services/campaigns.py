@@ -28,8 +28,9 @@ from ..choices import (
     CampaignEventKind,
     CampaignState,
     JobState,
+    SubmissionState,
 )
-from ..models import Campaign, CampaignEvent, CampaignRequest, Dataset, Job, Stage
+from ..models import Campaign, CampaignEvent, CampaignRequest, Dataset, Job, Stage, Submission
 from ..workflow import CAMPAIGN_ACTIONS, OPERATOR_ACTIONS
 from .errors import CampaignError, require_operator
 from .planning import recount_stages
@@ -323,6 +324,15 @@ def _not_started_requests(campaign: Campaign) -> list[int]:
         .filter(Q(submission__isnull=False) | ~Q(state__in=sorted(WAITING_JOB_STATES)))
         .values_list("stage__request_id", flat=True)
         .distinct()
+    )
+    # A submission in flight holds its jobs by listing them (execution/submission.py: claim)
+    # before it links them: those jobs are on their way to a batch system.
+    started.update(
+        Submission.objects.filter(
+            stage__campaign=campaign,
+            stage__request_id__in=candidates,
+            state=SubmissionState.SUBMITTING,
+        ).values_list("stage__request_id", flat=True)
     )
     return [pk for pk in candidates if pk not in started]
 

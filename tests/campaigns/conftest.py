@@ -16,16 +16,18 @@ from campaigns.batch import TERMINAL_STATES, BatchBackend, JobRef, JobStatus
 
 @pytest.fixture
 def make_array(tmp_path: Path) -> Callable[..., Path]:
-    """Create ``array_dir`` with element folders ``0..size-1``; ``files`` per element.
+    """Create ``array_dir``, and element folders ``0..size-1`` only with ``files`` in them.
 
-    ``files(index) -> {name: text}`` writes each element's input files.
+    ``files(index) -> {name: text}`` writes each element's input files. Without them no
+    element folder exists before the backend's shim makes it when the element starts.
     """
 
     def make(size: int, files: Callable[[int], dict[str, str]] | None = None, name: str = "arr"):
         array_dir = tmp_path / name
-        for index in range(size):
+        array_dir.mkdir(parents=True)
+        for index in range(size if files else 0):
             element = array_dir / str(index)
-            element.mkdir(parents=True)
+            element.mkdir()
             for file_name, text in (files(index) if files else {}).items():
                 (element / file_name).write_text(text)
         return array_dir

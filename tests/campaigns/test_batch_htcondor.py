@@ -16,6 +16,7 @@ import pytest
 
 from campaigns.batch import ArraySpec, BackendError, BackendUnavailable, BatchState, JobRef
 from campaigns.batch.htcondor import (
+    JOB_SHIM,
     HTCondorBackend,
     build_submit_description,
     make_submit,
@@ -68,11 +69,14 @@ def test_submit_description_as_htcondor_reads_it(spec):
 
     assert isinstance(submit, htcondor2.Submit)
     assert submit.expand("universe") == "vanilla"
-    assert submit.expand("executable") == sys.executable
+    # The shared job shim makes the element folder when the element starts: the job starts
+    # in the array folder, and its logs are named by batch id in logs/, made at submission.
+    assert submit.expand("executable") == str(JOB_SHIM)
     assert submit.expand("transfer_executable") == "false"
-    assert submit.expand("initialdir") == f"{spec.array_dir}/0"  # proc 0 -> element 0
-    assert submit.expand("output") == "stdout.log"
-    assert submit.expand("error") == "stderr.log"
+    assert submit.expand("initialdir") == str(spec.array_dir)
+    description = build_submit_description(spec)
+    assert description["output"] == "logs/$(Cluster).$(Process).out"
+    assert description["error"] == "logs/$(Cluster).$(Process).err"
     assert submit.expand("log") == "condor.log"
     assert submit.expand("request_cpus") == "4"
     assert submit.expand("request_memory") == "2048MB"
@@ -87,17 +91,17 @@ def test_submit_description_as_htcondor_reads_it(spec):
 def test_resumed_submission_starts_at_its_element(spec):
     submit = make_submit(spec, start=7)
 
-    assert submit.expand("initialdir") == f"{spec.array_dir}/7"
+    assert submit.expand("initialdir") == str(spec.array_dir)
     assert submit.expand("MY.OposIndex") == "7"
     env = dict(e.split("=", 1) for e in split_v2(submit.expand("environment")))
-    assert env["OPOS_ARRAY_INDEX"] == "7"
-    assert env["OPOS_JOB_DIR"] == f"{spec.array_dir}/7"
+    assert env["OPOS_ARRAY_INDEX"] == "7"  # the shim runs element 7 in array_dir/7
+    assert env["OPOS_ARRAY_DIR"] == str(spec.array_dir)
 
 
 def test_arguments_with_shell_metacharacters_stay_literal(spec):
     submit = make_submit(spec)
 
-    assert split_v2(submit.expand("arguments")) == ["-c", "print(1)", *HOSTILE]
+    assert split_v2(submit.expand("arguments")) == [sys.executable, "-c", "print(1)", *HOSTILE]
 
 
 def test_environment_is_literal(spec):
@@ -105,11 +109,13 @@ def test_environment_is_literal(spec):
 
     env = dict(e.split("=", 1) for e in split_v2(submit.expand("environment")))
 
+    log_name = env.pop("OPOS_LOG_NAME")  # $(Cluster).$(Process), known once queued
     assert env == {
         "OPOS_TEST_VAR": "spaces and 'quotes' and \"double\" and $(x)",
-        "OPOS_JOB_DIR": f"{spec.array_dir}/0",
+        "OPOS_ARRAY_DIR": str(spec.array_dir),
         "OPOS_ARRAY_INDEX": "0",
     }
+    assert log_name.endswith(".0")
 
 
 @pytest.mark.parametrize("bad", ["$$(Memory)", "a$(DOLLAR)b", "two\nlines"])
@@ -121,7 +127,7 @@ def test_values_htcondor_cannot_pass_literally_are_refused(tmp_path, bad):
 
 def test_relative_executable_is_resolved_on_the_submit_host(tmp_path):
     description = build_submit_description(ArraySpec("tok-rel", tmp_path, 1, ["sh", "-c", "x"]))
-    assert Path(description["executable"]).is_absolute()
+    assert Path(split_v2(description["arguments"])[0]).is_absolute()
     with pytest.raises(BackendError, match="not found"):
         build_submit_description(ArraySpec("tok-rel", tmp_path, 1, ["no-such-opos-tool"]))
 

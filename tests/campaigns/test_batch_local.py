@@ -261,7 +261,7 @@ def test_spec_validation(tmp_path, kwargs):
         ArraySpec(**{**base, **kwargs})
 
 
-def test_submit_refuses_missing_element_folders(tmp_path, spool):
+def test_submit_refuses_a_missing_array_folder(tmp_path, spool):
     backend = LocalBackend(spool_dir=spool, slots=1)
     with pytest.raises(BackendError, match="missing"):
         backend.submit(ArraySpec("tok-nodir", tmp_path / "nothing", 2, ["true"]))

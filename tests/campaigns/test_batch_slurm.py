@@ -345,3 +345,52 @@ def test_compress_ids():
     assert compress_ids(["7_1", "7_2", "7_5", "9", "8_0"]) == ["9", "7_[1,2,5]", "8_[0]"]
     with pytest.raises(BackendError):
         compress_ids(["7.1"])
+
+
+def run_shim(env: dict, *argv: str) -> subprocess.CompletedProcess:
+    from campaigns.batch.base import JOB_SHIM
+
+    return subprocess.run(
+        ["bash", str(JOB_SHIM), *argv],
+        env={"PATH": os.environ["PATH"], **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_shim_makes_the_element_folder_from_offset_and_task_and_links_the_logs(tmp_path):
+    (tmp_path / "logs").mkdir()
+    env = {
+        "OPOS_ARRAY_DIR": str(tmp_path),
+        "OPOS_ARRAY_OFFSET": "1001",
+        "SLURM_ARRAY_TASK_ID": "7",
+        "SLURM_ARRAY_JOB_ID": "42",
+    }
+    done = run_shim(env, "sh", "-c", 'echo "$OPOS_ARRAY_INDEX $OPOS_JOB_DIR $PWD"; exit 3')
+
+    folder = tmp_path / "1008"
+    assert done.returncode == 3
+    assert done.stdout.split() == ["1008", str(folder), str(folder)]
+    assert (folder / "exit_code").read_text() == "3\n"
+    assert os.readlink(folder / "stdout.log") == "../logs/42_7.out"
+    assert os.readlink(folder / "stderr.log") == "../logs/42_7.err"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["1008", "logs"]  # nothing else
+
+
+def test_shim_takes_the_index_htcondor_computes_and_its_log_name(tmp_path):
+    env = {"OPOS_ARRAY_DIR": str(tmp_path), "OPOS_ARRAY_INDEX": "5", "OPOS_LOG_NAME": "12.3"}
+    assert run_shim(env, "true").returncode == 0
+    assert os.readlink(tmp_path / "5" / "stderr.log") == "../logs/12.3.err"
+
+
+def test_shim_without_a_folder_fails_as_storage(tmp_path):
+    from campaigns.execution.wrapper import EXIT_OUTPUT_AREA
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")  # the element folder cannot be made under a file
+    env = {"OPOS_ARRAY_DIR": str(blocker), "OPOS_ARRAY_INDEX": "0"}
+    done = run_shim(env, "touch", str(tmp_path / "ran"))
+    assert done.returncode == EXIT_OUTPUT_AREA  # classified storage, retried
+    assert "cannot make the element folder" in done.stderr
+    assert not (tmp_path / "ran").exists()

@@ -241,3 +241,129 @@ def test_full_work_area_releases_the_claimed_jobs(
     assert fake_backend.calls["submit"] == 0
     assert Submission.objects.get().state == SubmissionState.FAILED
     assert Job.objects.filter(state=JobState.READY, submission__isnull=True).count() == 2
+
+
+def _submit_counting_queries(experiment, operator, jobs: int) -> tuple[int, Submission]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    template = demo_template(experiment, stages=DEMO_STAGES[:1])
+    campaign, _request = launch(
+        experiment, operator, events=jobs * 10, per_job=10, template=template
+    )
+    stage = campaign.stages.get()
+    with CaptureQueriesContext(connection) as queries:
+        [done] = submission.submit_stage(stage.pk, jobs)
+    return len(queries), done
+
+
+@pytest.mark.django_db
+def test_claim_prepare_and_record_cost_the_same_queries_for_5_or_300_jobs(
+    exec_env, fake_backend, experiment, operator, settings
+):
+    settings.OPOS_BACKEND_CAPACITY = {"local": 1000}
+    small, _ = _submit_counting_queries(experiment, operator, 5)
+    large, done = _submit_counting_queries(experiment, operator, 300)
+
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        assert small == large, "claim and record must not send a statement per job"
+    else:
+        # SQLite's ORM path: bulk_update writes in batches its parameter limit allows.
+        assert large <= small + 4
+    assert small <= 16
+    assert done.size == 300
+    assert Job.objects.filter(submission=done, state=JobState.QUEUED).count() == 300
+
+
+@pytest.mark.django_db
+def test_prepare_writes_two_files_and_no_element_folder(
+    exec_env, fake_backend, experiment, operator, settings
+):
+    from campaigns.execution.wrapper import ARRAY_FILE, JOBS_FILE, load_description
+
+    settings.OPOS_BACKEND_CAPACITY = {"local": 1000}
+    _, done = _submit_counting_queries(experiment, operator, 12)
+
+    jobs = list(Job.objects.filter(submission=done).order_by("index", "id"))
+    array_dir = Path(jobs[0].workdir).parent
+    assert sorted(p.name for p in array_dir.iterdir()) == [ARRAY_FILE, JOBS_FILE]
+    lines = (array_dir / JOBS_FILE).read_text().splitlines()
+    assert len(lines) == 12
+    common = json.loads((array_dir / ARRAY_FILE).read_text())
+    assert common["code"]["sha256"] == done.stage.code_sha256
+    assert common["resources"]["memory_mb"] == done.stage.memory_mb
+    for element, job in enumerate(jobs):
+        assert job.workdir == str(array_dir / str(element))
+        line = json.loads(lines[element])
+        assert (line["job"], line["index"], line["events"]) == (job.pk, job.index, job.events)
+        assert "code" not in line and "parameters" not in line  # shared, written once
+        # What the wrapper of this element will put together once the shim made its folder.
+        folder = Path(job.workdir)
+        folder.mkdir()
+        described = load_description(folder)
+        assert described == submission.job_description(
+            done.stage,
+            {
+                **line,
+                "id": job.pk,
+                "events_first": job.events_first,
+                "input_files": job.input_files,
+                "memory_mb": job.memory_mb,
+                "walltime_s": job.walltime_s,
+            },
+            line["inputs"],
+        )
+
+
+@pytest.mark.django_db
+def test_claim_splits_by_resource_request_and_keeps_element_order(
+    exec_env, fake_backend, experiment, operator, settings
+):
+    settings.OPOS_BACKEND_CAPACITY = {"local": 1000}
+    template = demo_template(experiment, stages=DEMO_STAGES[:1])
+    campaign, _request = launch(experiment, operator, events=100, per_job=10, template=template)
+    stage = campaign.stages.get()
+    # Retries asking for more memory go into an array of their own.
+    Job.objects.filter(stage=stage, index__in=[2, 5, 7]).update(memory_mb=4000)
+
+    done = submission.submit_stage(stage.pk, 100)
+
+    assert sorted(s.size for s in done) == [3, 7]
+    for sub in done:
+        jobs = list(Job.objects.filter(submission=sub).order_by("index", "id"))
+        assert len({j.memory_mb for j in jobs}) == 1
+        assert [j.batch_id for j in jobs] == [f"fake:{sub.token}:{i}" for i in range(sub.size)]
+        assert [j.workdir.rsplit("/", 1)[1] for j in jobs] == [str(i) for i in range(sub.size)]
+    assert Job.objects.filter(stage=stage, state=JobState.QUEUED).count() == 10
+    stage.refresh_from_db()
+    assert (stage.n_ready, stage.n_queued) == (0, 10)
+
+
+@pytest.mark.django_db
+def test_a_claim_holds_its_jobs_by_listing_them_until_recorded(
+    exec_env, fake_backend, experiment, operator, settings
+):
+    settings.OPOS_BACKEND_CAPACITY = {"local": 1000}
+    template = demo_template(experiment, stages=DEMO_STAGES[:1])
+    campaign, _request = launch(experiment, operator, events=50, per_job=10, template=template)
+    stage = campaign.stages.get()
+
+    [(first, rows)] = submission.claim(stage, 3)  # the worker then dies: never recorded
+    [(second, _)] = submission.claim(stage, 10)
+
+    assert first.job_ids == [row["id"] for row in rows]
+    assert len(first.job_ids) == 3 and len(second.job_ids) == 2
+    assert not set(first.job_ids) & set(second.job_ids)  # no job claimed twice
+    assert submission.claim(stage, 10) == []  # all five held
+    # The claim writes no job row: they are linked only when recorded.
+    assert not Job.objects.filter(submission__isnull=False).exists()
+    claimed_by_second = list(second.job_ids)
+    submission.submit_claimed(second, stage)
+    linked = Job.objects.filter(submission=second).order_by("index", "id")
+    assert list(linked.values_list("id", flat=True)) == claimed_by_second
+    assert Submission.objects.get(pk=second.pk).job_ids == []  # the links say it now
+    assert recovery.recover(grace_s=0).resubmitted == [first.token]
+    assert Job.objects.filter(stage=stage, state=JobState.QUEUED).count() == 5
+    assert len(set(Job.objects.filter(stage=stage).values_list("batch_id", flat=True))) == 5

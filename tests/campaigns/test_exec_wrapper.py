@@ -11,13 +11,17 @@ import pytest
 from django.conf import settings
 
 from campaigns.choices import FailureClass, JobState
+from campaigns.execution import submission
 from campaigns.execution.wrapper import (
+    ARRAY_FILE,
     EXIT_BAD_JOB,
     EXIT_CODE_MISMATCH,
     JOB_FILE,
+    JOBS_FILE,
     MANIFEST_FILE,
     SPEC_FILE,
     catalogue_name,
+    load_description,
 )
 from campaigns.models import Job, OutputFile, Stage
 from tests.campaigns.exec_support import (
@@ -57,6 +61,116 @@ def job_folder(tmp_path: Path, script: Path, sha: str, **extra) -> Path:
     job = {"index": 7, "events": 5, "parameters": {}, "code": {"path": str(script), "sha256": sha}}
     (folder / SPEC_FILE).write_text(json.dumps({**job, **extra}))
     return folder
+
+
+def array_folder(tmp_path: Path, script: Path, lines: list[dict]) -> Path:
+    """An array folder as prepare writes it: the shared part and one line per element."""
+    array = tmp_path / "array"
+    array.mkdir()
+    common = {
+        "campaign": 3,
+        "stage": "generation",
+        "stage_id": 9,
+        "parameters": {"seed": 4},
+        "output_dataset": "mc:gen",
+        "code": {"path": str(script), "sha256": hashlib.sha256(script.read_bytes()).hexdigest()},
+        "resources": {"cores": 1, "memory_mb": 500, "walltime_s": 60},
+    }
+    (array / ARRAY_FILE).write_text(json.dumps(common))
+    (array / JOBS_FILE).write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return array
+
+
+def line(n: int) -> dict:
+    return {
+        "job": 100 + n,
+        "index": n,
+        "attempt": 1,
+        "events": 10,
+        "first_event": 10 * n,
+        "inputs": [f"/data/in_{n}.root"],
+        "input_files": [],
+    }
+
+
+def test_wrapper_reads_its_line_of_the_array_and_gives_the_code_the_same_job_json(tmp_path):
+    script = tmp_path / "code.py"
+    script.write_text(ECHO_SCRIPT)
+    array = array_folder(tmp_path, script, [line(n) for n in range(5)])
+    folder = array / "3"  # made by the job shim when element 3 starts
+    folder.mkdir()
+
+    done = run_wrapper(folder)
+
+    assert done.returncode == 0, done.stderr
+    job = json.loads((folder / JOB_FILE).read_text())
+    common = json.loads((array / ARRAY_FILE).read_text())
+    # Exactly what a per-element description of the same job gave the code before.
+    expected = {k: v for k, v in {**common, **line(3)}.items() if k != "code"}
+    assert job == {**expected, "output_dir": "output"}
+    assert json.loads((folder / "output" / "params.json").read_text()) == {"seed": 4}
+    [entry] = json.loads((folder / MANIFEST_FILE).read_text())["files"]
+    assert entry["name"] == "params_000003.json"
+
+
+def test_an_element_folder_with_its_own_description_still_runs(tmp_path):
+    # Jobs submitted by an earlier version have opos-job.json in their folder.
+    script = tmp_path / "code.py"
+    script.write_text(ECHO_SCRIPT)
+    array = array_folder(tmp_path, script, [line(0)])
+    folder = array / "0"
+    folder.mkdir()
+    own = {**line(0), "index": 42, "code": {"path": str(script), "sha256": "0" * 64}}
+    (folder / SPEC_FILE).write_text(json.dumps(own))
+    assert load_description(folder)["index"] == 42
+
+
+@pytest.mark.parametrize("element", ["5", "notanumber"])
+def test_an_element_without_a_line_is_refused(tmp_path, element):
+    script = tmp_path / "code.py"
+    script.write_text(ECHO_SCRIPT)
+    folder = array_folder(tmp_path, script, [line(n) for n in range(5)]) / element
+    folder.mkdir()
+
+    done = run_wrapper(folder)
+
+    assert done.returncode == EXIT_BAD_JOB
+    assert "opos-wrapper: refusing the job description" in done.stderr
+    assert not (folder / "ran").exists()
+
+
+def test_description_parts_merge_into_the_whole_description(exec_env, tmp_path):
+    # The split into array.json + jobs.jsonl loses nothing of job_description().
+    class FakeStage:
+        campaign_id, name, pk, parameters = 3, "gen", 9, {"seed": 1}
+        output_dataset_id, code_location, code_sha256 = None, "/c.py", "ab" * 32
+        cores, memory_mb, walltime_s = 2, 800, 90
+
+    row = {
+        "id": 5,
+        "index": 1,
+        "attempt": 2,
+        "events": 10,
+        "events_first": 10,
+        "input_files": ["f"],
+        "memory_mb": None,
+        "walltime_s": 120,
+    }
+    whole = submission.job_description(FakeStage, row, ["/in/f"])
+    parts = {
+        **submission.common_description(FakeStage, None, 120),
+        **submission.element_description(row, ["/in/f"]),
+    }
+    assert parts == whole
+    assert whole["resources"] == {"cores": 2, "memory_mb": 800, "walltime_s": 120}
+    # The hand-formatted line of jobs.jsonl decodes to the element's fields, whatever the
+    # characters of its paths.
+    odd = ['/in/"quoted"\\ and\nnewline ☃']
+    text = submission.element_line({**row, "input_files": odd}, odd)
+    assert text.endswith("\n") and text.count("\n") == 1
+    assert json.loads(text) == submission.element_description({**row, "input_files": odd}, odd)
+    with pytest.raises((TypeError, ValueError)):
+        submission.element_line({**row, "events": None}, [])
 
 
 def test_wrapper_refuses_a_script_whose_checksum_changed(tmp_path):
@@ -173,7 +287,9 @@ def test_parameters_with_shell_metacharacters_arrive_unchanged_and_run_nothing(
     job = Job.objects.get(stage__campaign=campaign)
     assert job.state == JobState.SUCCEEDED, job.failure_reason
     folder = Path(job.workdir)
-    assert json.loads((folder / SPEC_FILE).read_text())["parameters"] == HOSTILE
+    assert not (folder / SPEC_FILE).exists()  # the array's files describe it
+    assert json.loads((folder.parent / ARRAY_FILE).read_text())["parameters"] == HOSTILE
+    assert load_description(folder)["parameters"] == HOSTILE
     assert json.loads((folder / JOB_FILE).read_text())["parameters"] == HOSTILE
     assert json.loads((folder / "output" / "params.json").read_text()) == HOSTILE
     pwned = [p for p in exec_env.rglob("pwned*")] + list(ROOT.glob("pwned*"))

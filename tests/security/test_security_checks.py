@@ -7,7 +7,6 @@ shell strings: tests/opos/test_no_shell.py.)
 
 from __future__ import annotations
 
-import json
 from html.parser import HTMLParser
 
 import pytest
@@ -17,6 +16,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from campaigns.execution import submission
+from campaigns.execution.wrapper import load_description
 from campaigns.models import Job
 from requests_app.models import AuditEvent, Transition
 from requests_app.services import grant_role, transition
@@ -176,8 +176,10 @@ def test_job_parameters_reach_the_job_only_as_validated_data(world, request, mon
     for spec in specs:
         assert spec.argv[-2:] == ["-m", "campaigns.execution.wrapper"]
         assert not any("seed" in part for part in spec.argv)
-        for element in spec.array_dir.iterdir():
-            description = json.loads((element / submission.SPEC_FILE).read_text())
+        for element in range(spec.size):
+            folder = spec.array_dir / str(element)
+            folder.mkdir()  # as the job shim does when the element starts
+            description = load_description(folder)
             assert (
                 description["parameters"] == Job.objects.get(pk=description["job"]).stage.parameters
             )
