@@ -144,8 +144,13 @@ class Submission(models.Model):
     # one row, instead of linking 10,000 job rows at claim time (and writing the rows again
     # at record time) halved the database's share of a submission (docs/performance.md).
     # Emptied when recorded: from then on the jobs' `submission` link says it.
+    # The database default too: workers of the previous version, still running while the
+    # column is added, insert submissions without it.
     job_ids = models.JSONField(
-        default=list, blank=True, help_text="While submitting: the claimed jobs, element order."
+        default=list,
+        db_default=models.Value([], output_field=models.JSONField()),
+        blank=True,
+        help_text="While submitting: the claimed jobs, element order.",
     )
     batch_id = models.CharField(max_length=64, blank=True, help_text="Array or cluster id.")
     error = models.TextField(blank=True)
