@@ -32,7 +32,9 @@ the simulator compares them with ours.
 
 from __future__ import annotations
 
+import bisect
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -342,114 +344,209 @@ def project(inp: SchedulerInput, policy: str = "slack", boost_s: float = 12 * 36
 
     Returns ``{campaign_id: Projection}``.
     """
-    now = inp.now
-    state: dict[int, dict] = {}
-    order = []
-    for c in inp.campaigns:
-        work, chain = campaign_work(c)
-        share = campaign_share(c, inp.capacity, inp.quotas)
-        slack = c.deadline - now - _duration(work, chain, share)
-        order.append((order_key(c, slack, policy, boost_s), c))
-        groups: dict[int, list] = {}
-        for s in c.stages:
-            g = groups.setdefault(s.group, [s.group_deadline, 0.0, 0.0])
-            if s.remaining:
-                g[1] += s.remaining * s.walltime_s
-                g[2] += s.walltime_s
-        # Groups are worked in deadline order, like decide() serves their stages.
-        queue = sorted(((d, gid, w, ch) for gid, (d, w, ch) in groups.items()), key=lambda x: x[:2])
-        state[c.campaign_id] = {
-            "c": c,
-            "work": work,
-            "chain": chain,
-            "share": share,
-            "queue": queue,
-            "done": 0.0,  # work done so far
-            "cum": 0.0,  # work of the groups already finished
-            "proj": Projection(c.campaign_id, None, {}, share),
-        }
-    order.sort(key=lambda item: item[0])
-    ordered = [c for _k, c in order]
-
-    def close_groups(st, t: float) -> None:
-        # Record the groups whose cumulative work is done by time t.
-        queue = st["queue"]
-        while queue and st["cum"] + queue[0][2] <= st["done"] + 1e-6:
-            _d, gid, w, ch = queue.pop(0)
-            st["cum"] += w
-            st["proj"].groups[gid] = max(t, now + ch)
-
-    live = []
-    for c in ordered:
-        st = state[c.campaign_id]
-        close_groups(st, now)
-        if st["work"] <= 0:
-            st["proj"].finish = now
-        else:
-            live.append(c)
-
-    t = now
-    while live:
-        rates = _fluid_rates(live, inp, policy)
-        # Advance to the next finishing campaign (rates only change then).
-        finishes = []
-        for c in live:
-            st, r = state[c.campaign_id], rates[c.campaign_id]
-            if r > 0:
-                finishes.append(((st["work"] - st["done"]) / r, c.campaign_id))
-        if not finishes:
-            break  # nothing can progress: the rest never finishes at these limits
-        dt = min(finishes)[0]
-        t_next = t + dt
-        # Group ends inside this interval: interpolate at the constant rate.
-        for c in live:
-            st, r = state[c.campaign_id], rates[c.campaign_id]
-            if r <= 0:
-                continue
-            queue = st["queue"]
-            while queue and st["cum"] + queue[0][2] <= st["done"] + r * dt + 1e-6:
-                _d, gid, w, ch = queue.pop(0)
-                st["cum"] += w
-                at = t + max(st["cum"] - st["done"], 0.0) / r
-                st["proj"].groups[gid] = max(at, now + ch)
-            st["done"] += r * dt
-        still = []
-        for c in live:
-            st = state[c.campaign_id]
-            if st["done"] >= st["work"] - 1e-6:
-                st["proj"].finish = max(t_next, now + st["chain"])
-                close_groups(st, t_next)
-            else:
-                still.append(c)
-        live, t = still, t_next
+    setups = [_setup(c, inp, policy, boost_s) for c in inp.campaigns]
+    ordered = sorted(setups, key=lambda item: item.key)
+    state = {item.campaign.campaign_id: item.start() for item in setups}
+    _simulate(ordered, state, inp, policy)
     return {cid: st["proj"] for cid, st in state.items()}
 
 
-def _fluid_rates(live: list[CampaignLoad], inp: SchedulerInput, policy: str) -> dict[int, float]:
-    """Slots each live campaign holds while the set of live campaigns stays the same."""
-    backend_free = dict(inp.capacity)
-    exp_free = dict(inp.quotas)
-    rates = dict.fromkeys((c.campaign_id for c in live), 0.0)
+def project_each(
+    inp: SchedulerInput,
+    extras: Sequence[CampaignLoad],
+    policy: str = "slack",
+    boost_s: float = 12 * 3600,
+) -> list[Projection]:
+    """The projection of each of ``extras`` added alone to ``inp``'s campaigns.
 
-    def give(c: CampaignLoad, wanted: float) -> None:
-        cap = c.throttle if c.throttle is not None else INF
-        n = min(
-            wanted,
-            cap - rates[c.campaign_id],
-            exp_free.get(c.experiment_id, 0),
-            backend_free.get(c.backend, 0),
+    The same answer, extra by extra, as ``project`` of ``inp`` plus that one
+    campaign (the forecast of work "if scheduled now", one scenario per
+    request), but the base campaigns' work, shares and order are worked out
+    once, and each scenario stops as soon as its extra campaign is done: what
+    happens to the others after that cannot change its finish. Extras need a
+    campaign id none of ``inp``'s campaigns has.
+    """
+    base = sorted((_setup(c, inp, policy, boost_s) for c in inp.campaigns), key=lambda i: i.key)
+    keys = [item.key for item in base]
+    out = []
+    for extra in extras:
+        scenario = SchedulerInput(
+            inp.now,
+            inp.capacity,
+            inp.quotas,
+            [*inp.campaigns, extra],
+            inp.in_flight_backend,
+            inp.in_flight_experiment,
         )
-        if n > 0:
-            rates[c.campaign_id] += n
-            exp_free[c.experiment_id] = exp_free.get(c.experiment_id, 0) - n
-            backend_free[c.backend] = backend_free.get(c.backend, 0) - n
+        mine = _setup(extra, scenario, policy, boost_s)
+        at = bisect.bisect_right(keys, mine.key)
+        ordered = [*base[:at], mine, *base[at:]]
+        state = {item.campaign.campaign_id: item.start() for item in ordered}
+        _simulate(ordered, state, scenario, policy, until=extra.campaign_id)
+        out.append(state[extra.campaign_id]["proj"])
+    return out
 
-    if policy == "slack":
-        for c in live:
-            give(c, 1)
-    for c in live:
-        give(c, INF)
+
+@dataclass(slots=True)
+class _Setup:
+    """What the projection works out once per campaign: its work, share and order."""
+
+    campaign: CampaignLoad
+    key: tuple
+    work: float
+    chain: float
+    share: int
+    queue: list[tuple]
+
+    def start(self) -> dict:
+        return {
+            "c": self.campaign,
+            "work": self.work,
+            "chain": self.chain,
+            "share": self.share,
+            "queue": list(self.queue),
+            "done": 0.0,  # work done so far
+            "cum": 0.0,  # work of the groups already finished
+            "proj": Projection(self.campaign.campaign_id, None, {}, self.share),
+        }
+
+
+def _setup(c: CampaignLoad, inp: SchedulerInput, policy: str, boost_s: float) -> _Setup:
+    work, chain = campaign_work(c)
+    share = campaign_share(c, inp.capacity, inp.quotas)
+    slack = c.deadline - inp.now - _duration(work, chain, share)
+    groups: dict[int, list] = {}
+    for s in c.stages:
+        g = groups.setdefault(s.group, [s.group_deadline, 0.0, 0.0])
+        if s.remaining:
+            g[1] += s.remaining * s.walltime_s
+            g[2] += s.walltime_s
+    # Groups are worked in deadline order, like decide() serves their stages.
+    queue = sorted(((d, gid, w, ch) for gid, (d, w, ch) in groups.items()), key=lambda x: x[:2])
+    return _Setup(c, order_key(c, slack, policy, boost_s), work, chain, share, queue)
+
+
+def _close_groups(st: dict, t: float, now: float) -> None:
+    # Record the groups whose cumulative work is done by time t.
+    queue = st["queue"]
+    while queue and st["cum"] + queue[0][2] <= st["done"] + 1e-6:
+        _d, gid, w, ch = queue.pop(0)
+        st["cum"] += w
+        st["proj"].groups[gid] = max(t, now + ch)
+
+
+def _simulate(
+    ordered: list[_Setup],
+    state: dict[int, dict],
+    inp: SchedulerInput,
+    policy: str,
+    until: int | None = None,
+) -> None:
+    """Run the fluid model over ``state`` (campaigns in service order); with ``until``,
+    stop once that campaign is done.
+
+    The loop runs once per campaign that finishes, over every campaign still live,
+    and the forecasts of a page run it once per request: it works on lists in
+    service order, not on dictionaries by id.
+    """
+    now = inp.now
+    live = []
+    for item in ordered:
+        st = state[item.campaign.campaign_id]
+        _close_groups(st, now, now)
+        if st["work"] <= 0:
+            st["proj"].finish = now
+        else:
+            live.append(st)
+    target = state[until]["proj"] if until is not None else None
+    floor = policy == "slack"
+    t = now
+    while live:
+        if target is not None and target.finish is not None:
+            return
+        rates = _fluid_rates([st["c"] for st in live], inp.capacity, inp.quotas, floor)
+        # Advance to the next finishing campaign (rates only change then).
+        dt = INF
+        for st, r in zip(live, rates, strict=True):
+            if r > 0:
+                dt = min(dt, (st["work"] - st["done"]) / r)
+        if dt == INF:
+            break  # nothing can progress: the rest never finishes at these limits
+        t_next = t + dt
+        still = []
+        for st, r in zip(live, rates, strict=True):
+            if r > 0:
+                # Group ends inside this interval: interpolate at the constant rate.
+                queue = st["queue"]
+                while queue and st["cum"] + queue[0][2] <= st["done"] + r * dt + 1e-6:
+                    _d, gid, w, ch = queue.pop(0)
+                    st["cum"] += w
+                    at = t + max(st["cum"] - st["done"], 0.0) / r
+                    st["proj"].groups[gid] = max(at, now + ch)
+                st["done"] += r * dt
+            if st["done"] >= st["work"] - 1e-6:
+                st["proj"].finish = max(t_next, now + st["chain"])
+                _close_groups(st, t_next, now)
+            else:
+                still.append(st)
+        live, t = still, t_next
+
+
+def _fluid_rates(
+    live: list[CampaignLoad], capacity: Mapping[str, int], quotas: Mapping[int, int], floor: bool
+) -> list[float]:
+    """Slots each live campaign holds while the set of live campaigns stays the same
+    (in the order of ``live``): a floor of one slot each (policy "slack"), then greedy,
+    within throttles, quotas and capacity."""
+    backend_free = dict(capacity)
+    exp_free = dict(quotas)
+    rates = [0.0] * len(live)
+    by_backend = Counter(c.backend for c in live)
+    if floor:
+        by_experiment = Counter(c.experiment_id for c in live)
+        if (
+            all(backend_free.get(b, 0) >= n for b, n in by_backend.items())
+            and all(exp_free.get(e, 0) >= n for e, n in by_experiment.items())
+            and all(c.throttle is None or c.throttle >= 1 for c in live)
+        ):
+            # Room for every floor slot: each campaign gets exactly one (the common case,
+            # worked out per backend and experiment instead of campaign by campaign).
+            rates = [1.0] * len(live)
+            for b, n in by_backend.items():
+                backend_free[b] -= n
+            for e, n in by_experiment.items():
+                exp_free[e] -= n
+        else:
+            _give(live, rates, 1, backend_free, exp_free, set(by_backend))
+    _give(live, rates, INF, backend_free, exp_free, set(by_backend))
     return rates
+
+
+def _give(
+    live: list[CampaignLoad],
+    rates: list[float],
+    wanted: float,
+    backend_free: dict[str, float],
+    exp_free: dict[int, float],
+    backends: set[str],
+) -> None:
+    """Up to ``wanted`` more slots to each campaign in turn, while its limits allow."""
+    open_backends = {b for b in backends if backend_free.get(b, 0) > 0}
+    for i, c in enumerate(live):
+        if not open_backends:
+            return  # every backend is full: nobody after this gets anything
+        b_free = backend_free.get(c.backend, 0)
+        e_free = exp_free.get(c.experiment_id, 0)
+        if e_free <= 0 or b_free <= 0:
+            continue
+        cap = c.throttle if c.throttle is not None else INF
+        n = min(wanted, cap - rates[i], e_free, b_free)
+        if n > 0:
+            rates[i] += n
+            exp_free[c.experiment_id] = e_free - n
+            backend_free[c.backend] = b_free - n
+            if b_free - n <= 0:
+                open_backends.discard(c.backend)
 
 
 def feasibility(now: float, deadline: float, finish: float | None, done: bool = False) -> str:

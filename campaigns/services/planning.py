@@ -91,7 +91,8 @@ def load_inputs(
         )
     )
     stage_rows = list(
-        Stage.objects.filter(campaign__state__in=sorted(OPEN_CAMPAIGN_STATES)).values(
+        Stage.objects.filter(campaign__state__in=sorted(OPEN_CAMPAIGN_STATES))
+        .values(
             "id",
             "campaign_id",
             "request_id",
@@ -113,6 +114,10 @@ def load_inputs(
             "campaign__backend",
             "campaign__experiment_id",
         )
+        # Not Stage's default ordering: it joins samples and requests twice more and sorts
+        # by names and dates (two thirds of the query's time). Nothing here depends on the
+        # order (``decide`` sorts the stages itself; the sums are of whole job-seconds).
+        .order_by("campaign_id", "id")
     )
     # Jobs in flight anywhere hold capacity and quota, charged to the backend their
     # campaign submits to; those of campaigns cancelled but still draining too.
@@ -139,6 +144,12 @@ def load_inputs(
 
     by_campaign: dict[int, list[StageLoad]] = defaultdict(list)
     labels: dict[int, StageInfo] = {}
+    # Thousands of stages share a few hundred deadline dates: convert each date once.
+    deadlines: dict[dt.date, float] = {}
+    for s in stage_rows:
+        day = s["request__deadline"]
+        if day not in deadlines:
+            deadlines[day] = deadline_moment(day).timestamp()
     wanted = set(campaign_ids) if campaign_ids is not None else None
     for s in stage_rows:
         by_campaign[s["campaign_id"]].append(
@@ -151,7 +162,7 @@ def load_inputs(
                 in_flight=in_flight.get(s["id"], 0),
                 walltime_s=float(s["walltime_median_s"] or s["walltime_s"]),
                 group=s["request_id"],
-                group_deadline=deadline_moment(s["request__deadline"]).timestamp(),
+                group_deadline=deadlines[s["request__deadline"]],
                 name=s["name"],
                 input_stage_id=s["input_stage_id"],
                 on_hold=s["request__state"] in HELD_REQUEST_STATES,
