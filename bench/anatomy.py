@@ -1,6 +1,7 @@
 """Where a page's time goes: one request at a time, in process, SQL and the rest.
 
     .venv/bin/python -m bench.anatomy --db bench8 [--repeat 5] [--out r.json]
+        [--profile "experiment overview"]
 
 For the pages of the page benchmark (bench/pages.py): Django's test client, signed in
 as the benchmark operator, no server and no load; the median of ``--repeat`` requests,
@@ -74,7 +75,27 @@ def run() -> dict[str, Any]:
             file=sys.stderr,
         )
     connection.force_debug_cursor = False
+    if ARGS.profile:
+        profile(client, urls_of(campaign, session, token.key)[ARGS.profile])
     return out
+
+
+def profile(client, url: tuple[str, dict]) -> None:
+    """cProfile of ``--repeat`` requests of one page: the functions by cumulative time."""
+    import cProfile
+    import pstats
+
+    path, headers = url
+    extra = {"HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items()}
+    extra.pop("HTTP_COOKIE", None)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(ARGS.repeat):
+        client.get(path, **extra)
+    profiler.disable()
+    stats = pstats.Stats(profiler, stream=sys.stderr).strip_dirs()
+    stats.sort_stats("cumulative").print_stats(ARGS.profile_lines)
+    stats.sort_stats("tottime").print_stats(ARGS.profile_lines)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -82,6 +103,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--db", default="bench8")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--out", help="write the figures here as JSON")
+    parser.add_argument("--profile", metavar="PAGE", help='also cProfile one page ("progress API")')
+    parser.add_argument("--profile-lines", type=int, default=40)
     return parser.parse_args(argv)
 
 
