@@ -446,11 +446,12 @@ def _simulate(
     stop once that campaign is done.
 
     The loop runs once per campaign that finishes, over every campaign still live,
-    and the forecasts of a page run it once per request: it works on lists in
-    service order, not on dictionaries by id.
+    and the forecasts of a page run it once per request: the live campaigns' figures
+    are kept in parallel lists in service order, and the floor's room is counted
+    once and then kept up to date as campaigns finish.
     """
     now = inp.now
-    live = []
+    live: list[dict] = []
     for item in ordered:
         st = state[item.campaign.campaign_id]
         _close_groups(st, now, now)
@@ -459,67 +460,103 @@ def _simulate(
         else:
             live.append(st)
     target = state[until]["proj"] if until is not None else None
-    floor = policy == "slack"
+    room = _Room(inp, [st["c"] for st in live], floor=policy == "slack")
+    camps = [st["c"] for st in live]
+    work = [st["work"] for st in live]
+    done = [st["done"] for st in live]
+    # Work done when the next group of each campaign is done (INF: none left).
+    next_group = [st["cum"] + st["queue"][0][2] if st["queue"] else INF for st in live]
     t = now
     while live:
         if target is not None and target.finish is not None:
             return
-        rates = _fluid_rates([st["c"] for st in live], inp.capacity, inp.quotas, floor)
+        rates = room.rates(camps)
         # Advance to the next finishing campaign (rates only change then).
-        dt = INF
-        for st, r in zip(live, rates, strict=True):
-            if r > 0:
-                dt = min(dt, (st["work"] - st["done"]) / r)
+        dt = min([(w - d) / r for w, d, r in zip(work, done, rates, strict=True) if r > 0] or [INF])
         if dt == INF:
             break  # nothing can progress: the rest never finishes at these limits
         t_next = t + dt
-        still = []
-        for st, r in zip(live, rates, strict=True):
-            if r > 0:
-                # Group ends inside this interval: interpolate at the constant rate.
-                queue = st["queue"]
-                while queue and st["cum"] + queue[0][2] <= st["done"] + r * dt + 1e-6:
-                    _d, gid, w, ch = queue.pop(0)
-                    st["cum"] += w
-                    at = t + max(st["cum"] - st["done"], 0.0) / r
-                    st["proj"].groups[gid] = max(at, now + ch)
-                st["done"] += r * dt
-            if st["done"] >= st["work"] - 1e-6:
-                st["proj"].finish = max(t_next, now + st["chain"])
-                _close_groups(st, t_next, now)
+        steps = [r * dt for r in rates]
+        for i in [
+            i
+            for i, (g, d, step, r) in enumerate(zip(next_group, done, steps, rates, strict=True))
+            if r > 0 and g <= d + step + 1e-6
+        ]:
+            # Group ends inside this interval: interpolate at the constant rate.
+            st, r = live[i], rates[i]
+            queue = st["queue"]
+            while queue and st["cum"] + queue[0][2] <= done[i] + r * dt + 1e-6:
+                _d, gid, w, ch = queue.pop(0)
+                st["cum"] += w
+                at = t + max(st["cum"] - done[i], 0.0) / r
+                st["proj"].groups[gid] = max(at, now + ch)
+            next_group[i] = st["cum"] + queue[0][2] if queue else INF
+        done = [d + step if r > 0 else d for d, step, r in zip(done, steps, rates, strict=True)]
+        finished = any(d >= w - 1e-6 for d, w in zip(done, work, strict=True))
+        if finished:
+            keep = []
+            for i, st in enumerate(live):
+                st["done"] = done[i]
+                if done[i] >= work[i] - 1e-6:
+                    st["proj"].finish = max(t_next, now + st["chain"])
+                    _close_groups(st, t_next, now)
+                    room.leave(st["c"])
+                else:
+                    keep.append(i)
+            live = [live[i] for i in keep]
+            camps = [camps[i] for i in keep]
+            work = [work[i] for i in keep]
+            done = [done[i] for i in keep]
+            next_group = [next_group[i] for i in keep]
+        t = t_next
+    for i, st in enumerate(live):
+        st["done"] = done[i]
+
+
+class _Room:
+    """The limits the live campaigns share, and whether each can have its floor slot."""
+
+    def __init__(self, inp: SchedulerInput, live: list[CampaignLoad], floor: bool) -> None:
+        self.capacity, self.quotas, self.floor = inp.capacity, inp.quotas, floor
+        self.by_backend = Counter(c.backend for c in live)
+        self.by_experiment = Counter(c.experiment_id for c in live)
+        self.shut = sum(1 for c in live if c.throttle is not None and c.throttle < 1)
+
+    def leave(self, c: CampaignLoad) -> None:
+        self.by_backend[c.backend] -= 1
+        self.by_experiment[c.experiment_id] -= 1
+        self.shut -= c.throttle is not None and c.throttle < 1  # throttled to nothing
+
+    def fits(self) -> bool:
+        """Every live campaign gets exactly its one floor slot."""
+        return (
+            self.shut == 0
+            and all(self.capacity.get(b, 0) >= n for b, n in self.by_backend.items() if n)
+            and all(self.quotas.get(e, 0) >= n for e, n in self.by_experiment.items() if n)
+        )
+
+    def rates(self, live: list[CampaignLoad]) -> list[float]:
+        """Slots each live campaign holds while the set of live campaigns stays the same
+        (in the order of ``live``): a floor of one slot each (policy "slack"), then
+        greedy, within throttles, quotas and capacity."""
+        backend_free = dict(self.capacity)
+        exp_free = dict(self.quotas)
+        rates = [0.0] * len(live)
+        backends = {b for b, n in self.by_backend.items() if n}
+        if self.floor:
+            if self.fits():
+                # Room for every floor slot: one each, counted per backend and experiment.
+                rates = [1.0] * len(live)
+                for b, n in self.by_backend.items():
+                    if n:
+                        backend_free[b] -= n
+                for e, n in self.by_experiment.items():
+                    if n:
+                        exp_free[e] -= n
             else:
-                still.append(st)
-        live, t = still, t_next
-
-
-def _fluid_rates(
-    live: list[CampaignLoad], capacity: Mapping[str, int], quotas: Mapping[int, int], floor: bool
-) -> list[float]:
-    """Slots each live campaign holds while the set of live campaigns stays the same
-    (in the order of ``live``): a floor of one slot each (policy "slack"), then greedy,
-    within throttles, quotas and capacity."""
-    backend_free = dict(capacity)
-    exp_free = dict(quotas)
-    rates = [0.0] * len(live)
-    by_backend = Counter(c.backend for c in live)
-    if floor:
-        by_experiment = Counter(c.experiment_id for c in live)
-        if (
-            all(backend_free.get(b, 0) >= n for b, n in by_backend.items())
-            and all(exp_free.get(e, 0) >= n for e, n in by_experiment.items())
-            and all(c.throttle is None or c.throttle >= 1 for c in live)
-        ):
-            # Room for every floor slot: each campaign gets exactly one (the common case,
-            # worked out per backend and experiment instead of campaign by campaign).
-            rates = [1.0] * len(live)
-            for b, n in by_backend.items():
-                backend_free[b] -= n
-            for e, n in by_experiment.items():
-                exp_free[e] -= n
-        else:
-            _give(live, rates, 1, backend_free, exp_free, set(by_backend))
-    _give(live, rates, INF, backend_free, exp_free, set(by_backend))
-    return rates
+                _give(live, rates, 1, backend_free, exp_free, backends)
+        _give(live, rates, INF, backend_free, exp_free, backends)
+        return rates
 
 
 def _give(

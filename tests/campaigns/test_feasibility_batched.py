@@ -65,7 +65,7 @@ def campaign_loads(draw, cid: int, experiments: int = 3) -> CampaignLoad:
         priority=draw(st.integers(0, 3)),
         deadline=draw(st.integers(1, 200)) * H,
         stages=tuple(stages),
-        throttle=draw(st.none() | st.integers(1, 8)),
+        throttle=draw(st.none() | st.integers(0, 8)),
         arrival=draw(st.integers(0, 10)) * H,
     )
 
