@@ -147,8 +147,9 @@ def campaign_work(campaign: CampaignLoad) -> tuple[float, float]:
     work = 0.0
     chains: dict[int, float] = {}
     for stage in campaign.stages:
-        if stage.remaining:
-            work += stage.remaining * stage.walltime_s
+        remaining = stage.ready + stage.planned + stage.in_flight  # (stage.remaining, inlined)
+        if remaining:
+            work += remaining * stage.walltime_s
             # The last job of a group still has to pass every remaining stage.
             chains[stage.group] = chains.get(stage.group, 0.0) + stage.walltime_s
     return work, max(chains.values(), default=0.0)
@@ -418,8 +419,9 @@ def _setup(c: CampaignLoad, inp: SchedulerInput, policy: str, boost_s: float) ->
     groups: dict[int, list] = {}
     for s in c.stages:
         g = groups.setdefault(s.group, [s.group_deadline, 0.0, 0.0])
-        if s.remaining:
-            g[1] += s.remaining * s.walltime_s
+        remaining = s.ready + s.planned + s.in_flight
+        if remaining:
+            g[1] += remaining * s.walltime_s
             g[2] += s.walltime_s
     # Groups are worked in deadline order, like decide() serves their stages.
     queue = sorted(((d, gid, w, ch) for gid, (d, w, ch) in groups.items()), key=lambda x: x[:2])

@@ -83,16 +83,23 @@ class CampaignForecast(Forecast):
     requests: dict[int, Forecast] = field(default_factory=dict)
 
 
-def forecast_campaigns(inputs: CycleInputs | None = None) -> dict[int, CampaignForecast]:
-    """Forecasts of every open campaign and its requests (the four queries of ``load_inputs``).
+def forecast_campaigns(
+    inputs: CycleInputs | None = None, only: Iterable[int] | None = None
+) -> dict[int, CampaignForecast]:
+    """Forecasts of every open campaign (or of those in ``only``) and their requests (the
+    four queries of ``load_inputs``).
 
-    Planned and paused campaigns are projected as if they ran from now.
+    Planned and paused campaigns are projected as if they ran from now. The projection
+    runs over all of them whatever ``only`` says (they share capacity and quotas).
     """
     inputs = inputs or load_inputs(campaign_ids=())  # no stage labels: not shown
     now = inputs.input.now
     projections = project(inputs.input, "slack", conf.priority_boost_s())
+    wanted = None if only is None else set(only)
     result: dict[int, CampaignForecast] = {}
     for load in inputs.input.campaigns:
+        if wanted is not None and load.campaign_id not in wanted:
+            continue
         proj = projections[load.campaign_id]
         remaining = sum(s.remaining for s in load.stages)
         mode = "running" if load.state == CampaignState.ACTIVE else "if_launched"
