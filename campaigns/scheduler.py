@@ -494,22 +494,15 @@ def _simulate(
                 st["proj"].groups[gid] = max(at, now + ch)
             next_group[i] = st["cum"] + queue[0][2] if queue else INF
         done = [d + step if r > 0 else d for d, step, r in zip(done, steps, rates, strict=True)]
-        finished = any(d >= w - 1e-6 for d, w in zip(done, work, strict=True))
-        if finished:
-            keep = []
-            for i, st in enumerate(live):
-                st["done"] = done[i]
-                if done[i] >= work[i] - 1e-6:
-                    st["proj"].finish = max(t_next, now + st["chain"])
-                    _close_groups(st, t_next, now)
-                    room.leave(st["c"])
-                else:
-                    keep.append(i)
-            live = [live[i] for i in keep]
-            camps = [camps[i] for i in keep]
-            work = [work[i] for i in keep]
-            done = [done[i] for i in keep]
-            next_group = [next_group[i] for i in keep]
+        ended = [i for i, (d, w) in enumerate(zip(done, work, strict=True)) if d >= w - 1e-6]
+        for i in ended:
+            st = live[i]
+            st["done"] = done[i]
+            st["proj"].finish = max(t_next, now + st["chain"])
+            _close_groups(st, t_next, now)
+            room.leave(st["c"])
+        for i in reversed(ended):  # one campaign or so per step: cheaper than new lists
+            del live[i], camps[i], work[i], done[i], next_group[i]
         t = t_next
     for i, st in enumerate(live):
         st["done"] = done[i]
@@ -523,6 +516,7 @@ class _Room:
         self.by_backend = Counter(c.backend for c in live)
         self.by_experiment = Counter(c.experiment_id for c in live)
         self.shut = sum(1 for c in live if c.throttle is not None and c.throttle < 1)
+        self.fitted = False
 
     def leave(self, c: CampaignLoad) -> None:
         self.by_backend[c.backend] -= 1
@@ -530,12 +524,15 @@ class _Room:
         self.shut -= c.throttle is not None and c.throttle < 1  # throttled to nothing
 
     def fits(self) -> bool:
-        """Every live campaign gets exactly its one floor slot."""
-        return (
-            self.shut == 0
-            and all(self.capacity.get(b, 0) >= n for b, n in self.by_backend.items() if n)
-            and all(self.quotas.get(e, 0) >= n for e, n in self.by_experiment.items() if n)
-        )
+        """Every live campaign gets exactly its one floor slot. Campaigns only leave, so
+        once it holds it holds until the end."""
+        if not self.fitted:
+            self.fitted = (
+                self.shut == 0
+                and all(self.capacity.get(b, 0) >= n for b, n in self.by_backend.items() if n)
+                and all(self.quotas.get(e, 0) >= n for e, n in self.by_experiment.items() if n)
+            )
+        return self.fitted
 
     def rates(self, live: list[CampaignLoad]) -> list[float]:
         """Slots each live campaign holds while the set of live campaigns stays the same
