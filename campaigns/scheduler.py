@@ -33,6 +33,7 @@ the simulator compares them with ours.
 from __future__ import annotations
 
 import bisect
+import heapq
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -447,65 +448,96 @@ def _simulate(
     """Run the fluid model over ``state`` (campaigns in service order); with ``until``,
     stop once that campaign is done.
 
-    The loop runs once per campaign that finishes, over every campaign still live,
-    and the forecasts of a page run it once per request: the live campaigns' figures
-    are kept in parallel lists in service order, and the floor's room is counted
-    once and then kept up to date as campaigns finish.
+    Event by event (a campaign finishing is the only thing that changes rates), but
+    lazily: a campaign's progress is a straight line from where its rate last changed,
+    and only campaigns whose rate changes are touched. Under the slack policy every
+    campaign holds its floor slot and a few hold more, so a step costs what those few
+    cost, not the hundreds still running (the forecasts of a page run this once per
+    request). The times are the same as stepping every campaign at every event, up to
+    the rounding of the floating-point sums.
     """
     now = inp.now
-    live: list[dict] = []
+    alive: dict[int, CampaignLoad] = {}  # in service order; removing one is cheap
     for item in ordered:
         st = state[item.campaign.campaign_id]
         _close_groups(st, now, now)
         if st["work"] <= 0:
             st["proj"].finish = now
         else:
-            live.append(st)
+            st.update(t0=now, d0=0.0, r=0.0, version=0)
+            alive[item.campaign.campaign_id] = item.campaign
     target = state[until]["proj"] if until is not None else None
-    room = _Room(inp, [st["c"] for st in live], floor=policy == "slack")
-    camps = [st["c"] for st in live]
-    work = [st["work"] for st in live]
-    done = [st["done"] for st in live]
-    # Work done when the next group of each campaign is done (INF: none left).
-    next_group = [st["cum"] + st["queue"][0][2] if st["queue"] else INF for st in live]
+    room = _Room(inp, list(alive.values()), floor=policy == "slack")
+    heap: list[tuple[float, int, int]] = []  # (finish at the current rate, version, campaign)
+    special: set[int] = set()  # campaigns whose rate is not the floor's 1.0
+    first = True
     t = now
-    while live:
+    while alive:
         if target is not None and target.finish is not None:
             return
-        rates = room.rates(camps)
+        camps = list(alive.values())
+        rates, extras = room.rates_or_extras(camps)
+        if rates is not None or first:
+            rates = rates if rates is not None else room.rates(camps)
+            changes = zip((c.campaign_id for c in camps), rates, strict=True)
+        else:
+            changes = ((cid, extras.get(cid, 1.0)) for cid in special | extras.keys())
+        new_special = set()
+        for cid, r in changes:
+            st = state[cid]
+            if r != 1.0:
+                new_special.add(cid)
+            if r != st["r"]:
+                _advance(st, t, now)
+                st["r"], st["version"] = r, st["version"] + 1
+                if r > 0:
+                    finish = st["t0"] + (st["work"] - st["d0"]) / r
+                    heapq.heappush(heap, (finish, st["version"], cid))
+        special, first = new_special, False
         # Advance to the next finishing campaign (rates only change then).
-        dt = min([(w - d) / r for w, d, r in zip(work, done, rates, strict=True) if r > 0] or [INF])
-        if dt == INF:
+        while heap and heap[0][1] != state[heap[0][2]]["version"]:
+            heapq.heappop(heap)  # a finish foreseen at a rate since changed
+        if not heap:
             break  # nothing can progress: the rest never finishes at these limits
-        t_next = t + dt
-        steps = [r * dt for r in rates]
-        for i in [
-            i
-            for i, (g, d, step, r) in enumerate(zip(next_group, done, steps, rates, strict=True))
-            if r > 0 and g <= d + step + 1e-6
-        ]:
-            # Group ends inside this interval: interpolate at the constant rate.
-            st, r = live[i], rates[i]
-            queue = st["queue"]
-            while queue and st["cum"] + queue[0][2] <= done[i] + r * dt + 1e-6:
-                _d, gid, w, ch = queue.pop(0)
-                st["cum"] += w
-                at = t + max(st["cum"] - done[i], 0.0) / r
-                st["proj"].groups[gid] = max(at, now + ch)
-            next_group[i] = st["cum"] + queue[0][2] if queue else INF
-        done = [d + step if r > 0 else d for d, step, r in zip(done, steps, rates, strict=True)]
-        ended = [i for i, (d, w) in enumerate(zip(done, work, strict=True)) if d >= w - 1e-6]
-        for i in ended:
-            st = live[i]
-            st["done"] = done[i]
+        t_next = heap[0][0]
+        ended = [state[heapq.heappop(heap)[2]]]  # the first to finish, whatever the rounding
+        while heap and heap[0][0] <= t_next + 1e-6:
+            # Others finishing within a hair's breadth (in work) finish with it, as when
+            # every campaign was stepped; times are epoch seconds, so compare in time.
+            finish, version, cid = heap[0]
+            st = state[cid]
+            if version == st["version"] and (finish - t_next) * st["r"] > 1e-6:
+                break
+            heapq.heappop(heap)
+            if version == st["version"]:
+                ended.append(st)
+        for st in ended:
+            _advance(st, t_next, now)
+            st["done"] = st["d0"] = st["work"]  # done, whatever the rounding of the line
             st["proj"].finish = max(t_next, now + st["chain"])
             _close_groups(st, t_next, now)
+            st["version"] += 1
             room.leave(st["c"])
-        for i in reversed(ended):  # one campaign or so per step: cheaper than new lists
-            del live[i], camps[i], work[i], done[i], next_group[i]
+            del alive[st["c"].campaign_id]
+            special.discard(st["c"].campaign_id)
         t = t_next
-    for i, st in enumerate(live):
-        st["done"] = done[i]
+
+
+def _advance(st: dict, t: float, now: float) -> None:
+    """Move a campaign's line to ``t`` at its current rate, recording the groups it
+    finished on the way (interpolated at that constant rate)."""
+    r = st["r"]
+    if r <= 0 or t <= st["t0"]:
+        st["t0"] = max(st["t0"], t)
+        return
+    done = st["d0"] + r * (t - st["t0"])
+    queue = st["queue"]
+    while queue and st["cum"] + queue[0][2] <= done + 1e-6:
+        _d, gid, w, ch = queue.pop(0)
+        st["cum"] += w
+        at = st["t0"] + max(st["cum"] - st["d0"], 0.0) / r
+        st["proj"].groups[gid] = max(at, now + ch)
+    st["d0"], st["t0"] = done, t
 
 
 class _Room:
@@ -528,7 +560,8 @@ class _Room:
         once it holds it holds until the end."""
         if not self.fitted:
             self.fitted = (
-                self.shut == 0
+                self.floor
+                and self.shut == 0
                 and all(self.capacity.get(b, 0) >= n for b, n in self.by_backend.items() if n)
                 and all(self.quotas.get(e, 0) >= n for e, n in self.by_experiment.items() if n)
             )
@@ -538,24 +571,40 @@ class _Room:
         """Slots each live campaign holds while the set of live campaigns stays the same
         (in the order of ``live``): a floor of one slot each (policy "slack"), then
         greedy, within throttles, quotas and capacity."""
+        rates, _given = self._rates(live)
+        return rates
+
+    def rates_or_extras(
+        self, live: list[CampaignLoad]
+    ) -> tuple[list[float] | None, dict[int, float]]:
+        """``(None, {campaign: rate})`` when every campaign not named holds exactly its
+        floor slot; else ``(rates, {})``."""
+        rates, given = self._rates(live)
+        if given is None:
+            return rates, {}
+        return None, {live[i].campaign_id: rates[i] for i in given}
+
+    def _rates(self, live: list[CampaignLoad]) -> tuple[list[float], list[int] | None]:
         backend_free = dict(self.capacity)
         exp_free = dict(self.quotas)
-        rates = [0.0] * len(live)
         backends = {b for b, n in self.by_backend.items() if n}
+        given: list[int] = []
+        if self.fits():
+            # Room for every floor slot: one each, counted per backend and experiment.
+            rates = [1.0] * len(live)
+            for b, n in self.by_backend.items():
+                if n:
+                    backend_free[b] -= n
+            for e, n in self.by_experiment.items():
+                if n:
+                    exp_free[e] -= n
+            _give(live, rates, INF, backend_free, exp_free, backends, given)
+            return rates, given
+        rates = [0.0] * len(live)
         if self.floor:
-            if self.fits():
-                # Room for every floor slot: one each, counted per backend and experiment.
-                rates = [1.0] * len(live)
-                for b, n in self.by_backend.items():
-                    if n:
-                        backend_free[b] -= n
-                for e, n in self.by_experiment.items():
-                    if n:
-                        exp_free[e] -= n
-            else:
-                _give(live, rates, 1, backend_free, exp_free, backends)
-        _give(live, rates, INF, backend_free, exp_free, backends)
-        return rates
+            _give(live, rates, 1, backend_free, exp_free, backends, given)
+        _give(live, rates, INF, backend_free, exp_free, backends, given)
+        return rates, None
 
 
 def _give(
@@ -565,8 +614,10 @@ def _give(
     backend_free: dict[str, float],
     exp_free: dict[int, float],
     backends: set[str],
+    given: list[int],
 ) -> None:
-    """Up to ``wanted`` more slots to each campaign in turn, while its limits allow."""
+    """Up to ``wanted`` more slots to each campaign in turn, while its limits allow
+    (the positions that got some are added to ``given``)."""
     open_backends = {b for b in backends if backend_free.get(b, 0) > 0}
     for i, c in enumerate(live):
         if not open_backends:
@@ -581,6 +632,7 @@ def _give(
             rates[i] += n
             exp_free[c.experiment_id] = e_free - n
             backend_free[c.backend] = b_free - n
+            given.append(i)
             if b_free - n <= 0:
                 open_backends.discard(c.backend)
 
