@@ -1,6 +1,7 @@
 """Where a page's time goes: one request at a time, in process, SQL and the rest.
 
     .venv/bin/python -m bench.anatomy --db bench8 [--repeat 5] [--out r.json]
+        [--profile "experiment overview"]
 
 For the pages of the page benchmark (bench/pages.py): Django's test client, signed in
 as the benchmark operator, no server and no load; the median of ``--repeat`` requests,
@@ -48,12 +49,13 @@ def run() -> dict[str, Any]:
         extra = {"HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items()}
         extra.pop("HTTP_COOKIE", None)  # the test client sends its own session
         client.get(path, **extra)  # warm up
-        times, sql, queries, size = [], [], 0, 0
+        times, cpu, sql, queries, size = [], [], [], 0, 0
         for _ in range(ARGS.repeat):
             connection.queries_log.clear()
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             response = client.get(path, **extra)
             times.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)
             if response.status_code != 200:
                 raise SystemExit(f"{path}: {response.status_code}")
             queries = len(connection.queries)
@@ -66,15 +68,38 @@ def run() -> dict[str, Any]:
             "queries": queries,
             "sql_ms": round(db * 1000, 1),
             "python_ms": round((total - db) * 1000, 1),
+            # CPU time of this process: the Python part, and little affected by other
+            # processes on a shared machine (the wall times are).
+            "cpu_ms": round(statistics.median(cpu) * 1000, 1),
             "bytes": size,
         }
         print(
             f"  {name:20} {total * 1000:7.1f} ms  {queries:3} queries  SQL {db * 1000:6.1f} ms  "
-            f"{size:7,} bytes",
+            f"CPU {statistics.median(cpu) * 1000:6.1f} ms  {size:7,} bytes",
             file=sys.stderr,
         )
     connection.force_debug_cursor = False
+    if ARGS.profile:
+        profile(client, urls_of(campaign, session, token.key)[ARGS.profile])
     return out
+
+
+def profile(client, url: tuple[str, dict]) -> None:
+    """cProfile of ``--repeat`` requests of one page: the functions by cumulative time."""
+    import cProfile
+    import pstats
+
+    path, headers = url
+    extra = {"HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items()}
+    extra.pop("HTTP_COOKIE", None)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(ARGS.repeat):
+        client.get(path, **extra)
+    profiler.disable()
+    stats = pstats.Stats(profiler, stream=sys.stderr).strip_dirs()
+    stats.sort_stats("cumulative").print_stats(ARGS.profile_lines)
+    stats.sort_stats("tottime").print_stats(ARGS.profile_lines)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -82,6 +107,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--db", default="bench8")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--out", help="write the figures here as JSON")
+    parser.add_argument("--profile", metavar="PAGE", help='also cProfile one page ("progress API")')
+    parser.add_argument("--profile-lines", type=int, default=40)
     return parser.parse_args(argv)
 
 

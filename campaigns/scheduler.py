@@ -32,7 +32,10 @@ the simulator compares them with ours.
 
 from __future__ import annotations
 
+import bisect
+import heapq
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -145,8 +148,9 @@ def campaign_work(campaign: CampaignLoad) -> tuple[float, float]:
     work = 0.0
     chains: dict[int, float] = {}
     for stage in campaign.stages:
-        if stage.remaining:
-            work += stage.remaining * stage.walltime_s
+        remaining = stage.ready + stage.planned + stage.in_flight  # (stage.remaining, inlined)
+        if remaining:
+            work += remaining * stage.walltime_s
             # The last job of a group still has to pass every remaining stage.
             chains[stage.group] = chains.get(stage.group, 0.0) + stage.walltime_s
     return work, max(chains.values(), default=0.0)
@@ -342,114 +346,295 @@ def project(inp: SchedulerInput, policy: str = "slack", boost_s: float = 12 * 36
 
     Returns ``{campaign_id: Projection}``.
     """
-    now = inp.now
-    state: dict[int, dict] = {}
-    order = []
-    for c in inp.campaigns:
-        work, chain = campaign_work(c)
-        share = campaign_share(c, inp.capacity, inp.quotas)
-        slack = c.deadline - now - _duration(work, chain, share)
-        order.append((order_key(c, slack, policy, boost_s), c))
-        groups: dict[int, list] = {}
-        for s in c.stages:
-            g = groups.setdefault(s.group, [s.group_deadline, 0.0, 0.0])
-            if s.remaining:
-                g[1] += s.remaining * s.walltime_s
-                g[2] += s.walltime_s
-        # Groups are worked in deadline order, like decide() serves their stages.
-        queue = sorted(((d, gid, w, ch) for gid, (d, w, ch) in groups.items()), key=lambda x: x[:2])
-        state[c.campaign_id] = {
-            "c": c,
-            "work": work,
-            "chain": chain,
-            "share": share,
-            "queue": queue,
-            "done": 0.0,  # work done so far
-            "cum": 0.0,  # work of the groups already finished
-            "proj": Projection(c.campaign_id, None, {}, share),
-        }
-    order.sort(key=lambda item: item[0])
-    ordered = [c for _k, c in order]
-
-    def close_groups(st, t: float) -> None:
-        # Record the groups whose cumulative work is done by time t.
-        queue = st["queue"]
-        while queue and st["cum"] + queue[0][2] <= st["done"] + 1e-6:
-            _d, gid, w, ch = queue.pop(0)
-            st["cum"] += w
-            st["proj"].groups[gid] = max(t, now + ch)
-
-    live = []
-    for c in ordered:
-        st = state[c.campaign_id]
-        close_groups(st, now)
-        if st["work"] <= 0:
-            st["proj"].finish = now
-        else:
-            live.append(c)
-
-    t = now
-    while live:
-        rates = _fluid_rates(live, inp, policy)
-        # Advance to the next finishing campaign (rates only change then).
-        finishes = []
-        for c in live:
-            st, r = state[c.campaign_id], rates[c.campaign_id]
-            if r > 0:
-                finishes.append(((st["work"] - st["done"]) / r, c.campaign_id))
-        if not finishes:
-            break  # nothing can progress: the rest never finishes at these limits
-        dt = min(finishes)[0]
-        t_next = t + dt
-        # Group ends inside this interval: interpolate at the constant rate.
-        for c in live:
-            st, r = state[c.campaign_id], rates[c.campaign_id]
-            if r <= 0:
-                continue
-            queue = st["queue"]
-            while queue and st["cum"] + queue[0][2] <= st["done"] + r * dt + 1e-6:
-                _d, gid, w, ch = queue.pop(0)
-                st["cum"] += w
-                at = t + max(st["cum"] - st["done"], 0.0) / r
-                st["proj"].groups[gid] = max(at, now + ch)
-            st["done"] += r * dt
-        still = []
-        for c in live:
-            st = state[c.campaign_id]
-            if st["done"] >= st["work"] - 1e-6:
-                st["proj"].finish = max(t_next, now + st["chain"])
-                close_groups(st, t_next)
-            else:
-                still.append(c)
-        live, t = still, t_next
+    setups = [_setup(c, inp, policy, boost_s) for c in inp.campaigns]
+    ordered = sorted(setups, key=lambda item: item.key)
+    state = {item.campaign.campaign_id: item.start() for item in setups}
+    _simulate(ordered, state, inp, policy)
     return {cid: st["proj"] for cid, st in state.items()}
 
 
-def _fluid_rates(live: list[CampaignLoad], inp: SchedulerInput, policy: str) -> dict[int, float]:
-    """Slots each live campaign holds while the set of live campaigns stays the same."""
-    backend_free = dict(inp.capacity)
-    exp_free = dict(inp.quotas)
-    rates = dict.fromkeys((c.campaign_id for c in live), 0.0)
+def project_each(
+    inp: SchedulerInput,
+    extras: Sequence[CampaignLoad],
+    policy: str = "slack",
+    boost_s: float = 12 * 3600,
+) -> list[Projection]:
+    """The projection of each of ``extras`` added alone to ``inp``'s campaigns.
 
-    def give(c: CampaignLoad, wanted: float) -> None:
-        cap = c.throttle if c.throttle is not None else INF
-        n = min(
-            wanted,
-            cap - rates[c.campaign_id],
-            exp_free.get(c.experiment_id, 0),
-            backend_free.get(c.backend, 0),
+    The same answer, extra by extra, as ``project`` of ``inp`` plus that one
+    campaign (the forecast of work "if scheduled now", one scenario per
+    request), but the base campaigns' work, shares and order are worked out
+    once, and each scenario stops as soon as its extra campaign is done: what
+    happens to the others after that cannot change its finish. Extras need a
+    campaign id none of ``inp``'s campaigns has.
+    """
+    base = sorted((_setup(c, inp, policy, boost_s) for c in inp.campaigns), key=lambda i: i.key)
+    keys = [item.key for item in base]
+    out = []
+    for extra in extras:
+        scenario = SchedulerInput(
+            inp.now,
+            inp.capacity,
+            inp.quotas,
+            [*inp.campaigns, extra],
+            inp.in_flight_backend,
+            inp.in_flight_experiment,
         )
-        if n > 0:
-            rates[c.campaign_id] += n
-            exp_free[c.experiment_id] = exp_free.get(c.experiment_id, 0) - n
-            backend_free[c.backend] = backend_free.get(c.backend, 0) - n
+        mine = _setup(extra, scenario, policy, boost_s)
+        at = bisect.bisect_right(keys, mine.key)
+        ordered = [*base[:at], mine, *base[at:]]
+        state = {item.campaign.campaign_id: item.start() for item in ordered}
+        _simulate(ordered, state, scenario, policy, until=extra.campaign_id)
+        out.append(state[extra.campaign_id]["proj"])
+    return out
 
-    if policy == "slack":
-        for c in live:
-            give(c, 1)
-    for c in live:
-        give(c, INF)
-    return rates
+
+@dataclass(slots=True)
+class _Setup:
+    """What the projection works out once per campaign: its work, share and order."""
+
+    campaign: CampaignLoad
+    key: tuple
+    work: float
+    chain: float
+    share: int
+    queue: list[tuple]
+
+    def start(self) -> dict:
+        return {
+            "c": self.campaign,
+            "work": self.work,
+            "chain": self.chain,
+            "share": self.share,
+            "queue": list(self.queue),
+            "done": 0.0,  # work done so far
+            "cum": 0.0,  # work of the groups already finished
+            "proj": Projection(self.campaign.campaign_id, None, {}, self.share),
+        }
+
+
+def _setup(c: CampaignLoad, inp: SchedulerInput, policy: str, boost_s: float) -> _Setup:
+    work, chain = campaign_work(c)
+    share = campaign_share(c, inp.capacity, inp.quotas)
+    slack = c.deadline - inp.now - _duration(work, chain, share)
+    groups: dict[int, list] = {}
+    for s in c.stages:
+        g = groups.setdefault(s.group, [s.group_deadline, 0.0, 0.0])
+        remaining = s.ready + s.planned + s.in_flight
+        if remaining:
+            g[1] += remaining * s.walltime_s
+            g[2] += s.walltime_s
+    # Groups are worked in deadline order, like decide() serves their stages.
+    queue = sorted(((d, gid, w, ch) for gid, (d, w, ch) in groups.items()), key=lambda x: x[:2])
+    return _Setup(c, order_key(c, slack, policy, boost_s), work, chain, share, queue)
+
+
+def _close_groups(st: dict, t: float, now: float) -> None:
+    # Record the groups whose cumulative work is done by time t.
+    queue = st["queue"]
+    while queue and st["cum"] + queue[0][2] <= st["done"] + 1e-6:
+        _d, gid, w, ch = queue.pop(0)
+        st["cum"] += w
+        st["proj"].groups[gid] = max(t, now + ch)
+
+
+def _simulate(
+    ordered: list[_Setup],
+    state: dict[int, dict],
+    inp: SchedulerInput,
+    policy: str,
+    until: int | None = None,
+) -> None:
+    """Run the fluid model over ``state`` (campaigns in service order); with ``until``,
+    stop once that campaign is done.
+
+    Event by event (a campaign finishing is the only thing that changes rates), but
+    lazily: a campaign's progress is a straight line from where its rate last changed,
+    and only campaigns whose rate changes are touched. Under the slack policy every
+    campaign holds its floor slot and a few hold more, so a step costs what those few
+    cost, not the hundreds still running (the forecasts of a page run this once per
+    request). The times are the same as stepping every campaign at every event, up to
+    the rounding of the floating-point sums.
+    """
+    now = inp.now
+    alive: dict[int, CampaignLoad] = {}  # in service order; removing one is cheap
+    for item in ordered:
+        st = state[item.campaign.campaign_id]
+        _close_groups(st, now, now)
+        if st["work"] <= 0:
+            st["proj"].finish = now
+        else:
+            st.update(t0=now, d0=0.0, r=0.0, version=0)
+            alive[item.campaign.campaign_id] = item.campaign
+    target = state[until]["proj"] if until is not None else None
+    room = _Room(inp, list(alive.values()), floor=policy == "slack")
+    heap: list[tuple[float, int, int]] = []  # (finish at the current rate, version, campaign)
+    special: set[int] = set()  # campaigns whose rate is not the floor's 1.0
+    first = True
+    t = now
+    while alive:
+        if target is not None and target.finish is not None:
+            return
+        camps = list(alive.values())
+        rates, extras = room.rates_or_extras(camps)
+        if rates is not None or first:
+            rates = rates if rates is not None else room.rates(camps)
+            changes = zip((c.campaign_id for c in camps), rates, strict=True)
+        else:
+            changes = ((cid, extras.get(cid, 1.0)) for cid in special | extras.keys())
+        new_special = set()
+        for cid, r in changes:
+            st = state[cid]
+            if r != 1.0:
+                new_special.add(cid)
+            if r != st["r"]:
+                _advance(st, t, now)
+                st["r"], st["version"] = r, st["version"] + 1
+                if r > 0:
+                    finish = st["t0"] + (st["work"] - st["d0"]) / r
+                    heapq.heappush(heap, (finish, st["version"], cid))
+        special, first = new_special, False
+        # Advance to the next finishing campaign (rates only change then).
+        while heap and heap[0][1] != state[heap[0][2]]["version"]:
+            heapq.heappop(heap)  # a finish foreseen at a rate since changed
+        if not heap:
+            break  # nothing can progress: the rest never finishes at these limits
+        t_next = heap[0][0]
+        ended = [state[heapq.heappop(heap)[2]]]  # the first to finish, whatever the rounding
+        while heap and heap[0][0] <= t_next + 1e-6:
+            # Others finishing within a hair's breadth (in work) finish with it, as when
+            # every campaign was stepped; times are epoch seconds, so compare in time.
+            finish, version, cid = heap[0]
+            st = state[cid]
+            if version == st["version"] and (finish - t_next) * st["r"] > 1e-6:
+                break
+            heapq.heappop(heap)
+            if version == st["version"]:
+                ended.append(st)
+        for st in ended:
+            _advance(st, t_next, now)
+            st["done"] = st["d0"] = st["work"]  # done, whatever the rounding of the line
+            st["proj"].finish = max(t_next, now + st["chain"])
+            _close_groups(st, t_next, now)
+            st["version"] += 1
+            room.leave(st["c"])
+            del alive[st["c"].campaign_id]
+            special.discard(st["c"].campaign_id)
+        t = t_next
+
+
+def _advance(st: dict, t: float, now: float) -> None:
+    """Move a campaign's line to ``t`` at its current rate, recording the groups it
+    finished on the way (interpolated at that constant rate)."""
+    r = st["r"]
+    if r <= 0 or t <= st["t0"]:
+        st["t0"] = max(st["t0"], t)
+        return
+    done = st["d0"] + r * (t - st["t0"])
+    queue = st["queue"]
+    while queue and st["cum"] + queue[0][2] <= done + 1e-6:
+        _d, gid, w, ch = queue.pop(0)
+        st["cum"] += w
+        at = st["t0"] + max(st["cum"] - st["d0"], 0.0) / r
+        st["proj"].groups[gid] = max(at, now + ch)
+    st["d0"], st["t0"] = done, t
+
+
+class _Room:
+    """The limits the live campaigns share, and whether each can have its floor slot."""
+
+    def __init__(self, inp: SchedulerInput, live: list[CampaignLoad], floor: bool) -> None:
+        self.capacity, self.quotas, self.floor = inp.capacity, inp.quotas, floor
+        self.by_backend = Counter(c.backend for c in live)
+        self.by_experiment = Counter(c.experiment_id for c in live)
+        self.shut = sum(1 for c in live if c.throttle is not None and c.throttle < 1)
+        self.fitted = False
+
+    def leave(self, c: CampaignLoad) -> None:
+        self.by_backend[c.backend] -= 1
+        self.by_experiment[c.experiment_id] -= 1
+        self.shut -= c.throttle is not None and c.throttle < 1  # throttled to nothing
+
+    def fits(self) -> bool:
+        """Every live campaign gets exactly its one floor slot. Campaigns only leave, so
+        once it holds it holds until the end."""
+        if not self.fitted:
+            self.fitted = (
+                self.floor
+                and self.shut == 0
+                and all(self.capacity.get(b, 0) >= n for b, n in self.by_backend.items() if n)
+                and all(self.quotas.get(e, 0) >= n for e, n in self.by_experiment.items() if n)
+            )
+        return self.fitted
+
+    def rates(self, live: list[CampaignLoad]) -> list[float]:
+        """Slots each live campaign holds while the set of live campaigns stays the same
+        (in the order of ``live``): a floor of one slot each (policy "slack"), then
+        greedy, within throttles, quotas and capacity."""
+        rates, _given = self._rates(live)
+        return rates
+
+    def rates_or_extras(
+        self, live: list[CampaignLoad]
+    ) -> tuple[list[float] | None, dict[int, float]]:
+        """``(None, {campaign: rate})`` when every campaign not named holds exactly its
+        floor slot; else ``(rates, {})``."""
+        rates, given = self._rates(live)
+        if given is None:
+            return rates, {}
+        return None, {live[i].campaign_id: rates[i] for i in given}
+
+    def _rates(self, live: list[CampaignLoad]) -> tuple[list[float], list[int] | None]:
+        backend_free = dict(self.capacity)
+        exp_free = dict(self.quotas)
+        backends = {b for b, n in self.by_backend.items() if n}
+        given: list[int] = []
+        if self.fits():
+            # Room for every floor slot: one each, counted per backend and experiment.
+            rates = [1.0] * len(live)
+            for b, n in self.by_backend.items():
+                if n:
+                    backend_free[b] -= n
+            for e, n in self.by_experiment.items():
+                if n:
+                    exp_free[e] -= n
+            _give(live, rates, INF, backend_free, exp_free, backends, given)
+            return rates, given
+        rates = [0.0] * len(live)
+        if self.floor:
+            _give(live, rates, 1, backend_free, exp_free, backends, given)
+        _give(live, rates, INF, backend_free, exp_free, backends, given)
+        return rates, None
+
+
+def _give(
+    live: list[CampaignLoad],
+    rates: list[float],
+    wanted: float,
+    backend_free: dict[str, float],
+    exp_free: dict[int, float],
+    backends: set[str],
+    given: list[int],
+) -> None:
+    """Up to ``wanted`` more slots to each campaign in turn, while its limits allow
+    (the positions that got some are added to ``given``)."""
+    open_backends = {b for b in backends if backend_free.get(b, 0) > 0}
+    for i, c in enumerate(live):
+        if not open_backends:
+            return  # every backend is full: nobody after this gets anything
+        b_free = backend_free.get(c.backend, 0)
+        e_free = exp_free.get(c.experiment_id, 0)
+        if e_free <= 0 or b_free <= 0:
+            continue
+        cap = c.throttle if c.throttle is not None else INF
+        n = min(wanted, cap - rates[i], e_free, b_free)
+        if n > 0:
+            rates[i] += n
+            exp_free[c.experiment_id] = e_free - n
+            backend_free[c.backend] = b_free - n
+            given.append(i)
+            if b_free - n <= 0:
+                open_backends.discard(c.backend)
 
 
 def feasibility(now: float, deadline: float, finish: float | None, done: bool = False) -> str:

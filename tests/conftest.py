@@ -1,6 +1,7 @@
 """Shared fixtures: fast hashing, users with roles, an API client with a token."""
 
 import pytest
+from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from campaigns.execution.inflight import KNOWN
@@ -14,7 +15,10 @@ def _fast_tests(settings, tmp_path):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.OPOS_WORK_DIR = tmp_path / "work"
-    # The poller's view of the jobs in flight outlives a test's rolled-back database.
+    # Each test's database is rolled back, and SQLite then hands out the same ids
+    # again: a cache entry keyed by ids (snapshot histories) must not outlive its test,
+    # nor the poller's view of the jobs in flight.
+    cache.clear()
     KNOWN.forget()
 
 

@@ -9,7 +9,6 @@ sees "with the current load this would finish around D".
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from requests_app.models import ProductionRequest, Sample, StageTemplate
 from .. import conf
 from ..choices import OPEN_CAMPAIGN_STATES, CampaignState, Feasibility
 from ..models import CampaignRequest, deadline_moment
-from ..scheduler import CampaignLoad, StageLoad, feasibility, project
+from ..scheduler import CampaignLoad, StageLoad, feasibility, project, project_each
 from .expansion import stage_job_counts
 from .planning import CycleInputs, load_inputs
 
@@ -84,16 +83,23 @@ class CampaignForecast(Forecast):
     requests: dict[int, Forecast] = field(default_factory=dict)
 
 
-def forecast_campaigns(inputs: CycleInputs | None = None) -> dict[int, CampaignForecast]:
-    """Forecasts of every open campaign and its requests (the four queries of ``load_inputs``).
+def forecast_campaigns(
+    inputs: CycleInputs | None = None, only: Iterable[int] | None = None
+) -> dict[int, CampaignForecast]:
+    """Forecasts of every open campaign (or of those in ``only``) and their requests (the
+    four queries of ``load_inputs``).
 
-    Planned and paused campaigns are projected as if they ran from now.
+    Planned and paused campaigns are projected as if they ran from now. The projection
+    runs over all of them whatever ``only`` says (they share capacity and quotas).
     """
-    inputs = inputs or load_inputs()
+    inputs = inputs or load_inputs(campaign_ids=())  # no stage labels: not shown
     now = inputs.input.now
     projections = project(inputs.input, "slack", conf.priority_boost_s())
+    wanted = None if only is None else set(only)
     result: dict[int, CampaignForecast] = {}
     for load in inputs.input.campaigns:
+        if wanted is not None and load.campaign_id not in wanted:
+            continue
         proj = projections[load.campaign_id]
         remaining = sum(s.remaining for s in load.stages)
         mode = "running" if load.state == CampaignState.ACTIVE else "if_launched"
@@ -167,7 +173,7 @@ def forecast_unscheduled(
     requests = list(requests)
     if not requests:
         return {}
-    inputs = inputs or load_inputs()
+    inputs = inputs or load_inputs(campaign_ids=())  # no stage labels: not shown
     samples_of: dict[int, list[Sample]] = {}
     for sample in Sample.objects.filter(request__in=requests):
         samples_of.setdefault(sample.request_id, []).append(sample)
@@ -175,7 +181,7 @@ def forecast_unscheduled(
     stages_of: dict[int, list[StageTemplate]] = {}
     for st in StageTemplate.objects.filter(template__in=template_ids):
         stages_of.setdefault(st.template_id, []).append(st)
-    result = {}
+    hypotheticals = []
     for request in requests:
         deadline = deadline_moment(request.deadline)
         loads: list[StageLoad] = []
@@ -196,25 +202,28 @@ def forecast_unscheduled(
                 )
                 for n, st in enumerate(stages)
             ]
-        hypothetical = CampaignLoad(
-            campaign_id=HYPOTHETICAL,
-            experiment_id=request.experiment_id,
-            backend=request.experiment.default_backend,
-            state=CampaignState.ACTIVE,
-            priority=PRIORITY_WEIGHT.get(request.priority, 1),
-            deadline=deadline.timestamp(),
-            stages=tuple(loads),
-            arrival=inputs.input.now,
+        hypotheticals.append(
+            CampaignLoad(
+                campaign_id=HYPOTHETICAL,
+                experiment_id=request.experiment_id,
+                backend=request.experiment.default_backend,
+                state=CampaignState.ACTIVE,
+                priority=PRIORITY_WEIGHT.get(request.priority, 1),
+                deadline=deadline.timestamp(),
+                stages=tuple(loads),
+                arrival=inputs.input.now,
+            )
         )
-        scenario = dataclasses.replace(
-            inputs.input, campaigns=[*inputs.input.campaigns, hypothetical]
-        )
-        proj = project(scenario, "slack", conf.priority_boost_s())[HYPOTHETICAL]
+    # Each request alone on top of the current load (they do not compete with each
+    # other): the base campaigns are set up once for all of them.
+    projections = project_each(inputs.input, hypotheticals, "slack", conf.priority_boost_s())
+    result = {}
+    for request, hypothetical, proj in zip(requests, hypotheticals, projections, strict=True):
         result[request.pk] = Forecast(
-            deadline=deadline,
+            deadline=deadline_moment(request.deadline),
             finish=_when(proj.finish),
-            status=feasibility(scenario.now, deadline.timestamp(), proj.finish),
-            remaining_jobs=sum(s.remaining for s in loads),
+            status=feasibility(inputs.input.now, hypothetical.deadline, proj.finish),
+            remaining_jobs=sum(s.remaining for s in hypothetical.stages),
             mode="if_scheduled",
         )
     return result

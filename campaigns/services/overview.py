@@ -133,8 +133,7 @@ def campaign_plan(campaign: Campaign) -> CampaignPlan:
         decision = decide(inputs.input, "slack", conf.priority_boost_s())
         decisions = decision.stages
         summary = decision.campaigns.get(campaign.pk)
-        all_forecasts = forecast_campaigns(inputs)
-        forecast = all_forecasts.get(campaign.pk)
+        forecast = forecast_campaigns(inputs, only=[campaign.pk]).get(campaign.pk)
         if isinstance(forecast, CampaignForecast):
             forecasts = forecast.requests
     else:

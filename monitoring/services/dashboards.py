@@ -26,6 +26,7 @@ from ..models import Milestone
 from . import milestones as ms
 from . import operations, snapshots
 from .forecast import Forecast, Point, measure, window_start
+from .history import History, history
 from .progress import Breakdown, Progress, StageProgress, load_breakdown, totals
 from .tracking import (
     Estimates,
@@ -112,9 +113,10 @@ class Detail:
     forecast: Forecast
     history: list[Point]
     milestones: list[ms.MilestoneView]
-    chart: charts.BurnUp
+    chart: charts.BurnUp | None  # None: not asked for (the progress API draws nothing)
     throughput: list[Throughput]
     now: dt.datetime
+    snapshots: History | None = None  # the cached series behind ``history``
     requests: list[RequestRow] = field(default_factory=list)
     samples: list[SampleRow] = field(default_factory=list)
     hold_s: int = 0
@@ -155,10 +157,11 @@ def _chart(
 
 
 def campaign_detail(
-    campaign: Campaign, now: dt.datetime | None = None, triage: bool = True
+    campaign: Campaign, now: dt.datetime | None = None, triage: bool = True, full: bool = True
 ) -> Detail:
     """The campaign dashboard (``triage``: with failures and stuck work): a fixed number
-    of queries whatever the number of jobs."""
+    of queries whatever the number of jobs. Without ``full`` (the progress API), no
+    burn-up chart and no forecast or samples per request: what the API does not show."""
     now = now or timezone.now()
     estimates = Estimates()
     data = load_breakdown(Stage.objects.filter(campaign=campaign))
@@ -169,35 +172,40 @@ def campaign_detail(
         .select_related("request__physics_group", "request__experiment")
         .order_by("request__deadline", "request_id")
     ]
-    rows = snapshots.series(SnapshotLevel.CAMPAIGN, campaign.pk).points
-    history = [Point(s.taken_at, s.events_done, s.succeeded) for s in rows]
-    f = campaign_forecast(campaign, progress, _window(history, now), now, estimates)
+    series = history(SnapshotLevel.CAMPAIGN, campaign.pk)
+    f = campaign_forecast(campaign, progress, _window(series.points, now), now, estimates)
     reached: dict[str, dt.datetime] = {}
     per_request: dict[int, dict[str, dt.datetime]] = {}
     for rid, kind, at in Milestone.objects.filter(campaign=campaign).values_list(
         "request_id", "kind", "reached_at"
     ):
         (reached if rid is None else per_request.setdefault(rid, {}))[kind] = at
-    points = snapshots.window_points(SnapshotLevel.REQUEST, [r.pk for r in requests], now)
     request_rows = []
-    for r in requests:
-        rp = data.requests.get(r.pk, Progress())
-        rf = request_forecast(r, rp, points.get(r.pk, []), campaign, now, estimates)
-        request_rows.append(RequestRow(r, rp, rf, hold_seconds(r, now), _sample_rows(data, r.pk)))
+    if full:
+        points = snapshots.window_points(SnapshotLevel.REQUEST, [r.pk for r in requests], now)
+        for r in requests:
+            rp = data.requests.get(r.pk, Progress())
+            rf = request_forecast(r, rp, points.get(r.pk, []), campaign, now, estimates)
+            request_rows.append(
+                RequestRow(r, rp, rf, hold_seconds(r, now), _sample_rows(data, r.pk))
+            )
     detail = Detail(
         campaign=campaign,
         progress=progress,
         forecast=f,
-        history=history,
+        history=series.points,
         milestones=ms.views(reached, campaign.launched_at, campaign_level=True),
-        chart=_chart(history, progress, f, now, campaign.launched_at, reached),
+        chart=(
+            _chart(series.points, progress, f, now, campaign.launched_at, reached) if full else None
+        ),
         throughput=throughput(
-            history + launch_point(campaign), now, progress.events_done, progress.succeeded
+            series.points + launch_point(campaign), now, progress.events_done, progress.succeeded
         ),
         now=now,
         requests=request_rows,
-        hold_s=sum(row.hold_s for row in request_rows),
+        hold_s=sum(hold_seconds(r, now) for r in requests),
         paused_s=paused_seconds(campaign, now),
+        snapshots=series,
     )
     if triage:
         jobs = Job.objects.filter(stage__campaign=campaign)
@@ -213,10 +221,14 @@ def _window(history: list[Point], now: dt.datetime) -> list[Point]:
 
 
 def request_detail(
-    request: ProductionRequest, now: dt.datetime | None = None, timeline: bool = True
+    request: ProductionRequest,
+    now: dt.datetime | None = None,
+    timeline: bool = True,
+    full: bool = True,
 ) -> Detail:
     """A request's progress page: the campaign dashboard narrowed to one request, plus its
-    timeline of transitions and comments (``timeline``)."""
+    timeline of transitions and comments (``timeline``). Without ``full`` (the progress
+    API), no burn-up chart and no samples."""
     now = now or timezone.now()
     estimates = Estimates()
     link = CampaignRequest.objects.filter(request=request).select_related("campaign").first()
@@ -227,34 +239,35 @@ def request_detail(
         progress.events_target = sum(
             Sample.objects.filter(request=request).values_list("events", flat=True)
         )
-    history: list[Point] = []
+    series = History([], [])
     reached: dict[str, dt.datetime] = {}
     if campaign is not None:
-        rows = snapshots.series(SnapshotLevel.REQUEST, request.pk).points
-        history = [Point(s.taken_at, s.events_done, s.succeeded) for s in rows]
+        series = history(SnapshotLevel.REQUEST, request.pk)
         reached = ms.load(campaign, request.pk)
     unscheduled = (
         estimates.unscheduled([request])
         if campaign is None and request.state in OPEN_REQUEST_STATES
         else None
     )
+    points = series.points
     f = request_forecast(
-        request, progress, _window(history, now), campaign, now, estimates, unscheduled
+        request, progress, _window(points, now), campaign, now, estimates, unscheduled
     )
     launched = campaign.launched_at if campaign else None
     detail = Detail(
         campaign=campaign,
         progress=progress,
         forecast=f,
-        history=history,
+        history=points,
         milestones=ms.views(reached, launched, campaign_level=False),
-        chart=_chart(history, progress, f, now, launched, reached),
+        chart=_chart(points, progress, f, now, launched, reached) if full else None,
         throughput=throughput(
-            history + launch_point(campaign), now, progress.events_done, progress.succeeded
+            points + launch_point(campaign), now, progress.events_done, progress.succeeded
         ),
         now=now,
-        samples=_sample_rows(data, request.pk),
+        samples=_sample_rows(data, request.pk) if full else [],
         hold_s=hold_seconds(request, now),
+        snapshots=series,
     )
     if campaign is not None:
         jobs = Job.objects.filter(stage__request=request, stage__campaign=campaign)

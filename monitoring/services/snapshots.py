@@ -1,4 +1,5 @@
-"""Progress snapshots: recorded from the stage counters, thinned, read back as series.
+"""Progress snapshots: recorded from the stage counters, thinned, read back as series
+(whole series: ``history``; the starts of the forecast windows: ``window_points``).
 
 ``record_snapshots`` (beat, every ``OPOS_SNAPSHOT_INTERVAL_S``) writes one row per
 running campaign, per request and per sample in it, plus one final row for a
@@ -17,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.db import transaction
 from django.db.models import F, Max, OuterRef, Q, QuerySet, Subquery
@@ -226,33 +227,6 @@ def thin_snapshots(now: dt.datetime | None = None) -> ThinReport:
 
 
 # --- reading -------------------------------------------------------------------------------------
-
-
-@dataclass
-class Series:
-    """A snapshot series for charts: points in time order."""
-
-    points: list[ProgressSnapshot] = field(default_factory=list)
-
-    def events(self) -> list[Point]:
-        return [Point(s.taken_at, s.events_done) for s in self.points]
-
-
-def series(
-    level: str, owner_id: int, since: dt.datetime | None = None, fields: Iterable[str] = ()
-) -> Series:
-    """One series (campaign, request or sample id per ``level``), oldest first: one query."""
-    column = {
-        SnapshotLevel.CAMPAIGN: "campaign_id",
-        SnapshotLevel.REQUEST: "request_id",
-        SnapshotLevel.SAMPLE: "sample_id",
-    }[level]
-    qs = ProgressSnapshot.objects.filter(level=level, **{column: owner_id})
-    if since is not None:
-        qs = qs.filter(taken_at__gte=since)
-    wanted = {"taken_at", "events_done", "events_target", "running", "in_flight", "succeeded"}
-    wanted |= set(fields)
-    return Series(list(qs.order_by("taken_at", "id").only("id", *wanted)))
 
 
 def window_points(

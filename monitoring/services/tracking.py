@@ -50,7 +50,7 @@ class Estimates:
     @property
     def inputs(self) -> CycleInputs:
         if self._inputs is None:
-            self._inputs = load_inputs()
+            self._inputs = load_inputs(campaign_ids=())  # no stage labels: not shown
         return self._inputs
 
     def campaign(self, campaign_id: int) -> CampaignForecast | None:
