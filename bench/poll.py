@@ -128,7 +128,7 @@ def poll_result(conn, keep_every: int, change_every: int) -> tuple[dict[str, dic
     succeed, one fails with exit code 1): about half the changes are moves between
     in-flight states, half are ends that finalize will take over.
     """
-    from campaigns.batch import BatchState, JobStatus
+    from campaigns.batch import BatchState, JobStatus, StatusAnswer
 
     rows = conn.execute(
         """
@@ -151,7 +151,11 @@ def poll_result(conn, keep_every: int, change_every: int) -> tuple[dict[str, dic
                 status = JobStatus(BatchState.FAILED, 1, "exit code 1")
         else:
             status = JobStatus(BatchState(state))
-        result.setdefault(backend, {})[batch_id] = status
+        answer = result.get(backend)
+        if answer is None:
+            # As the real backends answer: by batch id and by state (see StatusAnswer).
+            answer = result[backend] = StatusAnswer()
+        answer[batch_id] = status
     conn.commit()
     return result, changed
 

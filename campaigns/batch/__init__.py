@@ -19,6 +19,7 @@ from .base import (
     BatchState,
     JobRef,
     JobStatus,
+    StatusAnswer,
 )
 
 BACKENDS: dict[str, str] = {
@@ -52,5 +53,6 @@ __all__ = [
     "BatchState",
     "JobRef",
     "JobStatus",
+    "StatusAnswer",
     "get_backend",
 ]

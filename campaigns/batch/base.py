@@ -162,13 +162,49 @@ class JobRef(NamedTuple):
     workdir: Path | str
 
 
-@dataclass(frozen=True)
-class JobStatus:
-    """State of one element; ``exit_code`` once known, ``reason`` a short human explanation."""
+class JobStatus(NamedTuple):
+    """State of one element; ``exit_code`` once known, ``reason`` a short human explanation.
+
+    A named tuple: a backend makes one per job in flight on every poll (100,000 a minute),
+    and a tuple of plain values is quick to make and drops out of the garbage collector's
+    sight, where a frozen dataclass instance stayed in it (bench/poll.py).
+    """
 
     state: BatchState
     exit_code: int | None = None
     reason: str = ""
+
+
+class StatusAnswer(dict[str, JobStatus]):
+    """A backend's answer to :meth:`BatchBackend.status`: the status of each batch id, plus
+    the batch ids by state (``by_state``), kept as the answer is filled.
+
+    The poller compares the answer with its view of the jobs in flight state by state, as
+    set differences: with 100,000 jobs in flight and a few hundred changed, one dictionary
+    lookup and comparison per job in Python was most of a poll (bench/poll.py), while a
+    set difference runs in C. The backend makes ``by_state`` while it builds the answer,
+    which it walks anyway. Filled through item assignment (``answer[batch_id] = status``);
+    ``update`` and the other bulk methods of ``dict`` do not keep ``by_state`` and must not
+    be used on it (``consistent`` tells; the poller falls back to the lookups then).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.by_state: dict[str, set[str]] = {}
+
+    def __setitem__(self, batch_id: str, status: JobStatus) -> None:
+        old = self.get(batch_id)
+        if old is not None:
+            self.by_state[old.state].discard(batch_id)
+        dict.__setitem__(self, batch_id, status)
+        ids = self.by_state.get(status.state)
+        if ids is None:
+            ids = self.by_state[status.state] = set()
+        ids.add(batch_id)
+
+    def consistent(self) -> bool:
+        """Whether ``by_state`` holds every batch id of the answer (one count per state)."""
+        return sum(map(len, self.by_state.values())) == len(self)
 
 
 class BatchBackend(ABC):
@@ -191,7 +227,9 @@ class BatchBackend(ABC):
 
     @abstractmethod
     def status(self, jobs: Sequence[JobRef]) -> dict[str, JobStatus]:
-        """Return the state of every job, keyed by batch id, from one bulk query.
+        """Return the state of every job, keyed by batch id, from one bulk query: a
+        :class:`StatusAnswer`, so the poller can compare it state by state (a plain ``dict``
+        works, more slowly).
 
         Jobs the batch system no longer lists are resolved from their folder's ``exit_code``
         file (succeeded when 0, failed otherwise), else reported lost.

@@ -51,6 +51,7 @@ from .base import (
     BatchState,
     JobRef,
     JobStatus,
+    StatusAnswer,
     check_array_dir,
     check_start,
     check_token,
@@ -302,11 +303,12 @@ class HTCondorBackend(BatchBackend):
             history_constraint = f"member(ClusterId, {{{', '.join(gone)}}})"
             for ad in self._call("history", schedd.history, history_constraint, PROJECTION):
                 listed.setdefault(job_id(ad), map_job_ad(ad))
-        return {
-            j.batch_id: listed.get(j.batch_id)
-            or resolve_absent(j.workdir, "unknown to the schedd and its history")
-            for j in jobs
-        }
+        result = StatusAnswer()
+        for j in jobs:
+            result[j.batch_id] = listed.get(j.batch_id) or resolve_absent(
+                j.workdir, "unknown to the schedd and its history"
+            )
+        return result
 
     def cancel(self, batch_ids: Sequence[str]) -> None:
         if not batch_ids:

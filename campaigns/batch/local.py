@@ -49,6 +49,7 @@ from .base import (
     BatchState,
     JobRef,
     JobStatus,
+    StatusAnswer,
     check_array_dir,
     check_start,
     check_token,
@@ -179,7 +180,7 @@ class LocalBackend(BatchBackend):
         return [batch_id(spec.token, i) for i in range(start, spec.size)]
 
     def status(self, jobs: Sequence[JobRef]) -> dict[str, JobStatus]:
-        result: dict[str, JobStatus] = {}
+        result = StatusAnswer()
         records: dict[str, list[dict[str, Any]]] = {}
         with self._locked():
             self._fill()

@@ -37,7 +37,6 @@ import json
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +52,7 @@ from .base import (
     BatchState,
     JobRef,
     JobStatus,
+    StatusAnswer,
     check_array_dir,
     check_start,
     check_token,
@@ -259,7 +259,7 @@ def parse_job_records(
         status = map_slurm_state(_state_names(state), str(reason or ""), code)
         if from_sacct and status.state is BatchState.FAILED and code == 0:
             # sacct --json 22.05 reports return_code 0 for failed jobs (plain sacct shows 1:0).
-            status = replace(status, exit_code=None)
+            status = status._replace(exit_code=None)
         for batch_id in _job_ids(record):
             result[batch_id] = status
     return result
@@ -396,7 +396,7 @@ class SlurmBackend(BatchBackend):
         if missing and self.use_sacct:
             from_sacct = parse_job_records(self._sacct(["--jobs", ",".join(sorted(missing))]))
             listed = {**from_sacct, **listed}
-        result: dict[str, JobStatus] = {}
+        result = StatusAnswer()
         for job in jobs:
             status = listed.get(job.batch_id)
             if status is None:
@@ -404,7 +404,7 @@ class SlurmBackend(BatchBackend):
             elif status.state in TERMINAL_STATES:
                 code = read_exit_code(job.workdir)
                 if code is not None:  # what the command returned, not the shim's signal
-                    status = replace(status, exit_code=code)
+                    status = status._replace(exit_code=code)
             result[job.batch_id] = status
         return result
 

@@ -26,12 +26,12 @@ from typing import Any, NamedTuple
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
-from ..batch import ACTIVE_STATES, BackendError, BackendUnavailable, JobStatus
+from ..batch import ACTIVE_STATES, BackendError, BackendUnavailable, JobStatus, StatusAnswer
 from ..choices import ACTIVE_JOB_STATES, JobState
 from ..models import COUNTER_FOR_STATE, Campaign, Job, Stage
 from . import backends
 from .bulk import array_literal, bulk_add, bulk_set_rows
-from .inflight import KNOWN, InFlight
+from .inflight import KNOWN, BackendView, InFlight
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,33 @@ def compare(jobs: Iterable[InFlight], statuses: Mapping[str, JobStatus]) -> list
     return changes
 
 
+def compare_view(view: BackendView, answer: Mapping[str, JobStatus]) -> list[Change]:
+    """``compare`` for a backend's jobs in flight held in a view, answered with a
+    :class:`StatusAnswer`: the same changes, found as set differences state by state.
+
+    The batch system lists every job in flight and few of them changed; a set difference
+    walks the listed batch ids in C (a few milliseconds per 100,000 here, against 40-60 ms
+    for one lookup and comparison each in Python), so what the poll does in Python follows
+    the changes (bench/poll.py). An answer without ``by_state`` takes ``compare``.
+    """
+    if not isinstance(answer, StatusAnswer) or not answer.consistent():
+        return compare(view.by_id.values(), answer)
+    changes = []
+    by_batch = view.by_batch
+    for state, reported in answer.by_state.items():
+        if state in ACTIVE_STATES:  # listed in a state of flight: changed if ours differs
+            differ = reported.difference(view.in_state.get(state, ()))
+        else:  # ended: every one is news
+            differ = reported
+        for batch_id in differ:
+            job = by_batch.get(batch_id)
+            if job is None:  # not one of ours in flight (the backend listed more)
+                continue
+            new = str(state) if state in ACTIVE_STATES else job.state
+            changes.append(Change(job.id, job.stage_id, job.state, new, answer[batch_id]))
+    return changes
+
+
 def poll(now: datetime | None = None) -> PollReport:
     """One cycle over every backend with jobs in flight."""
     report = PollReport()
@@ -104,7 +131,7 @@ def poll(now: datetime | None = None) -> PollReport:
             report.errors.append(f"{name}: {answer}")
             continue
         report.polled += len(jobs)
-        written = write(compare(jobs, answer), now or timezone.now())
+        written = write(compare_view(KNOWN.view(name), answer), now or timezone.now())
         KNOWN.written(name, [(m[0], m[3]) for m in written.moved], written.ended)
         KNOWN.refresh(name, written.missed)
         report.moved += len(written.moved)

@@ -16,6 +16,7 @@ from campaigns.batch import (
     BackendError,
     BatchState,
     JobRef,
+    StatusAnswer,
     get_backend,
 )
 from campaigns.batch.local import LocalBackend
@@ -79,6 +80,9 @@ def test_array_runs_with_exit_codes_environment_and_logs(
 
     assert ids == [f"local:tok-basic_1:{i}" for i in range(5)]
     states = wait_terminal(backend, refs(ids, array_dir))
+    # The answer the poller compares state by state (see polling.compare_view).
+    assert isinstance(states, StatusAnswer) and states.consistent()
+    assert set().union(*states.by_state.values()) == set(ids)
     for index, batch_id in enumerate(ids):
         expected = BatchState.SUCCEEDED if codes[index] == 0 else BatchState.FAILED
         assert states[batch_id].state is expected

@@ -20,6 +20,7 @@ from campaigns.batch import (
     BackendUnavailable,
     BatchState,
     JobRef,
+    StatusAnswer,
     get_backend,
 )
 from campaigns.batch.slurm import (
@@ -108,6 +109,9 @@ def test_array_of_five_exit_codes_and_find(backend, make_array, wait_terminal, j
     # Another worker with no records on disk finds them through squeue alone.
     assert SlurmBackend(state_dir=Path(str(array_dir) + "-empty-state")).find(token) == ids
     states = wait_terminal(backend, refs(ids, array_dir), timeout=90, interval=0.5)
+    # The answer the poller compares state by state (see polling.compare_view).
+    assert isinstance(states, StatusAnswer) and states.consistent()
+    assert set().union(*states.by_state.values()) == set(ids)
     for index, batch_id in enumerate(ids):
         expected = BatchState.SUCCEEDED if codes[index] == 0 else BatchState.FAILED
         assert states[batch_id].state is expected, states[batch_id]
