@@ -224,7 +224,8 @@ def _summary(rule: Rule, exit_code: int | None, batch_reason: str, tail: str) ->
     parts = [rule.description or str(rule.failure_class)]
     if exit_code is not None:
         parts.append(f"exit code {exit_code}")
-    if batch_reason:
+    # Backends that resolve an ended job from its folder say "exit code N" too.
+    if batch_reason and batch_reason not in parts:
         parts.append(batch_reason)
     wrapper = [line for line in tail.splitlines() if line.startswith(PREFIX)]
     if wrapper:

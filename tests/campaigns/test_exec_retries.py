@@ -114,6 +114,30 @@ def test_default_classification():
     assert closed.retry is False
 
 
+def test_the_reason_names_the_exit_code_once():
+    """The batch system's own "exit code 91" (read from the folder) is not said twice."""
+    verdict = failures.decide(
+        outcome=BatchState.FAILED,
+        exit_code=91,
+        tail="",
+        batch_reason="exit code 91",
+        attempt=1,
+        memory_mb=1000,
+        walltime_s=60,
+    )
+    assert verdict.reason.count("exit code 91") == 1, verdict.reason
+    other = failures.decide(
+        outcome=BatchState.FAILED,
+        exit_code=1,
+        tail="",
+        batch_reason="NODE_FAIL",
+        attempt=1,
+        memory_mb=1000,
+        walltime_s=60,
+    )
+    assert other.reason.endswith("exit code 1; NODE_FAIL"), other.reason
+
+
 def test_memory_ceiling_stops_retries(settings):
     settings.OPOS_MAX_MEMORY_MB = 1000
     verdict = failures.decide(
