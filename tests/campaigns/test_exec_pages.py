@@ -90,3 +90,11 @@ def test_operator_recovers_a_stage_and_cancels_a_stuck_job(worked, client, opera
     answer = client.post(reverse("campaigns:stage_recover", args=[stage.pk]), {"note": "fixed"})
     assert answer.status_code == 302
     assert Job.objects.filter(parent=jobs[0], state=JobState.READY).exists()
+
+
+def test_every_job_state_badge_has_a_colour():
+    """The stage jobs page marks each job ``badge jstate-<state>``; campaigns.css styles all."""
+    from django.conf import settings as django_settings
+
+    css = (django_settings.BASE_DIR / "static" / "css" / "campaigns.css").read_text()
+    assert [s for s in JobState.values if f".jstate-{s}" not in css] == []
