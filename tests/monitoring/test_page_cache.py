@@ -60,7 +60,12 @@ def urls(campaign) -> dict[str, str]:
 
 
 def page_keys() -> list[str]:
-    return [k for k in cache._cache if ":opos:page:" in k]  # LocMemCache's own dict
+    """The page cache's entries, in the in-process cache or in Redis (CACHE_URL)."""
+    store = cache._cache
+    if isinstance(store, dict):  # LocMemCache
+        return sorted(k for k in store if ":opos:page:" in k)
+    keys = store.get_client().keys("*:opos:page:*")  # RedisCache
+    return sorted(k.decode() for k in keys)
 
 
 def without_tokens(body: bytes) -> bytes:
