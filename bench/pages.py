@@ -15,6 +15,13 @@ same cookie: the whole stack (gunicorn, middleware, session), no work.
 Pages: the campaign dashboard (monitoring) and the campaign page (campaigns) of the
 active campaign with the most jobs, the experiment overview of its experiment, the
 request list API, and the campaign progress API.
+
+Two passes, each with its own servers: *cached*, as deployed (a Redis cache,
+``CACHE_URL``, one database number per server, flushed at start, so the page cache of
+opos/pagecache.py is on: the load measures the cache-hit path of many viewers within one
+data version), then *uncached* (``OPOS_PAGE_CACHE_S=0``: every request computes its page,
+what a miss costs; the "1,000,000 vs 1,000 jobs" comparison must hold there too, a cache
+must not hide a scan). ``--passes cached`` or ``uncached`` runs one.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, bench_environment, db_url, target_campaign
+from bench.common import ROOT, bench_environment, database_exists, db_url, target_campaign
 from bench.dataset import BENCH_PASSWORD, BENCH_USER
 
 LUA = Path(__file__).with_name("wrk_report.lua")
@@ -79,10 +86,10 @@ def free_port() -> int:
 class Server:
     """gunicorn serving the project with bench.settings on one benchmark database."""
 
-    def __init__(self, db: str, workers: int) -> None:
+    def __init__(self, db: str, workers: int, extra: dict[str, str]) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, **bench_environment(db)}
+        env = {**os.environ, **bench_environment(db, **extra)}
         gunicorn = Path(sys.executable).with_name("gunicorn")
         self.log = open(Path(env["OPOS_DATA_DIR"]) / f"gunicorn-{db}.log", "w")  # noqa: SIM115
         self.process = subprocess.Popen(
@@ -216,36 +223,68 @@ def combine(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def redis_url(number: int) -> str:
+    """A Redis database of the benchmark, emptied (the page cache, sessions, the version)."""
+    import redis
+
+    url = f"{ARGS.redis.rstrip('/')}/{number}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    client.close()
+    return url
+
+
 def run() -> dict[str, Any]:
     """Both servers up at once; every URL loaded on one, then the other, ``--rounds``
-    times, so that a neighbour's load on this shared machine falls on both alike."""
+    times, so that a neighbour's load on this shared machine falls on both alike. Once
+    with the page cache (Redis), once without (``OPOS_PAGE_CACHE_S=0``)."""
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install -y wrk)")
     big = big_campaign(ARGS.db)
-    small = same_campaign(ARGS.small_db, big[0])
-    if small is None or small[1] != big[1]:
-        raise SystemExit(f"{ARGS.small_db} does not have campaign {big[:2]}: generate both")
-    databases = {"big": (ARGS.db, big), "small": (ARGS.small_db, small)}
+    databases = {"big": (ARGS.db, big)}
+    if database_exists(ARGS.small_db):
+        small = same_campaign(ARGS.small_db, big[0])
+        if small is None or small[1] != big[1]:
+            raise SystemExit(f"{ARGS.small_db} does not have campaign {big[:2]}: generate both")
+        databases["small"] = (ARGS.small_db, small)
+    else:  # the pages are still measured; "1,000,000 vs 1,000 jobs" is not
+        print(f"  {ARGS.small_db} does not exist: the big database alone", file=sys.stderr)
+    out: dict[str, Any] = {
+        "settings": {
+            "duration_s": ARGS.duration,
+            "rounds": ARGS.rounds,
+            "connections": ARGS.connections,
+            "threads": ARGS.threads,
+            "gunicorn_workers": ARGS.workers,
+            "page_cache_s": ARGS.page_cache_s,
+            "redis": ARGS.redis,
+        },
+        "campaign": {"id": big[0], "name": big[1], "experiment": big[2], "jobs": big[3]},
+    }
+    for key, (db, campaign) in databases.items():
+        out[key] = {"db": db, "jobs": count_jobs(db), "campaign_jobs": campaign[3]}
+    for mode in ARGS.passes.split(","):
+        section = "pages" if mode == "cached" else "uncached"
+        figures = one_pass(databases, cached=mode == "cached")
+        for key in databases:
+            out[key][section] = figures[key]
+    return out
+
+
+def one_pass(databases: dict[str, tuple], cached: bool) -> dict[str, dict]:
     servers: dict[str, Server] = {}
+    label = "cached" if cached else "uncached"
     try:
         urls = {}
-        for key, (db, campaign) in databases.items():
-            servers[key] = Server(db, ARGS.workers)
+        for number, (key, (db, campaign)) in enumerate(databases.items()):
+            # One Redis database per server: both serve the same campaign ids.
+            extra = {"CACHE_URL": redis_url(ARGS.redis_db + number)}
+            extra["OPOS_PAGE_CACHE_S"] = str(ARGS.page_cache_s if cached else 0)
+            servers[key] = Server(db, ARGS.workers, extra)
             urls[key] = urls_of(campaign, *sign_in(servers[key].base))
-        out: dict[str, Any] = {
-            "settings": {
-                "duration_s": ARGS.duration,
-                "rounds": ARGS.rounds,
-                "connections": ARGS.connections,
-                "threads": ARGS.threads,
-                "gunicorn_workers": ARGS.workers,
-            },
-            "campaign": {"id": big[0], "name": big[1], "experiment": big[2], "jobs": big[3]},
-        }
-        for key, (db, campaign) in databases.items():
-            out[key] = {"db": db, "jobs": count_jobs(db), "campaign_jobs": campaign[3], "pages": {}}
+        out: dict[str, dict] = {key: {} for key in databases}
         for name in urls["big"]:
-            rounds: dict[str, list] = {"big": [], "small": []}
+            rounds: dict[str, list] = {key: [] for key in servers}
             sizes = {}
             for key, server in servers.items():
                 path, headers = urls[key][name]
@@ -259,13 +298,10 @@ def run() -> dict[str, Any]:
                     )
             for key in servers:
                 result = combine(rounds[key])
-                out[key]["pages"][name] = {
-                    "path": urls[key][name][0],
-                    "bytes": sizes[key],
-                    **result,
-                }
+                out[key][name] = {"path": urls[key][name][0], "bytes": sizes[key], **result}
                 print(
-                    f"  {databases[key][0]:14} {name:20} p50 {result['p50_us'] / 1000:7.1f} ms  "
+                    f"  {label:8} {databases[key][0]:14} {name:20} "
+                    f"p50 {result['p50_us'] / 1000:7.1f} ms  "
                     f"p95 {result['p95_us'] / 1000:7.1f} ms  {result['requests_per_s']:7.1f}/s",
                     file=sys.stderr,
                     flush=True,
@@ -287,6 +323,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--out", help="write the figures here as JSON")
+    parser.add_argument(
+        "--passes", default="cached,uncached", help="cached (page cache on), uncached, or both"
+    )
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379", help="Redis server")
+    parser.add_argument(
+        "--redis-db",
+        type=int,
+        default=11,
+        help="first of the two Redis database numbers the servers use (flushed)",
+    )
+    parser.add_argument(
+        "--page-cache-s", type=int, default=30, help="OPOS_PAGE_CACHE_S of the cached pass"
+    )
     return parser.parse_args(argv)
 
 

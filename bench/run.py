@@ -135,6 +135,56 @@ def row(
     }
 
 
+def page_rows(pages: dict[str, Any]) -> list[dict[str, Any]]:
+    """Benchmark 3: each page's p95 against the trivial view (bar: 3x), then 1,000,000
+    against 1,000 jobs (bar: 1.5x), for the cached pass (the page cache on: the hit path
+    of many viewers within one data version) and the uncached one (every request
+    computes its page: what a miss costs; bar 3b must hold there too)."""
+    rows = []
+    big, small = pages["big"], pages.get("small")
+    passes = [("pages", ""), ("uncached", ", uncached")]
+    for section, label in passes:
+        if section not in big:
+            continue
+        trivial = big[section]["trivial view"]["p95_us"] / 1000
+        for name, page in big[section].items():
+            if name == "trivial view":
+                continue
+            p95 = page["p95_us"] / 1000
+            bar = "<= 3x trivial" if section == "pages" else "record (a miss)"
+            rows.append(
+                row(
+                    f"3 pages {big['jobs']:,} jobs{label}",
+                    f"{name} p95",
+                    p95,
+                    trivial,
+                    bar,
+                    p95 <= 3 * trivial if section == "pages" else None,
+                    "ms",
+                )
+            )
+    for section, label in passes:
+        if small is None or section not in big:
+            continue  # no 1,000-job database: not measured
+        for name, page in big[section].items():
+            if name == "trivial view":
+                continue
+            p95_big = page["p95_us"] / 1000
+            p95_small = small[section][name]["p95_us"] / 1000
+            rows.append(
+                row(
+                    f"3 pages {big['jobs']:,} vs {small['jobs']:,}{label}",
+                    f"{name} p95",
+                    p95_big,
+                    p95_small,
+                    "<= 1.5x",
+                    p95_big <= 1.5 * p95_small,
+                    "ms",
+                )
+            )
+    return rows
+
+
 def table_rows(results: dict[str, Any]) -> list[dict]:
     rows: list[dict] = []
     poll = results.get("poll")
@@ -258,39 +308,7 @@ def table_rows(results: dict[str, Any]) -> list[dict]:
         )
     pages = results.get("pages")
     if pages and "error" not in pages:
-        big, small = pages["big"], pages["small"]
-        trivial = big["pages"]["trivial view"]["p95_us"] / 1000
-        for name, page in big["pages"].items():
-            if name == "trivial view":
-                continue
-            p95 = page["p95_us"] / 1000
-            rows.append(
-                row(
-                    f"3 pages {big['jobs']:,} jobs",
-                    f"{name} p95",
-                    p95,
-                    trivial,
-                    "<= 3x trivial",
-                    p95 <= 3 * trivial,
-                    "ms",
-                )
-            )
-        for name, page in big["pages"].items():
-            if name == "trivial view":
-                continue
-            p95_big = page["p95_us"] / 1000
-            p95_small = small["pages"][name]["p95_us"] / 1000
-            rows.append(
-                row(
-                    f"3 pages {big['jobs']:,} vs {small['jobs']:,}",
-                    f"{name} p95",
-                    p95_big,
-                    p95_small,
-                    "<= 1.5x",
-                    p95_big <= 1.5 * p95_small,
-                    "ms",
-                )
-            )
+        rows += page_rows(pages)
     sched = results.get("scheduler")
     if sched and "error" not in sched:
         cycle = sched["plan_cycle"]["median_s"]

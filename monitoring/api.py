@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 
 from campaigns.choices import JobState
 from campaigns.models import Campaign
+from opos import pagecache
 from requests_app.api.errors import ProblemSerializer
 from requests_app.models import ProductionRequest
 
@@ -164,8 +165,14 @@ class CampaignProgressView(APIView):
             Campaign.objects.visible_to(request.user).select_related("experiment"), pk=id
         )
         since = parse_since(request.query_params.get("since"))
-        detail = campaign_detail(campaign, triage=False, full=False)
-        return answer(campaign.pk, detail, since)
+
+        # The same answer for everyone who may see the campaign (checked above): shared
+        # through the page cache, keyed by the query string.
+        def build() -> dict:
+            detail = campaign_detail(campaign, triage=False, full=False)
+            return answer(campaign.pk, detail, since).data
+
+        return pagecache.api_answer(self, request, "campaign-progress", [campaign.pk], "all", build)
 
 
 class RequestProgressView(APIView):

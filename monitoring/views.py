@@ -17,11 +17,14 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods
 
 from campaigns.batch.base import STDERR_FILE, STDOUT_FILE
 from campaigns.models import Campaign, Job
+from opos import pagecache
 from requests_app.models import Experiment, ProductionRequest
 from requests_app.models.visibility import is_operator
 
@@ -45,16 +48,44 @@ def operator_required(view):
     return wrapper
 
 
-def _page(request, template: str, partial: str, context: dict) -> HttpResponse:
-    """The whole page, or only its live region when the refresher asks for it."""
+def _page(
+    request, template: str, partial: str, context: dict, live: str | None = None
+) -> HttpResponse:
+    """The whole page, or only its live region when the refresher asks for it.
+
+    ``live``: the live region already rendered (from the page cache); otherwise the
+    ``partial`` template is rendered here.
+    """
     context.setdefault("refresh_s", conf.dashboard_refresh_s())
     context.setdefault("operator", is_operator(request.user))
     context.setdefault("full_speed_percent", round(100 * conf.full_speed_fraction()))
     window = conf.forecast_windows_s()[0]
     context.setdefault("window_label", f"last {window / 3600:g} h")
+    if live is not None:
+        if request.GET.get("partial") == "1":
+            return HttpResponse(live)
+        context["live"] = mark_safe(live)  # noqa: S308 (rendered by render_to_string)
+        return render(request, template, context)
     if request.GET.get("partial") == "1":
         return render(request, partial, context)
     return render(request, template, context)
+
+
+def _live(name: str, ids: list, scope: str, partial: str, build, request) -> str:
+    """The live region of a page from the page cache: ``build()`` gives its context,
+    rendered without the request (no token, name or message of the viewer), headed by
+    when it was computed."""
+
+    def render_live() -> str:
+        context = build()
+        context.setdefault("refresh_s", conf.dashboard_refresh_s())
+        context.setdefault("full_speed_percent", round(100 * conf.full_speed_fraction()))
+        window = conf.forecast_windows_s()[0]
+        context.setdefault("window_label", f"last {window / 3600:g} h")
+        context["as_of"] = pagecache.as_of()
+        return str(render_to_string(partial, context))
+
+    return pagecache.fragment(name, ids, scope, render_live, request)
 
 
 @login_required
@@ -70,32 +101,57 @@ def index(request):
 
 @login_required
 def experiment_page(request, slug: str):
-    """Every campaign and open request of an experiment against its deadline."""
+    """Every campaign and open request of an experiment against its deadline.
+
+    The live region is the same for everyone who may see the experiment (checked first,
+    404 otherwise), so it is shared through the page cache whatever the viewer's role.
+    """
     experiment = get_object_or_404(Experiment.objects.visible_to(request.user), slug=slug)
-    overview = dashboards.experiment_overview(experiment)
-    return _page(
+    partial = "monitoring/_experiment_live.html"
+    live = _live(
+        "experiment-overview",
+        [experiment.pk],
+        "all",
+        partial,
+        lambda: {"experiment": experiment, "overview": dashboards.experiment_overview(experiment)},
         request,
-        "monitoring/experiment.html",
-        "monitoring/_experiment_live.html",
-        {"experiment": experiment, "overview": overview},
     )
+    return _page(request, "monitoring/experiment.html", partial, {"experiment": experiment}, live)
 
 
 @login_required
 def campaign_page(request, pk: int):
-    """A campaign's dashboard: burn-up, milestones, throughput, per-request progress."""
+    """A campaign's dashboard: burn-up, milestones, throughput, per-request progress.
+
+    Operators see stuck flags and links to job logs, members do not: the live region is
+    cached once per role, after the visibility check (404).
+    """
     campaign = get_object_or_404(
         Campaign.objects.visible_to(request.user).select_related("experiment"), pk=pk
     )
     operator = is_operator(request.user)
-    detail = dashboards.campaign_detail(campaign, triage=True)
-    if not operator:  # stuck flags and job logs are for operators
-        detail.stuck, detail.stuck_count = [], 0
+
+    def build() -> dict:
+        detail = dashboards.campaign_detail(campaign, triage=True)
+        if not operator:  # stuck flags and job logs are for operators
+            detail.stuck, detail.stuck_count = [], 0
+        return {"campaign": campaign, "detail": detail, "operator": operator}
+
+    partial = "monitoring/_campaign_live.html"
+    live = _live(
+        "campaign-dashboard",
+        [campaign.pk],
+        "operator" if operator else "member",
+        partial,
+        build,
+        request,
+    )
     return _page(
         request,
         "monitoring/campaign.html",
-        "monitoring/_campaign_live.html",
-        {"campaign": campaign, "detail": detail, "operator": operator},
+        partial,
+        {"campaign": campaign, "operator": operator},
+        live,
     )
 
 

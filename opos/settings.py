@@ -299,6 +299,16 @@ CACHES = {
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )
 }
+# The rendered expensive parts of the monitoring pages and progress APIs are shared
+# between viewers for up to this many seconds, and dropped at once when data changes
+# (opos/pagecache.py). On by default only with a shared cache: with the per-process
+# LocMem cache a Celery worker's "data changed" would not reach the web processes.
+# 0 computes every page on every request.
+OPOS_PAGE_CACHE_S = env_int("OPOS_PAGE_CACHE_S", 30 if _cache_url else 0)
+if _cache_url:
+    # Sessions read from the shared cache (written through to the database): one query
+    # fewer per request, and still there after a cache restart.
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
 # --- Celery -----------------------------------------------------------------
 BROKER_DIR = DATA_DIR / "broker"

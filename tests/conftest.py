@@ -15,6 +15,10 @@ def _fast_tests(settings, tmp_path):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.OPOS_WORK_DIR = tmp_path / "work"
+    # The page cache is off unless a test turns it on (tests/monitoring/test_page_cache.py):
+    # a test's writes are never committed, so their "data changed" never runs, and many
+    # tests write behind the services' backs; CI's CACHE_URL must not turn it on for all.
+    settings.OPOS_PAGE_CACHE_S = 0
     # Each test's database is rolled back, and SQLite then hands out the same ids
     # again: a cache entry keyed by ids (snapshot histories) must not outlive its test,
     # nor the poller's view of the jobs in flight.

@@ -20,6 +20,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
+from opos import pagecache
 from requests_app.choices import RequestState
 from requests_app.models import Experiment, ProductionRequest, Sample, SplitRule, StageTemplate
 from requests_app.parameters import validate_parameters
@@ -252,6 +253,7 @@ def schedule_requests(
             )
             for request in requests
         )
+        pagecache.bump_data_version()  # new stages, jobs and counters of the campaign
         scheduled = []
         for request in requests:
             try:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
+from opos import pagecache
 from requests_app.choices import PRIORITY_WEIGHT, RequestState
 from requests_app.models import Experiment, SplitRule
 
@@ -277,6 +278,8 @@ def release_dependents(job_ids: Iterable[int]) -> dict[int, int]:
                 n_planned=F("n_planned") - n, n_ready=F("n_ready") + n
             )
             released[dep["id"]] = n
+    if released:
+        pagecache.bump_data_version()  # ready counters of the stages
     refresh_walltime_estimates(list(done_by_stage))
     return released
 
@@ -293,9 +296,12 @@ def refresh_walltime_estimates(stage_ids: Iterable[int]) -> None:
         )
         if observed:
             median = max(int(statistics.median(observed)), 1)
-            Stage.objects.filter(pk=stage_id).exclude(walltime_median_s=median).update(
-                walltime_median_s=median
-            )
+            if (
+                Stage.objects.filter(pk=stage_id)
+                .exclude(walltime_median_s=median)
+                .update(walltime_median_s=median)
+            ):
+                pagecache.bump_data_version()  # the plan page shows the estimate
 
 
 def recount_stages(stage_ids: Iterable[int]) -> None:
@@ -315,3 +321,5 @@ def recount_stages(stage_ids: Iterable[int]) -> None:
             for state, column in COUNTER_FOR_STATE.items():
                 setattr(stage, column, counts[stage.pk].get(state, 0))
         Stage.objects.bulk_update(stages, list(COUNTER_FOR_STATE.values()))
+    if ids:
+        pagecache.bump_data_version()  # the counters every page reads

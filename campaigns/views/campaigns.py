@@ -12,8 +12,11 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
+from opos import pagecache
 from requests_app.choices import RequestState
 from requests_app.models import ProductionRequest
 from requests_app.models.visibility import is_operator
@@ -95,12 +98,54 @@ def campaign_new(request):
 
 @login_required
 def campaign_detail(request, pk: int):
-    """The plan page: requests, stages, jobs by state, why waiting, projected finish."""
+    """The plan page: requests, stages, jobs by state, why waiting, projected finish.
+
+    Visibility first (404), then the expensive parts (the scheduler's projection for the
+    forecasts, the tables) from the page cache, shared by every viewer of the same role;
+    the forms, with this viewer's CSRF token, are rendered around them on every request.
+    """
     campaign = visible_campaign(request.user, pk)
-    plan = campaign_plan(campaign)
     operator = is_operator(request.user)
+    fragments = pagecache.fragment(
+        "campaign-plan",
+        [campaign.pk],
+        "operator" if operator else "member",
+        lambda: plan_fragments(campaign, operator),
+        request,
+    )
+    open_ = campaign.state in OPEN_CAMPAIGN_STATES
+    return render(
+        request,
+        "campaigns/campaign_detail.html",
+        {
+            "campaign": campaign,
+            "fragments": {
+                name: mark_safe(value) if isinstance(value, str) else value  # noqa: S308
+                for name, value in fragments.items()
+            },
+            "operator": operator,
+            "actions": available_actions(campaign.state) if operator else [],
+            "open": open_,
+            "edit_form": CampaignEditForm(
+                initial={
+                    "priority": campaign.priority,
+                    "deadline": campaign.deadline,
+                    "throttle": campaign.throttle,
+                }
+            )
+            if operator and open_
+            else None,
+        },
+    )
+
+
+def plan_fragments(campaign: Campaign, operator: bool) -> dict:
+    """The plan page's expensive parts, rendered without the request (so without any
+    token, name or message of the viewer); what differs by role is ``operator``."""
+    plan = campaign_plan(campaign)
+    open_ = campaign.state in OPEN_CAMPAIGN_STATES
     candidates, forecasts = [], {}
-    if operator and campaign.state in OPEN_CAMPAIGN_STATES:
+    if operator and open_:
         candidates = list(
             ProductionRequest.objects.filter(
                 experiment=campaign.experiment,
@@ -114,26 +159,29 @@ def campaign_detail(request, pk: int):
     events = list(
         campaign.events.select_related("actor", "request").order_by("-created", "-id")[:30]
     )
-    return render(
-        request,
-        "campaigns/campaign_detail.html",
-        {
-            "campaign": campaign,
-            "plan": plan,
-            "events": events,
-            "operator": operator,
-            "actions": available_actions(campaign.state) if operator else [],
-            "open": campaign.state in OPEN_CAMPAIGN_STATES,
-            "candidates": [(r, forecasts.get(r.pk)) for r in candidates],
-            "edit_form": CampaignEditForm(
-                initial={
-                    "priority": campaign.priority,
-                    "deadline": campaign.deadline,
-                    "throttle": campaign.throttle,
-                }
-            ),
-        },
-    )
+    context = {
+        "campaign": campaign,
+        "plan": plan,
+        "events": events,
+        "operator": operator,
+        "open": open_,
+        "candidates": [(r, forecasts.get(r.pk)) for r in candidates],
+    }
+
+    def part(name: str) -> str:
+        return str(render_to_string(f"campaigns/_detail_{name}.html", context)).strip()
+
+    return {
+        "badges": part("badges"),
+        "main": part("main"),
+        "candidates": part("candidates") if candidates else "",
+        "facts": part("facts"),
+        "history": part("history"),
+        "removable": (
+            [row.request.pk for row in plan.requests if row.removable] if operator and open_ else []
+        ),
+        "as_of": pagecache.as_of(),
+    }
 
 
 @require_POST

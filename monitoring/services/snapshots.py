@@ -29,6 +29,7 @@ from campaigns import conf as campaigns_conf
 from campaigns.choices import CampaignState
 from campaigns.models import Campaign, Stage
 from campaigns.scheduler import CampaignLoad, campaign_share
+from opos import pagecache
 from requests_app.models import Experiment, ProductionRequest
 
 from .. import conf
@@ -172,6 +173,8 @@ def record_snapshots(
         ProgressSnapshot.objects.bulk_create(rows, batch_size=CHUNK)
         # Two recorders at once (a late beat run) must not fail on the unique milestone.
         Milestone.objects.bulk_create(new, batch_size=CHUNK, ignore_conflicts=True)
+        # Burn-ups, throughput, forecasts and milestones come from these rows.
+        pagecache.bump_data_version()
     report.campaigns, report.rows, report.milestones = len(due), len(rows), len(new)
     return report
 
@@ -210,6 +213,8 @@ def _thin_tier(tier: int, before: dt.datetime, bucket_s: int, to_tier: int) -> t
             ProgressSnapshot.objects.filter(pk__in=kept_ids[start : start + CHUNK]).update(
                 tier=to_tier
             )
+        if drop:
+            pagecache.bump_data_version()  # the series the charts draw lost points
     return len(kept_ids), len(drop)
 
 

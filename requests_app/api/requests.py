@@ -19,8 +19,11 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
+from opos import pagecache
+
 from .. import services
 from ..models import Comment, Experiment, ProductionRequest, Sample, Transition
+from ..models.visibility import experiment_roles, is_operator
 from .errors import FIELD_ERRORS, ProblemSerializer, service_errors
 from .filters import ProductionRequestFilterSet, with_priority_rank
 from .serializers import (
@@ -123,6 +126,16 @@ class ProductionRequestViewSet(
             .order_by("-created", "-id")
         )
         return with_priority_rank(qs)
+
+    def list(self, request, *args, **kwargs):
+        # Shared through the page cache by everyone with the same view of the requests:
+        # the visible experiments and the role in each (``allowed_actions`` depends on
+        # operator vs liaison vs physicist), with the query string (filters, page).
+        parent = super().list
+        scope = pagecache.members_scope(is_operator(request.user), experiment_roles(request.user))
+        return pagecache.api_answer(
+            self, request, "request-list", [], scope, lambda: parent(request, *args, **kwargs).data
+        )
 
     def get_object(self) -> ProductionRequest:
         value = self.kwargs[self.lookup_url_kwarg or self.lookup_field]

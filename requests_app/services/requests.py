@@ -11,6 +11,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from opos import pagecache
+
 from ..choices import EDITABLE_STATES, TERMINAL_STATES, ExperimentRole, Priority
 from ..models import (
     Comment,
@@ -287,6 +289,7 @@ def create_request(
         to_state=request.state,
         actor=user,
     )
+    pagecache.bump_data_version()
     return request
 
 
@@ -364,6 +367,7 @@ def update_request(
         note=note,
         changes=changes,
     )
+    pagecache.bump_data_version()  # title, deadline, priority, samples: on the pages
     return request
 
 

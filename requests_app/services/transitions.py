@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 from django.db import transaction
 from django.utils import timezone
 
+from opos import pagecache
+
 from ..choices import RequestState
 from ..models import ProductionRequest, Transition
 from ..models.visibility import experiment_roles, is_operator
@@ -161,6 +163,8 @@ def _apply(
         from .notifications import notify_transition
 
         transaction.on_commit(lambda: notify_transition(record.pk))
+        # Every person's and execution's transition passes here: the pages show states.
+        pagecache.bump_data_version()
     log.info("request %s: %s %s -> %s by %s", request.number, action.name, source, target, actor)
     return request
 

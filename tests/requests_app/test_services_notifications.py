@@ -90,7 +90,9 @@ def test_no_mail_before_commit(req, operator, django_capture_on_commit_callbacks
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         transition(req, "approve", operator)
     assert mail.outbox == []
-    assert len(callbacks) == 1
+    # One mail waits for the commit (beside the page cache's "data changed").
+    mails = [c for c in callbacks if c.__module__ != "opos.pagecache"]
+    assert len(mails) == 1
 
 
 def test_failing_mail_server_does_not_block_the_transition(

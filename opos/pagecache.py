@@ -1,0 +1,251 @@
+"""A shared cache of the expensive parts of the monitoring pages and progress APIs.
+
+Why: the data these pages show changes when the poller writes (once a minute), a
+snapshot is recorded (every five minutes) or someone acts, yet every viewer used to
+recompute everything: the scheduler's projection for the forecasts, the burn-up and
+30-74 KB of HTML, 25-176 ms per view. As BigPanDA's monitor does, the rendered
+expensive part is now computed once per *data version* and shared by every viewer
+with the same scope, in Django's cache (Redis when ``CACHE_URL`` is set, so a
+Celery worker's bump reaches every gunicorn worker).
+
+Key of a fragment: (name, object ids, data version, scope, language, active time zone,
+clock bucket). Each part is there for a reason:
+
+- **data version**: one global integer (``opos:data-version``) that every write path
+  visible on these pages increments after its transaction commits. A new version makes
+  new keys; the old entries simply expire. It is read once per request, *before* any
+  data, so a page computed from data older than the version it is stored under cannot
+  happen: the bump runs after the commit, and a reader that saw the new version reads
+  committed data.
+- **scope**: what the fragment depends on about the viewer, decided by the view (e.g.
+  "operator" vs "member"; for a list of several experiments a stable hash of the
+  experiments and roles). Visibility (404/403) is checked by the view *before* the
+  lookup, so a cached entry is only ever served to someone allowed to see it.
+- **language and time zone**: dates and texts are rendered in them.
+- **clock bucket** of ``OPOS_PAGE_CACHE_S`` seconds: forecasts ("in 3 h"), burn-ups
+  ending at now and "x minutes ago" depend on the clock, not only on stored data, so an
+  entry is never used beyond its bucket, and expires with the same timeout. Pages say
+  "as of HH:MM:SS" (when the fragment was computed) so they are honest about their age.
+
+Fragments are rendered without the request (``render_to_string`` with a plain context):
+no context processor runs, so no CSRF token, username, role flag or message can reach a
+cached fragment; the per-user shell (layout, navigation, forms with their tokens) is
+rendered on every request around it.
+
+``OPOS_PAGE_CACHE_S = 0`` (the default with the per-process LocMem cache of
+``make run``) computes everything on every request, as before.
+
+Write paths that bump the version (after commit):
+
+- requests: ``requests_app.services.transitions._apply`` (every person's and execution's
+  transition: submit, approve, hold, schedule, start, complete, ...),
+  ``requests.create_request``, ``update_request`` (and ``assign``, through it).
+  Memberships and roles are not data of a fragment but part of its scope, so a grant
+  needs no bump.
+- campaigns: ``campaigns.services.campaigns._record``, which every campaign change
+  passes through in its transaction (``create_campaign``, ``update_campaign``,
+  ``campaign_action``: launch, pause, resume, cancel; ``remove_request``,
+  ``complete_campaign_if_done``); ``expansion.schedule_requests``;
+  ``planning.release_dependents``, ``refresh_walltime_estimates``, ``recount_stages``
+  (the stage counters and estimates the pages read).
+- monitoring: ``snapshots.record_snapshots`` (snapshots and milestones) and
+  ``thin_snapshots`` (via ``_thin_tier``).
+- execution (``campaigns/execution/``, bumped there): the poller's write, finalize,
+  submission (claim, record, refusal, backoff release), recovery, stuck detection and
+  cancel-and-retry, cancellation. See docs/performance.md, change 21.
+
+Anything else (the Django admin, a shell) is seen within ``OPOS_PAGE_CACHE_S`` seconds
+at most, through the clock bucket.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
+from django.utils import timezone, translation
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+log = logging.getLogger(__name__)
+
+VERSION_KEY = "opos:data-version"
+_REQUEST_ATTR = "_opos_data_version"
+
+T = TypeVar("T")
+
+# The clock of the buckets and of a new version (tests pin it).
+_clock: Callable[[], float] = time.time
+
+
+def ttl_s() -> int:
+    """Seconds a fragment may be reused (0: the page cache is off)."""
+    return int(getattr(settings, "OPOS_PAGE_CACHE_S", 0) or 0)
+
+
+def enabled() -> bool:
+    return ttl_s() > 0
+
+
+def _initial_version() -> int:
+    # Should the key be lost (a Redis restart, an eviction), start from the clock in
+    # milliseconds rather than 1: a reset must never hand out a version that keys
+    # written before it still use.
+    return int(_clock() * 1000)
+
+
+def data_version(request: HttpRequest | None = None) -> int:
+    """The current data version; read once per request (kept on ``request``)."""
+    if request is not None:
+        known = getattr(request, _REQUEST_ATTR, None)
+        if known is not None:
+            return known
+    version = cache.get(VERSION_KEY)
+    if version is None:
+        cache.add(VERSION_KEY, _initial_version(), timeout=None)
+        version = cache.get(VERSION_KEY, 0)
+    if request is not None:
+        setattr(request, _REQUEST_ATTR, version)
+    return int(version)
+
+
+def _bump() -> None:
+    try:
+        try:
+            cache.incr(VERSION_KEY)
+        except ValueError:  # absent: create it (add loses to a concurrent creator)
+            if not cache.add(VERSION_KEY, _initial_version(), timeout=None):
+                cache.incr(VERSION_KEY)
+    except Exception:
+        # The write itself is committed and must not fail for the cache's sake; pages
+        # then show it within OPOS_PAGE_CACHE_S seconds (the clock bucket) at most.
+        log.exception("page cache: could not bump the data version")
+
+
+def bump_data_version() -> None:
+    """Mark the data shown on the pages as changed, once the current transaction commits.
+
+    After the commit, never before: a reader that sees the new version must find the
+    new data, and a rolled-back transaction changes nothing. Outside a transaction it
+    bumps at once. Cheap (one ``INCR``); call it from every service that writes
+    something the monitoring pages or progress APIs show.
+    """
+    transaction.on_commit(_bump)
+
+
+def scope_of(*parts: Any) -> str:
+    """A short stable token for what a fragment depends on about the viewer."""
+    text = repr(parts)
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+def members_scope(operator: bool, roles: dict[int, str]) -> str:
+    """The scope of a list over several experiments: operator, or the sorted
+    (experiment id, role) pairs of the viewer's memberships."""
+    if operator:
+        return "operator"
+    return "m" + scope_of(sorted(roles.items()))
+
+
+def key_for(name: str, ids: Iterable[Any], scope: str, request: HttpRequest | None = None) -> str:
+    ttl = ttl_s()
+    bucket = int(_clock() // ttl) if ttl else 0
+    parts = [
+        "opos:page",
+        name,
+        ",".join(str(i) for i in ids),
+        str(data_version(request)),
+        scope,
+        translation.get_language() or "",
+        timezone.get_current_timezone_name(),
+        str(bucket),
+    ]
+    return ":".join(parts)
+
+
+def fragment(
+    name: str,
+    ids: Iterable[Any],
+    scope: str,
+    build: Callable[[], T],
+    request: HttpRequest | None = None,
+) -> T:
+    """``build()``'s value, shared through the cache under ``name``, ``ids``, ``scope``,
+    the data version and the clock bucket; ``build()`` every time when the cache is off.
+
+    ``build`` must return a picklable value that depends on nothing about the viewer but
+    ``scope``; the caller has already checked that the viewer may see ``ids``.
+    """
+    ttl = ttl_s()
+    if ttl <= 0:
+        return build()
+    try:
+        key = key_for(name, ids, scope, request)
+        hit = cache.get(key)
+    except Exception:
+        log.exception("page cache: unavailable, computing %s", name)
+        return build()
+    if hit is not None:
+        return hit
+    value = build()
+    try:
+        cache.set(key, value, timeout=ttl)
+    except Exception:
+        log.exception("page cache: could not store %s", name)
+    return value
+
+
+def as_of() -> str:
+    """When a fragment is computed, in the active time zone (shown on the page)."""
+    return timezone.localtime().strftime("%H:%M:%S")
+
+
+def normalized_query(request: HttpRequest) -> str:
+    """The query string with its parameters in name order (the values of one name keep
+    their order): ``?b=2&a=1`` and ``?a=1&b=2`` are one entry, and every parameter, known
+    or not, is part of the key."""
+    pairs = parse_qsl(request.META.get("QUERY_STRING", ""), keep_blank_values=True)
+    return urlencode(sorted(pairs, key=lambda pair: pair[0]))
+
+
+def api_answer(
+    view: APIView,
+    request: Request,
+    name: str,
+    ids: Iterable[Any],
+    scope: str,
+    build: Callable[[], Any],
+) -> HttpResponseBase:
+    """A DRF view's JSON answer from the page cache: the rendered bytes, shared under
+    ``name``, ``ids``, ``scope``, the normalized query string, the host (pagination
+    links are absolute) and the negotiated media type (``; indent=4`` changes the
+    bytes). ``build()`` gives the data; errors it raises (400, 404) are never cached.
+
+    Only JSON is cached: the browsable API is an HTML page with the viewer's name and
+    CSRF token, so it is built every time, as is everything while the cache is off.
+    """
+    renderer = request.accepted_renderer
+    if not enabled() or not isinstance(renderer, JSONRenderer):
+        return Response(build())
+    media_type = request.accepted_media_type
+    query = scope_of(request.get_host(), request.scheme, normalized_query(request), media_type)
+
+    def render() -> bytes:
+        return renderer.render(build(), media_type, view.get_renderer_context())
+
+    body = fragment(name, [*ids, query], scope, render, request)
+    content_type = renderer.media_type
+    if renderer.charset:
+        content_type = f"{content_type}; charset={renderer.charset}"
+    return HttpResponse(body, content_type=content_type)
