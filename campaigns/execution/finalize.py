@@ -32,6 +32,7 @@ from django.db import transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
+from opos import pagecache
 from requests_app.choices import RequestState
 from requests_app.services import TransitionError, system_transition
 
@@ -336,6 +337,7 @@ def write(
             if events[stage_id]:
                 update["events_done"] = F("events_done") + events[stage_id]
             Stage.objects.filter(pk=stage_id).update(**update)
+        pagecache.bump_data_version()  # after commit
         if succeeded:
             report.released += sum(release_dependents(succeeded).values())
     report.succeeded += len(succeeded)

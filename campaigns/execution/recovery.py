@@ -31,6 +31,8 @@ from django.db import transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
+from opos import pagecache
+
 from ..batch import BackendError, BackendUnavailable
 from ..choices import (
     OPEN_CAMPAIGN_STATES,
@@ -204,6 +206,7 @@ def recover_campaign(
                 "missing_outputs": [None, len(missing)],
             },
         )
+        pagecache.bump_data_version()  # after commit
     return RecoveryResult(current, len(failed), len(missing), [j.pk for j in retries])
 
 

@@ -24,6 +24,8 @@ from django.db import transaction
 from django.db.models import F, Max, Min, Q
 from django.utils import timezone
 
+from opos import pagecache
+
 from ..batch import BackendError
 from ..choices import (
     ACTIVE_JOB_STATES,
@@ -160,6 +162,8 @@ def detect_stuck(now: dt.datetime | None = None) -> StuckReport:
         ]
         # ignore_conflicts: a concurrent detector raising the same flag is no error.
         StuckFlag.objects.bulk_create(new, ignore_conflicts=True)
+        if ended or new:
+            pagecache.bump_data_version()  # after commit: the pages show the flags
     report.raised = len(new)
     report.open = len(found)
     return report
@@ -257,6 +261,7 @@ def cancel_and_retry(
                 **{COUNTER_FOR_STATE[s]: F(COUNTER_FOR_STATE[s]) + n for s, n in delta.items() if n}
             )
         StuckFlag.objects.open().filter(job__in=jobs).update(resolved_at=now)
+        pagecache.bump_data_version()  # after commit
     result.cancelled = [j.pk for j in jobs]
     result.retries = [j.pk for j in retries]
     return result

@@ -48,6 +48,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from opos import pagecache
 from requests_app.choices import RequestState
 
 from ..batch import ArraySpec, BackendError, BackendUnavailable
@@ -126,6 +127,7 @@ def release_backoffs(now: datetime | None = None) -> int:
                 Stage.objects.filter(pk=stage_id).update(
                     n_planned=F("n_planned") - n, n_ready=F("n_ready") + n
                 )
+                pagecache.bump_data_version()  # after commit
         released += n
     return released
 
@@ -594,6 +596,7 @@ def record(
             Stage.objects.filter(pk=submission.stage_id).update(
                 n_ready=F("n_ready") - queued, n_queued=F("n_queued") + queued
             )
+        pagecache.bump_data_version()  # after commit
     submission.state = SubmissionState.SUBMITTED
     submission.job_ids = []
     if to_cancel:

@@ -217,3 +217,28 @@ def test_a_hanging_batch_system_holds_up_only_its_own_jobs(queued, fake_backend,
     assert events == ["wrote 3", "stuck answered", "wrote 3"]
     assert report.moved == 6
     assert_counters_match(campaign)
+
+
+def test_every_execution_write_bumps_the_pages_data_version(
+    queued, fake_backend, django_capture_on_commit_callbacks
+):
+    """The monitoring pages are cached per data version (opos/pagecache.py): the poller's
+    moves, its recorded ends, finalize and a submission each bump it after their commit,
+    and a poll that changed nothing does not."""
+    from opos import pagecache
+
+    _campaign, jobs = queued
+    version = pagecache.data_version
+
+    def bumps(action) -> int:
+        before = version()
+        with django_capture_on_commit_callbacks(execute=True):
+            action()
+        return version() - before
+
+    assert bumps(polling.poll) == 0
+    fake_backend.set(jobs[:2], BatchState.RUNNING)
+    assert bumps(polling.poll) == 1
+    fake_backend.set(jobs[:1], BatchState.SUCCEEDED, exit_code=0)
+    assert bumps(polling.poll) == 1
+    assert bumps(finalize.finalize) >= 1
