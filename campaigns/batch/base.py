@@ -166,8 +166,7 @@ class JobStatus(NamedTuple):
     """State of one element; ``exit_code`` once known, ``reason`` a short human explanation.
 
     A named tuple: a backend makes one per job in flight on every poll (100,000 a minute),
-    and a tuple of plain values is quick to make and drops out of the garbage collector's
-    sight, where a frozen dataclass instance stayed in it (bench/poll.py).
+    and a frozen dataclass's ``__init__`` took several times as long (bench/poll.py).
     """
 
     state: BatchState

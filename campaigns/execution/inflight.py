@@ -26,11 +26,9 @@ why it does no harm:
 
 from __future__ import annotations
 
-import gc
 import math
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from itertools import compress
 from operator import itemgetter
@@ -69,29 +67,9 @@ def read(since: datetime | None = None, ids: Iterable[int] | None = None) -> lis
     if ids is not None:
         query = query.filter(pk__in=list(ids))
     sql, params = query.values_list(*InFlight._fields).query.sql_with_params()
-    with connection.cursor() as cursor, collector_paused():
+    with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return list(map(InFlight._make, cursor.fetchall()))
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Hold the cyclic garbage collector while a bulk read makes its rows.
-
-    A full read makes 100,000 row tuples and 300,000 strings, none of them in a cycle; each
-    700 allocations start a collection, and the growth of the long-lived objects starts
-    full ones that walk every tracked object of the process: 100-150 ms of a 250 ms read
-    here (bench/poll.py). Held, the rows are examined once, by the first collection after
-    (7 ms), which also stops tracking them (tuples of plain values). Process-wide, so it
-    is kept to the read itself.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 class BackendView:
