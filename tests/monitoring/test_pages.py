@@ -8,27 +8,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from campaigns.models import Job
-from monitoring.services import record_snapshots
 from requests_app.models import ProductionRequest
 from requests_app.services.transitions import system_transition, transition
 
-from .builders import fail_jobs, history, launch, planned_campaign, set_progress
+from .builders import fail_jobs
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def round_(experiment, operator):
-    """Launched a day ago at 100 events an hour; 2400 of 6000 done."""
-    start = timezone.now() - dt.timedelta(days=1)
-    campaign = planned_campaign(
-        experiment, operator, requests=2, events=3000, per_job=100, name="MCC5.0", days=5
-    )
-    campaign = launch(campaign, operator, at=start)
-    history(campaign, [(start + dt.timedelta(hours=h), 100 * h) for h in range(24)])
-    set_progress(campaign, 0.4, running=4)
-    record_snapshots()
-    return campaign
 
 
 def pages(campaign):
