@@ -445,6 +445,37 @@ def check(campaign, request, shims_log: Path | None, scenario: str) -> dict:
     }
 
 
+def where_it_stood() -> dict:
+    """What the database held when a trial failed: campaigns, jobs by stage, state and
+    whether their end is recorded, submissions by state (so a stall can be read from the
+    report alone; the trial's folder is removed after the test)."""
+    from django.db import connection
+    from django.db.models import Count
+
+    from campaigns.models import Campaign, Job, Submission
+
+    try:
+        jobs = (
+            Job.objects.values("stage__name", "state", "outcome")
+            .annotate(n=Count("id"))
+            .order_by("stage__name", "state", "outcome")
+        )
+        return {
+            "campaigns": list(Campaign.objects.values_list("name", "state")),
+            "jobs": [
+                f"{j['stage__name']} {j['state']}{'/' + j['outcome'] if j['outcome'] else ''}: "
+                f"{j['n']}"
+                for j in jobs
+            ],
+            "submissions": dict(
+                Submission.objects.values_list("state").annotate(n=Count("id")).order_by()
+            ),
+        }
+    except Exception as exc:
+        connection.close()
+        return {"unreadable": f"{type(exc).__name__}: {exc}"}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("scenario", choices=SCENARIOS)
@@ -481,6 +512,7 @@ def main() -> int:
         report.update(check(campaign, request, shims_log, args.scenario))
     except Exception as exc:  # the report carries it; the test fails on it
         report.update({"ok": False, "error": f"{type(exc).__name__}: {exc}"})
+        report["stood"] = where_it_stood()
     finally:
         trial.stop_processes()
     report["events"] = trial.events

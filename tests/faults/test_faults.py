@@ -144,9 +144,25 @@ def run_trial(services, scenario: str, work_dir: Path | None = None, **extra) ->
         pytest.fail("the trial wrote no report:\n" + (folder / "driver.log").read_text()[-4000:])
     report = json.loads(report_file.read_text())
     report["wall_s"] = round(time.monotonic() - started, 1)
+    if not report.get("ok"):
+        report["log_tails"] = _log_tails(folder / "logs")
     _record(report)
     print(json.dumps(report, indent=1))
     return report
+
+
+def _log_tails(logs: Path, lines: int = 15) -> dict[str, list[str]]:
+    """The last warnings and errors of each process of a failed trial (its folder is
+    removed after the test unless OPOS_FAULT_KEEP=1)."""
+    tails = {}
+    for log in sorted(logs.glob("*.log")):
+        noted = [
+            line[:300]
+            for line in log.read_text(errors="replace").splitlines()
+            if "WARNING" in line or "ERROR" in line or "Traceback" in line
+        ]
+        tails[log.name] = noted[-lines:]
+    return tails
 
 
 def _record(report: dict) -> None:
