@@ -105,6 +105,7 @@ class Feasibility(models.TextChoices):
     AT_RISK = "at_risk", "At risk"
     LATE = "late", "Late"
     DONE = "done", "Done"
+    BLOCKED = "blocked", "Blocked"
     UNKNOWN = "unknown", "Unknown"
 
 
@@ -121,3 +122,5 @@ class CampaignEventKind(models.TextChoices):
     REQUEST_ADDED = "request_added", "Request added"
     REQUEST_REMOVED = "request_removed", "Request removed"
     RECOVERED = "recover", "Recovery launched"
+    BLOCKED = "blocked", "Blocked by an error"
+    UNBLOCKED = "unblocked", "Error cleared"

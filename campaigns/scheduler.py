@@ -61,10 +61,16 @@ class StageLoad:
     name: str = ""
     input_stage_id: int | None = None
     on_hold: bool = False  # its request is on hold (a blocker is being solved)
+    gave_up: int = 0  # jobs that failed for good: not succeeded, no attempt left open
 
     @property
     def remaining(self) -> int:
         return self.ready + self.planned + self.in_flight
+
+    @property
+    def blocked(self) -> bool:
+        """Work is left, but none of it will run again without a recovery."""
+        return self.gave_up > 0 and self.remaining == 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -79,6 +79,11 @@ class ProgressSerializer(serializers.Serializer):
     eta_high = serializers.DateTimeField(allow_null=True, help_text="The slow end of the band.")
     deadline = serializers.DateTimeField(help_text="The end of the deadline day.")
     status = serializers.ChoiceField(choices=ProgressStatus.choices)
+    blocked_reason = serializers.CharField(
+        allow_blank=True,
+        help_text="With status `blocked`: why, and what is needed (e.g. \"10 jobs of "
+        "simulation gave up: recover\"); the ETA is then null.",
+    )
     basis = serializers.ChoiceField(
         choices=ForecastBasis.choices,
         help_text="`measured`: from throughput; `estimate`: the scheduler's projection, "
@@ -126,6 +131,7 @@ def payload(pk: int, detail: Detail) -> dict:
         "eta_high": f.eta_high,
         "deadline": f.deadline,
         "status": f.status,
+        "blocked_reason": f.reason,
         "basis": f.basis,
         "hold_seconds": detail.hold_s,
         "milestones": {kind: detail.milestone_times.get(kind) for kind in MilestoneKind.values},

@@ -8,8 +8,10 @@ class ProgressStatus(models.TextChoices):
 
     From the forecast band: on track when even the slow end meets the deadline,
     at risk when only the fast end does, late when neither. ``done`` and
-    ``on_hold`` override the band; ``unknown`` is work that will not run
-    (cancelled) or has nothing to forecast from yet.
+    ``on_hold`` override the band; ``blocked`` is work left that will not run
+    again without an operator (every remaining job gave up, or its campaign's
+    scheduling raised): no ETA, the reason instead; ``unknown`` is work that will
+    not run (cancelled) or has nothing to forecast from yet.
     """
 
     ON_TRACK = "on_track", "On track"
@@ -17,17 +19,19 @@ class ProgressStatus(models.TextChoices):
     LATE = "late", "Late"
     DONE = "done", "Done"
     ON_HOLD = "on_hold", "On hold"
+    BLOCKED = "blocked", "Blocked"
     UNKNOWN = "unknown", "Unknown"
 
 
 # Most worrying first: the operator overview orders campaigns by this.
 STATUS_RISK = {
-    ProgressStatus.LATE: 0,
-    ProgressStatus.AT_RISK: 1,
-    ProgressStatus.ON_HOLD: 2,
-    ProgressStatus.UNKNOWN: 3,
-    ProgressStatus.ON_TRACK: 4,
-    ProgressStatus.DONE: 5,
+    ProgressStatus.BLOCKED: 0,
+    ProgressStatus.LATE: 1,
+    ProgressStatus.AT_RISK: 2,
+    ProgressStatus.ON_HOLD: 3,
+    ProgressStatus.UNKNOWN: 4,
+    ProgressStatus.ON_TRACK: 5,
+    ProgressStatus.DONE: 6,
 }
 # Badge class (opos.css) of each status.
 STATUS_BADGE = {
@@ -36,6 +40,7 @@ STATUS_BADGE = {
     ProgressStatus.LATE: "bad",
     ProgressStatus.DONE: "ok",
     ProgressStatus.ON_HOLD: "bad",
+    ProgressStatus.BLOCKED: "bad",
     ProgressStatus.UNKNOWN: "info",
 }
 

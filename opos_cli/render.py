@@ -12,6 +12,7 @@ STATUS_LABELS = {
     "late": "late",
     "done": "done",
     "on_hold": "on hold",
+    "blocked": "BLOCKED",
 }
 
 
@@ -175,6 +176,8 @@ def progress(
         if p.get("basis") == "estimate":
             text += " [scheduler estimate: nothing finished yet]"
         lines.append(text)
+    elif p.get("status") == "blocked":
+        lines.append(f"ETA       unknown: blocked: {p.get('blocked_reason') or 'see the page'}")
     elif p.get("status") != "done":
         lines.append("ETA       not known yet")
     # The campaign's deadline is a day; the progress answer gives the moment it ends.

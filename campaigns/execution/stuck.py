@@ -4,11 +4,18 @@
 
 * a job queued longer than ``OPOS_STUCK_QUEUED_S`` or held longer than ``OPOS_STUCK_HELD_S``;
 * a job running longer than ``OPOS_STUCK_RUNNING_FACTOR`` x its walltime estimate;
-* a stage with jobs in flight and none finished for ``OPOS_STUCK_STAGE_S``;
+* a stage with jobs in flight and none finished for ``OPOS_STUCK_STAGE_S``, or sooner
+  for a stage whose jobs are short: ``OPOS_STALL_FACTOR`` x its observed median walltime
+  (at least ``OPOS_STALL_MIN_S``): stalls are judged by progress, not only by the clock;
+* a stage whose remaining jobs all gave up (failed for good, nothing left open): its work
+  is blocked until an operator recovers it;
 * a submission still unresolved twice the submission grace after it was made;
 
 and resolves the open flags whose condition has ended. Flags are data, not actions: what
-to do stays the operator's call (``cancel_and_retry``, or a hold on the request).
+to do stays the operator's call (``cancel_and_retry``, a recovery, or a hold on the
+request). A stage that just stalled or gave up is announced once, when its flag is
+raised: operators by email, each request's people by a note of the tracker (email, and a
+work note on the ticket).
 """
 
 from __future__ import annotations
@@ -30,13 +37,16 @@ from ..batch import BackendError
 from ..choices import (
     ACTIVE_JOB_STATES,
     OPEN_CAMPAIGN_STATES,
+    OPEN_JOB_STATES,
     FailureClass,
     JobState,
     SubmissionState,
 )
 from ..models import COUNTER_FOR_STATE, Job, Stage, StuckFlag, StuckKind, Submission
+from ..services.blockage import gave_up_reason
 from ..services.errors import CampaignError, require_operator
 from . import backends
+from .announcements import announce
 from .submission import grace_seconds
 
 if TYPE_CHECKING:
@@ -65,6 +75,26 @@ def _age(since: dt.datetime | None, now: dt.datetime) -> str:
     if seconds >= 120:
         return f"{seconds // 60} min"
     return f"{seconds} s"
+
+
+def _age_s(seconds: int) -> str:
+    return _age(
+        dt.datetime.min.replace(tzinfo=dt.UTC),
+        dt.datetime.min.replace(tzinfo=dt.UTC) + dt.timedelta(seconds=seconds),
+    )
+
+
+def stall_limit_s(median_s: int | None, stage_s: int, factor: int, floor_s: int) -> int:
+    """How long a stage with work in flight may go without a job finishing.
+
+    ``factor`` x the observed median walltime (never below ``floor_s``), capped by the
+    time-based limit: a stage of 5-minute jobs that finished nothing for an hour has
+    stalled, though 6 h have not passed. Without a median (nothing finished yet), the
+    time-based limit alone.
+    """
+    if not median_s:
+        return stage_s
+    return min(stage_s, max(factor * median_s, floor_s))
 
 
 def find_stuck(now: dt.datetime) -> dict[tuple[int, int | None, str], tuple[int, str]]:
@@ -108,7 +138,10 @@ def find_stuck(now: dt.datetime) -> dict[tuple[int, int | None, str], tuple[int,
                     f"walltime estimate of {estimate} s"
                 )
                 found[(job["stage_id"], job["id"], StuckKind.RUNNING)] = (key_campaign, reason)
-    quiet_since = now - dt.timedelta(seconds=stage_s)
+    stall_factor = _setting("OPOS_STALL_FACTOR", 5)
+    stall_min_s = _setting("OPOS_STALL_MIN_S", 900)
+    # The shortest quiet time any stage may have; each stage's own limit is checked below.
+    quiet_since = now - dt.timedelta(seconds=min(stage_s, stall_min_s))
     # A stage that never finished a job counts from its first submission, not from when it
     # was planned (a campaign may be launched weeks after scheduling).
     for stage in (
@@ -119,15 +152,29 @@ def find_stuck(now: dt.datetime) -> dict[tuple[int, int | None, str], tuple[int,
             Q(progress_at__lte=quiet_since)
             | Q(progress_at__isnull=True, first_submitted__lte=quiet_since)
         )
-        .values("id", "campaign_id", "progress_at", "name")
+        .values("id", "campaign_id", "progress_at", "first_submitted", "name", "walltime_median_s")
     ):
         last = stage["progress_at"]
+        limit = stall_limit_s(stage["walltime_median_s"], stage_s, stall_factor, stall_min_s)
+        if (now - (last or stage["first_submitted"])).total_seconds() < limit:
+            continue
         reason = (
             f"no job of {stage['name']} finished for {_age(last, now)}"
             if last
             else f"no job of {stage['name']} has finished yet"
         )
+        if stage["walltime_median_s"] and limit < stage_s:
+            reason += f" (its jobs take {_age_s(stage['walltime_median_s'])} at the median)"
         found[(stage["id"], None, StuckKind.NO_PROGRESS)] = (stage["campaign_id"], reason)
+    # Remaining work that all gave up: nothing open, not every job succeeded.
+    nothing_open = Q(**{f"{COUNTER_FOR_STATE[s]}__lte": 0 for s in OPEN_JOB_STATES})
+    for stage in (
+        Stage.objects.filter(campaign__state__in=sorted(OPEN_CAMPAIGN_STATES))
+        .filter(nothing_open, jobs_total__gt=F("n_succeeded"))
+        .values("id", "campaign_id", "name", "jobs_total", "n_succeeded")
+    ):
+        reason = gave_up_reason([(stage["name"], stage["jobs_total"] - stage["n_succeeded"])])
+        found[(stage["id"], None, StuckKind.GAVE_UP)] = (stage["campaign_id"], reason)
     unresolved = now - dt.timedelta(seconds=2 * grace_seconds())
     for sub in Submission.objects.filter(
         state=SubmissionState.SUBMITTING, created__lte=unresolved
@@ -164,9 +211,43 @@ def detect_stuck(now: dt.datetime | None = None) -> StuckReport:
         StuckFlag.objects.bulk_create(new, ignore_conflicts=True)
         if ended or new:
             pagecache.bump_data_version()  # after commit: the pages show the flags
+        news = [f for f in new if f.kind in ANNOUNCED and f.job_id is None]
+        if news:
+            transaction.on_commit(lambda: announce_flags(news))
     report.raised = len(new)
     report.open = len(found)
     return report
+
+
+# Stage flags that mean the work stopped; the others (a job queued long, a submission
+# unresolved) are for operators' triage pages only.
+ANNOUNCED = {StuckKind.GAVE_UP: "blocked", StuckKind.NO_PROGRESS: "stalled"}
+
+
+def announce_flags(flags: list[StuckFlag]) -> None:
+    """One note per request whose stages just stalled or gave up, one email to operators.
+
+    Runs after the flags commit. A concurrent detector that raised the same flag first
+    (``ignore_conflicts``) announces it too at worst once more: never every cycle.
+    """
+    stages = {
+        row["id"]: row
+        for row in Stage.objects.filter(pk__in=[f.stage_id for f in flags]).values(
+            "id", "request_id", "request__number", "campaign__name"
+        )
+    }
+    notes: dict[int, list[str]] = defaultdict(list)
+    for flag in flags:
+        stage = stages.get(flag.stage_id)
+        if stage is None:
+            continue
+        notes[stage["request_id"]].append(
+            f"{stage['request__number']} is {ANNOUNCED[flag.kind]} in campaign "
+            f"{stage['campaign__name']}: {flag.reason}."
+        )
+    if notes:
+        kinds = sorted({ANNOUNCED[f.kind] for f in flags})
+        announce(dict(notes), f"work {' and '.join(kinds)}", {f.campaign_id for f in flags})
 
 
 # --- cancel and retry -----------------------------------------------------------------------------

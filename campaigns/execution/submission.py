@@ -56,7 +56,7 @@ from ..batch.base import write_atomic
 from ..choices import JobState, SubmissionState
 from ..models import Job, OutputFile, Stage, Submission
 from ..services.planning import plan_cycle
-from . import backends
+from . import backends, faults
 from .wrapper import ARRAY_FILE, JOBS_FILE, SPEC_FILE
 
 __all__ = ["ARRAY_FILE", "CHECKPOINTS", "JOBS_FILE", "SPEC_FILE", "submit_ready", "submit_stage"]
@@ -140,14 +140,23 @@ def submit_ready(now: datetime | None = None) -> SubmitReport:
     """
     report = SubmitReport()
     report.released_retries = release_backoffs(now)
-    grants = plan_cycle(now).submissions()
+    plan = plan_cycle(now)
+    # A campaign the scheduler could not read is blocked with the reason; the rest go on.
+    for campaign_id, exc in plan.inputs.failed.items():
+        faults.record_fault(campaign_id, faults.SCHEDULING, exc)
+        report.errors.append(f"campaign {campaign_id}: {faults.fault_text(faults.SCHEDULING, exc)}")
+    faults.clear_faults(
+        (cid for cid, text in plan.inputs.faults.items() if text.startswith(faults.SCHEDULING)),
+        faults.SCHEDULING,
+    )
+    grants = plan.submissions()
     if not grants:
         return report
     stage_ids = [stage_id for stage_id, _n in grants]
     info = {
         row["id"]: row
         for row in Stage.objects.filter(pk__in=stage_ids).values(
-            "id", "campaign__backend", "request__state"
+            "id", "campaign_id", "campaign__backend", "campaign__fault", "request__state"
         )
     }
     since = (now or timezone.now()) - timedelta(seconds=FAILED_SUBMISSION_PAUSE_S)
@@ -157,23 +166,31 @@ def submit_ready(now: datetime | None = None) -> SubmitReport:
         ).values_list("stage_id", flat=True)
     )
     report.unavailable |= troubled_backends()
+    failed: dict[int, str] = {}
+    succeeded: set[int] = set()
     for stage_id, n in grants:
         row = info.get(stage_id)
         if row is None or row["request__state"] in HELD_REQUEST_STATES or stage_id in refused:
             continue
-        name = row["campaign__backend"]
-        if name in report.unavailable:
+        name, campaign_id = row["campaign__backend"], row["campaign_id"]
+        if name in report.unavailable or campaign_id in failed:
             continue
-        try:
-            for submission in submit_stage(stage_id, n):
-                report.submissions.append(submission.pk)
-                report.jobs += submission.size
-        except BackendUnavailable as exc:
-            log.warning("backend %s unavailable, submissions wait: %s", name, exc)
-            report.unavailable.add(name)
-        except BackendError as exc:
-            log.error("stage %s: submission refused: %s", stage_id, exc)
-            report.errors.append(f"stage {stage_id}: {exc}")
+        # Anything else a stage raises blocks its campaign only (recorded, retried next cycle).
+        with faults.isolated(campaign_id, faults.SUBMISSION, failed, savepoint=False):
+            try:
+                for submission in submit_stage(stage_id, n):
+                    report.submissions.append(submission.pk)
+                    report.jobs += submission.size
+                if row["campaign__fault"]:
+                    succeeded.add(campaign_id)
+            except BackendUnavailable as exc:
+                log.warning("backend %s unavailable, submissions wait: %s", name, exc)
+                report.unavailable.add(name)
+            except BackendError as exc:
+                log.error("stage %s: submission refused: %s", stage_id, exc)
+                report.errors.append(f"stage {stage_id}: {exc}")
+    report.errors += [f"campaign {cid}: {text}" for cid, text in failed.items()]
+    faults.clear_faults(succeeded - failed.keys(), faults.SUBMISSION)
     return report
 
 

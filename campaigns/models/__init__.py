@@ -1,12 +1,13 @@
 """Execution models, split by topic; import from ``campaigns.models``."""
 
-from .campaigns import Campaign, CampaignEvent, CampaignRequest, deadline_moment
+from .campaigns import FAR_FUTURE, Campaign, CampaignEvent, CampaignRequest, deadline_moment
 from .catalogue import Dataset, OutputFile
 from .execution import FailureRule, RetryAction, StuckFlag, StuckKind
 from .plan import COUNTER_FOR_STATE, Job, Stage, Submission
 
 __all__ = [
     "COUNTER_FOR_STATE",
+    "FAR_FUTURE",
     "Campaign",
     "CampaignEvent",
     "CampaignRequest",

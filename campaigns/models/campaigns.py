@@ -15,6 +15,9 @@ from requests_app.models.visibility import VisibleQuerySet
 
 from ..choices import CampaignEventKind, CampaignState
 
+# The latest instant arithmetic stays safe around (a day's margin for time zones and sums).
+FAR_FUTURE = dt.datetime(9999, 12, 29, tzinfo=dt.UTC)
+
 
 def deadline_moment(day: dt.date) -> dt.datetime:
     """The instant a deadline date ends: midnight after it, in the site's time zone.
@@ -22,6 +25,10 @@ def deadline_moment(day: dt.date) -> dt.datetime:
     Deadlines are dates (what a collaboration announces); the scheduler and the
     forecasts compare instants, so the whole deadline day counts as on time.
     """
+    if day >= dt.date.max - dt.timedelta(days=2):
+        # A far deadline (9999-12-31) must not overflow the arithmetic that every
+        # scheduling cycle and page does with it: it means "no deadline" in effect.
+        return FAR_FUTURE
     return timezone.make_aware(dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min))
 
 
@@ -66,6 +73,14 @@ class Campaign(models.Model):
     launched_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
+    # One bad campaign must not stop the others: when scheduling or submitting it raises,
+    # execution records the error here, skips it, and goes on with everything else. It is
+    # tried again every cycle and the fault clears itself once the step succeeds (after an
+    # operator repaired what was wrong). Recorded as BLOCKED / UNBLOCKED events.
+    fault = models.CharField(
+        max_length=500, blank=True, help_text="The error that blocks this campaign, if any."
+    )
+    fault_since = models.DateTimeField(null=True, blank=True)
 
     objects = CampaignQuerySet.as_manager()
 

@@ -90,6 +90,7 @@ class StuckKind(models.TextChoices):
     RUNNING = "running_too_long", "Running far beyond its walltime estimate"
     NO_PROGRESS = "no_progress", "Stage made no progress"
     SUBMISSION = "submission_unresolved", "Submission could not be resolved"
+    GAVE_UP = "gave_up", "Remaining jobs gave up"
 
 
 class StuckFlagQuerySet(VisibleQuerySet):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from django.utils import timezone
 
@@ -20,12 +21,14 @@ from requests_app.models import ProductionRequest, Sample, StageTemplate
 
 from .. import conf
 from ..choices import OPEN_CAMPAIGN_STATES, CampaignState, Feasibility
-from ..models import CampaignRequest, deadline_moment
+from ..models import FAR_FUTURE, CampaignRequest, deadline_moment
 from ..scheduler import CampaignLoad, StageLoad, feasibility, project, project_each
+from .blockage import blocked_reason
 from .expansion import stage_job_counts
 from .planning import CycleInputs, load_inputs
 
 HYPOTHETICAL = -1  # campaign id of a request not scheduled yet
+F = TypeVar("F", bound="Forecast")
 
 
 def _when(ts: float | None) -> dt.datetime | None:
@@ -43,6 +46,7 @@ class Forecast:
     status: str  # a Feasibility value
     remaining_jobs: int = 0
     mode: str = "running"  # running | if_launched | if_scheduled | final
+    reason: str = ""  # why it is blocked (status ``blocked``)
 
     @property
     def status_label(self) -> str:
@@ -56,12 +60,15 @@ class Forecast:
             Feasibility.AT_RISK: "warn",
             Feasibility.LATE: "bad",
             Feasibility.DONE: "ok",
+            Feasibility.BLOCKED: "bad",
         }.get(self.status, "info")
 
     @property
     def message(self) -> str:
         if self.status == Feasibility.DONE:
             return "Done."
+        if self.status == Feasibility.BLOCKED:
+            return f"Blocked, finish unknown: {self.reason}."
         if self.mode == "final":
             return "No forecast: the work will not run."
         if self.finish is None:
@@ -104,31 +111,61 @@ def forecast_campaigns(
         remaining = sum(s.remaining for s in load.stages)
         mode = "running" if load.state == CampaignState.ACTIVE else "if_launched"
         groups: dict[int, list] = {}
+        stuck: dict[int, list[tuple[str, int]]] = {}
         for s in load.stages:
             g = groups.setdefault(s.group, [s.group_deadline, 0])
             g[1] += s.remaining
+            if s.blocked:
+                stuck.setdefault(s.group, []).append((s.name, s.gave_up))
+        fault = inputs.faults.get(load.campaign_id, "")
         requests = {
-            gid: Forecast(
-                deadline=_when(deadline),
-                finish=_when(proj.groups.get(gid)),
-                status=feasibility(now, deadline, proj.groups.get(gid), done=left == 0),
-                remaining_jobs=left,
-                mode=mode,
+            gid: _blocked_or(
+                blocked_reason(fault, stuck.get(gid, ())),
+                Forecast(
+                    deadline=_when(deadline),
+                    finish=_when(proj.groups.get(gid)),
+                    status=feasibility(now, deadline, proj.groups.get(gid), done=left == 0),
+                    remaining_jobs=left,
+                    mode=mode,
+                ),
             )
             for gid, (deadline, left) in groups.items()
         }
-        result[load.campaign_id] = CampaignForecast(
-            deadline=_when(load.deadline),
-            finish=_when(proj.finish),
-            status=feasibility(
-                now, load.deadline, proj.finish, done=remaining == 0 and bool(load.stages)
+        result[load.campaign_id] = _blocked_or(
+            blocked_reason(fault, [pair for pairs in stuck.values() for pair in pairs]),
+            CampaignForecast(
+                deadline=_when(load.deadline),
+                finish=_when(proj.finish),
+                status=feasibility(
+                    now, load.deadline, proj.finish, done=remaining == 0 and bool(load.stages)
+                ),
+                remaining_jobs=remaining,
+                mode=mode,
+                campaign_id=load.campaign_id,
+                requests=requests,
             ),
-            remaining_jobs=remaining,
-            mode=mode,
-            campaign_id=load.campaign_id,
-            requests=requests,
         )
+    # Campaigns the scheduler could not read: blocked, with the error (no deadline to trust).
+    for campaign_id, exc in inputs.failed.items():
+        if wanted is None or campaign_id in wanted:
+            result[campaign_id] = CampaignForecast(
+                deadline=FAR_FUTURE,
+                finish=None,
+                status=Feasibility.BLOCKED,
+                reason=f"cannot be scheduled: {type(exc).__name__}: {exc}"[:500],
+                campaign_id=campaign_id,
+            )
     return result
+
+
+def _blocked_or(reason: str, forecast: F) -> F:
+    """``forecast`` as blocked (no finish) when ``reason`` says why, else unchanged.
+
+    Also over "done": the scheduler counts open work only, and blocked work has none.
+    """
+    if reason:
+        forecast.status, forecast.finish, forecast.reason = Feasibility.BLOCKED, None, reason
+    return forecast
 
 
 def forecast_request(request: ProductionRequest, inputs: CycleInputs | None = None) -> Forecast:

@@ -57,6 +57,11 @@ class CycleInputs:
     now: dt.datetime
     input: SchedulerInput
     stages: dict[int, StageInfo] = field(default_factory=dict)
+    # Campaigns left out because their rows could not be read into the scheduler's terms
+    # (``{campaign id: error}``): the cycle goes on without them, execution records it.
+    failed: dict[int, Exception] = field(default_factory=dict)
+    # The fault recorded on each loaded campaign ("" when none): pages show it.
+    faults: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -88,7 +93,15 @@ def load_inputs(
     now = now or timezone.now()
     campaigns = list(
         Campaign.objects.filter(state__in=sorted(OPEN_CAMPAIGN_STATES)).values(
-            "id", "experiment_id", "backend", "state", "priority", "deadline", "throttle", "created"
+            "id",
+            "experiment_id",
+            "backend",
+            "state",
+            "priority",
+            "deadline",
+            "throttle",
+            "created",
+            "fault",
         )
     )
     stage_rows = list(
@@ -112,6 +125,8 @@ def load_inputs(
             "n_queued",
             "n_running",
             "n_held",
+            "n_succeeded",
+            "jobs_total",
             "campaign__backend",
             "campaign__experiment_id",
             named=True,  # rows as named tuples: thousands of them, on every page view
@@ -146,48 +161,66 @@ def load_inputs(
 
     by_campaign: dict[int, list[StageLoad]] = defaultdict(list)
     labels: dict[int, StageInfo] = {}
+    failed: dict[int, Exception] = {}
+    wanted = set(campaign_ids) if campaign_ids is not None else None
     # Thousands of stages share a few hundred deadline dates: convert each date once.
     deadlines: dict[dt.date, float] = {}
     for s in stage_rows:
-        day = s.request__deadline
-        if day not in deadlines:
-            deadlines[day] = deadline_moment(day).timestamp()
-    wanted = set(campaign_ids) if campaign_ids is not None else None
-    for s in stage_rows:
-        by_campaign[s.campaign_id].append(
-            StageLoad(
-                stage_id=s.id,
-                campaign_id=s.campaign_id,
-                position=s.position,
-                ready=max(s.n_ready, 0),
-                planned=max(s.n_planned, 0),
-                in_flight=in_flight.get(s.id, 0),
-                walltime_s=float(s.walltime_median_s or s.walltime_s),
-                group=s.request_id,
-                group_deadline=deadlines[s.request__deadline],
-                name=s.name,
-                input_stage_id=s.input_stage_id,
-                on_hold=s.request__state in HELD_REQUEST_STATES,
+        if s.campaign_id in failed:
+            continue
+        # One stage whose values break the arithmetic leaves its campaign out, not the cycle.
+        try:
+            day = s.request__deadline
+            if day not in deadlines:
+                deadlines[day] = deadline_moment(day).timestamp()
+            ready, planned = max(s.n_ready, 0), max(s.n_planned, 0)
+            flight = in_flight.get(s.id, 0)
+            by_campaign[s.campaign_id].append(
+                StageLoad(
+                    stage_id=s.id,
+                    campaign_id=s.campaign_id,
+                    position=s.position,
+                    ready=ready,
+                    planned=planned,
+                    in_flight=flight,
+                    walltime_s=float(s.walltime_median_s or s.walltime_s),
+                    group=s.request_id,
+                    group_deadline=deadlines[s.request__deadline],
+                    name=s.name,
+                    input_stage_id=s.input_stage_id,
+                    on_hold=s.request__state in HELD_REQUEST_STATES,
+                    gave_up=max(s.jobs_total - max(s.n_succeeded, 0) - ready - planned - flight, 0),
+                )
             )
-        )
+        except Exception as exc:  # whatever it is, it is this campaign's
+            failed[s.campaign_id] = exc
+            continue
         if wanted is None or s.campaign_id in wanted:
             labels[s.id] = StageInfo(
                 s.id, s.campaign_id, s.request_id, s.sample_id, s.name, s.position
             )
-    loads = [
-        CampaignLoad(
-            campaign_id=c["id"],
-            experiment_id=c["experiment_id"],
-            backend=c["backend"],
-            state=c["state"],
-            priority=PRIORITY_WEIGHT.get(c["priority"], 1),
-            deadline=deadline_moment(c["deadline"]).timestamp(),
-            stages=tuple(by_campaign.get(c["id"], ())),
-            throttle=c["throttle"],
-            arrival=c["created"].timestamp(),
-        )
-        for c in campaigns
-    ]
+    loads = []
+    for c in campaigns:
+        if c["id"] in failed:
+            continue
+        try:
+            loads.append(
+                CampaignLoad(
+                    campaign_id=c["id"],
+                    experiment_id=c["experiment_id"],
+                    backend=c["backend"],
+                    state=c["state"],
+                    priority=PRIORITY_WEIGHT.get(c["priority"], 1),
+                    deadline=deadline_moment(c["deadline"]).timestamp(),
+                    stages=tuple(by_campaign.get(c["id"], ())),
+                    throttle=c["throttle"],
+                    arrival=c["created"].timestamp(),
+                )
+            )
+        except Exception as exc:  # as above
+            failed[c["id"]] = exc
+    if failed:
+        labels = {k: v for k, v in labels.items() if v.campaign_id not in failed}
     return CycleInputs(
         now=now,
         input=SchedulerInput(
@@ -199,6 +232,8 @@ def load_inputs(
             in_flight_experiment=dict(exp_used),
         ),
         stages=labels,
+        failed=failed,
+        faults={c["id"]: c["fault"] for c in campaigns if c["fault"]},
     )
 
 

@@ -55,6 +55,7 @@ class Forecast:
     rates: dict[int, float | None] = field(default_factory=dict)  # window (s) -> events/h
     remaining: int = 0
     finished_at: dt.datetime | None = None
+    reason: str = ""  # why it is blocked: shown in place of an ETA
 
     @property
     def status_label(self) -> str:
@@ -112,10 +113,18 @@ def measure(
     return rates
 
 
+# Beyond this an ETA means "never at this pace": no datetime arithmetic can hold the year
+# 477358, and no page should try to print it.
+MAX_ETA_HOURS = 100 * 365 * 24
+
+
 def _eta(now: dt.datetime, remaining: int, rate: float | None) -> dt.datetime | None:
     if not rate or rate <= 0:
         return None
-    return now + dt.timedelta(hours=remaining / rate)
+    hours = remaining / rate
+    if hours > MAX_ETA_HOURS:
+        return None
+    return now + dt.timedelta(hours=hours)
 
 
 def label(deadline: dt.datetime, eta_low: dt.datetime | None, eta_high: dt.datetime | None) -> str:
@@ -150,6 +159,7 @@ def forecast(
     complete: bool = False,
     finished_at: dt.datetime | None = None,
     will_not_run: bool = False,
+    blocked: str = "",
     margin: float | None = None,
 ) -> Forecast:
     """Project the finish of ``target - done`` events from measured ``rates``.
@@ -159,6 +169,8 @@ def forecast(
     ``complete`` marks work that is finished whatever the counters say (a completed
     request or campaign; ``finished_at`` when known), ``will_not_run`` work that was
     cancelled (status ``unknown``). Work whose events are all done is done too.
+    ``blocked`` says why work left will not run again without an operator: status
+    ``blocked``, no ETA (an ETA from past throughput would slide forward forever).
     """
     margin = conf.forecast_margin() if margin is None else margin
     remaining = max(target - done, 0)
@@ -190,6 +202,10 @@ def forecast(
             result.status = ProgressStatus.UNKNOWN
     if on_hold:
         result.status = ProgressStatus.ON_HOLD
+    elif blocked:
+        result.status = ProgressStatus.BLOCKED
+        result.reason = blocked
+        result.eta = result.eta_low = result.eta_high = None
     return result
 
 

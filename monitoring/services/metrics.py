@@ -136,6 +136,12 @@ def campaign_families() -> list[Family]:
     deadline = Family(
         "opos_campaign_deadline_timestamp_seconds", "gauge", "When the deadline day ends."
     )
+    blocked = Family(
+        "opos_campaign_blocked",
+        "gauge",
+        "1 when work is left that will not run without an operator (jobs gave up, or "
+        "scheduling or submission of the campaign raised).",
+    )
     open_campaigns = {
         c.pk: c
         for c in Campaign.objects.filter(state__in=sorted(OPEN_CAMPAIGN_STATES)).select_related(
@@ -149,7 +155,8 @@ def campaign_families() -> list[Family]:
         done.add(p.events_done if p else 0, **labels)
         target.add(p.events_target if p else 0, **labels)
         deadline.add(c.deadline_at.timestamp(), **labels)
-    return [campaigns, requests, done, target, deadline]
+        blocked.add(int(bool(c.fault or (p and p.gave_up))), **labels)
+    return [campaigns, requests, done, target, deadline, blocked]
 
 
 def execution_families() -> list[Family]:

@@ -12,11 +12,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import F, QuerySet, Sum
+from django.db.models import Case, Count, F, Max, Q, QuerySet, Sum, Value, When
 from django.db.models.functions import Least
 
-from campaigns.choices import ACTIVE_JOB_STATES, JobState
+from campaigns.choices import ACTIVE_JOB_STATES, OPEN_JOB_STATES, JobState
 from campaigns.models import COUNTER_FOR_STATE, Stage
+from campaigns.services.blockage import gave_up, gave_up_reason, is_blocked
 
 STAGE_FIELDS = (
     "id",
@@ -45,6 +46,13 @@ class Progress:
     events_target: int = 0
     jobs: dict[str, int] = field(default_factory=_zero_jobs)
     jobs_total: int = 0
+    # Stages whose remaining jobs all gave up: ``[(stage name, jobs), ...]`` (blockage).
+    gave_up: list[tuple[str, int]] = field(default_factory=list)
+
+    @property
+    def blocked_reason(self) -> str:
+        """Why this work is blocked ("" when it is not)."""
+        return gave_up_reason(self.gave_up)
 
     @property
     def fraction(self) -> float:
@@ -89,6 +97,7 @@ class Progress:
         self.events_done += other.events_done
         self.events_target += other.events_target
         self.jobs_total += other.jobs_total
+        self.gave_up += other.gave_up
         for state, n in other.jobs.items():
             self.jobs[state] = self.jobs.get(state, 0) + n
 
@@ -142,7 +151,11 @@ def stage_progress(row: dict[str, Any], last: bool) -> Progress:
     jobs = {state: max(int(row[column] or 0), 0) for state, column in COUNTER_FOR_STATE.items()}
     target = int(row["sample__events"] or 0) if last else 0
     done = min(int(row.get("events_done") or 0), target) if last else 0
-    return Progress(done, target, jobs, int(row["jobs_total"] or 0))
+    total = int(row["jobs_total"] or 0)
+    open_jobs = sum(jobs[s] for s in OPEN_JOB_STATES)
+    stuck = gave_up(total, jobs[JobState.SUCCEEDED], open_jobs)
+    lost = [(row["name"], stuck)] if is_blocked(total, jobs[JobState.SUCCEEDED], open_jobs) else []
+    return Progress(done, target, jobs, total, lost)
 
 
 def breakdown(rows: Iterable[dict[str, Any]]) -> Breakdown:
@@ -182,11 +195,35 @@ def totals(stages: QuerySet[Stage], key: str) -> dict[int, Progress]:
     campaigns, where fetching every stage row would be wasteful.
     """
     sums = {state: Sum(column) for state, column in COUNTER_FOR_STATE.items()}
+    # Blocked stages in the same aggregate (no query more): how many jobs gave up, in how
+    # many stages, and one stage's name for the reason.
+    blocked = Q(**{f"{COUNTER_FOR_STATE[s]}__lte": 0 for s in OPEN_JOB_STATES}) & Q(
+        jobs_total__gt=F("n_succeeded")
+    )
     result: dict[int, Progress] = {}
-    for row in stages.order_by().values(key).annotate(total=Sum("jobs_total"), **sums):
+    for row in (
+        stages.order_by()
+        .values(key)
+        .annotate(
+            total=Sum("jobs_total"),
+            gave_up_jobs=Sum(
+                Case(When(blocked, then=F("jobs_total") - F("n_succeeded")), default=Value(0))
+            ),
+            gave_up_stages=Count("id", filter=blocked),
+            gave_up_name=Max("name", filter=blocked),
+            **sums,
+        )
+    ):
+        lost = []
+        if row["gave_up_stages"]:
+            name = row["gave_up_name"]
+            if row["gave_up_stages"] > 1:
+                name += f" and {row['gave_up_stages'] - 1} other stage(s)"
+            lost = [(name, int(row["gave_up_jobs"] or 0))]
         result[row[key]] = Progress(
             jobs={s: max(int(row[s] or 0), 0) for s in JobState.values},
             jobs_total=int(row["total"] or 0),
+            gave_up=lost,
         )
     last_stages = stages.filter(dependents__isnull=True)
     for row in (

@@ -212,6 +212,7 @@ CSV_HEADER = [
     "eta_low",
     "eta_high",
     "deadline",
+    "blocked_reason",
 ]
 
 
@@ -264,6 +265,7 @@ def progress_csv(overview: ExperimentOverview) -> str:
                     p.jobs_total,
                     *jobs,
                     *forecast,
+                    f.reason if f else p.blocked_reason,
                 ]
             ]
         )

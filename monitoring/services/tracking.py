@@ -9,12 +9,14 @@ work with nothing done yet, is loaded at most once per page (``Estimates``).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from campaigns.choices import OPEN_CAMPAIGN_STATES, CampaignEventKind, CampaignState
-from campaigns.models import Campaign, CampaignEvent, deadline_moment
+from campaigns.models import FAR_FUTURE, Campaign, CampaignEvent, deadline_moment
+from campaigns.services.blockage import blocked_reason
 from campaigns.services.feasibility import (
     CampaignForecast,
     forecast_campaigns,
@@ -24,10 +26,12 @@ from campaigns.services.planning import CycleInputs, load_inputs
 from requests_app.choices import RequestState
 from requests_app.models import ProductionRequest
 
-from ..choices import STATUS_RISK, SnapshotLevel
+from ..choices import STATUS_RISK, ProgressStatus, SnapshotLevel
 from . import snapshots
 from .forecast import Forecast, Point, forecast, measure
 from .progress import Progress
+
+log = logging.getLogger(__name__)
 
 PAUSED, RESUMED, CANCELLED = (
     CampaignEventKind.PAUSED,
@@ -120,6 +124,7 @@ def campaign_forecast(
         complete=campaign.state == CampaignState.COMPLETED,
         finished_at=campaign.completed_at,
         will_not_run=campaign.state == CampaignState.CANCELLED,
+        blocked=_blocked(campaign, progress),
     )
 
 
@@ -156,7 +161,29 @@ def request_forecast(
         complete=request.state in FINISHED_REQUEST,
         will_not_run=request.state in DROPPED_REQUEST
         or (campaign is not None and campaign.state == CampaignState.CANCELLED),
+        blocked=_blocked(campaign, progress),
     )
+
+
+def broken_forecast(day: dt.date, exc: Exception) -> Forecast:
+    """The row of work whose forecast raised: marked blocked with the error, the page goes on."""
+    log.exception("forecast failed")
+    try:
+        deadline = deadline_moment(day)
+    except Exception:  # the deadline itself may be what is broken
+        deadline = FAR_FUTURE
+    reason = f"cannot be forecast: {type(exc).__name__}: {exc}"[:500]
+    return Forecast(deadline=deadline, status=ProgressStatus.BLOCKED, reason=reason)
+
+
+def _blocked(campaign: Campaign | None, progress: Progress) -> str:
+    """Why work in ``campaign`` is blocked: its recorded fault, its stages that gave up.
+
+    Only while the campaign may still run: a completed or cancelled one is final.
+    """
+    if campaign is None or campaign.state not in OPEN_CAMPAIGN_STATES:
+        return ""
+    return blocked_reason(campaign.fault, progress.gave_up)
 
 
 @dataclass
@@ -186,9 +213,11 @@ def track_campaigns(
     rows = []
     for c in campaigns:
         p = progress.get(c.pk, Progress())
-        rows.append(
-            Tracked("campaign", c, p, campaign_forecast(c, p, points.get(c.pk, []), now, estimates))
-        )
+        try:
+            f = campaign_forecast(c, p, points.get(c.pk, []), now, estimates)
+        except Exception as exc:  # one broken row must not take the page down
+            f = broken_forecast(c.deadline, exc)
+        rows.append(Tracked("campaign", c, p, f))
     return rows
 
 
@@ -209,7 +238,10 @@ def track_requests(
     for r in requests:
         p = progress.get(r.pk, Progress())
         campaign = campaign_of.get(r.pk)
-        f = request_forecast(r, p, points.get(r.pk, []), campaign, now, estimates, unscheduled)
+        try:
+            f = request_forecast(r, p, points.get(r.pk, []), campaign, now, estimates, unscheduled)
+        except Exception as exc:  # as for campaigns
+            f = broken_forecast(r.deadline, exc)
         rows.append(Tracked("request", r, p, f, campaign, hold_seconds(r, now)))
     return rows
 

@@ -393,7 +393,7 @@ def timeline(transitions, comments) -> list[dict]:
             "kind": "comment",
             "id": c.id,
             "created": c.created,
-            "actor": c.author.username,
+            "actor": c.author_name,
             "text": c.body,
             "action": None,
             "from_state": None,

@@ -167,17 +167,32 @@ class Transition(models.Model):
         return f"{self.request_id}: {self.action} {self.from_state} -> {self.to_state}"
 
 
+# Who a note of the tracker itself is from, wherever an author is shown.
+SYSTEM_AUTHOR = "OPOS Tracker"
+
+
 class CommentQuerySet(VisibleQuerySet):
     experiment_path = "request__experiment"
 
 
 class Comment(models.Model):
-    """A message on a request from a liaison of its experiment or an operator."""
+    """A message on a request from a liaison of its experiment or an operator.
+
+    ``author`` is empty for the tracker's own notes (work that became blocked or
+    stalled): they reach the same people and the service-desk ticket as a comment.
+    """
 
     request = models.ForeignKey(
         ProductionRequest, on_delete=models.CASCADE, related_name="comments"
     )
-    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Empty for a note of the tracker itself.",
+    )
     body = models.TextField(validators=[MaxLengthValidator(10000)])
     created = models.DateTimeField(auto_now_add=True)
 
@@ -187,4 +202,8 @@ class Comment(models.Model):
         ordering = ["created", "id"]
 
     def __str__(self) -> str:
-        return f"comment by {self.author} on {self.request_id}"
+        return f"comment by {self.author_name} on {self.request_id}"
+
+    @property
+    def author_name(self) -> str:
+        return self.author.get_username() if self.author_id else SYSTEM_AUTHOR

@@ -4,6 +4,7 @@ Views, API, tasks and commands call these; nothing else writes state.
 """
 
 from .eligibility import Check, eligibility, unmet
+from .notifications import notify_operators
 from .numbering import next_request_number
 from .requests import (
     EditConflict,
@@ -15,6 +16,7 @@ from .requests import (
     create_request,
     editable_fields,
     ever_editable_fields,
+    post_system_notes,
     samples_error,
     update_request,
     validate_sample,
@@ -40,6 +42,8 @@ __all__ = [
     "ever_editable_fields",
     "grant_role",
     "next_request_number",
+    "notify_operators",
+    "post_system_notes",
     "samples_error",
     "system_transition",
     "transition",

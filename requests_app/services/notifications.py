@@ -9,9 +9,11 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.template.loader import render_to_string
 
+from ..choices import GlobalRoleName
 from ..models import Comment, ProductionRequest, Transition
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,31 @@ def notify_transition(transition_id: int) -> None:
     _send(request, subject, "emails/transition.txt", {"t": record}, record.actor_id)
 
 
+def operator_emails() -> list[str]:
+    """Addresses of the active operators and admins (one query)."""
+    User = get_user_model()
+    return sorted(
+        set(
+            User.objects.filter(
+                is_active=True,
+                global_roles__role__in=[GlobalRoleName.OPERATOR, GlobalRoleName.ADMIN],
+            )
+            .exclude(email="")
+            .values_list("email", flat=True)
+        )
+    )
+
+
+def notify_operators(subject: str, body: str) -> None:
+    """One email to every operator; a failing mail server is logged, never raised."""
+    try:
+        to = operator_emails()
+        if to:
+            send_mail(f"[OPOS] {subject}", body, settings.DEFAULT_FROM_EMAIL, to)
+    except Exception:  # as _send: a notification never undoes what it reports
+        log.exception("could not email the operators: %s", subject)
+
+
 def notify_comment(comment_id: int) -> None:
     comment = (
         Comment.objects.select_related("request__requester", "request__assignee", "author")
@@ -67,7 +94,7 @@ def notify_comment(comment_id: int) -> None:
         return
     _send(
         comment.request,
-        f"comment from {comment.author}",
+        f"comment from {comment.author_name}",
         "emails/comment.txt",
         {"comment": comment},
         comment.author_id,

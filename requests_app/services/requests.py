@@ -396,6 +396,27 @@ def add_comment(request: ProductionRequest, user: AbstractBaseUser, body: str) -
     return comment
 
 
+def post_system_notes(notes: dict[int, str]) -> list[Comment]:
+    """The tracker's own notes on requests (``{request id: text}``), e.g. "blocked".
+
+    Each is a comment without an author: it appears in the request's history, reaches
+    the requester, watchers and assignee by email, and the service-desk ticket as a work
+    note, like an operator's comment. The caller decides when (once per change).
+    """
+    comments = [
+        Comment.objects.create(request_id=request_id, author=None, body=text[:10000])
+        for request_id, text in sorted(notes.items())
+        if text.strip()
+    ]
+    if comments:
+        from .notifications import notify_comment
+
+        for comment in comments:
+            transaction.on_commit(lambda pk=comment.pk: notify_comment(pk))
+        pagecache.bump_data_version()
+    return comments
+
+
 def assign(
     request: ProductionRequest, user: AbstractBaseUser, assignee: AbstractBaseUser | None
 ) -> ProductionRequest:

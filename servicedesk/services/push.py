@@ -109,7 +109,8 @@ def _advance(cursor: int, rows: list, newest_before: int) -> int:
 
 
 def collect_pushes(now: dt.datetime | None = None, config: ServiceDeskConfig | None = None) -> int:
-    """Queue a ``Push`` for every new transition and operator comment of a linked request.
+    """Queue a ``Push`` for every new transition, operator comment and note of the tracker
+    on a linked request.
 
     Returns how many rows were queued. Safe to run concurrently and
     repeatedly: the unique ``(kind, source_id)`` drops duplicates.
@@ -140,7 +141,8 @@ def collect_pushes(now: dt.datetime | None = None, config: ServiceDeskConfig | N
         Comment.objects.filter(request__ticket_link__isnull=False)
         .filter(Q(id__gt=state.comment_cursor) | Q(created__gte=window))
         .annotate(by_operator=operator)
-        .filter(Q(by_operator=True) | Q(author__is_superuser=True))
+        # Operators' comments, and the tracker's own notes (work blocked or stalled).
+        .filter(Q(by_operator=True) | Q(author__is_superuser=True) | Q(author__isnull=True))
         .exclude(Exists(Push.objects.filter(kind=PushKind.COMMENT, source_id=OuterRef("pk"))))
         .select_related("request__ticket_link", "author")
         .order_by("id")[:SCAN_BATCH]

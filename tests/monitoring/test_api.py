@@ -22,6 +22,7 @@ FIELDS = {
     "percent",
     "jobs",
     "jobs_total",
+    "blocked_reason",
     "throughput_per_hour",
     "throughput",
     "eta",
