@@ -81,8 +81,8 @@ class ProgressSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=ProgressStatus.choices)
     blocked_reason = serializers.CharField(
         allow_blank=True,
-        help_text="With status `blocked`: why, and what is needed (e.g. \"10 jobs of "
-        "simulation gave up: recover\"); the ETA is then null.",
+        help_text='With status `blocked`: why, and what is needed (e.g. "10 jobs of '
+        'simulation gave up: recover"); the ETA is then null.',
     )
     basis = serializers.ChoiceField(
         choices=ForecastBasis.choices,

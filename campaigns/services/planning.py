@@ -60,7 +60,7 @@ class CycleInputs:
     # Campaigns left out because their rows could not be read into the scheduler's terms
     # (``{campaign id: error}``): the cycle goes on without them, execution records it.
     failed: dict[int, Exception] = field(default_factory=dict)
-    # The fault recorded on each loaded campaign ("" when none): pages show it.
+    # The fault recorded on each campaign loaded this time (none when it has none).
     faults: dict[int, str] = field(default_factory=dict)
 
 
@@ -233,7 +233,7 @@ def load_inputs(
         ),
         stages=labels,
         failed=failed,
-        faults={c["id"]: c["fault"] for c in campaigns if c["fault"]},
+        faults={c["id"]: c["fault"] for c in campaigns if c["fault"] and c["id"] not in failed},
     )
 
 

@@ -8,6 +8,7 @@ triage, which is one indexed aggregate plus a few examples.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
@@ -40,6 +41,8 @@ from .tracking import (
     track_campaigns,
     track_requests,
 )
+
+log = logging.getLogger(__name__)
 
 # Requests an experiment overview lists: filed and not finished.
 OPEN_REQUEST_STATES = [
@@ -143,17 +146,23 @@ def _chart(
     start: dt.datetime | None,
     reached: dict[str, dt.datetime],
 ) -> charts.BurnUp:
-    return charts.burn_up(
-        history,
-        target=p.events_target,
-        deadline=f.deadline,
-        now=now,
-        done=p.events_done,
-        forecast=f,
-        start=start,
-        milestones=reached,
-        milestone_labels={k: MilestoneKind(k).label for k in reached},
-    )
+    try:
+        return charts.burn_up(
+            history,
+            target=p.events_target,
+            deadline=f.deadline,
+            now=now,
+            done=p.events_done,
+            forecast=f,
+            start=start,
+            milestones=reached,
+            milestone_labels={k: MilestoneKind(k).label for k in reached},
+        )
+    except (ArithmeticError, ValueError):
+        # Values no chart can scale (a deadline in the year 9999): the page goes on, with
+        # the chart marked as unavailable rather than a 500 for everyone.
+        log.exception("burn-up chart failed")
+        return charts.BurnUp(description="The chart cannot be drawn for these dates.")
 
 
 def campaign_detail(
