@@ -458,6 +458,8 @@ OPOS_STUCK_QUEUED_S = env_int("OPOS_STUCK_QUEUED_S", 24 * 3600)
 OPOS_STUCK_HELD_S = env_int("OPOS_STUCK_HELD_S", 3600)
 OPOS_STUCK_RUNNING_FACTOR = env_int("OPOS_STUCK_RUNNING_FACTOR", 3)
 OPOS_STUCK_STAGE_S = env_int("OPOS_STUCK_STAGE_S", 6 * 3600)
+OPOS_STALL_FACTOR = env_int("OPOS_STALL_FACTOR", 5)  # x the median walltime: stalled
+OPOS_STALL_MIN_S = env_int("OPOS_STALL_MIN_S", 900)
 # Finalize recomputes every output's sha256 before declaring it (off only to save I/O on
 # storage that verifies checksums itself).
 OPOS_VERIFY_OUTPUT_CHECKSUMS = env_bool("OPOS_VERIFY_OUTPUT_CHECKSUMS", True)
