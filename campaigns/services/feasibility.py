@@ -32,7 +32,9 @@ F = TypeVar("F", bound="Forecast")
 
 
 def _when(ts: float | None) -> dt.datetime | None:
-    if ts is None:
+    """A projected instant, or None for "never" (also past what a datetime can hold: a
+    request of 10^12 one-event jobs projects to a year no page could print)."""
+    if ts is None or not ts <= FAR_FUTURE.timestamp():
         return None
     return dt.datetime.fromtimestamp(ts, tz=dt.UTC)
 

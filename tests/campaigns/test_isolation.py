@@ -135,3 +135,35 @@ def test_a_stage_whose_submission_raises_blocks_only_its_campaign(two, monkeypat
     submission.submit_ready()
     mine.refresh_from_db()
     assert mine.fault == "" and queued(mine) == 2
+
+
+@pytest.mark.django_db
+def test_work_too_big_to_ever_finish_is_late_not_a_crash(two, operator, client, api):
+    """A row from before the input bounds: 10^12 events, two billion jobs left."""
+    from campaigns.models import Stage
+    from campaigns.services.feasibility import forecast_campaigns
+    from requests_app.models import Sample
+
+    mine, theirs = two
+    Sample.objects.filter(request__campaign_link__campaign=mine).update(events=10**12)
+    Stage.objects.filter(campaign=mine).update(jobs_total=2_000_000_000, n_ready=2_000_000_000)
+
+    plan = forecast_campaigns()
+    assert plan[mine.pk].status == "late"
+    assert plan[theirs.pk].finish is not None
+    submission.submit_ready()
+    assert queued(theirs) == 2
+
+    client.force_login(operator)
+    for url in (
+        "/campaigns/",
+        f"/campaigns/{mine.pk}/",
+        "/monitoring/operations/",
+        "/monitoring/experiments/dune/",
+        "/monitoring/experiments/dune/report/",
+        "/monitoring/experiments/dune/progress.csv",
+        f"/monitoring/campaigns/{mine.pk}/",
+    ):
+        assert client.get(url).status_code == 200, url
+    body = api(operator).get(f"/api/v1/campaigns/{mine.pk}/progress/").json()
+    assert body["status"] in ("late", "unknown")
