@@ -10,7 +10,6 @@ answers only its live region, which ``static/js/monitoring.js`` swaps in place.
 from __future__ import annotations
 
 from functools import wraps
-from pathlib import Path
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -22,7 +21,8 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods
 
-from campaigns.batch.base import STDERR_FILE, STDOUT_FILE
+from campaigns import conf as campaigns_conf
+from campaigns.execution import failures, logs
 from campaigns.models import Campaign, Job
 from opos import pagecache
 from requests_app.models import Experiment, ProductionRequest
@@ -238,33 +238,34 @@ def progress_csv(request, slug: str):
     return response
 
 
-def _tail(path: Path, size: int = LOG_TAIL_BYTES) -> str | None:
-    try:
-        with path.open("rb") as fh:
-            fh.seek(0, 2)
-            length = fh.tell()
-            fh.seek(max(length - size, 0))
-            return fh.read().decode("utf-8", "replace")
-    except OSError:
-        return None
-
-
 @operator_required
 def job_log(request, pk: int):
-    """The tail of a job's stdout and stderr, from its work folder (operators)."""
+    """One attempt of a job for diagnosis (operators): what ended it (the exit status named),
+    where it ran (host, batch id linked to the batch system's view where configured), the
+    tails of its stdout and stderr, and the other attempts of the same job."""
     job = get_object_or_404(
         Job.objects.visible_to(request.user).select_related(
-            "stage__campaign__experiment", "stage__request"
+            "stage__campaign__experiment", "stage__request", "stage__sample"
         ),
         pk=pk,
     )
-    workdir = Path(job.workdir) if job.workdir else None
-    logs = []
-    if workdir is not None:
-        for name in (STDERR_FILE, STDOUT_FILE):
-            logs.append((name, _tail(workdir / name)))
+    attempts = list(
+        Job.objects.filter(stage_id=job.stage_id, index=job.index)
+        .order_by("attempt")
+        .values("id", "attempt", "state", "failure_class", "exit_code")
+    )
     return render(
-        request, "monitoring/job_log.html", {"job": job, "logs": logs, "tail": LOG_TAIL_BYTES}
+        request,
+        "monitoring/job_log.html",
+        {
+            "job": job,
+            "logs": logs.job_logs(job.workdir, job.batch_id, LOG_TAIL_BYTES),
+            "tail": LOG_TAIL_BYTES,
+            "host": job.host or logs.job_host(job.workdir),
+            "batch_url": campaigns_conf.batch_job_url(job.backend, job.batch_id),
+            "exit": failures.describe_exit(job.exit_code),
+            "attempts": attempts,
+        },
     )
 
 

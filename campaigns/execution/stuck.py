@@ -230,6 +230,7 @@ def cancel_and_retry(
             .order_by("id")
         )
         deltas: dict[int, Counter[str]] = defaultdict(Counter)
+        replaced: Counter[int] = Counter()  # cancelled attempts replaced by a retry
         retries = []
         top = {
             (row["stage_id"], row["index"]): row["top"]
@@ -251,15 +252,19 @@ def cancel_and_retry(
             if job.stage.campaign.state in OPEN_CAMPAIGN_STATES:
                 retries.append(_retry_of(job, top[(job.stage_id, job.index)] + 1, now))
                 deltas[job.stage_id][JobState.READY] += 1
+                replaced[job.stage_id] += 1
         Job.objects.bulk_update(
             jobs,
             ["state", "outcome", "state_since", "finished", "failure_class", "failure_reason"],
         )
         Job.objects.bulk_create(retries)
         for stage_id, delta in deltas.items():
-            Stage.objects.filter(pk=stage_id).update(
-                **{COUNTER_FOR_STATE[s]: F(COUNTER_FOR_STATE[s]) + n for s, n in delta.items() if n}
-            )
+            update = {
+                COUNTER_FOR_STATE[s]: F(COUNTER_FOR_STATE[s]) + n for s, n in delta.items() if n
+            }
+            if replaced[stage_id]:
+                update["retried_cancelled"] = F("retried_cancelled") + replaced[stage_id]
+            Stage.objects.filter(pk=stage_id).update(**update)
         StuckFlag.objects.open().filter(job__in=jobs).update(resolved_at=now)
         pagecache.bump_data_version()  # after commit
     result.cancelled = [j.pk for j in jobs]

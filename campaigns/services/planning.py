@@ -29,7 +29,14 @@ from ..choices import (
     OPEN_CAMPAIGN_STATES,
     JobState,
 )
-from ..models import COUNTER_FOR_STATE, Campaign, Job, Stage, deadline_moment
+from ..models import (
+    COUNTER_FOR_STATE,
+    RETRIED_COUNTER_FOR_STATE,
+    Campaign,
+    Job,
+    Stage,
+    deadline_moment,
+)
 from ..scheduler import CampaignLoad, Decision, SchedulerInput, StageLoad, decide
 
 # Requests whose work is not submitted: a blocker is being solved, or they were dropped.
@@ -305,7 +312,8 @@ def refresh_walltime_estimates(stage_ids: Iterable[int]) -> None:
 
 
 def recount_stages(stage_ids: Iterable[int]) -> None:
-    """Rebuild the per-state job counters of stages from one aggregate query."""
+    """Rebuild the per-state job counters of stages (and of their retried attempts: those
+    another attempt names as its parent) from two aggregate queries a chunk."""
     ids = sorted(set(stage_ids))
     for chunk in _chunks(ids):
         counts: dict[int, dict[str, int]] = {pk: {} for pk in chunk}
@@ -316,10 +324,22 @@ def recount_stages(stage_ids: Iterable[int]) -> None:
             .order_by()
         ):
             counts[row["stage_id"]][row["state"]] = row["n"]
+        retried: dict[int, dict[str, int]] = {pk: {} for pk in chunk}
+        for row in (
+            Job.objects.filter(stage_id__in=chunk, parent__isnull=False)
+            .values("stage_id", "parent__state")
+            .annotate(n=Count("parent_id", distinct=True))
+            .order_by()
+        ):
+            retried[row["stage_id"]][row["parent__state"]] = row["n"]
         stages = list(Stage.objects.filter(pk__in=chunk).only("id"))
         for stage in stages:
             for state, column in COUNTER_FOR_STATE.items():
                 setattr(stage, column, counts[stage.pk].get(state, 0))
-        Stage.objects.bulk_update(stages, list(COUNTER_FOR_STATE.values()))
+            for state, column in RETRIED_COUNTER_FOR_STATE.items():
+                setattr(stage, column, retried[stage.pk].get(state, 0))
+        Stage.objects.bulk_update(
+            stages, [*COUNTER_FOR_STATE.values(), *RETRIED_COUNTER_FOR_STATE.values()]
+        )
     if ids:
         pagecache.bump_data_version()  # the counters every page reads
