@@ -180,6 +180,8 @@ def campaign_detail(
         "request_id", "kind", "reached_at"
     ):
         (reached if rid is None else per_request.setdefault(rid, {}))[kind] = at
+    # Those due and not stored yet, from the jobs' times (no query when none is due).
+    reached = ms.complete(campaign, None, reached, progress, now)
     request_rows = []
     if full:
         points = snapshots.window_points(SnapshotLevel.REQUEST, [r.pk for r in requests], now)
@@ -243,7 +245,7 @@ def request_detail(
     reached: dict[str, dt.datetime] = {}
     if campaign is not None:
         series = history(SnapshotLevel.REQUEST, request.pk)
-        reached = ms.load(campaign, request.pk)
+        reached = ms.complete(campaign, request.pk, ms.load(campaign, request.pk), progress, now)
     unscheduled = (
         estimates.unscheduled([request])
         if campaign is None and request.state in OPEN_REQUEST_STATES

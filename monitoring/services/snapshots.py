@@ -3,9 +3,11 @@
 
 ``record_snapshots`` (beat, every ``OPOS_SNAPSHOT_INTERVAL_S``) writes one row per
 running campaign, per request and per sample in it, plus one final row for a
-campaign that closed since its last snapshot; it also stores the milestones a
-snapshot reached first. A fixed number of queries per cycle (a few, plus the
-bulk inserts), whatever the number of jobs.
+campaign that closed since its last snapshot; it also stores the milestones
+reached since, at the time the jobs say (``milestones``). A fixed number of
+queries per cycle (a few, plus the bulk inserts), whatever the number of jobs,
+plus a few per campaign or request with a milestone due: full speed is looked
+for in a campaign's jobs at every cycle until it is reached.
 
 ``thin_snapshots`` (beat, hourly) keeps every row of the last 48 h, then the last
 row of each hour up to 30 days, then the last of each day. Only whole buckets
@@ -158,16 +160,15 @@ def record_snapshots(
             states[(cid, rid)] = milestones.State(
                 now, p.started, p.running, p.events_done, p.events_target
             )
-    existing = set(
-        Milestone.objects.filter(campaign_id__in=ids).values_list(
-            "campaign_id", "request_id", "kind"
-        )
-    )
+    existing: dict[tuple[int, int | None], dict[str, dt.datetime]] = {}
+    for cid, rid, kind, at in Milestone.objects.filter(campaign_id__in=ids).values_list(
+        "campaign_id", "request_id", "kind", "reached_at"
+    ):
+        existing.setdefault((cid, rid), {})[kind] = at
     new = [
-        Milestone(campaign_id=cid, request_id=rid, kind=kind, reached_at=now)
+        Milestone(campaign_id=cid, request_id=rid, kind=kind, reached_at=at)
         for (cid, rid), state in states.items()
-        for kind in milestones.reached(state)
-        if (cid, rid, kind) not in existing
+        for kind, at in _milestones(cid, rid, state, existing.get((cid, rid), {})).items()
     ]
     with transaction.atomic():
         ProgressSnapshot.objects.bulk_create(rows, batch_size=CHUNK)
@@ -177,6 +178,33 @@ def record_snapshots(
         pagecache.bump_data_version()
     report.campaigns, report.rows, report.milestones = len(due), len(rows), len(new)
     return report
+
+
+def _milestones(
+    campaign_id: int,
+    request_id: int | None,
+    state: milestones.State,
+    stored: dict[str, dt.datetime],
+) -> dict[str, dt.datetime]:
+    """Milestones newly reached, at the time the jobs say (a few queries, only for what is
+    due and not stored: see ``milestones``); the snapshot's time when the jobs carry none.
+    Full speed is looked for in the jobs while the campaign has not reached it."""
+    kinds = milestones.due(
+        stored,
+        state.started,
+        state.events_done,
+        state.events_target,
+        full_speed=state.slots > 0 and state.started,
+    )
+    if not kinds:
+        return {}
+    found = milestones.from_jobs(campaign_id, request_id, kinds, state.events_target, state.slots)
+    by_counters = milestones.reached(state)
+    return {
+        kind: min(found.get(kind, state.at), state.at)
+        for kind in kinds
+        if kind in found or kind in by_counters
+    }
 
 
 # --- thinning ----------------------------------------------------------------------------------
