@@ -14,7 +14,7 @@ from functools import wraps
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -28,7 +28,7 @@ from opos import pagecache
 from requests_app.models import Experiment, ProductionRequest
 from requests_app.models.visibility import is_operator
 
-from . import conf
+from . import charts, conf
 from .forms import DigestForm, ReportPeriodForm
 from .services import dashboards, reports
 
@@ -119,20 +119,35 @@ def experiment_page(request, slug: str):
     return _page(request, "monitoring/experiment.html", partial, {"experiment": experiment}, live)
 
 
+def chart_span(request) -> str | None:
+    """The burn-up's span asked with ``?chart=`` (active by default); None: not a span."""
+    value = request.GET.get("chart", charts.ACTIVE)
+    return value if value in charts.SPANS else None
+
+
+def bad_span() -> HttpResponse:
+    return HttpResponseBadRequest(
+        f"chart: must be one of {', '.join(charts.SPANS)}", content_type="text/plain"
+    )
+
+
 @login_required
 def campaign_page(request, pk: int):
     """A campaign's dashboard: burn-up, milestones, throughput, per-request progress.
 
     Operators see stuck flags and links to job logs, members do not: the live region is
-    cached once per role, after the visibility check (404).
+    cached once per role and chart span, after the visibility check (404).
     """
     campaign = get_object_or_404(
         Campaign.objects.visible_to(request.user).select_related("experiment"), pk=pk
     )
     operator = is_operator(request.user)
+    span = chart_span(request)
+    if span is None:
+        return bad_span()
 
     def build() -> dict:
-        detail = dashboards.campaign_detail(campaign, triage=True)
+        detail = dashboards.campaign_detail(campaign, triage=True, chart_span=span)
         if not operator:  # stuck flags and job logs are for operators
             detail.stuck, detail.stuck_count = [], 0
         return {"campaign": campaign, "detail": detail, "operator": operator}
@@ -141,7 +156,7 @@ def campaign_page(request, pk: int):
     live = _live(
         "campaign-dashboard",
         [campaign.pk],
-        "operator" if operator else "member",
+        ("operator" if operator else "member") + ("" if span == charts.ACTIVE else f"-{span}"),
         partial,
         build,
         request,
@@ -150,7 +165,7 @@ def campaign_page(request, pk: int):
         request,
         "monitoring/campaign.html",
         partial,
-        {"campaign": campaign, "operator": operator},
+        {"campaign": campaign, "operator": operator, "chart_span": span},
         live,
     )
 
@@ -164,12 +179,15 @@ def request_page(request, number: str):
         ),
         number=number,
     )
-    detail = dashboards.request_detail(production_request)
+    span = chart_span(request)
+    if span is None:
+        return bad_span()
+    detail = dashboards.request_detail(production_request, chart_span=span)
     return _page(
         request,
         "monitoring/request.html",
         "monitoring/_request_live.html",
-        {"object": production_request, "detail": detail},
+        {"object": production_request, "detail": detail, "chart_span": span},
     )
 
 

@@ -142,6 +142,7 @@ def _chart(
     now: dt.datetime,
     start: dt.datetime | None,
     reached: dict[str, dt.datetime],
+    span: str = charts.ACTIVE,
 ) -> charts.BurnUp:
     return charts.burn_up(
         history,
@@ -153,15 +154,21 @@ def _chart(
         start=start,
         milestones=reached,
         milestone_labels={k: MilestoneKind(k).label for k in reached},
+        span=span,
     )
 
 
 def campaign_detail(
-    campaign: Campaign, now: dt.datetime | None = None, triage: bool = True, full: bool = True
+    campaign: Campaign,
+    now: dt.datetime | None = None,
+    triage: bool = True,
+    full: bool = True,
+    chart_span: str = charts.ACTIVE,
 ) -> Detail:
     """The campaign dashboard (``triage``: with failures and stuck work): a fixed number
     of queries whatever the number of jobs. Without ``full`` (the progress API), no
-    burn-up chart and no forecast or samples per request: what the API does not show."""
+    burn-up chart and no forecast or samples per request: what the API does not show.
+    ``chart_span``: the burn-up's (``charts.ACTIVE`` or ``charts.WHOLE``)."""
     now = now or timezone.now()
     estimates = Estimates()
     data = load_breakdown(Stage.objects.filter(campaign=campaign))
@@ -198,7 +205,9 @@ def campaign_detail(
         history=series.points,
         milestones=ms.views(reached, campaign.launched_at, campaign_level=True),
         chart=(
-            _chart(series.points, progress, f, now, campaign.launched_at, reached) if full else None
+            _chart(series.points, progress, f, now, campaign.launched_at, reached, chart_span)
+            if full
+            else None
         ),
         throughput=throughput(
             series.points + launch_point(campaign), now, progress.events_done, progress.succeeded
@@ -227,6 +236,7 @@ def request_detail(
     now: dt.datetime | None = None,
     timeline: bool = True,
     full: bool = True,
+    chart_span: str = charts.ACTIVE,
 ) -> Detail:
     """A request's progress page: the campaign dashboard narrowed to one request, plus its
     timeline of transitions and comments (``timeline``). Without ``full`` (the progress
@@ -262,7 +272,7 @@ def request_detail(
         forecast=f,
         history=points,
         milestones=ms.views(reached, launched, campaign_level=False),
-        chart=_chart(points, progress, f, now, launched, reached) if full else None,
+        chart=_chart(points, progress, f, now, launched, reached, chart_span) if full else None,
         throughput=throughput(
             points + launch_point(campaign), now, progress.events_done, progress.succeeded
         ),
