@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 from django.conf import settings
 
-SAFE_BATCH_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+SAFE_BATCH_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,120}$")
 
 DEFAULT_BACKEND_CAPACITY = {"local": 4, "slurm": 1000, "htcondor": 5000}
 
