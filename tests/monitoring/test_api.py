@@ -22,6 +22,7 @@ FIELDS = {
     "percent",
     "jobs",
     "jobs_total",
+    "attempts_retried",
     "throughput_per_hour",
     "throughput",
     "eta",
