@@ -4,6 +4,8 @@ from the jobs' own start and end times, so short jobs between snapshots count.""
 import datetime as dt
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from campaigns.choices import CampaignState, JobState
 from campaigns.execution.finalize import FinalizeReport, advance
@@ -183,3 +185,27 @@ def test_a_campaign_that_never_ran_enough_jobs_at_once_has_no_full_speed(experim
         Milestone.objects.filter(campaign=campaign, request=None).values_list("kind", flat=True)
     )
     assert MilestoneKind.FULL_SPEED not in kinds and MilestoneKind.ALL_EVENTS in kinds
+
+
+def test_full_speed_is_looked_for_only_after_a_job_finished(experiment, operator):
+    """The sweep over the jobs runs in the cycle after a job of the campaign finished,
+    not in every cycle of a campaign that has not reached full speed."""
+    launched = T0
+    campaign, jobs = short_jobs(experiment, operator, launched)
+    for n, job in enumerate(jobs):  # one at a time: full speed never comes
+        job.started = launched + dt.timedelta(seconds=10 * n)
+        job.finished = job.started + dt.timedelta(seconds=5)
+    Job.objects.bulk_update(jobs, ["started", "finished"])
+    stage = Stage.objects.get(campaign=campaign)
+    Stage.objects.filter(pk=stage.pk).update(progress_at=launched + dt.timedelta(seconds=195))
+
+    def sweeps(at) -> int:
+        with CaptureQueriesContext(connection) as queries:
+            record_snapshots(now=at)
+        return sum("WITH moves AS" in q["sql"] for q in queries.captured_queries)
+
+    assert sweeps(launched + dt.timedelta(minutes=5)) == 1  # the first snapshot looks
+    assert sweeps(launched + dt.timedelta(minutes=6)) == 0  # nothing finished since
+    Stage.objects.filter(pk=stage.pk).update(progress_at=launched + dt.timedelta(minutes=6.5))
+    assert sweeps(launched + dt.timedelta(minutes=7)) == 1
+    assert not Milestone.objects.filter(campaign=campaign, kind=MilestoneKind.FULL_SPEED).exists()
