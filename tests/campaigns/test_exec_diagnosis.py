@@ -4,6 +4,7 @@ the batch id linked to the batch system's view where configured."""
 
 import signal
 import socket
+from pathlib import Path
 
 import pytest
 from django.urls import reverse
@@ -189,3 +190,49 @@ def test_killed_crashed_and_terminated_jobs_are_named_and_their_logs_shown(
     member = api(physicist).get(f"/api/v1/jobs/{killed.pk}/").json()
     assert member["exit_meaning"] == detail["exit_meaning"]
     assert not {"host", "batch_url", "stdout_tail"} & set(member)
+
+
+@pytest.mark.slurm
+@pytest.mark.django_db(transaction=True)
+def test_on_slurm_the_logs_are_the_batch_systems_files_named_by_batch_id(
+    slurm_cluster, exec_env, experiment, operator, client, settings, tmp_path
+):
+    """On Slurm the job's logs are Slurm's own files ``logs/<array>_<task>.out/.err``,
+    linked into the job folder by the shim; the job log reads them (also without the
+    links), names the exit status and links the batch id."""
+    settings.OPOS_BATCH_JOB_URL = {"slurm": "https://ood.example.org/activejobs?jobid={batch_id}"}
+    script = tmp_path / "signals.py"
+    script.write_text(SCRIPT)
+    template = demo_template(experiment, stages=DEMO_STAGES[:1], scripts={"generation": script})
+    campaign, _request = launch(
+        experiment, operator, events=40, per_job=10, template=template, backend="slurm"
+    )
+
+    run_until(lambda: all_final(stage__campaign=campaign), timeout=240, pause=1.0)
+
+    first = {
+        j.index: j
+        for j in Job.objects.filter(stage__campaign=campaign, attempt=1).order_by("index")
+    }
+    assert [(first[i].exit_code, first[i].failure_class) for i in range(3)] == [
+        (137, FailureClass.KILLED),
+        (139, FailureClass.CRASH),
+        (143, FailureClass.TERMINATED),
+    ]
+    assert Job.objects.filter(stage__campaign=campaign, state=JobState.SUCCEEDED).count() == 4
+    killed = first[0]
+    assert killed.host == socket.gethostname()
+    folder = Path(killed.workdir)
+    assert (folder / "stderr.log").resolve() == (folder.parent / "logs" / f"{killed.batch_id}.err")
+    client.force_login(operator)
+    page = client.get(reverse("monitoring:job_log", args=[killed.pk])).content.decode()
+    assert "job 0 attempt 1 says hello on stdout" in page
+    assert "job 0 attempt 1 on stderr" in page
+    assert f'href="https://ood.example.org/activejobs?jobid={killed.batch_id}"' in page
+    assert "137 (SIGKILL" in page
+    # Without the shim's links (a job killed before it made them), the same files by id.
+    (folder / "stderr.log").unlink()
+    (folder / "stdout.log").unlink()
+    assert "job 0 attempt 1 on stderr" in logs.stderr_tail(folder, batch_id=killed.batch_id)
+    page = client.get(reverse("monitoring:job_log", args=[killed.pk])).content.decode()
+    assert "job 0 attempt 1 says hello on stdout" in page
