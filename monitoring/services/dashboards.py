@@ -188,7 +188,8 @@ def campaign_detail(
     ):
         (reached if rid is None else per_request.setdefault(rid, {}))[kind] = at
     # Those due and not stored yet, from the jobs' times (no query when none is due).
-    reached = ms.complete(campaign, None, reached, progress, now)
+    last = series.points[-1].at if series.points else None
+    reached = ms.complete(campaign, None, reached, progress, now, last)
     request_rows = []
     if full:
         points = snapshots.window_points(SnapshotLevel.REQUEST, [r.pk for r in requests], now)

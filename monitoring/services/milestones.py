@@ -269,17 +269,22 @@ def complete(
     reached_at: dict[str, dt.datetime],
     progress,
     now: dt.datetime,
+    last_snapshot: dt.datetime | None = None,
 ) -> dict[str, dt.datetime]:
     """The stored milestones plus those due and missing, computed from the jobs and
     stored (for a page: nothing is computed when nothing is due). Full speed is looked
-    for here only once the campaign closed; while it runs, the snapshot recorder does."""
+    for here only once the campaign closed, and only if the recorder has not taken its
+    final look (``last_snapshot``, the campaign's last, is not after the close); while
+    the campaign runs, the recorder looks."""
+    closed_at = campaign.completed_at or campaign.cancelled_at
     closed = campaign.state in CLOSED_CAMPAIGN_STATES and campaign.launched_at is not None
+    final_look = last_snapshot is not None and closed_at is not None and last_snapshot >= closed_at
     kinds = due(
         reached_at,
         progress.started,
         progress.events_done,
         progress.events_target,
-        full_speed=request_id is None and closed and progress.started,
+        full_speed=request_id is None and closed and not final_look and progress.started,
     )
     if not kinds:
         return reached_at

@@ -209,3 +209,27 @@ def test_full_speed_is_looked_for_only_after_a_job_finished(experiment, operator
     Stage.objects.filter(pk=stage.pk).update(progress_at=launched + dt.timedelta(minutes=6.5))
     assert sweeps(launched + dt.timedelta(minutes=7)) == 1
     assert not Milestone.objects.filter(campaign=campaign, kind=MilestoneKind.FULL_SPEED).exists()
+
+
+def test_a_page_of_a_closed_campaign_sweeps_once_at_most(experiment, operator):
+    """A closed campaign that never ran at full speed: once the recorder took its final
+    look, its pages do not sweep the jobs again."""
+    launched = T0
+    campaign, jobs = short_jobs(experiment, operator, launched)
+    for n, job in enumerate(jobs):
+        job.started = launched + dt.timedelta(seconds=10 * n)
+        job.finished = job.started + dt.timedelta(seconds=5)
+    Job.objects.bulk_update(jobs, ["started", "finished"])
+    advance(FinalizeReport())
+    campaign.refresh_from_db()
+    assert campaign.state == CampaignState.COMPLETED
+
+    def sweeps() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            dashboards.campaign_detail(campaign)
+        return sum("WITH moves AS" in q["sql"] for q in queries.captured_queries)
+
+    assert sweeps() == 1  # no final look yet: the page looks
+    record_snapshots()  # the recorder's final snapshot, and its look
+    assert ProgressSnapshot.objects.filter(campaign=campaign).exists()
+    assert sweeps() == 0
