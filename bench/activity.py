@@ -187,6 +187,7 @@ class Generator(Structure):
                     "outcome": fstate,
                 }
                 plan.counts[fstate] += 1
+                plan.retried[fstate] += 1
                 if retry_array is None:
                     self.array_id += 1
                     retry_array = (self.ids.next("submission"), self.array_id)
@@ -273,7 +274,7 @@ class Generator(Structure):
         }
 
     def stages(self, cursor: Any) -> None:
-        from campaigns.models import COUNTER_FOR_STATE, Stage
+        from campaigns.models import COUNTER_FOR_STATE, RETRIED_COUNTER_FOR_STATE, Stage
 
         rows = []
         for p in self.stage_plans:
@@ -303,6 +304,8 @@ class Generator(Structure):
             }
             for state, column in COUNTER_FOR_STATE.items():
                 row[column] = p.counts[state]
+            for state, column in RETRIED_COUNTER_FOR_STATE.items():
+                row[column] = p.retried[state]
             rows.append(row)
         self._copy(cursor, Stage, rows)
 

@@ -134,6 +134,7 @@ class StagePlan:
     dataset: int
     code: int
     counts: Counter = field(default_factory=Counter)
+    retried: Counter = field(default_factory=Counter)  # attempts a retry replaced, by state
     events_done: int = 0
     progress_at: dt.datetime | None = None
     input_stage: int | None = None

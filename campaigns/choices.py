@@ -72,10 +72,16 @@ class SubmissionState(models.TextChoices):
 
 
 class FailureClass(models.TextChoices):
-    """Why a job failed; decides whether and how it is retried (issue 5 owns the rules)."""
+    """Why a job failed; decides whether and how it is retried (the default rules are in
+    ``campaigns.execution.failures``)."""
 
     OUT_OF_MEMORY = "out_of_memory", "Out of memory"
     WALLTIME = "walltime", "Walltime exceeded"
+    KILLED = "killed", "Killed (SIGKILL: memory or preemption)"
+    TERMINATED = "terminated", "Terminated by a signal"
+    CRASH = "crash", "Crashed (segmentation fault, abort)"
+    PREEMPTED = "preempted", "Preempted by the batch system"
+    NODE_FAILURE = "node_failure", "Node failure"
     CODE_MISMATCH = "code_mismatch", "Production code checksum mismatch"
     OUTPUT = "output", "Output refused by the catalogue"
     STORAGE = "storage", "Output area full or not writable"

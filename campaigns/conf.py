@@ -13,9 +13,18 @@ may define any of them; the defaults suit the embedded development setup.
     Rows per ``bulk_create`` statement when planning jobs.
 ``OPOS_PRIORITY_BOOST_S``
     Seconds of slack one priority level is worth to the scheduler.
+``OPOS_BATCH_JOB_URL``
+    The batch system's view of one job, per backend (or one address for all), with
+    ``{batch_id}`` and ``{array_id}`` in it, e.g. ``{"slurm":
+    "https://ondemand.example.org/pun/sys/activejobs?jobid={batch_id}"}``.
 """
 
+import re
+from urllib.parse import quote
+
 from django.conf import settings
+
+SAFE_BATCH_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,120}$")
 
 DEFAULT_BACKEND_CAPACITY = {"local": 4, "slurm": 1000, "htcondor": 5000}
 
@@ -39,3 +48,18 @@ def priority_boost_s() -> float:
     # "normal" one whose slack is less than a day shorter, not one that is
     # about to miss its deadline.
     return float(getattr(settings, "OPOS_PRIORITY_BOOST_S", 12 * 3600))
+
+
+def batch_job_url(backend: str, batch_id: str) -> str:
+    """The batch system's view of a job, when a link is configured for its backend ('')."""
+    configured = getattr(settings, "OPOS_BATCH_JOB_URL", None) or {}
+    template = configured if isinstance(configured, str) else configured.get(backend, "")
+    if not template or not batch_id or not SAFE_BATCH_ID.match(batch_id):
+        return ""
+    if not template.startswith(("https://", "http://")):
+        return ""  # never a javascript: or relative link
+    array_id = re.split(r"[_.]", batch_id, maxsplit=1)[0]
+    try:
+        return template.format(batch_id=quote(batch_id), array_id=quote(array_id))
+    except (KeyError, IndexError, ValueError):
+        return ""  # a template with other fields: no link rather than a broken page

@@ -32,7 +32,8 @@ JobCountsSerializer = type(
     "JobCountsSerializer",
     (serializers.Serializer,),
     {
-        "__doc__": "Jobs by state (every attempt, every stage), from the stage counters.",
+        "__doc__": "Jobs by the state of their latest attempt (every stage), from the stage "
+        "counters: a job retried is counted once.",
         **{state: serializers.IntegerField(min_value=0) for state in JobState.values},
     },
 )
@@ -70,6 +71,11 @@ class ProgressSerializer(serializers.Serializer):
     percent = serializers.FloatField()
     jobs = JobCountsSerializer()
     jobs_total = serializers.IntegerField(min_value=0, help_text="Jobs planned (indexes).")
+    attempts_retried = serializers.IntegerField(
+        min_value=0,
+        help_text="Attempts that failed (were lost or cancelled) and were tried again: not "
+        "in ``jobs``, which counts each job once, in the state of its latest attempt.",
+    )
     throughput_per_hour = serializers.FloatField(
         allow_null=True, help_text="Events per hour over the shortest window with data."
     )
@@ -117,6 +123,7 @@ def payload(pk: int, detail: Detail) -> dict:
         "percent": p.percent,
         "jobs": p.jobs,
         "jobs_total": p.jobs_total,
+        "attempts_retried": p.attempts_retried,
         "throughput_per_hour": f.throughput_per_hour,
         "throughput": [
             {

@@ -4,6 +4,11 @@
 into coordinates; ``templates/monitoring/_burnup.html`` draws them with plain SVG
 elements (presentation attributes and classes from monitoring.css, no inline
 styles or scripts).
+
+Two spans: the *active* window (the default) runs from the launch to the later of
+now and the projected end, so a campaign of a few hours due in six weeks is not a
+sliver at the left; a deadline outside it is marked at the edge it lies beyond,
+with its date. The *whole* span runs on to the deadline.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from .services.forecast import Forecast, Point
 WIDTH, HEIGHT = 720, 300
 LEFT, RIGHT, TOP, BOTTOM = 64, 20, 16, 40
 MAX_POINTS = 300  # a polyline needs no more than the pixels it spans
+ACTIVE, WHOLE = "active", "whole"
+SPANS = (ACTIVE, WHOLE)
 
 
 @dataclass
@@ -49,7 +56,10 @@ class BurnUp:
     band: str = ""  # polygon between the fast and the slow pace
     estimate: bool = False
     target_y: float = 0.0
-    deadline_x: float | None = None
+    deadline_x: float | None = None  # None: outside the chart (see deadline_edge)
+    deadline_edge: str = ""  # "left" or "right": the deadline lies beyond that edge
+    deadline_label: str = ""  # its date, for the edge marker
+    span: str = ACTIVE
     now_x: float | None = None
     x_ticks: list[Tick] = field(default_factory=list)
     y_ticks: list[Tick] = field(default_factory=list)
@@ -116,14 +126,16 @@ def burn_up(
     start: dt.datetime | None = None,
     milestones: dict[str, dt.datetime] | None = None,
     milestone_labels: dict[str, str] | None = None,
+    span: str = ACTIVE,
 ) -> BurnUp:
     """Geometry of a burn-up chart: cumulative events against time.
 
     The actual path ends at ``now`` with ``done`` events (the counters are fresher
     than the last snapshot); the projection runs from there to the ETA, the band
-    between the fast and the slow end, clipped at the right edge.
+    between the fast and the slow end, clipped at the right edge. ``span``: the
+    active window or the whole span to the deadline (see the module docstring).
     """
-    chart = BurnUp()
+    chart = BurnUp(span=span if span in SPANS else ACTIVE)
     points = sorted((p for p in history if p.at <= now), key=lambda p: p.at)
     points.append(Point(now, done))
     t0 = start or points[0].at
@@ -132,12 +144,18 @@ def burn_up(
     points = [p for p in points if p.at >= t0]
     if start is not None and (not points or points[0].at > start):
         points.insert(0, Point(start, 0))
-    horizon = max(deadline, now)
-    if forecast is not None and forecast.eta is not None:
-        horizon = max(horizon, forecast.eta)
-    # A far-off ETA (a stalled campaign) must not squash the history to a sliver.
-    longest = max(deadline, now) + (max(deadline, now) - t0)
-    t1 = min(horizon + (horizon - t0) * 0.04, longest)
+    eta = forecast.eta if forecast is not None and forecast.remaining > 0 else None
+    if chart.span == WHOLE:
+        horizon = max(deadline, now, eta or now)
+        # A far-off ETA (a stalled campaign) must not squash the history to a sliver.
+        longest = max(deadline, now) + (max(deadline, now) - t0)
+        t1 = min(horizon + (horizon - t0) * 0.04, longest)
+    else:
+        horizon = max(now, eta or now)
+        # The same for the active window: the projection is at most twice what has run.
+        longest = now + 2 * max(now - t0, dt.timedelta(hours=1))
+        horizon = min(horizon, longest)
+        t1 = horizon + (horizon - t0) * 0.04
     top = max(target, done, 1) * 1.08
     x_span = (t1 - t0).total_seconds() or 1.0
 
@@ -152,7 +170,11 @@ def burn_up(
     chart.actual = " ".join(f"{x(p.at)},{y(p.events)}" for p in downsample(points))
     chart.target_y = y(target)
     chart.now_x = x(now)
-    chart.deadline_x = x(deadline) if t0 <= deadline <= t1 else None
+    if t0 <= deadline <= t1:
+        chart.deadline_x = x(deadline)
+    else:
+        chart.deadline_edge = "right" if deadline > t1 else "left"
+        chart.deadline_label = f"{timezone.localtime(deadline - dt.timedelta(seconds=1)):%Y-%m-%d}"
     chart.x_ticks = [Tick(x(t), label) for t, label in _time_ticks(t0, t1)]
     chart.y_ticks = [Tick(y(target * f), human(target * f)) for f in (0, 0.25, 0.5, 0.75, 1.0)]
 

@@ -10,25 +10,25 @@ answers only its live region, which ``static/js/monitoring.js`` swaps in place.
 from __future__ import annotations
 
 from functools import wraps
-from pathlib import Path
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods
 
-from campaigns.batch.base import STDERR_FILE, STDOUT_FILE
+from campaigns import conf as campaigns_conf
+from campaigns.execution import failures, logs
 from campaigns.models import Campaign, Job
 from opos import pagecache
 from requests_app.models import Experiment, ProductionRequest
 from requests_app.models.visibility import is_operator
 
-from . import conf
+from . import charts, conf
 from .forms import DigestForm, ReportPeriodForm
 from .services import dashboards, reports
 
@@ -119,20 +119,35 @@ def experiment_page(request, slug: str):
     return _page(request, "monitoring/experiment.html", partial, {"experiment": experiment}, live)
 
 
+def chart_span(request) -> str | None:
+    """The burn-up's span asked with ``?chart=`` (active by default); None: not a span."""
+    value = request.GET.get("chart", charts.ACTIVE)
+    return value if value in charts.SPANS else None
+
+
+def bad_span() -> HttpResponse:
+    return HttpResponseBadRequest(
+        f"chart: must be one of {', '.join(charts.SPANS)}", content_type="text/plain"
+    )
+
+
 @login_required
 def campaign_page(request, pk: int):
     """A campaign's dashboard: burn-up, milestones, throughput, per-request progress.
 
     Operators see stuck flags and links to job logs, members do not: the live region is
-    cached once per role, after the visibility check (404).
+    cached once per role and chart span, after the visibility check (404).
     """
     campaign = get_object_or_404(
         Campaign.objects.visible_to(request.user).select_related("experiment"), pk=pk
     )
     operator = is_operator(request.user)
+    span = chart_span(request)
+    if span is None:
+        return bad_span()
 
     def build() -> dict:
-        detail = dashboards.campaign_detail(campaign, triage=True)
+        detail = dashboards.campaign_detail(campaign, triage=True, chart_span=span)
         if not operator:  # stuck flags and job logs are for operators
             detail.stuck, detail.stuck_count = [], 0
         return {"campaign": campaign, "detail": detail, "operator": operator}
@@ -141,7 +156,7 @@ def campaign_page(request, pk: int):
     live = _live(
         "campaign-dashboard",
         [campaign.pk],
-        "operator" if operator else "member",
+        ("operator" if operator else "member") + ("" if span == charts.ACTIVE else f"-{span}"),
         partial,
         build,
         request,
@@ -150,7 +165,7 @@ def campaign_page(request, pk: int):
         request,
         "monitoring/campaign.html",
         partial,
-        {"campaign": campaign, "operator": operator},
+        {"campaign": campaign, "operator": operator, "chart_span": span},
         live,
     )
 
@@ -164,12 +179,15 @@ def request_page(request, number: str):
         ),
         number=number,
     )
-    detail = dashboards.request_detail(production_request)
+    span = chart_span(request)
+    if span is None:
+        return bad_span()
+    detail = dashboards.request_detail(production_request, chart_span=span)
     return _page(
         request,
         "monitoring/request.html",
         "monitoring/_request_live.html",
-        {"object": production_request, "detail": detail},
+        {"object": production_request, "detail": detail, "chart_span": span},
     )
 
 
@@ -238,33 +256,34 @@ def progress_csv(request, slug: str):
     return response
 
 
-def _tail(path: Path, size: int = LOG_TAIL_BYTES) -> str | None:
-    try:
-        with path.open("rb") as fh:
-            fh.seek(0, 2)
-            length = fh.tell()
-            fh.seek(max(length - size, 0))
-            return fh.read().decode("utf-8", "replace")
-    except OSError:
-        return None
-
-
 @operator_required
 def job_log(request, pk: int):
-    """The tail of a job's stdout and stderr, from its work folder (operators)."""
+    """One attempt of a job for diagnosis (operators): what ended it (the exit status named),
+    where it ran (host, batch id linked to the batch system's view where configured), the
+    tails of its stdout and stderr, and the other attempts of the same job."""
     job = get_object_or_404(
         Job.objects.visible_to(request.user).select_related(
-            "stage__campaign__experiment", "stage__request"
+            "stage__campaign__experiment", "stage__request", "stage__sample"
         ),
         pk=pk,
     )
-    workdir = Path(job.workdir) if job.workdir else None
-    logs = []
-    if workdir is not None:
-        for name in (STDERR_FILE, STDOUT_FILE):
-            logs.append((name, _tail(workdir / name)))
+    attempts = list(
+        Job.objects.filter(stage_id=job.stage_id, index=job.index)
+        .order_by("attempt")
+        .values("id", "attempt", "state", "failure_class", "exit_code")
+    )
     return render(
-        request, "monitoring/job_log.html", {"job": job, "logs": logs, "tail": LOG_TAIL_BYTES}
+        request,
+        "monitoring/job_log.html",
+        {
+            "job": job,
+            "logs": logs.job_logs(job.workdir, job.batch_id, LOG_TAIL_BYTES),
+            "tail": LOG_TAIL_BYTES,
+            "host": job.host or logs.job_host(job.workdir),
+            "batch_url": campaigns_conf.batch_job_url(job.backend, job.batch_id),
+            "exit": failures.describe_exit(job.exit_code),
+            "attempts": attempts,
+        },
     )
 
 

@@ -434,6 +434,14 @@ OPOS_BACKEND_OPTIONS = {
         "timeout": OPOS_BATCH_TIMEOUT_S,
     },
 }
+# Links from a job's log page to the batch system's own view of the job, per backend:
+# "{batch_id}" becomes the job's batch id ("{array_id}" the array's), e.g.
+# OPOS_SLURM_JOB_URL=https://ondemand.example.org/pun/sys/activejobs?jobid={batch_id}.
+# Empty: no link. Only http(s) addresses are linked.
+OPOS_BATCH_JOB_URL = {
+    "slurm": env_str("OPOS_SLURM_JOB_URL"),
+    "htcondor": env_str("OPOS_HTCONDOR_JOB_URL"),
+}
 # Jobs in flight per backend (the scheduler's capacity).
 OPOS_BACKEND_CAPACITY = {
     "local": env_int("OPOS_LOCAL_CAPACITY", 4),

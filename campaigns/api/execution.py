@@ -27,8 +27,9 @@ from requests_app.choices import BackendName
 from requests_app.models import Experiment, WorkflowTemplate
 from requests_app.models.visibility import is_operator
 
+from .. import conf as campaigns_conf
 from ..choices import FailureClass, JobState, SubmissionState
-from ..execution import failures
+from ..execution import failures, logs
 from ..execution.catalogue import define_dataset
 from ..execution.stuck import cancel_and_retry
 from ..models import Dataset, FailureRule, Job, OutputFile, StuckFlag, StuckKind, Submission
@@ -109,13 +110,57 @@ class JobSerializer(serializers.ModelSerializer):
 
 class JobDetailSerializer(JobSerializer):
     stderr_tail = serializers.SerializerMethodField()
+    exit_meaning = serializers.SerializerMethodField(
+        help_text="The exit status with the signal it stands for, e.g. "
+        '"137 (SIGKILL: killed: by the batch system for memory, or preemption)".'
+    )
+    # Where and how it ran, for diagnosis: operators only (see OPERATOR_FIELDS).
+    host = serializers.SerializerMethodField(help_text="Operators only.")
+    batch_url = serializers.SerializerMethodField(
+        help_text="The batch system's view of the job, where configured. Operators only."
+    )
+    stdout_tail = serializers.SerializerMethodField(help_text="Operators only.")
+
+    OPERATOR_FIELDS = ("host", "batch_url", "stdout_tail")
+    """Left out of the answer for callers who are not operators."""
 
     class Meta(JobSerializer.Meta):
-        fields = [*JobSerializer.Meta.fields, "workdir", "stderr_tail"]
+        fields = [
+            *JobSerializer.Meta.fields,
+            "exit_meaning",
+            "workdir",
+            "stderr_tail",
+            "host",
+            "batch_url",
+            "stdout_tail",
+        ]
         read_only_fields = fields
 
     def get_stderr_tail(self, job: Job) -> str:
-        return failures.stderr_tail(job.workdir, 2000)
+        return logs.stderr_tail(job.workdir, 2000, job.batch_id)
+
+    def get_exit_meaning(self, job: Job) -> str:
+        return failures.describe_exit(job.exit_code)
+
+    def _operator(self) -> bool:
+        request = self.context.get("request")
+        return request is not None and is_operator(request.user)
+
+    def get_host(self, job: Job) -> str | None:
+        return job.host or logs.job_host(job.workdir) if self._operator() else None
+
+    def get_batch_url(self, job: Job) -> str | None:
+        return campaigns_conf.batch_job_url(job.backend, job.batch_id) if self._operator() else None
+
+    def get_stdout_tail(self, job: Job) -> str | None:
+        return logs.stdout_tail(job.workdir, 2000, job.batch_id) if self._operator() else None
+
+    def to_representation(self, instance: Job) -> dict:
+        data = super().to_representation(instance)
+        if not self._operator():
+            for name in self.OPERATOR_FIELDS:
+                data.pop(name, None)
+        return data
 
 
 class CancelRetrySerializer(serializers.Serializer):

@@ -9,7 +9,18 @@ system said (Slurm's ``OUT_OF_MEMORY``, ``TIMEOUT``), by rules: the template's o
 * out of memory: retried with more memory (``factor`` x, up to ``OPOS_MAX_MEMORY_MB``);
 * walltime exceeded: retried with more walltime (up to ``OPOS_MAX_WALLTIME_S``);
 * output area full: retried after the backoff (space may be freed meanwhile);
+* preempted, or its node failed (Slurm's ``PREEMPTED``, ``NODE_FAIL``, ``BOOT_FAIL``): retried
+  as is (not the job's fault);
+* killed by a signal, once the batch system's reason and the stderr had their say (a job
+  killed for memory is usually reported as such, and then is out of memory): SIGKILL (exit
+  137) retried with more memory, since on a batch system it is mostly the memory limit
+  (or a preemption the system did not report); SIGTERM, SIGINT, SIGHUP (143, 130, 129):
+  terminated, retried as is; a crash (SIGSEGV 139, SIGABRT 134, SIGBUS, SIGFPE, SIGILL)
+  retried once, since the same input mostly crashes the same way;
 * lost by the batch system, or anything else: retried as is.
+
+Exit codes above 128 are named as the signal ``code - 128`` (the shell's convention, which
+the wrapper and the job shim follow), see :func:`describe_exit`.
 
 Every retry is a new job (``attempt + 1``, ``parent`` set), up to ``max_attempts`` in all
 (``OPOS_MAX_ATTEMPTS`` unless the rule says otherwise), after an exponential backoff with
@@ -22,15 +33,14 @@ from __future__ import annotations
 import math
 import random
 import re
+import signal
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from django.conf import settings
 from django.db.models import Q
 
 from ..batch import BatchState
-from ..batch.base import STDERR_FILE
 from ..choices import FailureClass
 from ..models import FailureRule, RetryAction
 from .wrapper import (
@@ -41,9 +51,52 @@ from .wrapper import (
     PREFIX,
 )
 
-TAIL_BYTES = 4096
 EXIT_PYTHON_FLUSH = 120
 """Python's exit status when flushing stdout/stderr at shutdown fails."""
+
+SIGNAL_MEANING: dict[signal.Signals, str] = {
+    signal.SIGKILL: "killed: by the batch system for memory, or preemption",
+    signal.SIGTERM: "terminated",
+    signal.SIGINT: "interrupted",
+    signal.SIGHUP: "hung up",
+    signal.SIGSEGV: "segmentation fault",
+    signal.SIGABRT: "aborted",
+    signal.SIGBUS: "bus error",
+    signal.SIGFPE: "floating-point exception",
+    signal.SIGILL: "illegal instruction",
+    signal.SIGXCPU: "CPU time limit exceeded",
+    signal.SIGXFSZ: "file size limit exceeded",
+    signal.SIGPIPE: "broken pipe",
+}
+
+
+def signal_of(exit_code: int | None) -> signal.Signals | None:
+    """The signal an exit status stands for: ``128 + N`` (the shell's convention, kept by the
+    wrapper and the job shim) or ``-N`` (Python's for a child killed by signal N)."""
+    if exit_code is None:
+        return None
+    number = -exit_code if exit_code < 0 else exit_code - 128 if exit_code > 128 else 0
+    try:
+        return signal.Signals(number) if number > 0 else None
+    except ValueError:
+        return None
+
+
+def describe_exit(exit_code: int | None) -> str:
+    """``137`` -> ``"137 (SIGKILL: killed: by the batch system for memory, or preemption)"``:
+    an exit status with the signal it stands for, when it stands for one."""
+    if exit_code is None:
+        return ""
+    sig = signal_of(exit_code)
+    if sig is None:
+        return str(exit_code)
+    meaning = SIGNAL_MEANING.get(sig)
+    return f"{exit_code} ({sig.name}: {meaning})" if meaning else f"{exit_code} ({sig.name})"
+
+
+def _codes(*signals: signal.Signals) -> frozenset[int]:
+    """The exit statuses of jobs killed by ``signals``, in both conventions."""
+    return frozenset(c for s in signals for c in (128 + s.value, -s.value))
 
 
 @dataclass(frozen=True)
@@ -143,6 +196,48 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         stderr=re.compile(r"DUE TO TIME LIMIT|time limit exceeded|walltime exceeded", re.I),
         description="it ran past its walltime limit",
     ),
+    # What the batch system says comes before the exit status: Slurm reports a preempted
+    # job as PREEMPTED (its exit status is the SIGTERM or SIGKILL that ended it).
+    Rule(
+        FailureClass.PREEMPTED,
+        RetryAction.RETRY,
+        batch_reason="PREEMPTED",
+        description="the batch system preempted it for other work",
+    ),
+    Rule(
+        FailureClass.NODE_FAILURE,
+        RetryAction.RETRY,
+        batch_reason="NODE_FAIL",
+        description="the node it ran on failed",
+    ),
+    Rule(
+        FailureClass.NODE_FAILURE,
+        RetryAction.RETRY,
+        batch_reason="BOOT_FAIL",
+        description="the node it was given failed to boot",
+    ),
+    # Signals, after the reasons and stderr patterns above (a SIGKILL for memory that the
+    # batch system or the kernel reported is out of memory, not "killed").
+    Rule(
+        FailureClass.KILLED,
+        RetryAction.MORE_MEMORY,
+        _codes(signal.SIGKILL),
+        description="killed by SIGKILL: by the batch system for memory, or preemption",
+    ),
+    Rule(
+        FailureClass.TERMINATED,
+        RetryAction.RETRY,
+        _codes(signal.SIGTERM, signal.SIGINT, signal.SIGHUP),
+        description="terminated by a signal (SIGTERM, SIGINT or SIGHUP)",
+    ),
+    Rule(
+        FailureClass.CRASH,
+        RetryAction.RETRY,
+        _codes(signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS, signal.SIGFPE, signal.SIGILL),
+        # Once more only: the same input mostly crashes the same way, a bad node does not.
+        max_attempts=2,
+        description="crashed",
+    ),
 )
 
 
@@ -156,21 +251,6 @@ class Verdict:
     memory_mb: int | None = None  # the retry's request, when it changes
     walltime_s: int | None = None
     delay_s: float = 0.0
-
-
-def stderr_tail(workdir: str | Path, size: int = TAIL_BYTES) -> str:
-    """The last ``size`` bytes of the job's stderr ('' when there is none)."""
-    if not workdir:
-        return ""
-    path = Path(workdir) / STDERR_FILE
-    try:
-        with path.open("rb") as fh:
-            fh.seek(0, 2)
-            length = fh.tell()
-            fh.seek(max(length - size, 0))
-            return fh.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
 
 
 def load_rules(template_ids: Iterable[int | None]) -> dict[int | None, list[Rule]]:
@@ -223,9 +303,10 @@ def backoff_s(attempt: int) -> float:
 def _summary(rule: Rule, exit_code: int | None, batch_reason: str, tail: str) -> str:
     parts = [rule.description or str(rule.failure_class)]
     if exit_code is not None:
-        parts.append(f"exit code {exit_code}")
+        sig = signal_of(exit_code)
+        parts.append(f"exit code {exit_code}" + (f" ({sig.name})" if sig else ""))
     # Backends that resolve an ended job from its folder say "exit code N" too.
-    if batch_reason and batch_reason not in parts:
+    if batch_reason and batch_reason not in parts and batch_reason != f"exit code {exit_code}":
         parts.append(batch_reason)
     wrapper = [line for line in tail.splitlines() if line.startswith(PREFIX)]
     if wrapper:

@@ -44,10 +44,18 @@ from ..choices import (
     FailureClass,
     JobState,
 )
-from ..models import COUNTER_FOR_STATE, CampaignRequest, Dataset, Job, OutputFile, Stage
+from ..models import (
+    COUNTER_FOR_STATE,
+    RETRIED_COUNTER_FOR_STATE,
+    CampaignRequest,
+    Dataset,
+    Job,
+    OutputFile,
+    Stage,
+)
 from ..services.campaigns import complete_campaign_if_done
 from ..services.planning import release_dependents
-from . import failures
+from . import failures, logs
 from .bulk import bulk_set
 from .wrapper import MANIFEST_FILE
 
@@ -85,6 +93,7 @@ class Outcome:
     verdict: failures.Verdict | None = None
     started: dt.datetime | None = None
     finished: dt.datetime | None = None
+    host: str = ""
 
 
 class Refused(Exception):
@@ -160,6 +169,8 @@ def inspect(
             manifest = {}
     out.started = _when(manifest.get("started")) or job["started"]
     out.finished = _when(manifest.get("finished")) or job["finished"]
+    host = manifest.get("host")
+    out.host = (host if isinstance(host, str) else logs.job_host(job["workdir"]))[:255]
     if job["outcome"] == BatchState.SUCCEEDED:
         try:
             if workdir is None:
@@ -182,7 +193,7 @@ def inspect(
     out.verdict = failures.decide(
         outcome=job["outcome"],
         exit_code=job["exit_code"],
-        tail=failures.stderr_tail(job["workdir"]),
+        tail=logs.stderr_tail(job["workdir"], batch_id=job["batch_id"]),
         batch_reason=job["failure_reason"] or "",
         attempt=job["attempt"],
         memory_mb=job["memory_mb"] or stage["memory_mb"],
@@ -208,6 +219,7 @@ JOB_FIELDS = (
     "exit_code",
     "failure_reason",
     "workdir",
+    "batch_id",
     "events",
     "events_first",
     "input_first",
@@ -275,6 +287,7 @@ def write(
         jobs: list[Job] = []
         retries: list[Job] = []
         deltas: dict[int, Counter[str]] = defaultdict(Counter)
+        retried: dict[int, Counter[str]] = defaultdict(Counter)
         events: Counter[int] = Counter()
         datasets: dict[int, Counter[str]] = defaultdict(Counter)
         succeeded: list[int] = []
@@ -293,6 +306,7 @@ def write(
                     walltime_observed_s=walltime,
                     failure_class=o.failure_class,
                     failure_reason=o.reason if o.state != JobState.SUCCEEDED else "",
+                    host=o.host,
                 )
             )
             deltas[job["stage_id"]][job["state"]] -= 1
@@ -311,6 +325,7 @@ def write(
             elif o.verdict is not None and o.verdict.retry:
                 retries.append(_retry(job, o.verdict, now))
                 deltas[job["stage_id"]][JobState.PLANNED] += 1
+                retried[job["stage_id"]][o.state] += 1
         bulk_set(
             jobs,
             [
@@ -321,6 +336,7 @@ def write(
                 "walltime_observed_s",
                 "failure_class",
                 "failure_reason",
+                "host",
             ],
         )
         Job.objects.bulk_create(retries, batch_size=CHUNK)
@@ -333,6 +349,8 @@ def write(
             update: dict[str, Any] = {
                 COUNTER_FOR_STATE[s]: F(COUNTER_FOR_STATE[s]) + n for s, n in delta.items() if n
             }
+            for s, n in retried[stage_id].items():
+                update[RETRIED_COUNTER_FOR_STATE[s]] = F(RETRIED_COUNTER_FOR_STATE[s]) + n
             update["progress_at"] = now
             if events[stage_id]:
                 update["events_done"] = F("events_done") + events[stage_id]

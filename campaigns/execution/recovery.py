@@ -41,7 +41,16 @@ from ..choices import (
     JobState,
     SubmissionState,
 )
-from ..models import Campaign, CampaignEvent, Dataset, Job, OutputFile, Stage, Submission
+from ..models import (
+    RETRIED_COUNTER_FOR_STATE,
+    Campaign,
+    CampaignEvent,
+    Dataset,
+    Job,
+    OutputFile,
+    Stage,
+    Submission,
+)
 from ..services.errors import CampaignError, require_operator
 from ..services.planning import recount_stages
 from . import backends
@@ -193,8 +202,17 @@ def recover_campaign(
         ]
         Job.objects.bulk_create(retries)
         per_stage = Counter(job.stage_id for job in retries)
+        replaced: dict[int, Counter[str]] = defaultdict(Counter)
+        for job in [*failed, *missing]:
+            replaced[job["stage_id"]][job["state"]] += 1
         for sid, n in per_stage.items():
-            Stage.objects.filter(pk=sid).update(n_ready=F("n_ready") + n)
+            Stage.objects.filter(pk=sid).update(
+                n_ready=F("n_ready") + n,
+                **{
+                    RETRIED_COUNTER_FOR_STATE[state]: F(RETRIED_COUNTER_FOR_STATE[state]) + k
+                    for state, k in replaced[sid].items()
+                },
+            )
         CampaignEvent.objects.create(
             campaign=current,
             kind=CampaignEventKind.RECOVERED,
@@ -278,6 +296,7 @@ def _jobs(stage_ids: list[int], states: list[str], ids: list[int] | None = None)
             "stage_id",
             "index",
             "attempt",
+            "state",
             "events",
             "events_first",
             "input_first",

@@ -170,10 +170,11 @@ def find_stuck(now: dt.datetime) -> dict[tuple[int, int | None, str], tuple[int,
     nothing_open = Q(**{f"{COUNTER_FOR_STATE[s]}__lte": 0 for s in OPEN_JOB_STATES})
     for stage in (
         Stage.objects.filter(campaign__state__in=sorted(OPEN_CAMPAIGN_STATES))
-        .filter(nothing_open, jobs_total__gt=F("n_succeeded"))
-        .values("id", "campaign_id", "name", "jobs_total", "n_succeeded")
+        .annotate(succeeded=F("n_succeeded") - F("retried_succeeded"))
+        .filter(nothing_open, jobs_total__gt=F("succeeded"))
+        .values("id", "campaign_id", "name", "jobs_total", "succeeded")
     ):
-        reason = gave_up_reason([(stage["name"], stage["jobs_total"] - stage["n_succeeded"])])
+        reason = gave_up_reason([(stage["name"], stage["jobs_total"] - stage["succeeded"])])
         found[(stage["id"], None, StuckKind.GAVE_UP)] = (stage["campaign_id"], reason)
     unresolved = now - dt.timedelta(seconds=2 * grace_seconds())
     for sub in Submission.objects.filter(
@@ -311,6 +312,7 @@ def cancel_and_retry(
             .order_by("id")
         )
         deltas: dict[int, Counter[str]] = defaultdict(Counter)
+        replaced: Counter[int] = Counter()  # cancelled attempts replaced by a retry
         retries = []
         top = {
             (row["stage_id"], row["index"]): row["top"]
@@ -332,15 +334,19 @@ def cancel_and_retry(
             if job.stage.campaign.state in OPEN_CAMPAIGN_STATES:
                 retries.append(_retry_of(job, top[(job.stage_id, job.index)] + 1, now))
                 deltas[job.stage_id][JobState.READY] += 1
+                replaced[job.stage_id] += 1
         Job.objects.bulk_update(
             jobs,
             ["state", "outcome", "state_since", "finished", "failure_class", "failure_reason"],
         )
         Job.objects.bulk_create(retries)
         for stage_id, delta in deltas.items():
-            Stage.objects.filter(pk=stage_id).update(
-                **{COUNTER_FOR_STATE[s]: F(COUNTER_FOR_STATE[s]) + n for s, n in delta.items() if n}
-            )
+            update = {
+                COUNTER_FOR_STATE[s]: F(COUNTER_FOR_STATE[s]) + n for s, n in delta.items() if n
+            }
+            if replaced[stage_id]:
+                update["retried_cancelled"] = F("retried_cancelled") + replaced[stage_id]
+            Stage.objects.filter(pk=stage_id).update(**update)
         StuckFlag.objects.open().filter(job__in=jobs).update(resolved_at=now)
         pagecache.bump_data_version()  # after commit
     result.cancelled = [j.pk for j in jobs]

@@ -21,7 +21,8 @@ version), is still read instead.
 3. runs the code as an argument list (never a shell string); the code reads ``job.json``
    in its working directory and writes its files into ``output/``;
 4. writes ``manifest.json`` (atomically: temp file, fsync, rename) with the exit status, the
-   start and end times and, after a successful run, every output file's catalogue name,
+   host (also written to ``host`` before the code starts), the start and end times and,
+   after a successful run, every output file's catalogue name,
    path, size, sha256 and events. A manifest that cannot be written (output area full)
    fails the job with :data:`EXIT_OUTPUT_AREA`, so nothing half-written is ever declared.
 
@@ -31,12 +32,14 @@ Exit codes 90-93 are the wrapper's own; the failure classifier knows them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
 import math
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -53,6 +56,9 @@ JOBS_FILE = "jobs.jsonl"
 JOB_FILE = "job.json"
 """Written by the wrapper for the code: validated parameters and the job's data."""
 MANIFEST_FILE = "manifest.json"
+HOST_FILE = "host"
+"""The name of the host the job runs on, written before the code starts (a job killed with
+its wrapper leaves no manifest, and the job log names the host of a running job)."""
 OUTPUT_DIR = "output"
 CODE_DIR = ".opos-code"
 
@@ -254,6 +260,10 @@ def run(workdir: Path) -> int:
         return EXIT_BAD_JOB
     (workdir / MANIFEST_FILE).unlink(missing_ok=True)  # a stale one from a requeue
     started = time.time()
+    host = socket.gethostname()
+    # The manifest names it too; a full area fails the job just below.
+    with contextlib.suppress(OSError):
+        (workdir / HOST_FILE).write_text(host + "\n")
     staged = stage_code(workdir, spec["code"])
     if isinstance(staged, int):
         return staged
@@ -275,6 +285,7 @@ def run(workdir: Path) -> int:
         status = 128 - status
     manifest: dict[str, Any] = {
         "exit_code": status,
+        "host": host,
         "started": started,
         "finished": time.time(),
         "files": [],

@@ -3,11 +3,12 @@
 from .campaigns import FAR_FUTURE, Campaign, CampaignEvent, CampaignRequest, deadline_moment
 from .catalogue import Dataset, OutputFile
 from .execution import FailureRule, RetryAction, StuckFlag, StuckKind
-from .plan import COUNTER_FOR_STATE, Job, Stage, Submission
+from .plan import COUNTER_FOR_STATE, RETRIED_COUNTER_FOR_STATE, Job, Stage, Submission
 
 __all__ = [
     "COUNTER_FOR_STATE",
     "FAR_FUTURE",
+    "RETRIED_COUNTER_FOR_STATE",
     "Campaign",
     "CampaignEvent",
     "CampaignRequest",

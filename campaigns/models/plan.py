@@ -14,6 +14,13 @@ from .catalogue import Dataset
 
 # Stage counter column for each job state; whoever moves jobs keeps them in step.
 COUNTER_FOR_STATE: dict[str, str] = {state: f"n_{state}" for state in JobState.values}
+# Stage counter of the attempts in each final state that another attempt replaced (a retry,
+# a cancel-and-retry, a recovery): whoever makes a new attempt of a job adds one here.
+# (A succeeded attempt is replaced when recovery finds its outputs gone.)
+RETRIED_COUNTER_FOR_STATE: dict[str, str] = {
+    state: f"retried_{state}"
+    for state in (JobState.SUCCEEDED, JobState.FAILED, JobState.LOST, JobState.CANCELLED)
+}
 
 
 class StageQuerySet(VisibleQuerySet):
@@ -27,9 +34,12 @@ class Stage(models.Model):
     resources, split rule) is copied from the template when the sample is
     planned, so editing the template later never changes planned work.
 
-    The ``n_<state>`` counters are jobs of this stage by state, kept by the
-    services that move jobs (expansion, release, cancel, and execution's
-    poller) so dashboards never count jobs; ``recount_stages`` rebuilds them.
+    The ``n_<state>`` counters are job rows (attempts) of this stage by state, kept by
+    the services that move jobs (expansion, release, cancel, and execution's poller) so
+    dashboards never count jobs; ``recount_stages`` rebuilds them. ``retried_<state>``
+    counts those of the ``n_<state>`` attempts that a later attempt replaced, so the jobs
+    by the state of their latest attempt are ``n_<state> - retried_<state>``: a job that
+    succeeded on its third attempt is one succeeded job and two retried failed attempts.
     """
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="stages")
@@ -80,6 +90,11 @@ class Stage(models.Model):
     n_failed = models.IntegerField(default=0)
     n_cancelled = models.IntegerField(default=0)
     n_lost = models.IntegerField(default=0)
+    # Attempts of those final states replaced by a later attempt (see the docstring).
+    retried_succeeded = models.IntegerField(default=0)
+    retried_failed = models.IntegerField(default=0)
+    retried_lost = models.IntegerField(default=0)
+    retried_cancelled = models.IntegerField(default=0)
     # Execution (issue 5): kept by finalize in the transaction that declares the outputs.
     events_done = models.PositiveBigIntegerField(
         default=0, help_text="Events of the jobs that succeeded (outputs declared)."
@@ -115,8 +130,16 @@ class Stage(models.Model):
         return max(self.jobs_total - self.n_succeeded, 0)
 
     def counts(self) -> dict[str, int]:
-        """Jobs by state, from the counters."""
-        return {state: getattr(self, field) for state, field in COUNTER_FOR_STATE.items()}
+        """Jobs by the state of their latest attempt, from the counters."""
+        return {
+            state: getattr(self, field) - getattr(self, RETRIED_COUNTER_FOR_STATE.get(state, ""), 0)
+            for state, field in COUNTER_FOR_STATE.items()
+        }
+
+    @property
+    def retried(self) -> int:
+        """Attempts that failed, were lost or cancelled, and were tried again."""
+        return self.retried_failed + self.retried_lost + self.retried_cancelled
 
 
 class SubmissionQuerySet(VisibleQuerySet):
@@ -226,6 +249,9 @@ class Job(models.Model):
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
     walltime_observed_s = models.PositiveIntegerField(null=True, blank=True)
+    host = models.CharField(
+        max_length=255, blank=True, help_text="Where it ran, as the job wrapper saw it."
+    )
     # Execution (issue 5).
     workdir = models.CharField(
         max_length=500, blank=True, help_text="The job's element folder (job.json, logs, outputs)."

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db.models import QuerySet, Sum
+from django.db.models import F, QuerySet, Sum
 
 from requests_app.choices import RequestState
 from requests_app.models import ProductionRequest
@@ -22,7 +22,7 @@ from ..choices import (
     JobState,
     WaitReason,
 )
-from ..models import COUNTER_FOR_STATE, Campaign, CampaignRequest, Stage
+from ..models import COUNTER_FOR_STATE, RETRIED_COUNTER_FOR_STATE, Campaign, CampaignRequest, Stage
 from ..scheduler import CampaignDecision, StageDecision, decide
 from .feasibility import CampaignForecast, Forecast, forecast_campaigns
 from .planning import CycleInputs, load_inputs
@@ -145,10 +145,11 @@ def campaign_plan(campaign: Campaign) -> CampaignPlan:
     by_request: dict[int, list[StageRow]] = {}
     for row in rows:
         by_request.setdefault(row.stage.request_id, []).append(row)
-    counts = {
-        state: sum(getattr(s, column) for s in stages)
-        for state, column in COUNTER_FOR_STATE.items()
-    }
+    # Jobs by the state of their latest attempt (a retried failure is not a failed job).
+    counts = dict.fromkeys(COUNTER_FOR_STATE, 0)
+    for s in stages:
+        for state, n in s.counts().items():
+            counts[state] += n
     return CampaignPlan(
         campaign=campaign,
         requests=[
@@ -171,4 +172,9 @@ def with_counts(queryset: QuerySet[Campaign]) -> QuerySet[Campaign]:
     sums = {
         f"jobs_{state}": Sum(f"stages__{column}") for state, column in COUNTER_FOR_STATE.items()
     }
+    # Jobs, not attempts: less the attempts another attempt replaced.
+    for state, column in RETRIED_COUNTER_FOR_STATE.items():
+        sums[f"jobs_{state}"] = Sum(F(f"stages__{COUNTER_FOR_STATE[state]}")) - Sum(
+            F(f"stages__{column}")
+        )
     return queryset.annotate(jobs_total=Sum("stages__jobs_total"), **sums)

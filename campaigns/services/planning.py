@@ -29,8 +29,16 @@ from ..choices import (
     OPEN_CAMPAIGN_STATES,
     JobState,
 )
-from ..models import COUNTER_FOR_STATE, Campaign, Job, Stage, deadline_moment
+from ..models import (
+    COUNTER_FOR_STATE,
+    RETRIED_COUNTER_FOR_STATE,
+    Campaign,
+    Job,
+    Stage,
+    deadline_moment,
+)
 from ..scheduler import CampaignLoad, Decision, SchedulerInput, StageLoad, decide
+from .blockage import gave_up
 
 # Requests whose work is not submitted: a blocker is being solved, or they were dropped.
 HELD_REQUEST_STATES = frozenset({RequestState.ON_HOLD, RequestState.CANCELLED})
@@ -126,6 +134,7 @@ def load_inputs(
             "n_running",
             "n_held",
             "n_succeeded",
+            "retried_succeeded",
             "jobs_total",
             "campaign__backend",
             "campaign__experiment_id",
@@ -189,7 +198,9 @@ def load_inputs(
                     name=s.name,
                     input_stage_id=s.input_stage_id,
                     on_hold=s.request__state in HELD_REQUEST_STATES,
-                    gave_up=max(s.jobs_total - max(s.n_succeeded, 0) - ready - planned - flight, 0),
+                    gave_up=gave_up(
+                        s.jobs_total, s.n_succeeded - s.retried_succeeded, ready + planned + flight
+                    ),
                 )
             )
         except Exception as exc:  # whatever it is, it is this campaign's
@@ -340,7 +351,8 @@ def refresh_walltime_estimates(stage_ids: Iterable[int]) -> None:
 
 
 def recount_stages(stage_ids: Iterable[int]) -> None:
-    """Rebuild the per-state job counters of stages from one aggregate query."""
+    """Rebuild the per-state job counters of stages (and of their retried attempts: those
+    another attempt names as its parent) from two aggregate queries a chunk."""
     ids = sorted(set(stage_ids))
     for chunk in _chunks(ids):
         counts: dict[int, dict[str, int]] = {pk: {} for pk in chunk}
@@ -351,10 +363,22 @@ def recount_stages(stage_ids: Iterable[int]) -> None:
             .order_by()
         ):
             counts[row["stage_id"]][row["state"]] = row["n"]
+        retried: dict[int, dict[str, int]] = {pk: {} for pk in chunk}
+        for row in (
+            Job.objects.filter(stage_id__in=chunk, parent__isnull=False)
+            .values("stage_id", "parent__state")
+            .annotate(n=Count("parent_id", distinct=True))
+            .order_by()
+        ):
+            retried[row["stage_id"]][row["parent__state"]] = row["n"]
         stages = list(Stage.objects.filter(pk__in=chunk).only("id"))
         for stage in stages:
             for state, column in COUNTER_FOR_STATE.items():
                 setattr(stage, column, counts[stage.pk].get(state, 0))
-        Stage.objects.bulk_update(stages, list(COUNTER_FOR_STATE.values()))
+            for state, column in RETRIED_COUNTER_FOR_STATE.items():
+                setattr(stage, column, retried[stage.pk].get(state, 0))
+        Stage.objects.bulk_update(
+            stages, [*COUNTER_FOR_STATE.values(), *RETRIED_COUNTER_FOR_STATE.values()]
+        )
     if ids:
         pagecache.bump_data_version()  # the counters every page reads

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 from requests_app.models.visibility import is_operator
 
 from ..choices import ACTIVE_JOB_STATES, FailureClass, JobState
-from ..execution.failures import stderr_tail
+from ..execution.logs import stderr_tail
 from ..execution.recovery import recover_campaign
 from ..execution.stuck import cancel_and_retry
 from ..models import Dataset, Job, OutputFile, Stage, StuckFlag
@@ -98,7 +98,7 @@ def stage_jobs(request, pk: int):
             "states": JobState.choices,
             "classes": FailureClass.choices,
             "picked": picked,
-            "tail": stderr_tail(picked.workdir, 4000) if picked else "",
+            "tail": stderr_tail(picked.workdir, 4000, picked.batch_id) if picked else "",
             "flags": flags,
             "operator": is_operator(request.user),
             "active": sorted(ACTIVE_JOB_STATES),

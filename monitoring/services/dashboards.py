@@ -43,6 +43,9 @@ from .tracking import (
 )
 
 log = logging.getLogger(__name__)
+# ``charts.ACTIVE``, spelled out: charts imports this package (its forecast types), so a
+# default read from charts at import time depends on which module Django loads first.
+ACTIVE_SPAN = "active"
 
 # Requests an experiment overview lists: filed and not finished.
 OPEN_REQUEST_STATES = [
@@ -145,6 +148,7 @@ def _chart(
     now: dt.datetime,
     start: dt.datetime | None,
     reached: dict[str, dt.datetime],
+    span: str = ACTIVE_SPAN,
 ) -> charts.BurnUp:
     try:
         return charts.burn_up(
@@ -157,6 +161,7 @@ def _chart(
             start=start,
             milestones=reached,
             milestone_labels={k: MilestoneKind(k).label for k in reached},
+            span=span,
         )
     except (ArithmeticError, ValueError):
         # Values no chart can scale (a deadline in the year 9999): the page goes on, with
@@ -166,11 +171,16 @@ def _chart(
 
 
 def campaign_detail(
-    campaign: Campaign, now: dt.datetime | None = None, triage: bool = True, full: bool = True
+    campaign: Campaign,
+    now: dt.datetime | None = None,
+    triage: bool = True,
+    full: bool = True,
+    chart_span: str = ACTIVE_SPAN,
 ) -> Detail:
     """The campaign dashboard (``triage``: with failures and stuck work): a fixed number
     of queries whatever the number of jobs. Without ``full`` (the progress API), no
-    burn-up chart and no forecast or samples per request: what the API does not show."""
+    burn-up chart and no forecast or samples per request: what the API does not show.
+    ``chart_span``: the burn-up's (``charts.ACTIVE`` or ``charts.WHOLE``)."""
     now = now or timezone.now()
     estimates = Estimates()
     data = load_breakdown(Stage.objects.filter(campaign=campaign))
@@ -189,6 +199,9 @@ def campaign_detail(
         "request_id", "kind", "reached_at"
     ):
         (reached if rid is None else per_request.setdefault(rid, {}))[kind] = at
+    # Those due and not stored yet, from the jobs' times (no query when none is due).
+    last = series.points[-1].at if series.points else None
+    reached = ms.complete(campaign, None, reached, progress, now, last)
     request_rows = []
     if full:
         points = snapshots.window_points(SnapshotLevel.REQUEST, [r.pk for r in requests], now)
@@ -205,7 +218,9 @@ def campaign_detail(
         history=series.points,
         milestones=ms.views(reached, campaign.launched_at, campaign_level=True),
         chart=(
-            _chart(series.points, progress, f, now, campaign.launched_at, reached) if full else None
+            _chart(series.points, progress, f, now, campaign.launched_at, reached, chart_span)
+            if full
+            else None
         ),
         throughput=throughput(
             series.points + launch_point(campaign), now, progress.events_done, progress.succeeded
@@ -234,6 +249,7 @@ def request_detail(
     now: dt.datetime | None = None,
     timeline: bool = True,
     full: bool = True,
+    chart_span: str = ACTIVE_SPAN,
 ) -> Detail:
     """A request's progress page: the campaign dashboard narrowed to one request, plus its
     timeline of transitions and comments (``timeline``). Without ``full`` (the progress
@@ -252,7 +268,7 @@ def request_detail(
     reached: dict[str, dt.datetime] = {}
     if campaign is not None:
         series = history(SnapshotLevel.REQUEST, request.pk)
-        reached = ms.load(campaign, request.pk)
+        reached = ms.complete(campaign, request.pk, ms.load(campaign, request.pk), progress, now)
     unscheduled = (
         estimates.unscheduled([request])
         if campaign is None and request.state in OPEN_REQUEST_STATES
@@ -269,7 +285,7 @@ def request_detail(
         forecast=f,
         history=points,
         milestones=ms.views(reached, launched, campaign_level=False),
-        chart=_chart(points, progress, f, now, launched, reached) if full else None,
+        chart=_chart(points, progress, f, now, launched, reached, chart_span) if full else None,
         throughput=throughput(
             points + launch_point(campaign), now, progress.events_done, progress.succeeded
         ),

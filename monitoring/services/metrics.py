@@ -23,13 +23,21 @@ from django.utils import timezone
 
 from campaigns import conf as campaigns_conf
 from campaigns.choices import OPEN_CAMPAIGN_STATES, JobState
-from campaigns.models import COUNTER_FOR_STATE, Campaign, Job, Stage, StuckFlag, Submission
+from campaigns.models import (
+    COUNTER_FOR_STATE,
+    RETRIED_COUNTER_FOR_STATE,
+    Campaign,
+    Job,
+    Stage,
+    StuckFlag,
+    Submission,
+)
 from campaigns.services.planning import plan_cycle
 from requests_app.models import ProductionRequest
 
 from ..models import TaskStat
 from .operations import FAILED_STATES
-from .progress import totals
+from .progress import jobs_by_state, totals
 from .snapshots import last_snapshot_at
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -82,16 +90,22 @@ def _ts(moment: dt.datetime | None) -> float:
 
 def jobs_families() -> list[Family]:
     """Jobs by state per backend and experiment, from the stage counters (one query)."""
-    jobs = Family("opos_jobs", "gauge", "Jobs by state, per batch backend and experiment.")
+    jobs = Family(
+        "opos_jobs",
+        "gauge",
+        "Jobs by the state of their latest attempt, per batch backend and experiment.",
+    )
     sums = {state: Sum(column) for state, column in COUNTER_FOR_STATE.items()}
+    sums.update({column: Sum(column) for column in RETRIED_COUNTER_FOR_STATE.values()})
     for row in (
         Stage.objects.order_by()
         .values("campaign__backend", "campaign__experiment__slug")
         .annotate(**sums)
     ):
+        by_state = jobs_by_state(row)
         for state in JobState.values:
             jobs.add(
-                max(int(row[state] or 0), 0),
+                by_state[state],
                 backend=row["campaign__backend"],
                 experiment=row["campaign__experiment__slug"],
                 state=state,

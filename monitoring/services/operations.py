@@ -1,7 +1,8 @@
 """What operators triage: failures by class, stuck work, and each backend's load.
 
 Each function runs a fixed number of queries: failures are one indexed aggregate
-and one query for the latest examples of every class, stuck work reads the open
+and one query for the latest examples of every class (attempts and jobs apart: a
+failed attempt whose job succeeded since is *recovered*), stuck work reads the open
 flags execution raised, backend load sums the stage counters.
 """
 
@@ -12,11 +13,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Count, F, Q, QuerySet, Sum, Window
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum, Window
 from django.db.models.functions import RowNumber
 
 from campaigns import conf as campaigns_conf
 from campaigns.choices import FailureClass, JobState
+from campaigns.execution.failures import describe_exit
 from campaigns.models import Job, Stage, StuckFlag
 
 FAILED_STATES = (JobState.FAILED, JobState.LOST)
@@ -29,23 +31,37 @@ EXAMPLE_FIELDS = (
     "finished",
     "backend",
     "batch_id",
+    "host",
     "stage_id",
     "stage__name",
+    "stage__position",
+    "stage__sample__name",
     "stage__campaign_id",
     "stage__campaign__name",
     "stage__request__number",
+    "recovered",
+    "retried",
 )
 
 
 @dataclass
 class FailureGroup:
-    """Failed attempts of one class: how many, the trend, a few examples."""
+    """Failed attempts of one class: how many, how many jobs gave up, the trend of those
+    not recovered since, and a few examples (request, sample, stage, job and attempt).
+
+    An attempt is *retried* when another attempt of its job followed, and *recovered* when
+    its job succeeded since; the jobs that *gave up* are failed attempts nobody retried.
+    The trend counts the attempts not recovered, so a burst of failures that their retries
+    made good does not read as rising.
+    """
 
     failure_class: str
     total: int
     last_day: int
     day_before: int
     examples: list[dict[str, Any]] = field(default_factory=list)
+    gave_up: int = 0
+    recovered: int = 0
 
     @property
     def label(self) -> str:
@@ -56,43 +72,76 @@ class FailureGroup:
 
     @property
     def trend(self) -> str:
-        """``up``, ``down`` or ``flat``: the last 24 h against the 24 h before."""
+        """``up``, ``down``, ``flat`` or ``none`` (nothing unrecovered in either day): the
+        last 24 h against the 24 h before, counting attempts not recovered since."""
         if self.last_day > self.day_before:
             return "up"
         if self.last_day < self.day_before:
             return "down"
-        return "flat"
+        return "flat" if self.last_day else "none"
+
+
+def _recovered() -> Exists:
+    """The attempt's job succeeded since (on the unique stage, index, attempt index)."""
+    return Exists(
+        Job.objects.filter(
+            stage_id=OuterRef("stage_id"), index=OuterRef("index"), state=JobState.SUCCEEDED
+        )
+    )
+
+
+def _retried() -> Exists:
+    """Another attempt of the job followed this one (on the parent index)."""
+    return Exists(Job.objects.filter(parent_id=OuterRef("pk")))
 
 
 def failures_by_class(
     jobs: QuerySet[Job], now: dt.datetime, examples: int = 3
 ) -> list[FailureGroup]:
     """Failed and lost attempts among ``jobs`` by class, most frequent first, with the
-    latest ``examples`` of each: two queries.
+    latest ``examples`` of each (those not recovered first): two queries.
 
     ``jobs`` is already narrowed to what the page covers (a campaign, open
-    campaigns); the filter on state uses the (stage, state) index.
+    campaigns); the filter on state uses the (stage, state) index, the two
+    per-attempt checks (recovered, retried) an index each.
     """
     day = now - dt.timedelta(days=1)
     two_days = now - dt.timedelta(days=2)
-    failed = jobs.filter(state__in=FAILED_STATES)
+    failed = jobs.filter(state__in=FAILED_STATES).annotate(
+        recovered=_recovered(), retried=_retried()
+    )
+    open_ = Q(recovered=False)
     groups = [
-        FailureGroup(row["failure_class"], row["total"], row["last_day"], row["day_before"])
+        FailureGroup(
+            row["failure_class"],
+            row["total"],
+            row["last_day"],
+            row["day_before"],
+            gave_up=row["gave_up"],
+            recovered=row["n_recovered"],
+        )
         for row in failed.order_by()
         .values("failure_class")
         .annotate(
             total=Count("id"),
-            last_day=Count("id", filter=Q(finished__gte=day)),
-            day_before=Count("id", filter=Q(finished__gte=two_days, finished__lt=day)),
+            last_day=Count("id", filter=open_ & Q(finished__gte=day)),
+            day_before=Count("id", filter=open_ & Q(finished__gte=two_days, finished__lt=day)),
+            gave_up=Count("id", filter=Q(retried=False)),
+            n_recovered=Count("id", filter=Q(recovered=True)),
         )
     ]
     groups.sort(key=lambda g: (-g.total, g.failure_class))
     if groups and examples > 0:
-        # The latest few of every class in one query: rank within each class.
+        # The latest few of every class in one query: rank within each class, those whose
+        # job has not succeeded since first (what an operator still has to look at).
         latest = Window(
             RowNumber(),
             partition_by=[F("failure_class")],
-            order_by=[F("finished").desc(nulls_last=True), F("id").desc()],
+            order_by=[
+                F("recovered").asc(),
+                F("finished").desc(nulls_last=True),
+                F("id").desc(),
+            ],
         )
         by_class: dict[str, list[dict[str, Any]]] = {}
         for row in (
@@ -101,6 +150,7 @@ def failures_by_class(
             .order_by("failure_class", "rank")
             .values(*EXAMPLE_FIELDS, "failure_class")
         ):
+            row["exit_meaning"] = describe_exit(row["exit_code"])
             by_class.setdefault(row["failure_class"], []).append(row)
         for group in groups:
             group.examples = by_class.get(group.failure_class, [])

@@ -1,9 +1,15 @@
 """Progress from the stage counters: events and jobs by state, never by scanning jobs.
 
-The poller and finalize keep, on every ``Stage``, its jobs by state (``n_<state>``)
-and ``events_done`` (events of its succeeded jobs). Progress in events is what a
-sample's *last* stage has done (the events the physicist asked for went through
-the whole workflow); jobs by state are summed over every stage.
+The poller and finalize keep, on every ``Stage``, its attempts by state (``n_<state>``),
+the attempts another attempt replaced (``retried_<state>``) and ``events_done`` (events
+of its succeeded jobs). Progress in events is what a sample's *last* stage has done (the
+events the physicist asked for went through the whole workflow); jobs by state are
+summed over every stage.
+
+Jobs and attempts are counted apart: ``Progress.jobs`` counts each job once, in the
+state of its latest attempt (``n_<state> - retried_<state>``), so a job that succeeded
+on its third attempt is one succeeded job; the two failed attempts before it are in
+``Progress.attempts_retried``. Bars and totals show jobs.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from django.db.models import Case, Count, F, Max, Q, QuerySet, Sum, Value, When
 from django.db.models.functions import Least
 
 from campaigns.choices import ACTIVE_JOB_STATES, OPEN_JOB_STATES, JobState
-from campaigns.models import COUNTER_FOR_STATE, Stage
+from campaigns.models import COUNTER_FOR_STATE, RETRIED_COUNTER_FOR_STATE, Stage
 from campaigns.services.blockage import gave_up, gave_up_reason, is_blocked
 
 STAGE_FIELDS = (
@@ -31,7 +37,10 @@ STAGE_FIELDS = (
     "sample__events",
     "sample__name",
     *COUNTER_FOR_STATE.values(),
+    *RETRIED_COUNTER_FOR_STATE.values(),
 )
+# Replaced attempts that had not succeeded: the failed, lost or cancelled attempts retried.
+RETRIED_UNSUCCESSFUL = tuple(s for s in RETRIED_COUNTER_FOR_STATE if s != JobState.SUCCEEDED)
 
 
 def _zero_jobs() -> dict[str, int]:
@@ -40,7 +49,8 @@ def _zero_jobs() -> dict[str, int]:
 
 @dataclass
 class Progress:
-    """Events done of the target, and jobs by state, of some work."""
+    """Events done of the target, jobs by the state of their latest attempt, and the
+    attempts that failed (were lost or cancelled) and were tried again, of some work."""
 
     events_done: int = 0
     events_target: int = 0
@@ -53,6 +63,8 @@ class Progress:
     def blocked_reason(self) -> str:
         """Why this work is blocked ("" when it is not)."""
         return gave_up_reason(self.gave_up)
+
+    attempts_retried: int = 0
 
     @property
     def fraction(self) -> float:
@@ -86,9 +98,14 @@ class Progress:
         return sum(self.jobs.get(s, 0) for s in ACTIVE_JOB_STATES)
 
     @property
+    def failed(self) -> int:
+        """Jobs whose latest attempt failed or was lost: given up, not being retried."""
+        return self.jobs.get(JobState.FAILED, 0) + self.jobs.get(JobState.LOST, 0)
+
+    @property
     def started(self) -> bool:
         """A job ran (or finished): the counters moved past queued."""
-        return any(
+        return self.attempts_retried > 0 or any(
             self.jobs.get(s, 0)
             for s in (JobState.RUNNING, JobState.SUCCEEDED, JobState.FAILED, JobState.LOST)
         )
@@ -98,6 +115,7 @@ class Progress:
         self.events_target += other.events_target
         self.jobs_total += other.jobs_total
         self.gave_up += other.gave_up
+        self.attempts_retried += other.attempts_retried
         for state, n in other.jobs.items():
             self.jobs[state] = self.jobs.get(state, 0) + n
 
@@ -146,16 +164,32 @@ class Breakdown:
         return [sid for sid, rid in self.sample_request.items() if rid == request_id]
 
 
+def jobs_by_state(row: dict[str, Any]) -> dict[str, int]:
+    """Jobs by the state of their latest attempt from counter columns (``n_<state>``,
+    ``retried_<state>``) of a stage row or of sums named by the state (``<state>``,
+    ``retried_<state>``)."""
+    jobs = {}
+    for state, column in COUNTER_FOR_STATE.items():
+        attempts = row[column] if column in row else row[state]
+        retried = row.get(RETRIED_COUNTER_FOR_STATE.get(state, ""), 0)
+        jobs[state] = max(int(attempts or 0) - int(retried or 0), 0)
+    return jobs
+
+
+def attempts_retried(row: dict[str, Any]) -> int:
+    return sum(int(row.get(RETRIED_COUNTER_FOR_STATE[s]) or 0) for s in RETRIED_UNSUCCESSFUL)
+
+
 def stage_progress(row: dict[str, Any], last: bool) -> Progress:
     """A stage row's progress; events count only on a last stage (capped at the target)."""
-    jobs = {state: max(int(row[column] or 0), 0) for state, column in COUNTER_FOR_STATE.items()}
     target = int(row["sample__events"] or 0) if last else 0
     done = min(int(row.get("events_done") or 0), target) if last else 0
+    jobs = jobs_by_state(row)
     total = int(row["jobs_total"] or 0)
     open_jobs = sum(jobs[s] for s in OPEN_JOB_STATES)
     stuck = gave_up(total, jobs[JobState.SUCCEEDED], open_jobs)
     lost = [(row["name"], stuck)] if is_blocked(total, jobs[JobState.SUCCEEDED], open_jobs) else []
-    return Progress(done, target, jobs, total, lost)
+    return Progress(done, target, jobs, total, lost, attempts_retried(row))
 
 
 def breakdown(rows: Iterable[dict[str, Any]]) -> Breakdown:
@@ -195,10 +229,11 @@ def totals(stages: QuerySet[Stage], key: str) -> dict[int, Progress]:
     campaigns, where fetching every stage row would be wasteful.
     """
     sums = {state: Sum(column) for state, column in COUNTER_FOR_STATE.items()}
+    sums.update({column: Sum(column) for column in RETRIED_COUNTER_FOR_STATE.values()})
     # Blocked stages in the same aggregate (no query more): how many jobs gave up, in how
     # many stages, and one stage's name for the reason.
     blocked = Q(**{f"{COUNTER_FOR_STATE[s]}__lte": 0 for s in OPEN_JOB_STATES}) & Q(
-        jobs_total__gt=F("n_succeeded")
+        jobs_total__gt=F("n_succeeded") - F("retried_succeeded")
     )
     result: dict[int, Progress] = {}
     for row in (
@@ -207,7 +242,13 @@ def totals(stages: QuerySet[Stage], key: str) -> dict[int, Progress]:
         .annotate(
             total=Sum("jobs_total"),
             gave_up_jobs=Sum(
-                Case(When(blocked, then=F("jobs_total") - F("n_succeeded")), default=Value(0))
+                Case(
+                    When(
+                        blocked,
+                        then=F("jobs_total") - F("n_succeeded") + F("retried_succeeded"),
+                    ),
+                    default=Value(0),
+                )
             ),
             gave_up_stages=Count("id", filter=blocked),
             gave_up_name=Max("name", filter=blocked),
@@ -221,9 +262,10 @@ def totals(stages: QuerySet[Stage], key: str) -> dict[int, Progress]:
                 name += f" and {row['gave_up_stages'] - 1} other stage(s)"
             lost = [(name, int(row["gave_up_jobs"] or 0))]
         result[row[key]] = Progress(
-            jobs={s: max(int(row[s] or 0), 0) for s in JobState.values},
+            jobs=jobs_by_state(row),
             jobs_total=int(row["total"] or 0),
             gave_up=lost,
+            attempts_retried=attempts_retried(row),
         )
     last_stages = stages.filter(dependents__isnull=True)
     for row in (

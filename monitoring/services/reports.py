@@ -306,14 +306,32 @@ def _visible_experiments(user, all_ids: Iterable[int]) -> list[int]:
     )
 
 
-def digest_text(overviews: list[ExperimentOverview], gained: dict[int, int], user) -> str:
-    """The digest of the experiments a user sees, as plain text."""
+def digest_failures(experiment_id: int, now: dt.datetime) -> list[operations.FailureGroup]:
+    """The failure classes of an experiment's open campaigns with attempts in the last
+    24 h not recovered since, with two examples each (two queries)."""
+    jobs = Job.objects.filter(
+        stage__campaign__experiment_id=experiment_id,
+        stage__campaign__state__in=sorted(OPEN_CAMPAIGN_STATES),
+        finished__gte=now - dt.timedelta(days=1),
+    )
+    return [g for g in operations.failures_by_class(jobs, now, examples=2) if g.last_day][:3]
+
+
+def digest_text(
+    overviews: list[ExperimentOverview],
+    gained: dict[int, int],
+    user,
+    failures: dict[int, list[operations.FailureGroup]] | None = None,
+) -> str:
+    """The digest of the experiments a user sees, as plain text; ``failures``: by
+    experiment id, the recent failures to name (``digest_failures``)."""
     return render_to_string(
         "monitoring/email/digest.txt",
         {
             "user": user,
             "overviews": overviews,
             "gained": gained,
+            "failures": failures or {},
             "site_url": settings.SITE_URL,
             "digest_url": settings.SITE_URL + reverse("monitoring:digest"),
         },
@@ -349,6 +367,7 @@ def send_digests(now: dt.datetime | None = None) -> DigestReport:
         )
     )
     overviews: dict[int, ExperimentOverview] = {}
+    failures: dict[int, list[operations.FailureGroup]] = {}
     gained: dict[int, int] = {}
     for pref in prefs:
         user = pref.user
@@ -356,6 +375,7 @@ def send_digests(now: dt.datetime | None = None) -> DigestReport:
         for eid in ids:
             if eid not in overviews:
                 overviews[eid] = experiment_overview(Experiment.objects.get(pk=eid), now)
+                failures[eid] = digest_failures(eid, now)
                 rows = overviews[eid].campaigns
                 before = _before(SnapshotLevel.CAMPAIGN, rows, now - dt.timedelta(days=1), now)
                 gained.update(
@@ -379,7 +399,7 @@ def send_digests(now: dt.datetime | None = None) -> DigestReport:
         try:
             send_mail(
                 f"[OPOS] Production progress, {timezone.localtime(now):%Y-%m-%d}",
-                digest_text(mine, gained, user),
+                digest_text(mine, gained, user, failures),
                 settings.DEFAULT_FROM_EMAIL,
                 [user.email],
             )

@@ -109,7 +109,10 @@ def test_jobs_run_fail_and_recover_while_the_operator_watches(journey, real_work
     failed = Job.objects.get(stage__campaign=campaign, state=JobState.FAILED)
     assert failed.failure_class == FailureClass.CODE_MISMATCH
     row = failures.locator("tbody tr", has_text=MISMATCH)
-    assert "generation #0" in row.inner_text()
+    # The example names the request, sample, stage, job and attempt.
+    example = row.inner_text()
+    assert failed.stage.request.number in example and failed.stage.sample.name in example
+    assert "0. generation · job #0, attempt 1" in example
     tab.capture("dashboard with the failure")
 
     # The failed job's log, then its stage's jobs with the recovery launch.

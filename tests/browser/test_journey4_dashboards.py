@@ -1,5 +1,6 @@
 """Journey 4: a physicist of the experiment opens the dashboards and sees the progress
-bars, the burn-up chart with its deadline line, and the milestones; a physicist of another
+bars, the burn-up chart with its deadline (named at the edge of the active window, a line
+over the whole span), and the milestones; a physicist of another
 experiment sees none of it: not listed anywhere, and a 404 at every address.
 
 The history is constructed (the seed's good round: full speed by day two, half the events
@@ -84,11 +85,22 @@ def test_physicists_see_their_experiment_only(journey, settings):
     tab.arrived("campaign")
     chart = page.locator("svg.burnup")
     assert chart.count() == 1
-    assert chart.locator("line.deadline").count() == 1
     assert chart.locator("line.target").count() == 1
     assert chart.locator("polyline.actual").count() == 1
+    # The active window ends after the projected finish; the deadline, later still, is
+    # named at the right edge with its date.
+    assert chart.locator("line.deadline").count() == 0
+    edge = chart.locator("text.deadline-edge").text_content()
+    assert edge.startswith("deadline ") and edge.endswith("→"), edge
+    # The whole span, one click away, draws it inside the plot, right of the last point
+    # of progress.
+    with page.expect_navigation():
+        page.get_by_role("link", name="show the whole span").click()
+    tab.arrived("campaign, whole span")
+    assert tab.path().endswith("?chart=whole")
+    chart = page.locator("svg.burnup")
+    assert chart.locator("line.deadline").count() == 1
     assert chart.locator("text.deadline-label").text_content() == "deadline"
-    # The deadline line sits inside the plot, right of the last point of progress.
     deadline_x = float(chart.locator("line.deadline").get_attribute("x1"))
     last_x = float(
         chart.locator("polyline.actual").get_attribute("points").split()[-1].split(",")[0]
@@ -106,7 +118,7 @@ def test_physicists_see_their_experiment_only(journey, settings):
     page.get_by_role("link", name=request.number).first.click()
     tab.arrived("request")
     assert page.locator("svg.bar").count() >= 1
-    assert page.locator("svg.burnup line.deadline").count() == 1
+    assert page.locator("svg.burnup line.deadline, svg.burnup text.deadline-edge").count() == 1
 
     # A physicist of SBND: DUNE is nowhere, and every DUNE address answers 404.
     other = journey.tab("physicist of another experiment")

@@ -23,6 +23,7 @@ FIELDS = {
     "jobs",
     "jobs_total",
     "blocked_reason",
+    "attempts_retried",
     "throughput_per_hour",
     "throughput",
     "eta",

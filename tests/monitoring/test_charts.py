@@ -2,7 +2,7 @@
 
 import datetime as dt
 
-from monitoring.charts import burn_up, downsample, human
+from monitoring.charts import ACTIVE, WHOLE, burn_up, downsample, human
 from monitoring.choices import ProgressStatus
 from monitoring.services.forecast import Forecast, Point
 
@@ -30,7 +30,14 @@ def test_a_measured_forecast_draws_the_projection_and_its_band():
         remaining=3600,
     )
     chart = burn_up(
-        history, target=6000, deadline=f.deadline, now=T0 + 24 * H, done=2400, forecast=f, start=T0
+        history,
+        target=6000,
+        deadline=f.deadline,
+        now=T0 + 24 * H,
+        done=2400,
+        forecast=f,
+        start=T0,
+        span=WHOLE,
     )
     assert not chart.empty and not chart.estimate
     path = xs(chart.actual)
@@ -87,3 +94,64 @@ def test_helpers():
     points = [Point(T0 + i * H, i) for i in range(1000)]
     few = downsample(points, 100)
     assert len(few) == 100 and few[0] == points[0] and few[-1] == points[-1]
+
+
+def test_the_active_window_runs_to_the_projected_end_and_marks_a_far_deadline_at_its_edge():
+    """A campaign of a day, due in six weeks: the active window is the day and its
+    projected end; the deadline is named at the right edge, not drawn as a line."""
+    history = [Point(T0 + h * H, 100 * h) for h in range(24)]
+    f = Forecast(
+        deadline=T0 + 42 * 24 * H,
+        status=ProgressStatus.ON_TRACK,
+        basis="measured",
+        eta=T0 + 30 * H,
+        eta_low=T0 + 28 * H,
+        eta_high=T0 + 33 * H,
+        remaining=600,
+    )
+    kwargs = dict(target=3000, deadline=f.deadline, now=T0 + 24 * H, done=2400, forecast=f)
+    chart = burn_up(history, start=T0, **kwargs)
+    assert chart.span == ACTIVE
+    assert chart.deadline_x is None and chart.deadline_edge == "right"
+    assert chart.deadline_label == f"{f.deadline - dt.timedelta(seconds=1):%Y-%m-%d}"
+    # The window ends a little after the projected end: now is at 24 of ~31 hours.
+    width = chart.right - chart.left
+    assert 0.7 * width < chart.now_x - chart.left < 0.8 * width
+    assert ys(chart.projected)[-1] == chart.target_y  # the projection reaches the target
+    assert len(chart.band.split()) == 4  # the slow end leaves the chart at its edge
+    # The whole span runs to the deadline: the day is a sliver, the deadline a line.
+    whole = burn_up(history, start=T0, span=WHOLE, **kwargs)
+    assert whole.deadline_x is not None and whole.deadline_edge == ""
+    assert whole.now_x - whole.left < 0.05 * width
+
+
+def test_a_done_campaign_is_drawn_to_now_and_a_past_deadline_inside_the_window():
+    history = [Point(T0 + h * H, 100 * h) for h in range(11)]
+    done = Forecast(deadline=T0 + 5 * H, status=ProgressStatus.DONE, basis="final", remaining=0)
+    chart = burn_up(
+        history,
+        target=1000,
+        deadline=done.deadline,
+        now=T0 + 12 * H,
+        done=1000,
+        forecast=done,
+        start=T0,
+    )
+    assert chart.projected == "" and chart.deadline_edge == ""
+    assert chart.left < chart.deadline_x < chart.now_x < chart.right
+
+
+def test_a_deadline_before_the_launch_is_marked_at_the_left_edge():
+    chart = burn_up(
+        [Point(T0, 0)], target=100, deadline=T0 - 48 * H, now=T0 + 2 * H, done=10, start=T0
+    )
+    assert chart.deadline_x is None and chart.deadline_edge == "left"
+    assert burn_up([Point(T0, 0)], target=1, deadline=T0, now=T0 + H, done=0, span="x").span == (
+        ACTIVE
+    )
+
+
+def test_the_dashboards_default_span_is_the_charts_active_span():
+    from monitoring.services import dashboards
+
+    assert dashboards.ACTIVE_SPAN == ACTIVE

@@ -7,11 +7,13 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
+from campaigns.choices import FailureClass, JobState
+from campaigns.models import Job
 from monitoring.models import DigestPreference
 from monitoring.services import send_digests, set_digest
 from tests.factories import UserFactory, grant
 
-from .builders import history, launch, planned_campaign, set_progress
+from .builders import fail_jobs, history, launch, planned_campaign, set_progress
 
 pytestmark = pytest.mark.django_db
 
@@ -70,3 +72,32 @@ def test_operators_get_every_experiment(running, operator, other_experiment):
     set_digest(operator, True)
     send_digests()
     assert "DUNE" in mail.outbox[0].body
+
+
+def test_the_digest_names_the_failures_not_recovered_with_request_sample_stage_job_attempt(
+    running, physicist
+):
+    """Failed attempts of the last day whose job has not succeeded since are named, with
+    which request, sample, stage, job and attempt; recovered ones are not news."""
+    now = timezone.now()
+    killed = fail_jobs(running, 2, FailureClass.KILLED, finished=now - dt.timedelta(hours=2))
+    Job.objects.filter(pk__in=killed).update(
+        failure_reason="killed by SIGKILL: by the batch system for memory, or preemption"
+    )
+    recovered = fail_jobs(running, 1, FailureClass.CRASH, finished=now - dt.timedelta(hours=3))
+    job = Job.objects.get(pk=recovered[0])
+    Job.objects.create(
+        stage=job.stage, index=job.index, attempt=2, parent=job, state=JobState.SUCCEEDED
+    )
+    set_digest(physicist, True)
+    assert send_digests(now=now).sent == 1
+    body = mail.outbox[0].body
+    assert "Failed attempts in the last 24 h, not recovered since:" in body
+    assert "- Killed (SIGKILL: memory or preemption): 2 attempts, 2 jobs gave up." in body
+    first = Job.objects.select_related("stage__request", "stage__sample").get(pk=killed[-1])
+    assert (
+        f"e.g. {first.stage.request.number}, sample {first.stage.sample.name}, stage "
+        f"{first.stage.position}. {first.stage.name}, job #{first.index}, attempt 1: "
+        "exit 137 (SIGKILL: killed: by the batch system for memory, or preemption)"
+    ) in body
+    assert "Crashed" not in body  # its job succeeded since

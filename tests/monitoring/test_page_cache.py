@@ -61,7 +61,10 @@ def page_keys() -> list[str]:
 
 
 def without_tokens(body: bytes) -> bytes:
-    """A page with its CSRF tokens blanked: they are masked anew on every request."""
+    """A page with its CSRF tokens blanked: they are masked anew on every request; and the
+    time of the refresh status, rendered for each request (two requests may straddle a
+    second)."""
+    body = re.sub(rb"data-refresh-status>Updated \d\d:\d\d:\d\d", b"UPDATED", body)
     return re.sub(rb'name="csrfmiddlewaretoken" value="[^"]+"', b"TOKEN", body)
 
 

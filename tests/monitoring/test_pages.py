@@ -32,16 +32,31 @@ def test_the_campaign_dashboard(client, operator, round_):
     client.force_login(operator)
     page = client.get(reverse("monitoring:campaign", args=[round_.pk])).content.decode()
     assert "<h1>MCC5.0</h1>" in page
-    # The burn-up: actual path, target, deadline, projection with its band.
+    # The burn-up: actual path, target, projection with its band; the deadline, beyond
+    # the projected end, marked at the right edge with its date (the active window).
     svg = re.search(r'<svg class="burnup".*?</svg>', page, re.S).group(0)
     for part in (
         'class="actual"',
         'class="target"',
-        'class="deadline"',
+        'class="deadline-label deadline-edge"',
         'class="projected"',
         'class="band"',
     ):
         assert part in svg, part
+    assert f"deadline {round_.deadline:%Y-%m-%d} →" in svg
+    # The whole span, to the deadline, draws its line.
+    whole = client.get(reverse("monitoring:campaign", args=[round_.pk]) + "?chart=whole")
+    svg = re.search(r'<svg class="burnup".*?</svg>', whole.content.decode(), re.S).group(0)
+    assert 'class="deadline"' in svg and "deadline-edge" not in svg
+    # The choice survives the refresh in place, and can be switched back.
+    page = whole.content.decode()
+    assert "?partial=1&amp;chart=whole" in page and 'href="?chart=active"' in page
+    partial = client.get(
+        reverse("monitoring:campaign", args=[round_.pk]) + "?partial=1&chart=whole"
+    ).content.decode()
+    assert 'class="deadline"' in partial and "<html" not in partial
+    bad = client.get(reverse("monitoring:campaign", args=[round_.pk]) + "?chart=weekly")
+    assert bad.status_code == 400 and b"chart: must be one of active, whole" in bad.content
     assert "Burn-up: cumulative events over time" in svg
     assert "2.4k of 6k events done" in svg
     # Milestones as time since launch; throughput; status.
