@@ -314,13 +314,18 @@ if _cache_url:
 BROKER_DIR = DATA_DIR / "broker"
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    # One folder both ways: each process reads what the others wrote.
-    for sub in ("queue", "processed", "control"):
+    # One folder both ways: each process reads what the others wrote. kombu's transport
+    # writes message files in place, and a worker reading a half-written one died; ours
+    # writes them whole (rename into place) and sets aside any it cannot read (opos/broker.py).
+    CELERY_BROKER_TRANSPORT = "opos.broker:FilesystemTransport"
+    for sub in ("queue", "processed", "broken", "control"):
         (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
+        # Taken messages pass through here (the queue's file system: a rename, one taker).
         "processed_folder": str(BROKER_DIR / "processed"),
+        "broken_folder": str(BROKER_DIR / "broken"),
         # Exchange tables (broadcast, remote control); default is ./control.
         "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
