@@ -4,6 +4,7 @@ from .campaigns import Campaign, CampaignEvent, CampaignRequest, deadline_moment
 from .catalogue import Dataset, OutputFile
 from .execution import FailureRule, RetryAction, StuckFlag, StuckKind
 from .plan import COUNTER_FOR_STATE, Job, Stage, Submission
+from .workers import ProcessRole, WorkerHeartbeat
 
 __all__ = [
     "COUNTER_FOR_STATE",
@@ -14,10 +15,12 @@ __all__ = [
     "FailureRule",
     "Job",
     "OutputFile",
+    "ProcessRole",
     "RetryAction",
     "Stage",
     "StuckFlag",
     "StuckKind",
     "Submission",
+    "WorkerHeartbeat",
     "deadline_moment",
 ]
