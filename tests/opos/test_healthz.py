@@ -11,7 +11,7 @@ from django.utils import timezone
 from kombu import Connection
 
 from campaigns.execution import heartbeat
-from campaigns.models import ProcessRole, WorkerHeartbeat
+from campaigns.models import ProcessRole
 from tests.workers import require_redis
 
 
