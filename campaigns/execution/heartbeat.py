@@ -240,16 +240,26 @@ def process_health(now: dt.datetime | None = None) -> dict[str, RoleHealth]:
 
 def current_claimant() -> dict[str, Any]:
     """Who is claiming now: the Celery node name of the task being run (blank outside a
-    worker), this host, this process."""
+    worker), this host and pid namespace, this process."""
     from celery import current_task
 
     request = getattr(current_task, "request", None)
     name = getattr(request, "hostname", None) or ""
     return {
         "claimed_by": name[:200],
-        "claimed_host": socket.gethostname()[:200],
+        "claimed_host": process_space(),
         "claimed_pid": os.getpid(),
     }
+
+
+def process_space() -> str:
+    """This host and pid namespace: pids are only comparable within one. Two containers
+    may share a host name (host networking) but never a pid namespace."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        namespace = ""
+    return f"{socket.gethostname()}/{namespace}"[:200]
 
 
 def pid_exists(pid: int) -> bool:
@@ -277,7 +287,7 @@ def claimant_gone(
     """
     if not submission.claimed_pid or not submission.claimed_host:
         return ""
-    if submission.claimed_host == socket.gethostname():
+    if submission.claimed_host == process_space():
         if pid_exists(submission.claimed_pid):
             return ""
         return f"its process {submission.claimed_pid} on {submission.claimed_host} is gone"

@@ -162,7 +162,9 @@ class Submission(models.Model):
         db_default="",
         help_text="Celery node name of the claiming worker.",
     )
-    claimed_host = models.CharField(max_length=200, blank=True, db_default="")
+    claimed_host = models.CharField(
+        max_length=200, blank=True, db_default="", help_text="Host and pid namespace."
+    )
     claimed_pid = models.PositiveIntegerField(null=True, blank=True)
     batch_id = models.CharField(max_length=64, blank=True, help_text="Array or cluster id.")
     error = models.TextField(blank=True)

@@ -5,7 +5,7 @@ way each job is submitted exactly once."""
 from __future__ import annotations
 
 import datetime as dt
-import socket
+import os
 import subprocess
 import sys
 
@@ -58,9 +58,8 @@ def test_claimed_by_a_dead_process_is_resolved_on_the_next_cycle(
 ):
     campaign, log = one_stage_campaign(experiment, operator, exec_env, backend_name)
     stuck = crashed_submission(monkeypatch, point)
-    # The claim names this host and the process that made it.
-    assert (stuck.claimed_host, stuck.claimed_pid) == (socket.gethostname(), stuck.claimed_pid)
-    assert stuck.claimed_pid is not None
+    # The claim names this host (and pid namespace) and the process that made it.
+    assert (stuck.claimed_host, stuck.claimed_pid) == (heartbeat.process_space(), os.getpid())
     Submission.objects.filter(pk=stuck.pk).update(claimed_pid=dead_pid())
 
     report = recovery.recover()  # the default grace period, which has not passed
