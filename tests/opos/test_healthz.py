@@ -183,3 +183,27 @@ def test_healthz_runs_a_bounded_number_of_queries(
         alive(f"celery@many{n}", pid=100 + n)
     with django_assert_max_num_queries(4):
         assert client.get("/healthz").status_code == 200
+
+
+def test_heartbeat_task_records_when_beat_sent_it_and_when_it_ran(db):
+    from celery.utils.nodenames import gethostname
+
+    from campaigns import tasks
+
+    # An eager run's node name is the bare host name; a worker's is its node name.
+    row = alive(gethostname())
+    sent = timezone.now() - dt.timedelta(seconds=3)
+    result = tasks.heartbeat.apply(kwargs={"sent_at": sent.isoformat()})
+    assert result.result == {"recorded": True}
+    row.refresh_from_db()
+    assert row.task_sent_at == sent
+    assert row.task_ran_at >= sent
+
+
+def test_beat_stamps_its_heartbeat_task_with_the_send_time():
+    body = ((), {}, {})
+    heartbeat.stamp_send_time(sender=heartbeat.HEARTBEAT_TASK, body=body)
+    assert "sent_at" in body[1]
+    other = ((), {}, {})
+    heartbeat.stamp_send_time(sender="campaigns.poll", body=other)
+    assert other[1] == {}
