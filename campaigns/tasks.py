@@ -55,8 +55,12 @@ def _kick(task: Any) -> None:
     **COMMON,
 )
 def submit_ready() -> dict[str, Any]:
-    """Submit what the scheduler lets run now."""
-    return _summary(submission.submit_ready())
+    """Resolve submissions abandoned by a dead worker (their jobs hold slots), then submit
+    what the scheduler lets run now."""
+    abandoned = recovery.resolve_abandoned()
+    summary = _summary(submission.submit_ready())
+    summary["abandoned_resolved"] = len(abandoned.adopted) + len(abandoned.resubmitted)
+    return summary
 
 
 @shared_task(name="campaigns.poll", soft_time_limit=240, time_limit=300, **COMMON)

@@ -75,12 +75,31 @@ def recover(now: dt.datetime | None = None, grace_s: float | None = None) -> Rec
             state=SubmissionState.SUBMITTING, updated__lte=now - dt.timedelta(seconds=grace)
         ).order_by("created")
     )
-    for submission in [*stale, *abandoned(now, grace)]:
+    _resolve([*stale, *abandoned(now, grace)], now, report)
+    report.recounted = recount_open_stages()
+    return report
+
+
+def resolve_abandoned(now: dt.datetime | None = None) -> RecoverReport:
+    """Only the submissions whose claimant is known to be gone (``abandoned``): cheap (one
+    bounded query when there are none), so the submit cycle runs it before it plans, and
+    the slots such a submission holds are free again within one cycle."""
+    now = now or timezone.now()
+    report = RecoverReport()
+    _resolve(abandoned(now, grace_seconds()), now, report)
+    return report
+
+
+def _resolve(submissions: list[Submission], now: dt.datetime, report: RecoverReport) -> None:
+    claimant = heartbeat.current_claimant()
+    for submission in submissions:
         # A lease by compare-and-set on `updated`: two reconcilers never resolve the same
-        # submission at once, and one that dies mid-way leaves it for the next after the grace.
+        # submission at once, and one that dies mid-way leaves it for the next after the
+        # grace. The resolver becomes the claimant: another reconciler sees a live claimant
+        # and leaves it alone, and if the resolver dies it is abandoned again.
         if not Submission.objects.filter(
             pk=submission.pk, state=SubmissionState.SUBMITTING, updated=submission.updated
-        ).update(updated=now):
+        ).update(updated=now, **claimant):
             continue
         try:
             outcome = resolve_submission(submission)
@@ -94,8 +113,6 @@ def recover(now: dt.datetime | None = None, grace_s: float | None = None) -> Rec
             report.unresolved.append(submission.token)
             continue
         getattr(report, outcome).append(submission.token)
-    report.recounted = recount_open_stages()
-    return report
 
 
 def abandoned(now: dt.datetime, grace: float) -> list[Submission]:

@@ -128,3 +128,49 @@ def test_unknown_claimant_waits_for_the_grace_period():
     """Claims made outside a worker, or by an earlier version, carry no claimant."""
     stuck = Submission(claimed_by="", claimed_host="", claimed_pid=None)
     assert heartbeat.claimant_gone(stuck, timezone.now()) == ""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_submit_cycle_resolves_an_abandoned_submission_before_it_plans(
+    exec_env,  # noqa: F811
+    experiment,
+    operator,
+    monkeypatch,
+):
+    from campaigns import tasks
+
+    campaign, log = one_stage_campaign(experiment, operator, exec_env, "local")
+    stuck = crashed_submission(monkeypatch, "submitted")
+    Submission.objects.filter(pk=stuck.pk).update(claimed_pid=dead_pid())
+
+    result = tasks.submit_ready.apply()
+
+    assert result.successful(), result.traceback
+    assert result.result["abandoned_resolved"] == 1
+    assert Submission.objects.get(pk=stuck.pk).state == SubmissionState.SUBMITTED
+    assert_exactly_once(campaign, log, "local", exec_env / "spool")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_resolver_takes_the_claim_over_so_no_other_resolves_it_meanwhile(
+    exec_env,  # noqa: F811
+    experiment,
+    operator,
+    monkeypatch,
+):
+    campaign, log = one_stage_campaign(experiment, operator, exec_env, "local")
+    stuck = crashed_submission(monkeypatch, "claimed")
+    Submission.objects.filter(pk=stuck.pk).update(claimed_pid=dead_pid())
+    # The resolver dies in the middle of resolving it...
+    monkeypatch.setattr(submission, "crash_hook", crash_at("prepared"))
+    with pytest.raises(SimulatedCrash):
+        recovery.recover()
+    monkeypatch.setattr(submission, "crash_hook", None)
+    # ...having taken the claim over: while it lives, nobody else resolves the submission.
+    taken = Submission.objects.get(pk=stuck.pk)
+    assert (taken.claimed_host, taken.claimed_pid) == (heartbeat.process_space(), os.getpid())
+    assert recovery.recover().resubmitted == []
+    # Once it is gone, the next cycle does.
+    Submission.objects.filter(pk=stuck.pk).update(claimed_pid=dead_pid())
+    assert recovery.recover().resubmitted == [stuck.token]
+    assert_exactly_once(campaign, log, "local", exec_env / "spool")
