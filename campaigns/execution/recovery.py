@@ -4,7 +4,8 @@
 
 * submissions left in ``submitting`` longer than ``OPOS_SUBMISSION_GRACE_S`` (the worker
   that made them is surely gone, the grace exceeds the submit task's hard time limit), and
-  at once those whose claiming process is known to be gone (``abandoned``), are resolved
+  at once those whose claiming process is known to be gone (``abandoned``; the submit
+  task also runs ``resolve_abandoned`` before each cycle), are resolved
   by asking the backend for their token: what exists is adopted, only what does not is
   submitted (``resolve_submission``);
 * the stage counters of open campaigns are recounted from the jobs, so a drift (a crash
