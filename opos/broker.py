@@ -65,6 +65,16 @@ def queue_depth(folder: str | Path, queue: str) -> int:
 class Channel(filesystem.Channel):
     """Atomic writes, single-winner takes, and broken messages quarantined."""
 
+    def get_table(self, exchange: str) -> list:
+        """The exchange's bindings; an exchange file caught between its creation and its
+        first write (kombu creates it, then locks it) reads as no bindings: a broadcast
+        (remote control) is lost, not the worker."""
+        try:
+            return super().get_table(exchange)
+        except ValueError:
+            log.warning("broker: exchange %r's table is being written; no bindings yet", exchange)
+            return []
+
     def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
         final = os.path.join(self.data_folder_out, message_name(queue))
         part = final + PART_SUFFIX

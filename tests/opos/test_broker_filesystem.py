@@ -63,7 +63,8 @@ def test_reader_sets_a_broken_file_aside_and_reads_the_next(data_dir):
     ) as conn:
         simple = conn.SimpleQueue("unit2")
         broken = drop_truncated_message(queue_dir, "unit2")
-        (queue_dir / f"1_{uuid.uuid4()}.unit2.msg").write_text("[1, 2]")  # JSON, not a message
+        # JSON, not a message; named to be read before the message put below
+        (queue_dir / f"0_{uuid.uuid4()}.unit2.msg").write_text("[1, 2]")
         simple.put({"n": 2})
         assert simple.get(timeout=1).payload == {"n": 2}
         assert broken in os.listdir(data_dir / "broker" / "broken")
@@ -90,3 +91,14 @@ def test_half_written_message_does_not_kill_a_real_worker(data_dir):
         assert broken in os.listdir(data_dir / "broker" / "broken")
         assert "skipped message" in worker.log.read_text()
         assert "Unrecoverable error" not in worker.log.read_text()
+
+
+def test_an_exchange_table_being_written_reads_as_no_bindings(data_dir):
+    client = filesystem_client(data_dir)
+    with Connection(
+        "filesystem://",
+        transport=client.conf.broker_transport,
+        transport_options=client.conf.broker_transport_options,
+    ) as conn:
+        (data_dir / "broker" / "control" / "fresh.exchange").write_text("")
+        assert conn.default_channel.get_table("fresh") == []
