@@ -12,7 +12,8 @@ SIGTERM, SIGINT and SIGHUP are passed to the child and end the supervision: the 
 waits for the child to stop and exits with its status, which is what honcho (Ctrl-C) and
 a container runtime expect. The child runs in a session of its own, so a Ctrl-C in the
 terminal reaches it once (through the supervisor) rather than twice; Celery would take a
-second SIGINT as "stop now, drop the running tasks".
+second SIGINT as "stop now, drop the running tasks". If the supervisor itself is killed,
+the kernel stops the child too (Linux: the parent-death signal).
 
 The command is run as given (an argument list, never through a shell). Production
 deployments leave restarting to their own process manager (docker compose
@@ -22,6 +23,7 @@ deployments leave restarting to their own process manager (docker compose
 from __future__ import annotations
 
 import argparse
+import ctypes
 import logging
 import signal
 import subprocess
@@ -34,6 +36,7 @@ from types import FrameType
 log = logging.getLogger("opos.supervise")
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 class Supervisor:
@@ -71,7 +74,12 @@ class Supervisor:
         status = 0
         while not self.stopping.is_set():
             started = time.monotonic()
-            self.child = subprocess.Popen(self.argv, start_new_session=True)  # noqa: S603 - an argument list from the Procfile
+            self.child = subprocess.Popen(  # noqa: S603 - an argument list from the Procfile
+                self.argv,
+                start_new_session=True,
+                # The supervisor has one thread: preexec_fn is safe here.
+                preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
+            )
             self.starts += 1
             log.info("%s: started pid %d (start %d)", self.name, self.child.pid, self.starts)
             if self.stopping.is_set() and self.stop_signal is not None:
@@ -95,6 +103,14 @@ class Supervisor:
             pause = min(pause * 2, self.backoff_max_s)
         log.info("%s: stopped (%s)", self.name, describe(status))
         return status if status >= 0 else 128 - status
+
+
+def die_with_parent() -> None:
+    """In the child, before it runs the command (Linux): the kernel sends it SIGTERM if the
+    supervisor dies, even by SIGKILL. In a session of its own, nothing else would tell it,
+    and a worker would run on after ``make run`` ended."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def describe(status: int) -> str:

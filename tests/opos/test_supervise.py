@@ -84,6 +84,33 @@ def test_supervisor_restarts_a_child_that_exits_and_stops_on_sigterm(tmp_path):
     assert proc.returncode is not None
 
 
+def test_child_stops_when_the_supervisor_is_killed(tmp_path):
+    pid_file = tmp_path / "child.pid"
+    child = (
+        f"import os, pathlib, time; pathlib.Path({str(pid_file)!r}).write_text(str(os.getpid())); "
+        "time.sleep(300)"
+    )
+    log = tmp_path / "supervise.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "opos.supervise", "--name", "orphan"),
+                *("--", sys.executable, "-c", child),
+            ],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    pid = int(wait_for(lambda: pid_file.exists() and pid_file.read_text(), "the child", log))
+    try:
+        proc.kill()
+        proc.wait(timeout=30)
+        wait_for(lambda: gone(pid), "the orphaned child's end", log)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def test_worker_killed_under_make_run_comes_back(tmp_path, monkeypatch):
     monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
     monkeypatch.delenv("CELERY_RESULT_BACKEND", raising=False)
