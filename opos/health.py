@@ -5,7 +5,8 @@ their heartbeats (``campaigns.execution.heartbeat``).
 no beat recorded a heartbeat within ``OPOS_HEALTH_WORKER_SILENT_S`` /
 ``OPOS_HEALTH_BEAT_SILENT_S``, or when both are alive but no worker ran beat's heartbeat
 task within ``OPOS_HEALTH_TASK_SILENT_S``. Cheap enough to poll every few seconds: three
-bounded queries and one broker connection with a short timeout.
+bounded queries and one broker connection with a short timeout. Anyone may ask; the list
+of processes (host names, pids) is shown only to those who may read ``/metrics``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from campaigns.execution.heartbeat import process_health
+from monitoring.metrics import allowed as metrics_allowed
 
 from .broker import queue_depth
 from .celery import app as celery_app
@@ -87,8 +89,12 @@ def healthz(request):
         except Exception as exc:  # e.g. migrations not applied yet
             reasons.append(f"heartbeats: cannot be read ({type(exc).__name__})")
             parts = {}
+        # Host names and pids are for operators and the monitoring system (as /metrics).
+        show_processes = metrics_allowed(request)
         for part, health in parts.items():
             body[part] = health.as_dict()
+            if not show_processes:
+                body[part].pop("processes")
             if not health.ok:
                 reasons.append(f"{part}: {health.detail}")
     ok = not reasons

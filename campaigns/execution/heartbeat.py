@@ -198,9 +198,10 @@ def _role_health(role: str, now: dt.datetime) -> tuple[RoleHealth, list[dict[str
         return RoleHealth(False, f"no {role} has ever reported a heartbeat", rows), raw
     last = rows[0]
     how = "stopped" if last["state"] == "stopped" else "silent"
+    # No host names or pids here: the reason is shown to anyone who asks /healthz.
     detail = (
-        f"no {role} alive: the last, {last['name']} (pid {last['pid']}), {how}; "
-        f"its last heartbeat {last['seen_age_s']:.0f} s ago (limit {limit.total_seconds():.0f} s)"
+        f"no {role} alive: the last one {how}; its last heartbeat "
+        f"{last['seen_age_s']:.0f} s ago (limit {limit.total_seconds():.0f} s)"
     )
     return RoleHealth(False, detail, rows), raw
 

@@ -27,6 +27,14 @@ def fresh(db):
 
 
 @pytest.fixture
+def monitor(client, settings):
+    """A client of the monitoring system (the /metrics bearer token): sees the processes."""
+    settings.OPOS_METRICS_TOKEN = "healthz-test-token"
+    client.defaults["HTTP_AUTHORIZATION"] = "Bearer healthz-test-token"
+    return client
+
+
+@pytest.fixture
 def broker_dir(settings, tmp_path):
     """The embedded broker in a folder of the test's own."""
     options = dict(settings.CELERY_BROKER_TRANSPORT_OPTIONS)
@@ -44,8 +52,8 @@ def broker_dir(settings, tmp_path):
     return tmp_path
 
 
-def test_healthy(client, fresh, broker_dir):
-    response = client.get("/healthz")
+def test_healthy(monitor, fresh, broker_dir):
+    response = monitor.get("/healthz")
     assert response.status_code == 200, response.json()
     body = response.json()
     assert body["status"] == "ok"
@@ -91,18 +99,18 @@ def test_queue_depth_on_redis(client, fresh, settings):
             simple.close()
 
 
-def test_silent_worker_is_503_with_the_reason(client, db, broker_dir, settings):
+def test_silent_worker_is_503_with_the_reason(monitor, db, broker_dir, settings):
     settings.OPOS_HEALTH_WORKER_SILENT_S = 30
     alive(ago_s=45)
     alive("beat@node1", ProcessRole.BEAT, 4343)
-    response = client.get("/healthz")
+    response = monitor.get("/healthz")
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "unavailable"
     assert body["workers"]["ok"] is False
     assert body["workers"]["processes"][0]["state"] == "silent"
     (reason,) = body["reasons"]
-    assert reason.startswith("workers: no worker alive: the last, celery@node1 (pid 4242), silent")
+    assert reason.startswith("workers: no worker alive: the last one silent; its last heartbeat")
     assert "limit 30 s" in reason
     assert body["beat"]["ok"] is True
 
@@ -121,10 +129,10 @@ def test_stopped_worker_is_503(client, fresh, broker_dir):
     assert "stopped" in response.json()["reasons"][0]
 
 
-def test_one_of_several_workers_alive_is_enough(client, fresh, broker_dir):
+def test_one_of_several_workers_alive_is_enough(monitor, fresh, broker_dir):
     alive("celery@node2", pid=5)
     heartbeat.record_stop("celery@node2", 5)
-    body = client.get("/healthz").json()
+    body = monitor.get("/healthz").json()
     assert body["status"] == "ok"
     states = {p["name"]: p["state"] for p in body["workers"]["processes"]}
     assert states == {"celery@node1": "alive", "celery@node2": "stopped"}
@@ -174,6 +182,25 @@ def test_database_down_is_503(client, monkeypatch, broker_dir):
 
 def test_healthz_needs_no_login(client, db):
     assert client.get("/healthz").status_code in (200, 503)
+
+
+def test_anyone_gets_the_state_and_reasons_but_no_host_names_or_pids(client, db, broker_dir):
+    alive(ago_s=600)
+    alive("beat@node1", ProcessRole.BEAT, 4343)
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["workers"]["ok"] is False and "processes" not in body["workers"]
+    assert "processes" not in body["beat"]
+    assert "node1" not in response.content.decode()
+    assert "4242" not in response.content.decode()
+    assert body["reasons"][0].startswith("workers: no worker alive: the last one silent")
+
+
+def test_a_signed_in_operator_sees_the_processes(client, fresh, broker_dir, operator):
+    client.force_login(operator)
+    body = client.get("/healthz").json()
+    assert [p["pid"] for p in body["workers"]["processes"]] == [4242]
 
 
 def test_healthz_runs_a_bounded_number_of_queries(

@@ -47,6 +47,9 @@ def test_healthz_follows_a_real_worker_and_beat(client, shared_db, tmp_path, set
     monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
     monkeypatch.delenv("CELERY_RESULT_BACKEND", raising=False)
     client_app = filesystem_client(tmp_path)
+    # The monitoring system's token: /healthz then lists the processes.
+    settings.OPOS_METRICS_TOKEN = "healthz-test-token"
+    client.defaults["HTTP_AUTHORIZATION"] = "Bearer healthz-test-token"
     settings.CELERY_BROKER_URL = "filesystem://"
     settings.CELERY_BROKER_TRANSPORT_OPTIONS = client_app.conf.broker_transport_options
     env = {
@@ -98,10 +101,9 @@ def test_healthz_follows_a_real_worker_and_beat(client, shared_db, tmp_path, set
         response = client.get("/healthz")
         assert response.status_code == 503
         body = response.json()
-        assert any(
-            r.startswith("workers: no worker alive") and row.name in r and "stopped" in r
-            for r in body["reasons"]
-        ), body["reasons"]
+        assert "workers: no worker alive: the last one stopped" in body["reasons"][0], body
+        states = {p["name"]: p["state"] for p in body["workers"]["processes"]}
+        assert states[row.name] == "stopped"
         assert body["beat"]["ok"] is True
     finally:
         beat.terminate()

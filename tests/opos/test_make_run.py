@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "make-run-test-token"
+"""The monitoring system's token (as for /metrics): /healthz then lists the processes."""
 
 
 def free_port() -> int:
@@ -29,7 +31,10 @@ def free_port() -> int:
 
 def healthz(port: int) -> tuple[int, dict]:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as answer:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/healthz", headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - http, ours
             return answer.status, json.loads(answer.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
@@ -53,7 +58,13 @@ def alive(body: dict, role: str) -> list[dict]:
 def test_make_run_heals_a_killed_worker_and_beat(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "DATABASE_"))}
     env.pop("CACHE_URL", None)
-    env.update({"OPOS_DATA_DIR": str(tmp_path), "OPOS_HEARTBEAT_INTERVAL_S": "1"})
+    env.update(
+        {
+            "OPOS_DATA_DIR": str(tmp_path),
+            "OPOS_HEARTBEAT_INTERVAL_S": "1",
+            "OPOS_METRICS_TOKEN": TOKEN,
+        }
+    )
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput"],
         cwd=ROOT,
