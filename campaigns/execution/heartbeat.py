@@ -89,6 +89,33 @@ def record_beat(name: str, pid: int, now: dt.datetime | None = None) -> bool:
     )
 
 
+def record_alive(
+    name: str,
+    role: str,
+    hostname: str,
+    pid: int,
+    started_at: dt.datetime,
+    now: dt.datetime | None = None,
+) -> bool:
+    """``record_beat``, and the row made again if there is none (the database was down when
+    the process started, or the row was removed); a row another process took over is left
+    to it. True when this process's heartbeat is recorded."""
+    now = now or timezone.now()
+    if record_beat(name, pid, now):
+        return True
+    _row, created = WorkerHeartbeat.objects.get_or_create(
+        name=name[:200],
+        defaults={
+            "role": role,
+            "hostname": hostname[:200],
+            "pid": pid,
+            "started_at": started_at,
+            "seen_at": now,
+        },
+    )
+    return created
+
+
 def record_stop(name: str, pid: int, now: dt.datetime | None = None) -> None:
     now = now or timezone.now()
     WorkerHeartbeat.objects.filter(name=name[:200], pid=pid).update(seen_at=now, stopped_at=now)
@@ -111,11 +138,13 @@ class Heart:
         self.name = name
         self.role = role
         self.pid = pid or os.getpid()
+        self.hostname = socket.gethostname()
+        self.started_at = timezone.now()
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, name=f"heartbeat-{role}", daemon=True)
 
     def start(self) -> None:
-        self._safely(record_start, self.name, self.role, socket.gethostname(), self.pid)
+        self._safely(record_start, self.name, self.role, self.hostname, self.pid, self.started_at)
         self.thread.start()
 
     def stop(self) -> None:
@@ -124,7 +153,9 @@ class Heart:
 
     def _run(self) -> None:
         while not self.stopped.wait(interval_s()):
-            self._safely(record_beat, self.name, self.pid)
+            self._safely(
+                record_alive, self.name, self.role, self.hostname, self.pid, self.started_at
+            )
 
     def _safely(self, fn: Any, *args: Any) -> None:
         try:

@@ -11,7 +11,7 @@ from django.utils import timezone
 from kombu import Connection
 
 from campaigns.execution import heartbeat
-from campaigns.models import ProcessRole
+from campaigns.models import ProcessRole, WorkerHeartbeat
 from tests.workers import require_redis
 
 
@@ -234,3 +234,15 @@ def test_beat_stamps_its_heartbeat_task_with_the_send_time():
     other = ((), {}, {})
     heartbeat.stamp_send_time(sender="campaigns.poll", body=other)
     assert other[1] == {}
+
+
+def test_a_heartbeat_without_its_row_records_the_process_again(db):
+    """The database was down when the worker started: its next heartbeat makes the row."""
+    started = timezone.now() - dt.timedelta(seconds=20)
+    assert heartbeat.record_alive("celery@late", ProcessRole.WORKER, "late", 7, started)
+    row = WorkerHeartbeat.objects.get(name="celery@late")
+    assert (row.pid, row.started_at) == (7, started)
+    # A row another process took over is left to it.
+    heartbeat.record_start("celery@late", ProcessRole.WORKER, "late", 8)
+    assert not heartbeat.record_alive("celery@late", ProcessRole.WORKER, "late", 7, started)
+    assert WorkerHeartbeat.objects.get(name="celery@late").pid == 8
