@@ -6,3 +6,9 @@ class CampaignsConfig(AppConfig):
 
     name = "campaigns"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Workers and beat record their heartbeats (campaigns.execution.heartbeat).
+        from .execution.heartbeat import connect
+
+        connect()

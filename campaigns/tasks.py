@@ -16,9 +16,11 @@ from typing import Any
 from celery import shared_task
 from django.conf import settings
 from django.db import OperationalError, transaction
+from django.utils.dateparse import parse_datetime
 
 from .batch import BackendUnavailable
 from .execution import finalize as finalizing
+from .execution import heartbeat as heartbeats
 from .execution import polling, recovery, stuck, submission
 
 log = logging.getLogger(__name__)
@@ -53,8 +55,12 @@ def _kick(task: Any) -> None:
     **COMMON,
 )
 def submit_ready() -> dict[str, Any]:
-    """Submit what the scheduler lets run now."""
-    return _summary(submission.submit_ready())
+    """Resolve submissions abandoned by a dead worker (their jobs hold slots), then submit
+    what the scheduler lets run now."""
+    abandoned = recovery.resolve_abandoned()
+    summary = _summary(submission.submit_ready())
+    summary["abandoned_resolved"] = len(abandoned.adopted) + len(abandoned.resubmitted)
+    return summary
 
 
 @shared_task(name="campaigns.poll", soft_time_limit=240, time_limit=300, **COMMON)
@@ -85,3 +91,11 @@ def recover() -> dict[str, Any]:
 def detect_stuck() -> dict[str, Any]:
     """Flag jobs and stages that stopped moving."""
     return _summary(stuck.detect_stuck())
+
+
+@shared_task(name=heartbeats.HEARTBEAT_TASK, bind=True, soft_time_limit=20, time_limit=30, **COMMON)
+def heartbeat(self: Any, sent_at: str | None = None) -> dict[str, Any]:
+    """Record on this worker's row that it ran beat's heartbeat sent at ``sent_at``."""
+    sent = parse_datetime(sent_at) if sent_at else None
+    name = self.request.hostname or ""
+    return {"recorded": heartbeats.record_task(name, sent)}

@@ -314,13 +314,18 @@ if _cache_url:
 BROKER_DIR = DATA_DIR / "broker"
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    # One folder both ways: each process reads what the others wrote.
-    for sub in ("queue", "processed", "control"):
+    # One folder both ways: each process reads what the others wrote. kombu's transport
+    # writes message files in place, and a worker reading a half-written one died; ours
+    # writes them whole (rename into place) and sets aside any it cannot read (opos/broker.py).
+    CELERY_BROKER_TRANSPORT = "opos.broker:FilesystemTransport"
+    for sub in ("queue", "processed", "broken", "control"):
         (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
+        # Taken messages pass through here (the queue's file system: a rename, one taker).
         "processed_folder": str(BROKER_DIR / "processed"),
+        "broken_folder": str(BROKER_DIR / "broken"),
         # Exchange tables (broadcast, remote control); default is ./control.
         "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
@@ -395,6 +400,17 @@ OPOS_STUCK_INTERVAL_S = env_int("OPOS_STUCK_INTERVAL_S", 600 if PRODUCTION else 
 OPOS_POLL_RECENT_S = env_int("OPOS_POLL_RECENT_S", 360)
 OPOS_POLL_FULL_READ_S = env_int("OPOS_POLL_FULL_READ_S", 600)
 
+# Heartbeats (campaigns.execution.heartbeat): every worker and beat records itself this
+# often; /healthz answers 503 when no worker (or no beat) did for longer than the silent
+# limits, or when workers and beat are alive but no worker ran beat's heartbeat task for
+# OPOS_HEALTH_TASK_SILENT_S (longer than the longest task, which may hold every slot).
+OPOS_HEARTBEAT_INTERVAL_S = env_int("OPOS_HEARTBEAT_INTERVAL_S", 15 if PRODUCTION else 5)
+OPOS_HEALTH_WORKER_SILENT_S = env_int("OPOS_HEALTH_WORKER_SILENT_S", 90 if PRODUCTION else 30)
+OPOS_HEALTH_BEAT_SILENT_S = env_int("OPOS_HEALTH_BEAT_SILENT_S", 90 if PRODUCTION else 30)
+OPOS_HEALTH_TASK_SILENT_S = env_int("OPOS_HEALTH_TASK_SILENT_S", 900 if PRODUCTION else 300)
+# /healthz waits at most this long for the broker (connection and queue depth).
+OPOS_HEALTH_BROKER_TIMEOUT_S = env_int("OPOS_HEALTH_BROKER_TIMEOUT_S", 3)
+
 
 def _beat(task: str, every: int) -> dict:
     # `expires` just under the interval: a backlog (worker down) never stacks duplicate runs.
@@ -408,6 +424,7 @@ CELERY_BEAT_SCHEDULE.update(
         "execution-finalize": _beat("campaigns.finalize", OPOS_FINALIZE_INTERVAL_S),
         "execution-recover": _beat("campaigns.recover", OPOS_RECOVER_INTERVAL_S),
         "execution-detect-stuck": _beat("campaigns.detect_stuck", OPOS_STUCK_INTERVAL_S),
+        "execution-heartbeat": _beat("campaigns.heartbeat", OPOS_HEARTBEAT_INTERVAL_S),
     }
 )
 

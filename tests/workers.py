@@ -71,9 +71,19 @@ class Worker:
 
 
 @contextlib.contextmanager
-def celery_worker(broker: str, log: Path, env: dict[str, str] | None = None) -> Iterator[Worker]:
-    """Start ``celery -A opos worker`` on a queue of its own; stop it afterwards."""
-    queue = f"opos-test-{uuid.uuid4().hex[:12]}"
+def celery_worker(
+    broker: str,
+    log: Path,
+    env: dict[str, str] | None = None,
+    client: Celery | None = None,
+    queue: str | None = None,
+) -> Iterator[Worker]:
+    """Start ``celery -A opos worker`` on a queue of its own; stop it afterwards.
+
+    ``client`` sends the tasks (default: a plain client of ``broker``); ``queue`` names the
+    worker's queue (default: a new one).
+    """
+    queue = queue or f"opos-test-{uuid.uuid4().hex[:12]}"
     full_env = {
         **os.environ,
         "CELERY_BROKER_URL": broker,
@@ -99,8 +109,9 @@ def celery_worker(broker: str, log: Path, env: dict[str, str] | None = None) -> 
     ]
     with log.open("w") as out:
         proc = subprocess.Popen(argv, cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT)
-    client = Celery("opos-test-client", broker=broker, backend=broker)
-    client.conf.task_serializer = "json"
+    if client is None:
+        client = Celery("opos-test-client", broker=broker, backend=broker)
+        client.conf.task_serializer = "json"
     worker = Worker(proc, log, queue, client)
     try:
         deadline = time.monotonic() + 60
@@ -117,3 +128,34 @@ def celery_worker(broker: str, log: Path, env: dict[str, str] | None = None) -> 
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+def filesystem_client(data_dir: Path) -> Celery:
+    """A client of the embedded default's broker and result store under ``data_dir``
+    (as settings lay them out for ``OPOS_DATA_DIR``)."""
+    broker = data_dir / "broker"
+    for sub in ("queue", "processed", "broken", "control"):
+        (broker / sub).mkdir(parents=True, exist_ok=True)
+    (data_dir / "results").mkdir(parents=True, exist_ok=True)
+    client = Celery(
+        "opos-test-client", broker="filesystem://", backend=f"file://{data_dir}/results"
+    )
+    client.conf.broker_transport = "opos.broker:FilesystemTransport"
+    client.conf.broker_transport_options = {
+        "data_folder_in": str(broker / "queue"),
+        "data_folder_out": str(broker / "queue"),
+        "processed_folder": str(broker / "processed"),
+        "broken_folder": str(broker / "broken"),
+        "control_folder": str(broker / "control"),
+        "store_processed": False,
+    }
+    client.conf.task_serializer = "json"
+    return client
+
+
+def filesystem_env(data_dir: Path) -> dict[str, str]:
+    """Environment of a worker on the embedded default under ``data_dir``."""
+    return {
+        "OPOS_DATA_DIR": str(data_dir),
+        "CELERY_RESULT_BACKEND": f"file://{data_dir}/results",
+    }

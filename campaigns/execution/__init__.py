@@ -7,6 +7,7 @@ Modules, one responsibility each:
 ``finalize``    manifests -> catalogue, failures -> retries, requests and campaigns moved on
 ``failures``    failure classes and retry decisions, by rules per template
 ``recovery``    unresolved submissions, and the operator's recovery launch
+``heartbeat``   workers' and beat's heartbeats: who is alive (/healthz, abandoned claims)
 ``stuck``       jobs and stages that stopped moving, and cancel-and-retry
 ``wrapper``     the job wrapper every job runs (standard library only, no Django)
 

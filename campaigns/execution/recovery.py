@@ -3,9 +3,11 @@
 ``recover`` (beat) rebuilds in-flight state from the database and the batch systems:
 
 * submissions left in ``submitting`` longer than ``OPOS_SUBMISSION_GRACE_S`` (the worker
-  that made them is surely gone, the grace exceeds the submit task's hard time limit) are
-  resolved by asking the backend for their token: what exists is adopted, only what does
-  not is submitted (``resolve_submission``);
+  that made them is surely gone, the grace exceeds the submit task's hard time limit), and
+  at once those whose claiming process is known to be gone (``abandoned``; the submit
+  task also runs ``resolve_abandoned`` before each cycle), are resolved
+  by asking the backend for their token: what exists is adopted, only what does not is
+  submitted (``resolve_submission``);
 * the stage counters of open campaigns are recounted from the jobs, so a drift (a crash
   between two services, a manual fix) heals.
 
@@ -53,13 +55,16 @@ from ..models import (
 )
 from ..services.errors import CampaignError, require_operator
 from ..services.planning import recount_stages
-from . import backends
+from . import backends, heartbeat
 from .submission import element_ids, grace_seconds, record, submit_claimed
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
 
 log = logging.getLogger(__name__)
+
+ABANDONED_PER_CYCLE = 200
+"""Young ``submitting`` submissions examined per cycle (bounded: a claim is a few rows)."""
 
 
 @dataclass
@@ -75,15 +80,36 @@ def recover(now: dt.datetime | None = None, grace_s: float | None = None) -> Rec
     now = now or timezone.now()
     grace = grace_seconds() if grace_s is None else grace_s
     report = RecoverReport()
-    stale = Submission.objects.filter(
-        state=SubmissionState.SUBMITTING, updated__lte=now - dt.timedelta(seconds=grace)
-    ).order_by("created")
-    for submission in stale:
+    stale = list(
+        Submission.objects.filter(
+            state=SubmissionState.SUBMITTING, updated__lte=now - dt.timedelta(seconds=grace)
+        ).order_by("created")
+    )
+    _resolve([*stale, *abandoned(now, grace)], now, report)
+    report.recounted = recount_open_stages()
+    return report
+
+
+def resolve_abandoned(now: dt.datetime | None = None) -> RecoverReport:
+    """Only the submissions whose claimant is known to be gone (``abandoned``): cheap (one
+    bounded query when there are none), so the submit cycle runs it before it plans, and
+    the slots such a submission holds are free again within one cycle."""
+    now = now or timezone.now()
+    report = RecoverReport()
+    _resolve(abandoned(now, grace_seconds()), now, report)
+    return report
+
+
+def _resolve(submissions: list[Submission], now: dt.datetime, report: RecoverReport) -> None:
+    claimant = heartbeat.current_claimant()
+    for submission in submissions:
         # A lease by compare-and-set on `updated`: two reconcilers never resolve the same
-        # submission at once, and one that dies mid-way leaves it for the next after the grace.
+        # submission at once, and one that dies mid-way leaves it for the next after the
+        # grace. The resolver becomes the claimant: another reconciler sees a live claimant
+        # and leaves it alone, and if the resolver dies it is abandoned again.
         if not Submission.objects.filter(
             pk=submission.pk, state=SubmissionState.SUBMITTING, updated=submission.updated
-        ).update(updated=now):
+        ).update(updated=now, **claimant):
             continue
         try:
             outcome = resolve_submission(submission)
@@ -97,8 +123,33 @@ def recover(now: dt.datetime | None = None, grace_s: float | None = None) -> Rec
             report.unresolved.append(submission.token)
             continue
         getattr(report, outcome).append(submission.token)
-    report.recounted = recount_open_stages()
-    return report
+
+
+def abandoned(now: dt.datetime, grace: float) -> list[Submission]:
+    """Submissions still within the grace period whose claiming process is known to be gone
+    (``heartbeat.claimant_gone``): nothing will record them, so they are resolved now.
+
+    Resolving is the same as after the grace (ask the backend for the token, adopt what
+    exists, submit only what does not), so a job is still submitted once: the claimant is
+    gone, nobody else calls the backend with that token.
+    """
+    young = list(
+        Submission.objects.filter(
+            state=SubmissionState.SUBMITTING,
+            updated__gt=now - dt.timedelta(seconds=grace),
+            claimed_pid__isnull=False,
+        ).order_by("created")[:ABANDONED_PER_CYCLE]
+    )
+    if not young:
+        return []
+    rows = heartbeat.worker_rows(sorted({s.claimed_by for s in young if s.claimed_by}))
+    found = []
+    for submission in young:
+        why = heartbeat.claimant_gone(submission, now, rows)
+        if why:
+            log.warning("submission %s abandoned, resolving now: %s", submission.token, why)
+            found.append(submission)
+    return found
 
 
 def resolve_submission(submission: Submission) -> str:

@@ -24,7 +24,8 @@ system's own call and one write of the rows cost (issue 8, bench/submit.py).
 
 A crash between 1 and 4 leaves the submission in ``submitting``; ``recovery`` asks the
 backend for the token after a grace period longer than the submit task's hard time limit
-(so the worker that made it is gone) and adopts what exists, submitting only what does
+(so the worker that made it is gone), or at once when the process that claimed it (recorded
+with the claim) is known to be gone, and adopts what exists, submitting only what does
 not. Element ``i`` of a submission is always its ``i``-th job by ``(index, id)``, so the
 mapping can be rebuilt from the database alone.
 
@@ -56,7 +57,7 @@ from ..batch.base import write_atomic
 from ..choices import JobState, SubmissionState
 from ..models import Job, OutputFile, Stage, Submission
 from ..services.planning import plan_cycle
-from . import backends, faults
+from . import backends, faults, heartbeat
 from .wrapper import ARRAY_FILE, JOBS_FILE, SPEC_FILE
 
 __all__ = ["ARRAY_FILE", "CHECKPOINTS", "JOBS_FILE", "SPEC_FILE", "submit_ready", "submit_stage"]
@@ -266,6 +267,7 @@ def claim(stage: Stage, limit: int) -> list[tuple[Submission, Rows]]:
         if again != held:
             rows = [row for row in rows if row["id"] not in again]
         groups = _grouped(rows)
+        claimant = heartbeat.current_claimant()  # recovery resolves at once if it dies
         submissions = Submission.objects.bulk_create(
             [
                 Submission(
@@ -275,6 +277,7 @@ def claim(stage: Stage, limit: int) -> list[tuple[Submission, Rows]]:
                     state=SubmissionState.SUBMITTING,
                     size=len(group),
                     job_ids=[row["id"] for row in group],
+                    **claimant,
                 )
                 for group in groups
             ]

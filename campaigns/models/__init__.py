@@ -4,6 +4,7 @@ from .campaigns import FAR_FUTURE, Campaign, CampaignEvent, CampaignRequest, dea
 from .catalogue import Dataset, OutputFile
 from .execution import FailureRule, RetryAction, StuckFlag, StuckKind
 from .plan import COUNTER_FOR_STATE, RETRIED_COUNTER_FOR_STATE, Job, Stage, Submission
+from .workers import ProcessRole, WorkerHeartbeat
 
 __all__ = [
     "COUNTER_FOR_STATE",
@@ -16,10 +17,12 @@ __all__ = [
     "FailureRule",
     "Job",
     "OutputFile",
+    "ProcessRole",
     "RetryAction",
     "Stage",
     "StuckFlag",
     "StuckKind",
     "Submission",
+    "WorkerHeartbeat",
     "deadline_moment",
 ]

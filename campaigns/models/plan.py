@@ -175,6 +175,20 @@ class Submission(models.Model):
         blank=True,
         help_text="While submitting: the claimed jobs, element order.",
     )
+    # Which process claimed it: while `submitting`, recovery resolves it at once when that
+    # process is known to be gone instead of waiting out the grace period. Database defaults:
+    # workers of the previous version, still running while the columns are added, insert
+    # submissions without them.
+    claimed_by = models.CharField(
+        max_length=200,
+        blank=True,
+        db_default="",
+        help_text="Celery node name of the claiming worker.",
+    )
+    claimed_host = models.CharField(
+        max_length=200, blank=True, db_default="", help_text="Host and pid namespace."
+    )
+    claimed_pid = models.PositiveIntegerField(null=True, blank=True)
     batch_id = models.CharField(max_length=64, blank=True, help_text="Array or cluster id.")
     error = models.TextField(blank=True)
     created = models.DateTimeField(auto_now_add=True)

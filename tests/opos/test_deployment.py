@@ -29,6 +29,10 @@ def procfile_commands() -> dict[str, list[str]]:
 
 def check_entry_point(argv: list[str]) -> None:
     program = Path(argv[0]).name
+    if program in {"python", "python3"} and argv[1:3] == ["-m", "opos.supervise"]:
+        # The supervisor's own options, then the supervised command after "--".
+        check_entry_point(argv[argv.index("--") + 1 :])
+        return
     if program == "gunicorn":
         target = next(a for a in argv[1:] if ":" in a and not a.startswith("-"))
         module, attribute = target.split(":")
@@ -43,6 +47,12 @@ def check_entry_point(argv: list[str]) -> None:
         assert argv[2] in get_commands(), f"no management command {argv[2]!r}"
     else:
         pytest.fail(f"unknown entry point {argv!r}")
+
+
+def test_make_run_supervises_worker_and_beat():
+    commands = procfile_commands()
+    for name in ("worker", "beat"):
+        assert commands[name][1:3] == ["-m", "opos.supervise"], name
 
 
 def test_compose_has_the_production_services():

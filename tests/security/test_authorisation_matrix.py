@@ -23,7 +23,8 @@ from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from campaigns.models import FailureRule
+from campaigns.execution import heartbeat
+from campaigns.models import FailureRule, ProcessRole
 from tests.security.routes import Route, walk
 from tests.security.world import ROLES, World, build_world, leaks
 
@@ -370,6 +371,9 @@ def world(settings):
         action="never",
         description="SECRET-A-RULE",
     )
+    # A running service: a worker and beat that just beat, so /healthz answers 200.
+    heartbeat.record_start("celery@matrix", ProcessRole.WORKER, "matrix", 1)
+    heartbeat.record_start("beat@matrix", ProcessRole.BEAT, "matrix", 2)
     return w
 
 
