@@ -17,6 +17,8 @@ may define any of them; the defaults suit the embedded development setup.
 
 from django.conf import settings
 
+from opos import limits
+
 DEFAULT_BACKEND_CAPACITY = {"local": 4, "slurm": 1000, "htcondor": 5000}
 
 
@@ -27,7 +29,8 @@ def backend_capacity() -> dict[str, int]:
 
 
 def max_jobs_per_sample() -> int:
-    return int(getattr(settings, "OPOS_MAX_JOBS_PER_SAMPLE", 100_000))
+    # Intake refuses the same sample lines at filing (opos.limits holds the bounds).
+    return limits.max_jobs_per_sample()
 
 
 def expansion_batch() -> int:

@@ -44,6 +44,16 @@ class CampaignEditForm(forms.Form):
     )
 
 
+class CampaignDeadlineForm(forms.Form):
+    """A closed campaign's deadline, the one thing still changeable (to repair a bad one)."""
+
+    deadline = forms.DateField(widget=DATE)
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Why the deadline changes; it is recorded in the campaign's history.",
+    )
+
+
 class ActionForm(forms.Form):
     action = forms.ChoiceField(choices=[(a, CAMPAIGN_ACTIONS[a].label) for a in OPERATOR_ACTIONS])
     note = forms.CharField(max_length=5000, required=False)

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from campaigns.services import CampaignError, export_template, parse_template
+from opos import limits
 from opos_cli.errors import CliError
 from opos_cli.requestfile import validate as validate_request_file
 from requests_app.models import ProductionRequest, Sample
@@ -194,12 +195,14 @@ def test_any_sample_line_is_cleaned_or_refused_by_field(qualified, data):
 @pytest.mark.django_db
 @PROPERTY
 @given(
-    events=st.integers(1, 10**12),
-    per_job=st.integers(1, 10**12),
+    per_job=st.integers(1, limits.max_events_per_job()),
+    jobs=st.integers(1, limits.max_jobs_per_sample()),
     seed=st.integers(1, 1000),
     name=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,40}", fullmatch=True),
 )
-def test_good_sample_lines_round_trip(qualified, events, per_job, seed, name):
+def test_good_sample_lines_round_trip(qualified, per_job, jobs, seed, name):
+    # Within every bound: events, events per job and the jobs they make (one stage).
+    events = min(per_job * jobs, limits.max_events_per_sample())
     assume(per_job <= events)
     line = sample_line(name=name, events=events, events_per_job=per_job, parameters={"seed": seed})
     cleaned = validate_sample(qualified, line)
@@ -244,7 +247,7 @@ def test_bad_requests_are_refused_by_field_and_store_nothing(qualified, liaison,
 @PROPERTY
 @given(
     title=st.text(min_size=1, max_size=200).filter(lambda t: t.strip() == t and t),
-    days=st.integers(0, 3650),
+    days=st.integers(0, limits.deadline_horizon_days()),
     priority=st.sampled_from(["low", "normal", "high", "critical"]),
 )
 def test_good_requests_round_trip(qualified, liaison, title, days, priority):
