@@ -15,13 +15,21 @@ from requests_app.models.visibility import VisibleQuerySet
 
 from ..choices import CampaignEventKind, CampaignState
 
+# The last day whose end is an instant in every time zone: the day after 9999-12-31
+# does not exist, and converting one of its last hours to UTC can overflow too.
+LAST_DEADLINE_DAY = dt.date.max - dt.timedelta(days=2)
+
 
 def deadline_moment(day: dt.date) -> dt.datetime:
     """The instant a deadline date ends: midnight after it, in the site's time zone.
 
     Deadlines are dates (what a collaboration announces); the scheduler and the
-    forecasts compare instants, so the whole deadline day counts as on time.
+    forecasts compare instants, so the whole deadline day counts as on time. A
+    deadline stored before the horizon was enforced (``9999-12-31``) ends at the
+    last representable day instead of raising, so its campaign's page (where an
+    operator repairs it) and everyone's schedule still compute.
     """
+    day = min(day, LAST_DEADLINE_DAY)
     return timezone.make_aware(dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min))
 
 

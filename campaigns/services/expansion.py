@@ -392,6 +392,7 @@ def _requests_over_the_job_limit(
     """Requests whose samples together make more jobs than ``OPOS_MAX_JOBS_PER_REQUEST``,
     counted by arithmetic before any sample is planned; each is added to ``problems``."""
     totals: dict[int, int] = {}
+    sample_over: set[int] = set()  # plan_sample names these samples (raise events_per_job)
     for sample in samples:
         inputs = files.get(sample.input_dataset) if sample.input_dataset else None
         counts = limits.stage_job_counts(
@@ -400,9 +401,12 @@ def _requests_over_the_job_limit(
             stages_of[sample.template_id],
             None if inputs is None else len(inputs),
         )
-        totals[sample.request_id] = totals.get(sample.request_id, 0) + sum(counts.values())
+        jobs = sum(counts.values())
+        if jobs > limits.max_jobs_per_sample():
+            sample_over.add(sample.request_id)
+        totals[sample.request_id] = totals.get(sample.request_id, 0) + jobs
     limit = limits.max_jobs_per_request()
-    over = {pk for pk, jobs in totals.items() if jobs > limit}
+    over = {pk for pk, jobs in totals.items() if jobs > limit and pk not in sample_over}
     problems += [
         f"requests: {number[pk]}: its samples make {totals[pk]} jobs together, more than the "
         f"limit of {limit} (OPOS_MAX_JOBS_PER_REQUEST); split the request"
