@@ -1,0 +1,48 @@
+"""Pull: a ticket whose due date is out of bounds is refused with the reason, alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from opos import limits
+from requests_app.models import ProductionRequest
+from servicedesk import services
+from servicedesk.models import SyncError, TicketLink
+
+from .conftest import add_ticket
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("time_zone", ["UTC", "Asia/Tokyo", "America/Chicago"])
+def test_a_ticket_due_9999_is_refused_with_the_reason_and_the_others_import(
+    connector_settings, snow, world, settings, time_zone
+):
+    # East of UTC, the ticket's last instant is not even a date in the site's zone.
+    settings.TIME_ZONE = time_zone
+    add_ticket(snow, "RITM0010101", due_date="9999-12-31 23:59:59")
+    add_ticket(snow, "RITM0010102")
+
+    result = services.pull_tickets()
+
+    assert result.skipped == ["RITM0010101"]
+    assert len(result.created) == 1
+    assert TicketLink.objects.filter(ticket="RITM0010102").exists()
+    assert not ProductionRequest.objects.filter(ticket="RITM0010101").exists()
+    error = SyncError.objects.get(ticket="RITM0010101")
+    assert error.message.startswith("intake refused the draft: deadline: ")
+    assert "too far ahead" in error.message
+    assert f"at most {limits.deadline_horizon_days()} days" in error.message
+    assert "OPOS_DEADLINE_HORIZON_DAYS" in error.message
+
+
+def test_a_refused_ticket_imports_once_its_due_date_is_corrected(connector_settings, snow, world):
+    ticket = add_ticket(snow, "RITM0010103", due_date="9999-12-31 12:00:00")
+    assert services.pull_tickets().skipped == ["RITM0010103"]
+
+    due = limits.latest_deadline()
+    ticket["due_date"] = f"{due} 12:00:00"
+    result = services.pull_tickets(full=True)
+
+    assert len(result.created) == 1 and not result.skipped
+    assert TicketLink.objects.get(ticket="RITM0010103").request.deadline == due
