@@ -489,3 +489,29 @@ def test_nothing_out_of_bounds_reaches_the_json_as_stored(api, experiment, liais
     response = post_raw(api(liaison), REQUESTS, json.dumps(body))
     assert response.status_code == 201, response.content
     assert response.json()["samples"][0]["parameters"] == {"seed": 7}
+
+
+@pytest.mark.parametrize(
+    ("deadline", "problem"),
+    [
+        ("3650000d", "campaigns[0].deadline: at most 1825 days (OPOS_DEADLINE_HORIZON_DAYS)"),
+        ("9" * 400 + "d", "campaigns[0].deadline: a duration like"),
+        (".inf", "campaigns[0].deadline: a duration like"),
+        (str(10**400), "campaigns[0].deadline: a duration like"),
+    ],
+)
+def test_a_simulated_rounds_deadlines_are_bounded_too(deadline, problem):
+    from campaigns.simulator import ScenarioError, load_scenario
+
+    text = f"""
+capacity: {{slurm: 10}}
+campaigns:
+  - name: a
+    backend: slurm
+    deadline: {deadline}
+    stages: [{{jobs: 10, walltime: 1h}}]
+"""
+    with pytest.raises(ScenarioError) as refused:
+        load_scenario(text)
+
+    assert any(p.startswith(problem) for p in refused.value.problems), refused.value.problems
