@@ -132,6 +132,8 @@ def _validate_request_fields(
             errors["title"] = ["required"]
         elif len(title) > 200:
             errors["title"] = ["at most 200 characters"]
+        elif "\x00" in title:  # PostgreSQL cannot store it (a ticket's text may carry one)
+            errors["title"] = ["NUL characters are not allowed"]
         cleaned["title"] = title
     if "description" in data:
         description = data.get("description") or ""
@@ -139,6 +141,8 @@ def _validate_request_fields(
             errors["description"] = ["must be text"]
         elif len(description) > 20000:
             errors["description"] = ["at most 20000 characters"]
+        elif "\x00" in description:
+            errors["description"] = ["NUL characters are not allowed"]
         cleaned["description"] = description
     if "deadline" in data or not partial:
         deadline = data.get("deadline")

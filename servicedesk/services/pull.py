@@ -342,6 +342,16 @@ def pull_tickets(
             except TicketImportError as exc:
                 record_error(SyncOperation.PULL, str(exc), ticket.number)
                 result.skipped.append(ticket.number)
+            except Exception as exc:
+                # A ticket is outside input: one that breaks the import in a way nobody
+                # foresaw is recorded as refused, and the others are still imported.
+                log.exception("ticket %s could not be imported", ticket.number)
+                record_error(
+                    SyncOperation.PULL,
+                    f"could not import the ticket: {type(exc).__name__}: {exc}"[:1000],
+                    ticket.number,
+                )
+                result.skipped.append(ticket.number)
             else:
                 if outcome.created:
                     result.created.append(outcome.request_number)

@@ -46,3 +46,14 @@ def test_a_refused_ticket_imports_once_its_due_date_is_corrected(connector_setti
 
     assert len(result.created) == 1 and not result.skipped
     assert TicketLink.objects.get(ticket="RITM0010103").request.deadline == due
+
+
+def test_a_ticket_with_a_nul_character_is_refused_with_the_reason(connector_settings, snow, world):
+    add_ticket(snow, "RITM0010104", short_description="MCC5.0\x00 production")
+    add_ticket(snow, "RITM0010105")
+
+    result = services.pull_tickets()
+
+    assert result.skipped == ["RITM0010104"] and len(result.created) == 1
+    error = SyncError.objects.get(ticket="RITM0010104")
+    assert error.message == "intake refused the draft: title: NUL characters are not allowed"
