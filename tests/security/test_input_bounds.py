@@ -515,3 +515,21 @@ campaigns:
         load_scenario(text)
 
     assert any(p.startswith(problem) for p in refused.value.problems), refused.value.problems
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("cores", 32768, "stages[0].cores: a whole number from 1 to 32767 is required"),
+        ("walltime_s", 2**31, "stages[0].walltime_s: a whole number from 1 to 2147483647"),
+        ("memory_mb", 2**31, "stages[0].memory_mb: a whole number from 1 to 2147483647"),
+    ],
+)
+def test_template_numbers_must_fit_their_columns(experiment, field, value, message):
+    from campaigns.services import parse_template
+
+    text = f"name: t\nstages:\n  - name: gen\n    {field}: {value}\n"
+    with pytest.raises(CampaignError) as refused:
+        parse_template(text, experiment)
+
+    assert any(message in reason for reason in refused.value.reasons), refused.value.reasons
