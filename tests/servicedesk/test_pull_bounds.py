@@ -9,7 +9,7 @@ from requests_app.models import ProductionRequest
 from servicedesk import services
 from servicedesk.models import SyncError, TicketLink
 
-from .conftest import add_ticket
+from .conftest import add_ticket, signed
 
 pytestmark = pytest.mark.django_db
 
@@ -57,3 +57,24 @@ def test_a_ticket_with_a_nul_character_is_refused_with_the_reason(connector_sett
     assert result.skipped == ["RITM0010104"] and len(result.created) == 1
     error = SyncError.objects.get(ticket="RITM0010104")
     assert error.message == "intake refused the draft: title: NUL characters are not allowed"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"number": ' + b"[" * 30_000 + b"]" * 30_000 + b"}",
+        b'{"number": "RITM\\u00000001"}',
+        b'{"number": 1' + b"0" * 40 + b"}",
+    ],
+)
+def test_a_signed_webhook_body_out_of_bounds_is_a_400(connector_settings, snow, world, body):
+    from django.test import Client
+
+    raw, headers = signed(body)
+
+    response = Client().post(
+        "/api/v1/servicedesk/webhook/", data=raw, content_type="application/json", **headers
+    )
+
+    assert response.status_code == 400, response.content
+    assert not ProductionRequest.objects.exists()
