@@ -15,9 +15,10 @@ from requests_app.models.visibility import VisibleQuerySet
 
 from ..choices import CampaignEventKind, CampaignState
 
-# The last day whose end is an instant in every time zone: the day after 9999-12-31
-# does not exist, and converting one of its last hours to UTC can overflow too.
-LAST_DEADLINE_DAY = dt.date.max - dt.timedelta(days=2)
+# The latest day a deadline counts as ending on. Far beyond any horizon, yet early enough
+# that arithmetic on the instant stays representable: the day after 9999-12-31 does not
+# exist, and charts span up to twice the distance from now to the deadline.
+LAST_DEADLINE_DAY = dt.date(5000, 1, 1)
 
 
 def deadline_moment(day: dt.date) -> dt.datetime:
@@ -25,8 +26,8 @@ def deadline_moment(day: dt.date) -> dt.datetime:
 
     Deadlines are dates (what a collaboration announces); the scheduler and the
     forecasts compare instants, so the whole deadline day counts as on time. A
-    deadline stored before the horizon was enforced (``9999-12-31``) ends at the
-    last representable day instead of raising, so its campaign's page (where an
+    deadline stored before the horizon was enforced (``9999-12-31``) ends on
+    ``LAST_DEADLINE_DAY`` instead of raising, so its campaign's pages (where an
     operator repairs it) and everyone's schedule still compute.
     """
     day = min(day, LAST_DEADLINE_DAY)

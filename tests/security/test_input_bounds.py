@@ -19,9 +19,10 @@ from hypothesis import strategies as st
 
 from campaigns.choices import CampaignEventKind, CampaignState
 from campaigns.models import Campaign, CampaignEvent, Dataset
-from campaigns.services import CampaignError, schedule_requests
+from campaigns.services import CampaignError, campaign_action, schedule_requests
 from campaigns.services.expansion import plan_sample
 from campaigns.services.templates import topological_order
+from campaigns.tasks import submit_ready
 from opos import limits
 from requests_app.choices import RequestState
 from requests_app.models import ProductionRequest, Sample, SplitRule
@@ -256,6 +257,33 @@ def test_an_operator_repairs_a_cancelled_campaigns_deadline_on_its_page(
     ).exists()
     client.force_login(liaison)
     assert "Repair the deadline" not in client.get(cancelled.get_absolute_url()).content.decode()
+
+
+def test_rows_stored_out_of_bounds_still_render_and_submit(client, experiment, operator):
+    # Rows from before the bounds: the launched campaign and its request due 9999-12-31.
+    campaign = CampaignFactory(experiment=experiment)
+    request = approved_request(experiment)
+    schedule_requests(campaign, [request.pk], operator)
+    campaign_action(campaign, "launch", operator)
+    Campaign.objects.filter(pk=campaign.pk).update(deadline=dt.date(9999, 12, 31))
+    ProductionRequest.objects.filter(pk=request.pk).update(deadline=dt.date(9999, 12, 31))
+    client.force_login(operator)
+
+    for url in [
+        "/campaigns/",
+        f"/campaigns/{campaign.pk}/",
+        "/monitoring/operations/",
+        f"/monitoring/campaigns/{campaign.pk}/",
+        f"/monitoring/requests/{request.number}/",
+        f"/monitoring/experiments/{experiment.slug}/",
+        f"/monitoring/experiments/{experiment.slug}/report/",
+        f"/monitoring/experiments/{experiment.slug}/progress.csv",
+        f"/requests/{request.number}/",
+        f"/api/v1/campaigns/{campaign.pk}/progress/",
+        f"/api/v1/campaigns/{campaign.pk}/plan/",
+    ]:
+        assert client.get(url).status_code == 200, url
+    assert submit_ready()["jobs"] > 0
 
 
 # --- events and jobs ---------------------------------------------------------------------------
