@@ -202,7 +202,13 @@ def validate_sample(experiment: Experiment, data: dict[str, Any]) -> dict[str, A
         value = data.get(key)
         if isinstance(value, str) and len(value.strip()) > 30:
             # Longer than any limit: refused by name before ``int`` spends time on it.
-            errors[key] = [f"at most {limit} ({setting})"]
+            text = value.strip()
+            if not text.lstrip("+-").isdigit():
+                errors[key] = ["a whole number is required"]
+            elif text.startswith("-"):
+                errors[key] = ["must be greater than zero"]
+            else:
+                errors[key] = [f"at most {limit} ({setting})"]
             return None
         try:
             value = int(value)
