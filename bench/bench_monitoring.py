@@ -78,6 +78,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1_000_000, help="jobs in the big run")
     args = parser.parse_args()
     settings.OPOS_MAX_JOBS_PER_SAMPLE = 10_000_000
+    settings.OPOS_MAX_JOBS_PER_REQUEST = 10_000_000
     settings.OPOS_EXPANSION_BATCH = 5000
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.ALLOWED_HOSTS = ["testserver"]

@@ -349,6 +349,7 @@ def measure() -> dict:
     call_command("migrate", verbosity=0)
     # The expansion of 10M events at 500 per job plans 50,000 jobs in three stages.
     settings.OPOS_MAX_JOBS_PER_SAMPLE = max(conf.max_jobs_per_sample(), 100_000)
+    settings.OPOS_MAX_JOBS_PER_REQUEST = max(conf.max_jobs_per_sample(), 1_000_000)
     out: dict = {"campaigns": CAMPAIGNS, "jobs": JOBS}
     start = time.perf_counter()
     build()

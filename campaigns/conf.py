@@ -24,6 +24,8 @@ from urllib.parse import quote
 
 from django.conf import settings
 
+from opos import limits
+
 SAFE_BATCH_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,120}$")
 
 DEFAULT_BACKEND_CAPACITY = {"local": 4, "slurm": 1000, "htcondor": 5000}
@@ -36,7 +38,8 @@ def backend_capacity() -> dict[str, int]:
 
 
 def max_jobs_per_sample() -> int:
-    return int(getattr(settings, "OPOS_MAX_JOBS_PER_SAMPLE", 100_000))
+    # Intake refuses the same sample lines at filing (opos.limits holds the bounds).
+    return limits.max_jobs_per_sample()
 
 
 def expansion_batch() -> int:

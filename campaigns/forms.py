@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
+from opos import limits
 from requests_app.choices import BackendName, Priority
 from requests_app.models import Experiment
 
@@ -12,7 +13,15 @@ from .workflow import CAMPAIGN_ACTIONS, OPERATOR_ACTIONS
 DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
 
-class CampaignForm(forms.Form):
+class DeadlineBounds:
+    """The date picker offers no day past the horizon (the service refuses those anyway)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["deadline"].widget.attrs["max"] = limits.latest_deadline().isoformat()
+
+
+class CampaignForm(DeadlineBounds, forms.Form):
     """Create a campaign."""
 
     experiment = forms.ModelChoiceField(queryset=Experiment.objects.order_by("name"))
@@ -31,7 +40,7 @@ class CampaignForm(forms.Form):
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
 
 
-class CampaignEditForm(forms.Form):
+class CampaignEditForm(DeadlineBounds, forms.Form):
     """Change priority, deadline or throttle, with the reason on record."""
 
     priority = forms.ChoiceField(choices=Priority.choices)
@@ -41,6 +50,16 @@ class CampaignEditForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2}),
         required=False,
         help_text="Required when the priority or the deadline changes; it is recorded.",
+    )
+
+
+class CampaignDeadlineForm(DeadlineBounds, forms.Form):
+    """A closed campaign's deadline, the one thing still changeable (to repair a bad one)."""
+
+    deadline = forms.DateField(widget=DATE)
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Why the deadline changes; it is recorded in the campaign's history.",
     )
 
 

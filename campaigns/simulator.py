@@ -25,6 +25,7 @@ from pathlib import Path
 
 import yaml
 
+from opos import limits
 from requests_app.choices import PRIORITY_WEIGHT, Priority
 
 from .scheduler import POLICIES, CampaignLoad, SchedulerInput, StageLoad, decide
@@ -118,13 +119,17 @@ class SimResult:
 
 def parse_duration(value, path: str, problems: list[str]) -> float:
     """Seconds from ``3600``, ``"90m"``, ``"2h"``, ``"1d12h"``."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+    # An integer too large for a float, or .inf, is no duration (and would overflow).
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if number and 0 <= value <= limits.INT64_MAX and math.isfinite(value):
         return float(value)
     if isinstance(value, str):
         match = DURATION.match(value)
         if match and value.strip() and any(match.groups()):
             d, h, m, s = (float(g) if g else 0.0 for g in match.groups())
-            return d * 86400 + h * 3600 + m * 60 + s
+            seconds = d * 86400 + h * 3600 + m * 60 + s
+            if math.isfinite(seconds):
+                return seconds
     problems.append(f"{path}: a duration like 3600, 90m, 2h or 1d12h is required")
     return 0.0
 
@@ -213,6 +218,11 @@ def _campaign(item, path: str, capacity: dict, problems: list[str]) -> SimCampai
     deadline = parse_duration(item.get("deadline"), f"{path}.deadline", problems)
     if deadline and deadline <= arrival:
         problems.append(f"{path}.deadline: must come after the arrival")
+    if deadline > limits.deadline_horizon_days() * 86400:
+        problems.append(
+            f"{path}.deadline: at most {limits.deadline_horizon_days()} days "
+            "(OPOS_DEADLINE_HORIZON_DAYS)"
+        )
     stages = []
     raw = item.get("stages")
     if not isinstance(raw, list) or not raw:

@@ -257,6 +257,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON bodies too deep, with integers beyond 64 bits or NUL characters: 400 (opos/parsers.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "opos.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.SearchFilter",
@@ -360,6 +366,13 @@ OPOS_WORK_DIR = Path(env_str("OPOS_WORK_DIR", str(DATA_DIR / "work"))).resolve()
 # --- Intake -----------------------------------------------------------------
 # Service-desk ticket references: letters followed by digits (RITM0012345).
 OPOS_TICKET_PATTERN = env_str("OPOS_TICKET_PATTERN", r"^[A-Z]{2,10}[0-9]{4,12}$")
+# Bounds of every input (opos/limits.py): refused with a 400 / form error naming the limit.
+OPOS_DEADLINE_HORIZON_DAYS = env_int("OPOS_DEADLINE_HORIZON_DAYS", 5 * 365)
+OPOS_MAX_EVENTS_PER_SAMPLE = env_int("OPOS_MAX_EVENTS_PER_SAMPLE", 10**12)
+OPOS_MAX_EVENTS_PER_JOB = env_int("OPOS_MAX_EVENTS_PER_JOB", 10**9)
+OPOS_MAX_JOBS_PER_SAMPLE = env_int("OPOS_MAX_JOBS_PER_SAMPLE", 100_000)
+OPOS_MAX_JOBS_PER_REQUEST = env_int("OPOS_MAX_JOBS_PER_REQUEST", 1_000_000)
+OPOS_JSON_MAX_DEPTH = env_int("OPOS_JSON_MAX_DEPTH", 32)
 
 # --- Email ------------------------------------------------------------------
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

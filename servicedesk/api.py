@@ -8,7 +8,6 @@ even an error row: anyone can send them).
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 
@@ -20,6 +19,8 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from opos.parsers import load_json
 
 from . import services, tasks
 from .conf import load_config
@@ -74,7 +75,7 @@ class WebhookView(APIView):
                 status=status.HTTP_503_SERVICE_UNAVAILABLE,
             )
         try:
-            payload = json.loads(body)
+            payload = load_json(body)
         except ValueError:
             return Response({"detail": "The body is not JSON."}, status=status.HTTP_400_BAD_REQUEST)
         number = (

@@ -18,9 +18,9 @@ from drf_spectacular.utils import extend_schema, extend_schema_view, inline_seri
 from rest_framework import filters, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
+from opos.parsers import BoundedJSONParser
 from requests_app.api.errors import FIELD_ERRORS, Problem, ProblemSerializer
 from requests_app.api.filters import CharInFilter, ListWidget
 from requests_app.choices import BackendName
@@ -207,7 +207,9 @@ class JobViewSet(viewsets.ReadOnlyModelViewSet):
             **REFUSED,
         },
     )
-    @action(detail=True, methods=["post"], url_path="cancel-retry", parser_classes=[JSONParser])
+    @action(
+        detail=True, methods=["post"], url_path="cancel-retry", parser_classes=[BoundedJSONParser]
+    )
     def cancel_retry(self, request, pk=None):
         job = self.get_object()
         payload = CancelRetrySerializer(data=request.data)
@@ -351,7 +353,7 @@ class DatasetViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     ordering_fields = ["name", "created", "file_count", "events"]
     ordering = ["name"]
     pagination_class = Pagination
-    parser_classes = [JSONParser]
+    parser_classes = [BoundedJSONParser]
 
     def get_queryset(self):
         return Dataset.objects.visible_to(self.request.user).select_related("experiment")
@@ -472,7 +474,7 @@ class FailureRuleViewSet(viewsets.ModelViewSet):
 
     serializer_class = FailureRuleSerializer
     pagination_class = Pagination
-    parser_classes = [JSONParser]
+    parser_classes = [BoundedJSONParser]
 
     def get_queryset(self):
         templates = WorkflowTemplate.objects.visible_to(self.request.user)

@@ -16,9 +16,9 @@ from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import filters, mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
+from opos.parsers import BoundedJSONParser
 from requests_app.api.errors import FIELD_ERRORS, TRANSITION_STATUS, Problem, ProblemSerializer
 from requests_app.models import StageTemplate, WorkflowTemplate
 from requests_app.models.visibility import is_operator
@@ -102,7 +102,7 @@ class CampaignViewSet(
     filter_backends = [DjangoFilterBackend, filters.SearchFilter]
     filterset_class = CampaignFilterSet
     search_fields = ["name", "description"]
-    parser_classes = [JSONParser]
+    parser_classes = [BoundedJSONParser]
     http_method_names = ["get", "post", "patch", "head", "options"]
 
     def get_queryset(self):

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 
+from opos.limits import INT64_MAX
 from requests_app.models import Experiment
 from requests_app.models.visibility import experiment_roles, is_operator
 
@@ -43,8 +44,8 @@ def _file_problems(n: int, entry: Any, seen: set[str]) -> tuple[dict[str, Any] |
     values = {}
     for key in ("size", "events"):
         value = entry.get(key, 0)
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
-            problems.append(f"files[{n}].{key}: a whole number, 0 or more")
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= INT64_MAX:
+            problems.append(f"files[{n}].{key}: a whole number from 0 to {INT64_MAX}")
         values[key] = value
     path = entry.get("path", "")
     if not isinstance(path, str) or len(path) > 1000 or "\0" in path:
@@ -87,6 +88,13 @@ def define_dataset(
         problems += issues
         if row:
             clean.append(row)
+    # Each file fits its column; their sums must fit the dataset's (a bigint as well).
+    for key, total in (("size", "size_bytes"), ("events", "events")):
+        if sum(f[key] for f in clean) > INT64_MAX:
+            problems.append(
+                f"files: the {key}s add up to more than {INT64_MAX}, "
+                f"what the dataset's {total} can hold"
+            )
     if problems:
         raise CampaignError("The dataset cannot be defined.", problems[:50])
     with transaction.atomic():

@@ -32,7 +32,7 @@ from django.db import transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
-from opos import pagecache
+from opos import limits, pagecache
 from requests_app.choices import RequestState
 from requests_app.services import TransitionError, system_transition
 
@@ -343,7 +343,7 @@ def write(
         OutputFile.objects.bulk_create(files, batch_size=CHUNK)
         for dataset_id, totals in datasets.items():
             Dataset.objects.filter(pk=dataset_id).update(
-                **{name: F(name) + n for name, n in totals.items()}
+                **{name: limits.saturating_add(name, n) for name, n in totals.items()}
             )
         for stage_id, delta in deltas.items():
             update: dict[str, Any] = {

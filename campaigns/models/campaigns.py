@@ -15,20 +15,25 @@ from requests_app.models.visibility import VisibleQuerySet
 
 from ..choices import CampaignEventKind, CampaignState
 
-# The latest instant arithmetic stays safe around (a day's margin for time zones and sums).
-FAR_FUTURE = dt.datetime(9999, 12, 29, tzinfo=dt.UTC)
+# The latest day a deadline counts as ending on. Far beyond any horizon, yet early enough
+# that arithmetic on the instant stays representable: the day after 9999-12-31 does not
+# exist, and charts span up to twice the distance from now to the deadline.
+LAST_DEADLINE_DAY = dt.date(5000, 1, 1)
+# The latest instant a projection or deadline is taken to mean (beyond it: "never"); a day
+# after the last deadline's end, so that end is before it in every time zone.
+FAR_FUTURE = dt.datetime.combine(LAST_DEADLINE_DAY + dt.timedelta(days=2), dt.time.min, dt.UTC)
 
 
 def deadline_moment(day: dt.date) -> dt.datetime:
     """The instant a deadline date ends: midnight after it, in the site's time zone.
 
     Deadlines are dates (what a collaboration announces); the scheduler and the
-    forecasts compare instants, so the whole deadline day counts as on time.
+    forecasts compare instants, so the whole deadline day counts as on time. A
+    deadline stored before the horizon was enforced (``9999-12-31``) ends on
+    ``LAST_DEADLINE_DAY`` instead of raising, so its campaign's pages (where an
+    operator repairs it) and everyone's schedule still compute.
     """
-    if day >= dt.date.max - dt.timedelta(days=2):
-        # A far deadline (9999-12-31) must not overflow the arithmetic that every
-        # scheduling cycle and page does with it: it means "no deadline" in effect.
-        return FAR_FUTURE
+    day = min(day, LAST_DEADLINE_DAY)
     return timezone.make_aware(dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min))
 
 

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
-from opos import pagecache
+from opos import limits, pagecache
 from requests_app.choices import BackendName, Priority, RequestState
 from requests_app.models import Experiment, ProductionRequest
 from requests_app.services import TransitionError, system_transition
@@ -51,8 +51,8 @@ def _clean_fields(
 ) -> tuple[dict, list[str]]:
     """Validate campaign fields; return the cleaned values and the problems (field first).
 
-    An unchanged deadline is not refused for being past: an edit of another
-    field of a late campaign must still go through.
+    An unchanged deadline is not refused for being out of bounds: an edit of
+    another field of a late campaign must still go through.
     """
     cleaned: dict[str, Any] = {}
     problems: list[str] = []
@@ -75,8 +75,12 @@ def _clean_fields(
                 deadline = None
         if not isinstance(deadline, dt.date):
             problems.append("deadline: a date (YYYY-MM-DD) is required")
-        elif deadline < timezone.localdate() and not (current and deadline == current.deadline):
-            problems.append(f"deadline: {deadline} is in the past")
+        elif not (current and deadline == current.deadline):
+            # A closed campaign's deadline is history: an operator repairing a bad one
+            # may set the day it really had, past or not, but never beyond the horizon.
+            closed = current is not None and current.state not in OPEN_CAMPAIGN_STATES
+            if problem := limits.deadline_problem(deadline, allow_past=closed):
+                problems.append(f"deadline: {problem}")
         cleaned["deadline"] = deadline
     if "priority" in values:
         if values["priority"] not in Priority.values:
@@ -196,7 +200,8 @@ def update_campaign(
     """Change a campaign's name, description, priority, deadline, throttle or backend.
 
     Priority and deadline changes need a ``reason``; every change is recorded
-    with the old and the new value. Closed campaigns are not edited.
+    with the old and the new value. Of a closed (completed or cancelled)
+    campaign only the deadline changes, to repair one that is out of bounds.
     """
     require_operator(actor, "change campaigns")
     unknown = sorted(set(changes) - set(EDITABLE_FIELDS))
@@ -222,9 +227,11 @@ def update_campaign(
             raise CampaignError("Cannot change the campaign.", problems)
         if not diff:
             return current
-        if current.state not in OPEN_CAMPAIGN_STATES:
+        # A closed campaign keeps its plan, but its deadline can still be repaired
+        # (one out of bounds would otherwise stay on every page and report).
+        if current.state not in OPEN_CAMPAIGN_STATES and set(diff) - {"deadline"}:
             raise CampaignError(
-                f"The campaign is {current.state}; it can no longer be changed.",
+                f"The campaign is {current.state}; only its deadline can still be changed.",
                 [f"state: {current.state}"],
                 kind="conflict",
             )

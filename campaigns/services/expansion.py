@@ -20,7 +20,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
-from opos import pagecache
+from opos import limits, pagecache
 from requests_app.choices import RequestState
 from requests_app.models import Experiment, ProductionRequest, Sample, SplitRule, StageTemplate
 from requests_app.parameters import validate_parameters
@@ -109,6 +109,22 @@ def plan_sample(
     """
     problems: list[str] = []
     plans: dict[int, StagePlan] = {}
+    # Counted before anything is built: a sample of 10**12 one-event jobs is refused
+    # here, by arithmetic, instead of exhausting memory building its job list.
+    counts = limits.stage_job_counts(
+        sample.events,
+        sample.events_per_job,
+        stages,
+        None if input_files is None else len(input_files),
+    )
+    total = sum(counts.values())
+    limit = conf.max_jobs_per_sample()
+    if total > limit:
+        return [], [
+            f"{label}: events_per_job: {sample.events} events at {sample.events_per_job} per job "
+            f"make {total} jobs over {len(stages)} stages, more than the limit of {limit} "
+            "(OPOS_MAX_JOBS_PER_SAMPLE); raise events_per_job"
+        ]
     last = max(stages, key=lambda s: s.position)
     for st in stages:
         try:
@@ -168,14 +184,7 @@ def plan_sample(
                 continue
         plans[st.id] = plan
     total = sum(p.jobs for p in plans.values())
-    limit = conf.max_jobs_per_sample()
-    if total > limit:
-        problems.append(
-            f"{label}: events_per_job: {sample.events} events at {sample.events_per_job} per job "
-            f"make {total} jobs over {len(stages)} stages, more than the limit of {limit}; "
-            "raise events_per_job"
-        )
-    elif total == 0 and not problems:
+    if total == 0 and not problems:
         problems.append(f"{label}: the split makes zero jobs")
     return [plans[st.id] for st in stages if st.id in plans], problems
 
@@ -283,10 +292,8 @@ def _plan_requests(
     problems: list[str] = []
     found = {r.pk for r in requests}
     problems += [f"requests: no request with id {pk}" for pk in ids if pk not in found]
-    if campaign.deadline < today:
-        problems.append(
-            f"deadline: the campaign's deadline {campaign.deadline} is in the past; move it first"
-        )
+    if problem := limits.deadline_problem(campaign.deadline, today=today):
+        problems.append(f"deadline: the campaign's deadline {problem}; move it first")
     linked = dict(
         CampaignRequest.objects.filter(request__in=found).values_list(
             "request_id", "campaign__name"
@@ -302,8 +309,8 @@ def _plan_requests(
             )
         if r.pk in linked:
             conflicts.append(f"requests: {r.number} is already in campaign {linked[r.pk]}")
-        if r.deadline < today:
-            problems.append(f"requests: {r.number}: deadline {r.deadline} is in the past")
+        if problem := limits.deadline_problem(r.deadline, today=today):
+            problems.append(f"requests: {r.number}: deadline {problem}")
     if problems or conflicts:
         return [], conflicts, problems
 
@@ -337,7 +344,10 @@ def _plan_requests(
     names: dict[str, str] = {}
     number = {r.pk: r.number for r in requests}
     request_of = {r.pk: r for r in requests}
+    too_big = _requests_over_the_job_limit(samples, stages_of, files, number, problems)
     for sample in samples:
+        if sample.request_id in too_big:
+            continue
         label = f"{number[sample.request_id]}/{sample.name}"
         bad = template_ok[sample.template_id]
         if bad:
@@ -370,6 +380,39 @@ def _plan_requests(
         for n in taken
     ]
     return planned, conflicts, problems
+
+
+def _requests_over_the_job_limit(
+    samples: list[Sample],
+    stages_of: dict[int, list[StageTemplate]],
+    files: dict[str, list[tuple[str, int]]],
+    number: dict[int, str],
+    problems: list[str],
+) -> set[int]:
+    """Requests whose samples together make more jobs than ``OPOS_MAX_JOBS_PER_REQUEST``,
+    counted by arithmetic before any sample is planned; each is added to ``problems``."""
+    totals: dict[int, int] = {}
+    sample_over: set[int] = set()  # plan_sample names these samples (raise events_per_job)
+    for sample in samples:
+        inputs = files.get(sample.input_dataset) if sample.input_dataset else None
+        counts = limits.stage_job_counts(
+            sample.events,
+            sample.events_per_job,
+            stages_of[sample.template_id],
+            None if inputs is None else len(inputs),
+        )
+        jobs = sum(counts.values())
+        if jobs > limits.max_jobs_per_sample():
+            sample_over.add(sample.request_id)
+        totals[sample.request_id] = totals.get(sample.request_id, 0) + jobs
+    limit = limits.max_jobs_per_request()
+    over = {pk for pk, jobs in totals.items() if jobs > limit and pk not in sample_over}
+    problems += [
+        f"requests: {number[pk]}: its samples make {totals[pk]} jobs together, more than the "
+        f"limit of {limit} (OPOS_MAX_JOBS_PER_REQUEST); split the request"
+        for pk in sorted(over)
+    ]
+    return over
 
 
 def _input_files(

@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
 
+from opos import limits
 from requests_app.choices import ExperimentRole
 from requests_app.models import (
     Experiment,
@@ -331,10 +332,14 @@ class _Doc:
         return f"line {line}: {path}" if line else path
 
 
-def _positive_int(value, default=None):
+# The largest value each integer of a template fits (its column: cores is a smallint).
+INT_LIMITS = {"cores": 32767}
+
+
+def _positive_int(value, default=None, limit: int = limits.INT32_MAX):
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= limit:
         raise ValueError
     return value
 
@@ -382,7 +387,7 @@ def parse_template(text: str | bytes, experiment: Experiment | None) -> dict[str
     try:
         version = _positive_int(data.get("version"), 1)
     except ValueError:
-        err("version", "a whole number above 0 is required")
+        err("version", f"a whole number from 1 to {limits.INT32_MAX} is required")
         version = 1
     description = data.get("description") or ""
     if not isinstance(description, str):
@@ -438,10 +443,11 @@ def _parse_stage(item, path: str, experiment: Experiment | None, err) -> dict[st
         for message in exc.messages:
             err(f"{path}.parameters", message)
     for key, default in (("cores", 1), ("memory_mb", 2000), ("walltime_s", 3600)):
+        limit = INT_LIMITS.get(key, limits.INT32_MAX)
         try:
-            stage[key] = _positive_int(item.get(key), default)
+            stage[key] = _positive_int(item.get(key), default, limit)
         except ValueError:
-            err(f"{path}.{key}", "a whole number above 0 is required")
+            err(f"{path}.{key}", f"a whole number from 1 to {limit} is required")
     split = item.get("split", SplitRule.EVENTS.value)
     if split not in SplitRule.values:
         err(f"{path}.split", f"choose one of {', '.join(SplitRule.values)}")
@@ -449,7 +455,7 @@ def _parse_stage(item, path: str, experiment: Experiment | None, err) -> dict[st
     try:
         stage["files_per_job"] = _positive_int(item.get("files_per_job"))
     except ValueError:
-        err(f"{path}.files_per_job", "a whole number above 0 is required")
+        err(f"{path}.files_per_job", f"a whole number from 1 to {limits.INT32_MAX} is required")
     if split == SplitRule.FILES and not stage.get("files_per_job"):
         err(f"{path}.files_per_job", "required when split is files")
     if split == SplitRule.EVENTS and stage.get("files_per_job"):

@@ -22,7 +22,14 @@ from requests_app.models import ProductionRequest
 from requests_app.models.visibility import is_operator
 
 from ..choices import ACTIVE_JOB_STATES, OPEN_CAMPAIGN_STATES, CampaignState
-from ..forms import ActionForm, CampaignEditForm, CampaignForm, RemoveRequestForm, ScheduleForm
+from ..forms import (
+    ActionForm,
+    CampaignDeadlineForm,
+    CampaignEditForm,
+    CampaignForm,
+    RemoveRequestForm,
+    ScheduleForm,
+)
 from ..models import Campaign
 from ..services import (
     CampaignError,
@@ -135,6 +142,9 @@ def campaign_detail(request, pk: int):
             )
             if operator and open_
             else None,
+            "deadline_form": CampaignDeadlineForm(initial={"deadline": campaign.deadline})
+            if operator and not open_
+            else None,
         },
     )
 
@@ -231,8 +241,10 @@ def campaign_schedule(request, campaign: Campaign):
 @require_POST
 @operator_on
 def campaign_edit(request, campaign: Campaign):
-    """Change priority, deadline or throttle, with a reason."""
-    form = CampaignEditForm(request.POST)
+    """Change priority, deadline or throttle, with a reason (of a closed campaign: the
+    deadline only)."""
+    open_ = campaign.state in OPEN_CAMPAIGN_STATES
+    form = (CampaignEditForm if open_ else CampaignDeadlineForm)(request.POST)
     if not form.is_valid():
         for field, errors in form.errors.items():
             messages.error(request, f"{field}: {' '.join(errors)}")

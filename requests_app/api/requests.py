@@ -16,10 +16,10 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import exceptions, filters, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from opos import pagecache
+from opos.parsers import BoundedJSONParser
 
 from .. import services
 from ..models import Comment, Experiment, ProductionRequest, Sample, Transition
@@ -110,7 +110,7 @@ class ProductionRequestViewSet(
     filter_backends = [DjangoFilterBackend, filters.SearchFilter]
     filterset_class = ProductionRequestFilterSet
     search_fields = ["number", "ticket", "title"]
-    parser_classes = [JSONParser]
+    parser_classes = [BoundedJSONParser]
     http_method_names = ["get", "post", "patch", "head", "options"]
     lookup_value_regex = r"[0-9]+|REQ-[0-9]{4}-[0-9]+"
 

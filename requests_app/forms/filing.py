@@ -10,6 +10,8 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.utils import timezone
 
+from opos import limits
+
 from ..choices import Priority
 from ..models import Experiment, PhysicsGroup, WorkflowTemplate
 from ..services import can_file, check_request_fields, validate_sample
@@ -206,6 +208,7 @@ class RequestForm(forms.Form):
         groups.choices = options.group_choices()
         groups.widget.tags = {str(g.id): g.experiment.slug for g in options.groups.values()}
         self.fields["deadline"].widget.attrs["min"] = timezone.localdate().isoformat()
+        self.fields["deadline"].widget.attrs["max"] = limits.latest_deadline().isoformat()
 
     def selected_experiment(self) -> Experiment | None:
         """The experiment being filed for, read before validation (sample lines need it)."""

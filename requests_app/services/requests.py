@@ -9,9 +9,8 @@ from typing import TYPE_CHECKING, Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
-from django.utils import timezone
 
-from opos import pagecache
+from opos import limits, pagecache
 
 from ..choices import EDITABLE_STATES, TERMINAL_STATES, ExperimentRole, Priority
 from ..models import (
@@ -33,7 +32,6 @@ if TYPE_CHECKING:
 
 DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,254}$")
 MAX_SAMPLES = 100
-MAX_EVENTS = 10**12
 REQUEST_FIELDS = ("ticket", "physics_group", "title", "description", "deadline", "priority")
 # After approval only operators change these, and each change is recorded.
 OPERATOR_FIELDS = ("priority", "deadline", "assignee")
@@ -134,6 +132,8 @@ def _validate_request_fields(
             errors["title"] = ["required"]
         elif len(title) > 200:
             errors["title"] = ["at most 200 characters"]
+        elif "\x00" in title:  # PostgreSQL cannot store it (a ticket's text may carry one)
+            errors["title"] = ["NUL characters are not allowed"]
         cleaned["title"] = title
     if "description" in data:
         description = data.get("description") or ""
@@ -141,6 +141,8 @@ def _validate_request_fields(
             errors["description"] = ["must be text"]
         elif len(description) > 20000:
             errors["description"] = ["at most 20000 characters"]
+        elif "\x00" in description:
+            errors["description"] = ["NUL characters are not allowed"]
         cleaned["description"] = description
     if "deadline" in data or not partial:
         deadline = data.get("deadline")
@@ -153,8 +155,8 @@ def _validate_request_fields(
             errors.setdefault("deadline", ["required"])
         elif not isinstance(deadline, dt.date):
             errors.setdefault("deadline", [f"{deadline!r} is not a date (YYYY-MM-DD)"])
-        elif isinstance(deadline, dt.date) and deadline < timezone.localdate():
-            errors["deadline"] = [f"{deadline} is in the past"]
+        elif problem := limits.deadline_problem(deadline):
+            errors["deadline"] = [problem]
         cleaned["deadline"] = deadline
     if "priority" in data or not partial:
         priority = data.get("priority") or Priority.NORMAL
@@ -167,46 +169,82 @@ def _validate_request_fields(
 
 
 def validate_sample(experiment: Experiment, data: dict[str, Any]) -> dict[str, Any]:
-    """Check one sample line; errors are keyed by field name."""
+    """Check one sample line; errors are keyed by field name.
+
+    The cleaned line carries ``jobs``, what its stages would make (for the
+    request's total in ``validate_samples``, which drops it).
+    """
     errors: dict[str, list[str]] = {}
     name = _text(data.get("name"))
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,119}", name):
         errors["name"] = ["letters, digits, _ . - (at most 120), starting with a letter or digit"]
     template = data.get("template")
     if not isinstance(template, WorkflowTemplate):
-        lookup = Q(pk=template) if str(template).isdigit() else Q(name=str(template))
-        template = (
-            WorkflowTemplate.objects.filter(lookup)
-            .filter(Q(experiment=experiment) | Q(experiment__isnull=True))
-            .order_by("-version")
-            .first()
-        )
+        reference = str(template)
+        if "\x00" in reference or len(reference) > 120:
+            # PostgreSQL cannot compare a text holding NUL, and no name is this long.
+            template = None
+        else:
+            by_id = reference.isascii() and reference.isdigit()
+            by_id = by_id and int(reference) <= limits.INT64_MAX
+            template = (
+                WorkflowTemplate.objects.filter(Q(pk=reference) if by_id else Q(name=reference))
+                .filter(Q(experiment=experiment) | Q(experiment__isnull=True))
+                .order_by("-version")
+                .first()
+            )
     elif template.experiment_id not in (None, experiment.id):
         template = None
     if template is None:
         errors["template"] = [f"unknown workflow template for {experiment.name}"]
 
-    def number(key: str) -> int | None:
+    def number(key: str, limit: int, setting: str) -> int | None:
         value = data.get(key)
+        if isinstance(value, str) and len(value.strip()) > 30:
+            # Longer than any limit: refused by name before ``int`` spends time on it.
+            text = value.strip()
+            if not text.lstrip("+-").isdigit():
+                errors[key] = ["a whole number is required"]
+            elif text.startswith("-"):
+                errors[key] = ["must be greater than zero"]
+            else:
+                errors[key] = [f"at most {limit} ({setting})"]
+            return None
         try:
             value = int(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             errors[key] = ["a whole number is required"]
             return None
         if value <= 0:
             errors[key] = ["must be greater than zero"]
-        elif value > MAX_EVENTS:
-            errors[key] = [f"at most {MAX_EVENTS}"]
+        elif value > limit:
+            errors[key] = [f"at most {limit} ({setting})"]
         return value
 
-    events = number("events")
-    per_job = number("events_per_job")
+    events = number("events", limits.max_events_per_sample(), "OPOS_MAX_EVENTS_PER_SAMPLE")
+    per_job = number("events_per_job", limits.max_events_per_job(), "OPOS_MAX_EVENTS_PER_JOB")
     if not errors.keys() & {"events", "events_per_job"} and per_job > events:
         errors["events_per_job"] = [f"larger than the number of events ({events})"]
+    # The stages are read once, for the parameters and the job count alike.
+    stages = list(template.stages.all()) if template is not None else []
+    jobs = 0
+    if not errors.keys() & {"events", "events_per_job", "template"}:
+        # Counted, not built: a line asking for 10**12 one-event jobs is refused here.
+        jobs = sum(limits.stage_job_counts(events, per_job, stages).values())
+        limit = limits.max_jobs_per_sample()
+        if jobs > limit:
+            errors["events_per_job"] = [
+                f"{events} events at {per_job} per job make {jobs} jobs over "
+                f"{len(stages)} stages, more than the limit of {limit} jobs per sample "
+                "(OPOS_MAX_JOBS_PER_SAMPLE); raise events_per_job"
+            ]
     parameters = {}
     if template is not None:
         try:
-            parameters = validate_parameters(template.parameter_specs(), data.get("parameters"))
+            specs: dict[str, dict] = {}
+            for stage in stages:  # as WorkflowTemplate.parameter_specs, without a query
+                specs.update(stage.parameters or {})
+            parameters = validate_parameters(specs, data.get("parameters"))
         except ValidationError as exc:
             errors["parameters"] = exc.messages
     output = _text(data.get("output_dataset"))
@@ -226,6 +264,7 @@ def validate_sample(experiment: Experiment, data: dict[str, Any]) -> dict[str, A
         "parameters": parameters,
         "input_dataset": input_dataset,
         "output_dataset": output,
+        "jobs": jobs,
     }
 
 
@@ -248,6 +287,17 @@ def validate_samples(experiment: Experiment, samples: list[dict[str, Any]]) -> l
         cleaned.append(line)
     if any(errors):
         raise samples_error({"samples": [ValidationError(e) for e in errors]})
+    jobs = sum(line.pop("jobs") for line in cleaned)
+    limit = limits.max_jobs_per_request()
+    if jobs > limit:
+        raise ValidationError(
+            {
+                "samples": [
+                    f"the samples make {jobs} jobs together, more than the limit of {limit} "
+                    "jobs per request (OPOS_MAX_JOBS_PER_REQUEST); split the request"
+                ]
+            }
+        )
     return cleaned
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from django.db import transaction
 from django.utils import timezone
 
-from opos import pagecache
+from opos import limits, pagecache
 
 from ..choices import RequestState
 from ..models import ProductionRequest, Transition
@@ -69,8 +69,9 @@ def _check_content(request: ProductionRequest) -> list[str]:
         reasons.append("samples: add at least one sample")
     if not ticket_is_valid(request.ticket):
         reasons.append(f"ticket: {request.ticket!r} is not a valid service-desk reference")
-    if request.deadline < timezone.localdate():
-        reasons.append(f"deadline: {request.deadline} is in the past")
+    # A draft filed before the bounds (or that aged past today) is caught here too.
+    if problem := limits.deadline_problem(request.deadline):
+        reasons.append(f"deadline: {problem}")
     return reasons
 
 

@@ -17,6 +17,8 @@ class TicketImportError(Exception):
 
 def record_error(operation: str, message: str, ticket: str = "") -> None:
     """Keep an error for the health page (the newest ``SyncError.KEEP``) and log it."""
+    # What a desk sends may hold NUL characters, which PostgreSQL cannot store.
+    message, ticket = message.replace("\x00", "\\0"), ticket.replace("\x00", "\\0")
     log.warning("service desk %s error%s: %s", operation, f" ({ticket})" if ticket else "", message)
     now = timezone.now()
     error = SyncError.objects.create(

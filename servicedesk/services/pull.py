@@ -21,6 +21,7 @@ from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from opos import limits
 from requests_app import services as intake
 from requests_app.choices import ExperimentRole, Priority
 from requests_app.models import Experiment, Membership, PhysicsGroup, ProductionRequest
@@ -146,10 +147,23 @@ def resolve_requester(ticket: Ticket, experiment: Experiment, config: ServiceDes
 
 
 def draft_deadline(ticket: Ticket, config: ServiceDeskConfig) -> dt.date:
-    """The ticket's due date when it is still ahead, else today plus the default delay."""
+    """The ticket's due date when it is still ahead, else today plus the default delay.
+
+    A due date beyond ``OPOS_DEADLINE_HORIZON_DAYS`` is kept, for intake to refuse
+    with its reason: a typo on the ticket is for the desk to correct, not to guess.
+    """
     today = timezone.localdate()
     if ticket.due is not None:
-        due = timezone.localtime(ticket.due).date()
+        try:
+            due = timezone.localtime(ticket.due).date()
+        except (OverflowError, ValueError):
+            # 9999-12-31 23:59 UTC is past the last representable day in a zone east of
+            # UTC: refused like any due date beyond the horizon (by intake, with the reason).
+            raise TicketImportError(
+                f"intake refused the draft: deadline: the ticket's due date {ticket.due} "
+                f"is too far ahead: at most {limits.deadline_horizon_days()} days from today "
+                "(OPOS_DEADLINE_HORIZON_DAYS)"
+            ) from None
         if due >= today:
             return due
     return today + dt.timedelta(days=config.default_deadline_days)
@@ -327,6 +341,16 @@ def pull_tickets(
                 outcome = import_ticket(ticket, config)
             except TicketImportError as exc:
                 record_error(SyncOperation.PULL, str(exc), ticket.number)
+                result.skipped.append(ticket.number)
+            except Exception as exc:
+                # A ticket is outside input: one that breaks the import in a way nobody
+                # foresaw is recorded as refused, and the others are still imported.
+                log.exception("ticket %s could not be imported", ticket.number)
+                record_error(
+                    SyncOperation.PULL,
+                    f"could not import the ticket: {type(exc).__name__}: {exc}"[:1000],
+                    ticket.number,
+                )
                 result.skipped.append(ticket.number)
             else:
                 if outcome.created:

@@ -114,12 +114,12 @@ stages:
     colour: blue
 """
     found = problems(text, experiment)
-    assert "line 2: version: a whole number above 0 is required" in found
+    assert "line 2: version: a whole number from 1 to 2147483647 is required" in found
     assert (
         f"line 5: stages[0].code.sha256: does not match the registered gen 1.0 "
         f"({code.sha256[:12]}...)" in found
     )
-    assert "line 6: stages[0].cores: a whole number above 0 is required" in found
+    assert "line 6: stages[0].cores: a whole number from 1 to 32767 is required" in found
     assert "line 9: stages[1].code: sim 2.0 is not registered for dune" in found
     # Missing fields point at the start of their stage.
     assert "line 8: stages[1].files_per_job: required when split is files" in found

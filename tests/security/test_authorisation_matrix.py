@@ -14,6 +14,7 @@ A's objects (their existence is not B's business); the physicist reads but does 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -27,6 +28,9 @@ from campaigns.execution import heartbeat
 from campaigns.models import FailureRule, ProcessRole
 from tests.security.routes import Route, walk
 from tests.security.world import ROLES, World, build_world, leaks
+
+# A deadline within the horizon (OPOS_DEADLINE_HORIZON_DAYS) whenever the tests run.
+DEADLINE = (dt.date.today() + dt.timedelta(days=365)).isoformat()
 
 pytestmark = pytest.mark.django_db
 
@@ -97,7 +101,7 @@ NEW_REQUEST = lambda w: {  # noqa: E731
     "physics_group": "secret-a-group",
     "ticket": "RITM0099999",
     "title": "Filed in the matrix",
-    "deadline": "2099-01-01",
+    "deadline": DEADLINE,
     "samples": [
         {
             "name": "matrix",
@@ -240,7 +244,7 @@ SPECS: dict[str, Spec] = {
             Write(
                 "post",
                 API_OPERATOR_ANY,
-                lambda w: {"experiment": w.a.slug, "name": "matrix", "deadline": "2099-01-01"},
+                lambda w: {"experiment": w.a.slug, "name": "matrix", "deadline": DEADLINE},
             )
         ],
     ),

@@ -8,6 +8,7 @@ numbers beyond a column's range, where SQLite stores anything.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
@@ -26,6 +27,9 @@ from requests_app.models import (
     WorkflowTemplate,
 )
 from tests.security.world import build_world
+
+# A deadline within the horizon (OPOS_DEADLINE_HORIZON_DAYS) whenever the tests run.
+DEADLINE = (dt.date.today() + dt.timedelta(days=365)).isoformat()
 
 pytestmark = pytest.mark.django_db
 
@@ -70,7 +74,7 @@ def new_request(world, **overrides) -> dict:
         "physics_group": "secret-a-group",
         "ticket": "RITM0012345",
         "title": "Bad input",
-        "deadline": "2099-01-01",
+        "deadline": DEADLINE,
         "samples": [
             {
                 "name": "line",
@@ -262,7 +266,7 @@ def test_strange_characters_in_comments_datasets_and_notes(world, text):
         ),
         post(
             "/api/v1/campaigns/",
-            {"experiment": world.a.slug, "name": text, "deadline": "2099-01-01"},
+            {"experiment": world.a.slug, "name": text, "deadline": DEADLINE},
         ),
     ]
     for response in responses:
@@ -355,7 +359,7 @@ def test_huge_numbers_in_requests_are_refused_by_name(world, overrides, field):
 def test_huge_numbers_elsewhere_are_refused_by_name(world, method, url, body, field):
     before = counts()
     if url == "/api/v1/campaigns/":
-        body = {"experiment": world.a.slug, "deadline": "2099-01-01", **body}
+        body = {"experiment": world.a.slug, "deadline": DEADLINE, **body}
     elif url == "/api/v1/datasets/":
         body = {"experiment": world.a.slug, **body}
     response = getattr(api_as(world, "operator"), method)(
@@ -458,7 +462,7 @@ def test_nul_in_looked_up_values_is_refused_by_name(world, url, body, field):
     if url == "/api/v1/requests/":
         body = new_request(world, **body)
     else:
-        body = {"name": "nul", "deadline": "2099-01-01", **body}
+        body = {"name": "nul", "deadline": DEADLINE, **body}
     response = api_as(world, "operator").post(
         url, json.dumps(body), content_type="application/json"
     )

@@ -15,10 +15,12 @@ import string
 import pytest
 import yaml
 from django.core.exceptions import ValidationError
+from django.test import Client
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from campaigns.services import CampaignError, export_template, parse_template
+from opos import limits
 from opos_cli.errors import CliError
 from opos_cli.requestfile import validate as validate_request_file
 from requests_app.models import ProductionRequest, Sample
@@ -194,12 +196,14 @@ def test_any_sample_line_is_cleaned_or_refused_by_field(qualified, data):
 @pytest.mark.django_db
 @PROPERTY
 @given(
-    events=st.integers(1, 10**12),
-    per_job=st.integers(1, 10**12),
+    per_job=st.integers(1, limits.max_events_per_job()),
+    jobs=st.integers(1, limits.max_jobs_per_sample()),
     seed=st.integers(1, 1000),
     name=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,40}", fullmatch=True),
 )
-def test_good_sample_lines_round_trip(qualified, events, per_job, seed, name):
+def test_good_sample_lines_round_trip(qualified, per_job, jobs, seed, name):
+    # Within every bound: events, events per job and the jobs they make (one stage).
+    events = min(per_job * jobs, limits.max_events_per_sample())
     assume(per_job <= events)
     line = sample_line(name=name, events=events, events_per_job=per_job, parameters={"seed": seed})
     cleaned = validate_sample(qualified, line)
@@ -244,7 +248,7 @@ def test_bad_requests_are_refused_by_field_and_store_nothing(qualified, liaison,
 @PROPERTY
 @given(
     title=st.text(min_size=1, max_size=200).filter(lambda t: t.strip() == t and t),
-    days=st.integers(0, 3650),
+    days=st.integers(0, limits.deadline_horizon_days()),
     priority=st.sampled_from(["low", "normal", "high", "critical"]),
 )
 def test_good_requests_round_trip(qualified, liaison, title, days, priority):
@@ -352,3 +356,93 @@ def test_good_request_files_round_trip(events, title):
     assert payload["title"] == title
     assert payload["samples"][0]["events"] == events
     assert payload["deadline"] == "2026-06-01"
+
+
+# --- extreme values through the API, and the pages that list what was stored ------------------
+
+extreme_ints = st.one_of(
+    st.integers(-(10**30), 10**30),
+    st.sampled_from(
+        [0, -1, 1, 2**31 - 1, 2**31, 2**63 - 1, 2**63, -(2**63) - 1, 10**12, 10**12 + 1]
+    ),
+)
+far_dates = st.one_of(
+    st.dates().map(dt.date.isoformat),
+    st.sampled_from(["9999-12-31", "0001-01-01", "99999-01-01", "2026-02-30", ""]),
+)
+odd_text = st.text(
+    alphabet=st.one_of(st.characters(max_codepoint=0x7F), st.sampled_from("\x00\u202e\u200b")),
+    max_size=30,
+)
+LISTINGS = [
+    "/requests/",
+    "/triage/",
+    "/campaigns/",
+    "/campaigns/datasets/",
+    "/monitoring/operations/",
+    "/monitoring/experiments/{slug}/",
+    "/monitoring/experiments/{slug}/report/",
+    "/monitoring/experiments/{slug}/progress.csv",
+    "/api/v1/requests/",
+    "/api/v1/campaigns/",
+    "/api/v1/datasets/",
+]
+
+
+# Values at and around the bounds as often as far beyond them, so that some are stored.
+near_dates = st.integers(-2, limits.deadline_horizon_days() + 2).map(
+    lambda days: (dt.date.today() + dt.timedelta(days=days)).isoformat()
+)
+
+
+@pytest.mark.django_db
+@settings(PROPERTY, max_examples=max(10, EXAMPLES // 4))
+@given(
+    events=st.one_of(st.integers(1, 10**7), extreme_ints),
+    per_job=st.one_of(st.integers(1, 10**4), extreme_ints),
+    size=st.one_of(st.integers(0, 2**62), extreme_ints),
+    deadline=st.one_of(near_dates, far_dates),
+    text=st.one_of(st.from_regex(r"[A-Za-z][A-Za-z0-9_-]{0,20}", fullmatch=True), odd_text),
+)
+def test_extreme_values_through_the_api_never_fail_and_every_listing_still_answers(
+    qualified, liaison, operator, api, events, per_job, size, deadline, text
+):
+    as_liaison, as_operator = api(liaison), api(operator)
+    filed = as_liaison.post(
+        "/api/v1/requests/",
+        {
+            "experiment": qualified.slug,
+            **request_fields(title=text or "t", deadline=deadline),
+            "samples": [sample_line(events=events, events_per_job=per_job, name=text or "s")],
+        },
+        format="json",
+    )
+    campaign = as_operator.post(
+        "/api/v1/campaigns/",
+        {
+            "experiment": qualified.slug,
+            "name": text,
+            "deadline": deadline,
+            "throttle": size if size % 2 else None,
+        },
+        format="json",
+    )
+    dataset = as_operator.post(
+        "/api/v1/datasets/",
+        {
+            "experiment": qualified.slug,
+            "name": f"ds-{abs(size) % 10**9}",
+            "files": [
+                {"name": "a", "size": size, "events": events, "checksum": "0" * 64},
+                {"name": "b", "size": size, "events": per_job, "checksum": "0" * 64},
+            ],
+        },
+        format="json",
+    )
+    for response in (filed, campaign, dataset):
+        assert response.status_code in (201, 400), (response.status_code, response.content)
+    pages = Client()
+    pages.force_login(operator)
+    for url in LISTINGS:
+        listed = pages.get(url.format(slug=qualified.slug))
+        assert listed.status_code == 200, (url, listed.status_code)

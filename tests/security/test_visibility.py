@@ -7,6 +7,7 @@ only B's work, and that metrics, which name every experiment, reach operators on
 
 from __future__ import annotations
 
+import datetime as dt
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -15,6 +16,9 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from tests.security.world import build_world, leaks
+
+# A deadline within the horizon (OPOS_DEADLINE_HORIZON_DAYS) whenever the tests run.
+DEADLINE = (dt.date.today() + dt.timedelta(days=365)).isoformat()
 
 pytestmark = pytest.mark.django_db
 
@@ -163,7 +167,7 @@ def test_refusals_name_nothing_of_a(world):
             "physics_group": "bravo-group",
             "ticket": "BRAVO0000009",
             "title": "Borrowing",
-            "deadline": "2099-01-01",
+            "deadline": DEADLINE,
             "samples": [
                 {
                     "name": "borrow",
@@ -192,7 +196,7 @@ def test_b_cannot_take_a_over_through_the_form(world):
             "experiment": world.a.slug,
             "ticket": "BRAVO0000010",
             "title": "into A",
-            "deadline": "2099-01-01",
+            "deadline": DEADLINE,
             "physics_group": "secret-a-group",
         },
     )

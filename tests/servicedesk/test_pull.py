@@ -22,7 +22,8 @@ pytestmark = pytest.mark.django_db
 
 
 def test_assigned_ticket_becomes_a_prefilled_draft(connector_settings, snow, world):
-    ticket = add_ticket(snow, "RITM0010001", due_date="2099-03-01 12:00:00")
+    due = timezone.localdate() + dt.timedelta(days=400)
+    ticket = add_ticket(snow, "RITM0010001", due_date=f"{due} 12:00:00")
 
     result = services.pull_tickets()
 
@@ -38,7 +39,7 @@ def test_assigned_ticket_becomes_a_prefilled_draft(connector_settings, snow, wor
     assert request.experiment == world.experiment
     assert request.requester == world.liaison  # matched by email
     assert request.priority == Priority.HIGH  # ServiceNow priority 2
-    assert request.deadline == dt.date(2099, 3, 1)  # the ticket's due date
+    assert request.deadline == due  # the ticket's due date
     assert request.samples.count() == 0
     assert request.transitions.filter(action="create").count() == 1
 
