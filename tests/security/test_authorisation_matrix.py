@@ -142,6 +142,12 @@ SPECS: dict[str, Spec] = {
     "requests:code_approve": Spec(a("a_code"), writes=[Write("post", PAGE_OPERATOR_ANY)]),
     "requests:audit": Spec(get=PAGE_OPERATOR, query="?q=SECRET"),
     "login": Spec(get=EVERYONE),
+    "lockouts": Spec(
+        get=PAGE_OPERATOR,
+        writes=[
+            Write("post", PAGE_OPERATOR_ANY, lambda w: {"username": "x", "ip_address": "192.0.2.1"})
+        ],
+    ),
     "logout": Spec(writes=[Write("post", EVERYONE)]),
     "servicedesk:health": Spec(get=PAGE_OPERATOR),
     "servicedesk:run": Spec(
