@@ -24,6 +24,7 @@ from ..models import (
     WorkflowTemplate,
 )
 from ..models.visibility import experiment_roles, is_operator
+from ..namespaces import in_namespace, namespace_refusal
 from ..parameters import validate_parameters
 from .eligibility import ticket_is_valid
 from .numbering import next_request_number
@@ -212,6 +213,8 @@ def validate_sample(experiment: Experiment, data: dict[str, Any]) -> dict[str, A
     output = _text(data.get("output_dataset"))
     if not DATASET_NAME.fullmatch(output):
         errors["output_dataset"] = ["required: letters, digits and _ . : / - (at most 255)"]
+    elif not in_namespace(experiment.slug, output):
+        errors["output_dataset"] = [namespace_refusal(experiment.slug)]
     input_dataset = data.get("input_dataset") or ""
     input_dataset = _text(input_dataset) if isinstance(input_dataset, str) else None
     if input_dataset is None or (input_dataset and not DATASET_NAME.fullmatch(input_dataset)):
@@ -279,7 +282,7 @@ def create_request(
     if errors:
         raise samples_error(errors)
     request = ProductionRequest.objects.create(
-        number=next_request_number(), experiment=experiment, requester=user, **fields
+        number=next_request_number(experiment), experiment=experiment, requester=user, **fields
     )
     Sample.objects.bulk_create([Sample(request=request, **line) for line in lines])
     Transition.objects.create(

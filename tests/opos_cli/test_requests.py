@@ -33,7 +33,7 @@ def request_yaml(**overrides) -> str:
             events: 10000
             events_per_job: 1000
             parameters: {{seed: 7}}
-            output_dataset: mcc5.0/numu_fhc
+            output_dataset: dune:mcc5.0/numu_fhc
         """
     )
     for key, value in overrides.items():

@@ -103,7 +103,7 @@ NEW_REQUEST = lambda w: {  # noqa: E731
             "template": w.a_template.pk,
             "events": 100,
             "events_per_job": 10,
-            "output_dataset": "matrix-out",
+            "output_dataset": f"{w.a.slug}:matrix-out",
         }
     ],
 }
@@ -281,7 +281,7 @@ SPECS: dict[str, Spec] = {
             Write(
                 "post",
                 API_LIAISON_ON_A,
-                lambda w: {"experiment": w.a.slug, "name": "matrix-dataset"},
+                lambda w: {"experiment": w.a.slug, "name": f"{w.a.slug}:matrix-dataset"},
             )
         ],
     ),

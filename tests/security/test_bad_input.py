@@ -77,7 +77,7 @@ def new_request(world, **overrides) -> dict:
                 "template": world.a_template.pk,
                 "events": 1000,
                 "events_per_job": 10,
-                "output_dataset": "bad-input-out",
+                "output_dataset": "dune:bad-input-out",
             }
         ],
     }

@@ -344,7 +344,7 @@ def test_good_request_files_round_trip(events, title):
                 "template": "mc-gen",
                 "events": events,
                 "events_per_job": 1,
-                "output_dataset": "out",
+                "output_dataset": "dune:out",
             }
         ],
     }
