@@ -6,6 +6,7 @@ import datetime as dt
 import re
 from typing import TYPE_CHECKING, Any
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
@@ -254,6 +255,11 @@ def validate_samples(experiment: Experiment, samples: list[dict[str, Any]]) -> l
     return cleaned
 
 
+def _active_user(username: str) -> AbstractBaseUser | None:
+    User = get_user_model()
+    return User.objects.filter(is_active=True, **{User.USERNAME_FIELD: username}).first()
+
+
 @transaction.atomic
 def create_request(
     user: AbstractBaseUser,
@@ -335,6 +341,11 @@ def update_request(
         cleaned = {}
     if "assignee" in data:
         assignee = data["assignee"]
+        if isinstance(assignee, str):
+            assignee = _active_user(assignee)
+            if assignee is None:
+                # An unknown username answers like a known one who is not an operator.
+                errors["assignee"] = [f"{data['assignee']} is not an operator"]
         if assignee is not None and not is_operator(assignee):
             errors["assignee"] = [f"{assignee} is not an operator"]
         cleaned["assignee"] = assignee
