@@ -14,7 +14,12 @@ from django.db import IntegrityError
 from django.db.models import F
 from django.shortcuts import get_object_or_404
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
+from drf_spectacular.utils import (
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+    inline_serializer,
+)
 from rest_framework import filters, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.pagination import PageNumberPagination
@@ -73,8 +78,36 @@ class JobFilterSet(django_filters.FilterSet):
         fields = ["campaign", "stage", "state", "failure_class", "backend", "index"]
 
 
-class JobSerializer(serializers.ModelSerializer):
+class OperatorOnlyFields:
+    """Serializer mixin: ``operator_only`` fields are null for anyone but operators.
+
+    What a job printed and where it ran (its folder, its stderr, the failure reason quoting
+    it, the batch system's error text) is for the operators, who read the job logs; an
+    experiment's members see a job's state, exit code and failure class. The fields stay in
+    every answer (null) so that the schema is one for all callers.
+    """
+
+    operator_only: tuple[str, ...] = ()
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        if request is None or not is_operator(request.user):
+            for name in self.operator_only:
+                if name in data:
+                    data[name] = None
+        return data
+
+
+OPERATORS_ONLY = "Operators only: null for others."
+
+
+class JobSerializer(OperatorOnlyFields, serializers.ModelSerializer):
+    operator_only = ("failure_reason", "workdir", "stderr_tail")
     campaign = serializers.IntegerField(read_only=True)
+    failure_reason = serializers.CharField(
+        read_only=True, allow_null=True, help_text=OPERATORS_ONLY
+    )
     # Empty until the job is submitted / unless it failed (the schema's enum says so too).
     backend = serializers.ChoiceField(choices=BackendName.choices, allow_blank=True, read_only=True)
     failure_class = serializers.ChoiceField(
@@ -108,13 +141,18 @@ class JobSerializer(serializers.ModelSerializer):
 
 
 class JobDetailSerializer(JobSerializer):
-    stderr_tail = serializers.SerializerMethodField()
+    workdir = serializers.CharField(read_only=True, allow_null=True, help_text=OPERATORS_ONLY)
+    stderr_tail = serializers.SerializerMethodField(help_text=OPERATORS_ONLY)
 
     class Meta(JobSerializer.Meta):
         fields = [*JobSerializer.Meta.fields, "workdir", "stderr_tail"]
         read_only_fields = fields
 
-    def get_stderr_tail(self, job: Job) -> str:
+    @extend_schema_field({"type": "string", "nullable": True})
+    def get_stderr_tail(self, job: Job) -> str | None:
+        request = self.context.get("request")
+        if request is None or not is_operator(request.user):
+            return None  # not even read from disk
         return failures.stderr_tail(job.workdir, 2000)
 
 
@@ -128,7 +166,7 @@ class CancelRetrySerializer(serializers.Serializer):
         description="Every attempt is a job; filter by campaign, stage, state(s), failure class.",
     ),
     retrieve=extend_schema(
-        summary="One job, with its folder and the tail of its stderr",
+        summary="One job; for operators also its folder and the tail of its stderr",
         responses={200: JobDetailSerializer, 404: ProblemSerializer},
     ),
 )
@@ -193,8 +231,10 @@ class SubmissionFilterSet(django_filters.FilterSet):
         fields = ["campaign", "stage", "state"]
 
 
-class SubmissionSerializer(serializers.ModelSerializer):
+class SubmissionSerializer(OperatorOnlyFields, serializers.ModelSerializer):
+    operator_only = ("error",)
     campaign = serializers.IntegerField(read_only=True)
+    error = serializers.CharField(read_only=True, allow_null=True, help_text=OPERATORS_ONLY)
 
     class Meta:
         model = Submission
