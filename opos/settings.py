@@ -485,6 +485,9 @@ OPOS_RETRY_BACKOFF_S = env_int("OPOS_RETRY_BACKOFF_S", 60 if PRODUCTION else 2)
 OPOS_RETRY_BACKOFF_MAX_S = env_int("OPOS_RETRY_BACKOFF_MAX_S", 3600)
 OPOS_MAX_MEMORY_MB = env_int("OPOS_MAX_MEMORY_MB", 64000)
 OPOS_MAX_WALLTIME_S = env_int("OPOS_MAX_WALLTIME_S", 7 * 86400)
+# Operators' failure-rule patterns run on job-written stderr: each search gives up (no
+# match) after this many milliseconds (campaigns/execution/patterns.py).
+OPOS_FAILURE_PATTERN_TIMEOUT_MS = env_int("OPOS_FAILURE_PATTERN_TIMEOUT_MS", 500)
 # Exit codes never retried, besides the wrapper's own (bad job, code mismatch).
 OPOS_NEVER_RETRY_EXIT_CODES = [int(c) for c in env_list("OPOS_NEVER_RETRY_EXIT_CODES", "")]
 # A submission left `submitting` longer than this is resolved by recover; it must exceed
