@@ -31,7 +31,8 @@ def _valid_username(username: str | None) -> str:
     at most 150 characters; no newline, markup or control character gets into a username.
     """
     User = get_user_model()
-    username = User.normalize_username((username or "").strip())
+    # Surrounding spaces are trimmed; a newline or any other control character is refused.
+    username = User.normalize_username(username or "").strip(" ")
     if not username:
         raise RoleError("username must not be empty")
     field = User._meta.get_field(User.USERNAME_FIELD)

@@ -30,9 +30,13 @@ def test_moving_to_another_experiment_reads_the_same_whether_it_exists(api, liai
     client = api(liaison)
     existing = _answer(client.patch(f"{URL}{draft.pk}/", {"experiment": "sbnd"}, format="json"))
     unknown = _answer(client.patch(f"{URL}{draft.pk}/", {"experiment": "nope"}, format="json"))
-    assert existing == unknown == (
-        400,
-        {"experiment": ["a request cannot move to another experiment"]},
+    assert (
+        existing
+        == unknown
+        == (
+            400,
+            {"experiment": ["a request cannot move to another experiment"]},
+        )
     )
     # Its own experiment is no change at all.
     same = client.patch(f"{URL}{draft.pk}/", {"experiment": "dune"}, format="json")
