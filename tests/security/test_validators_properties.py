@@ -57,7 +57,7 @@ json_values = st.recursive(
     max_leaves=12,
 )
 names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,15}", fullmatch=True)
-unsafe_text = st.text(min_size=1, max_size=50).filter(lambda t: not SAFE_STRING.match(t))
+unsafe_text = st.text(min_size=1, max_size=50).filter(lambda t: not SAFE_STRING.fullmatch(t))
 
 
 # --- parameters -------------------------------------------------------------------------------
@@ -152,7 +152,7 @@ def test_any_spec_is_accepted_or_refused_cleanly(spec):
         assert exc.messages
     else:
         assert isinstance(spec, dict)
-        assert all(isinstance(k, str) and NAME.match(k) for k in spec)
+        assert all(isinstance(k, str) and NAME.fullmatch(k) for k in spec)
 
 
 # --- sample lines and requests (database) ------------------------------------------------------
