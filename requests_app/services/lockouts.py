@@ -14,6 +14,9 @@ from django.utils import timezone
 
 from .audit import record
 
+# Under a spray of guesses the page shows the pairs with the most failures first.
+MAX_SHOWN = 500
+
 
 @dataclass(frozen=True)
 class Lockout:
@@ -35,7 +38,7 @@ def lockouts(now: datetime | None = None) -> list[Lockout]:
         AccessAttempt.objects.filter(attempt_time__gte=now - cooloff)
         .values("username", "ip_address")
         .annotate(failures=Sum("failures_since_start"), last=Max("attempt_time"))
-        .order_by()
+        .order_by("-failures", "-last")[:MAX_SHOWN]
     )
     limit = int(settings.AXES_FAILURE_LIMIT)
     found = []
