@@ -74,3 +74,51 @@ def test_the_migration_starts_counters_after_numbers_already_taken(db):
     assert next_request_number(req, 2025) == "REQ-2025-0100"
     assert next_request_number(dune, 2026) == "DUNE-2026-0004"
     assert next_request_number(dune, 2027) == "DUNE-2027-0001"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migrating_keeps_existing_numbers_and_counts_after_them():
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    before = [("requests_app", "0003_request_newest_first")]
+    after = [("requests_app", "0004_request_numbers_per_experiment")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    user = old.get_model("auth", "User").objects.create(username="liam")
+    made = {}
+    for slug in ("dune", "req"):
+        experiment = old.get_model("requests_app", "Experiment").objects.create(
+            slug=slug, name=slug
+        )
+        group = old.get_model("requests_app", "PhysicsGroup").objects.create(
+            experiment=experiment, slug="g", name="G"
+        )
+        made[slug] = (experiment, group)
+    Request = old.get_model("requests_app", "ProductionRequest")
+    for number, slug in [("REQ-2026-0001", "dune"), ("REQ-2026-0002", "req")]:
+        experiment, group = made[slug]
+        Request.objects.create(
+            number=number,
+            ticket="RITM0000001",
+            experiment=experiment,
+            physics_group=group,
+            requester=user,
+            title="t",
+            deadline="2099-01-01",
+        )
+    old.get_model("requests_app", "RequestCounter").objects.create(year=2026, last=2)
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(after)
+
+    assert sorted(ProductionRequest.objects.values_list("number", flat=True)) == [
+        "REQ-2026-0001",
+        "REQ-2026-0002",
+    ]
+    from requests_app.models import Experiment
+
+    dune, req = Experiment.objects.get(slug="dune"), Experiment.objects.get(slug="req")
+    assert next_request_number(dune, 2026) == "DUNE-2026-0001"
+    assert next_request_number(req, 2026) == "REQ-2026-0003"  # after the global ones taken
