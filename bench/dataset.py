@@ -232,10 +232,12 @@ class Structure:
             roles.append({"id": self.ids.next("role"), "user_id": uid, "role": "operator"})
             self.operators.append(uid)
         self.experiments, self.liaison, self.groups = [], {}, {}
+        self.slug: dict[int, str] = {}
         exps, groups = [], []
         for e in range(self.args.experiments):
             eid = self.ids.next("experiment")
             self.experiments.append(eid)
+            self.slug[eid] = f"exp{e:02d}"
             exps.append(
                 {
                     "id": eid,
@@ -439,6 +441,7 @@ class Structure:
             tuple[int, int, CampaignPlan, int]
         ] = []  # sample, request, campaign, epj
         self.sample_events: dict[int, int] = {}
+        numbered: dict[int, int] = dict.fromkeys(self.experiments, 0)  # per experiment
         weights: list[float] = []
         for j in range(self.args.requests):
             rid = self.ids.next("request")
@@ -460,7 +463,8 @@ class Structure:
                 state = UNLINKED_CYCLE[j % len(UNLINKED_CYCLE)]
                 created = self.now - dt.timedelta(days=1 + j % 60, hours=j % 24)
                 deadline = self.today + dt.timedelta(days=10 + j % 90)
-            number = f"REQ-{year}-{j + 1:05d}"
+            numbered[eid] += 1
+            number = f"{self.slug[eid].upper()}-{year}-{numbered[eid]:05d}"
             held = state == "on_hold"
             requests.append(
                 {
@@ -522,7 +526,7 @@ class Structure:
                         "template_id": self.templates[eid],
                         "events": 0,  # filled below from the jobs
                         "events_per_job": epj,
-                        "output_dataset": f"exp{eid}:{number}:sample-{k}",
+                        "output_dataset": f"{self.slug[eid]}:{number}:sample-{k}",
                     }
                 )
         # Jobs per sample: gen g, sim g, reco ceil(g / 2); the budget is spread by weight
@@ -558,7 +562,11 @@ class Structure:
         self._copy(cursor, Sample, samples)
         self._copy(cursor, Transition, transitions)
         self._copy(cursor, Comment, comments)
-        self._copy(cursor, RequestCounter, [{"year": year, "last": self.args.requests}])
+        counters = [
+            {"id": n, "experiment_id": eid, "year": year, "last": last}
+            for n, (eid, last) in enumerate(numbered.items(), start=1)
+        ]
+        self._copy(cursor, RequestCounter, counters)
 
         # Stages and their output datasets.
         self.stage_plans: list[StagePlan] = []

@@ -194,7 +194,7 @@ class RequestProgressView(APIView):
     @extend_schema(
         operation_id="requests_progress_retrieve",
         summary="A request's progress, forecast, milestones and history",
-        description="`id` is the request's id or its number (`REQ-2026-0042`).",
+        description="`id` is the request's id or its number (`DUNE-2026-0042`).",
         tags=["requests"],
         parameters=[OpenApiParameter("id", str, OpenApiParameter.PATH), SINCE],
         responses={200: ProgressSerializer, 404: ProblemSerializer},

@@ -7,6 +7,7 @@ from campaigns.api import register as register_campaigns
 from monitoring.api import CampaignProgressView, RequestProgressView
 from requests_app.api import ObtainTokenView
 from requests_app.api import register as register_requests
+from requests_app.services.numbering import NUMBER_PATTERN
 
 router = DefaultRouter()
 router.root_view_name = "api-root"
@@ -22,7 +23,7 @@ urlpatterns = [
     # Progress (monitoring): before the router, whose campaign and request routes share prefixes.
     path("campaigns/<int:id>/progress/", CampaignProgressView.as_view(), name="campaign-progress"),
     re_path(
-        r"^requests/(?P<id>[0-9]+|REQ-[0-9]{4}-[0-9]+)/progress/$",
+        rf"^requests/(?P<id>[0-9]+|{NUMBER_PATTERN})/progress/$",
         RequestProgressView.as_view(),
         name="request-progress",
     ),

@@ -10,6 +10,7 @@ to PostgreSQL and Redis; ``OPOS_ENV=production`` turns on the strict checks
 import ipaddress
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -92,6 +93,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "csp",
+    "axes",
     "rest_framework",
     "rest_framework.authtoken",
     "django_filters",
@@ -114,6 +116,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    # Last: turns a sign-in refused by the lockout into its 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "opos.urls"
@@ -179,6 +183,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# django-axes first: it refuses a locked-out (username, address) pair before any password
+# is checked, on every sign-in path (the sign-in page, the admin's, the API token).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "requests:home"
 LOGOUT_REDIRECT_URL = "login"
@@ -233,6 +243,32 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = env_int("DATA_UPLOAD_MAX_NUMBER_FIELDS", 1000)
 FILE_UPLOAD_MAX_MEMORY_SIZE = env_int("FILE_UPLOAD_MAX_MEMORY_SIZE", 2_621_440)
 
+# Proxies in front of the service whose X-Forwarded-For may be believed (addresses or
+# networks), and how many of them a request passes (opos/clientaddress.py). Empty: the
+# header is ignored and the connection's own address counts.
+OPOS_TRUSTED_PROXIES = env_list("OPOS_TRUSTED_PROXIES")
+for _proxy in OPOS_TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"OPOS_TRUSTED_PROXIES: {_proxy!r} is not an address or network (10.0.0.0/8)"
+        ) from None
+OPOS_PROXY_HOPS = env_int("OPOS_PROXY_HOPS", 1 if OPOS_TRUSTED_PROXIES else 0)
+
+# Sign-in lockout (django-axes): after OPOS_LOGIN_FAILURE_LIMIT failures of one username
+# from one client address, that pair is refused (429) until OPOS_LOGIN_LOCKOUT_S have
+# passed without a further try, or an operator clears it (/accounts/lockouts/). The
+# username is normalised as sign-in reads it (requests_app/auth.py).
+AXES_FAILURE_LIMIT = env_int("OPOS_LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(seconds=env_int("OPOS_LOGIN_LOCKOUT_S", 900))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_USERNAME_CALLABLE = "requests_app.auth.lockout_username"
+AXES_CLIENT_IP_CALLABLE = "opos.clientaddress.client_address"
+AXES_LOCKOUT_CALLABLE = "requests_app.auth.lockout_response"
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+
 # A strict content security policy: our pages load scripts and styles only
 # from our own origin (no inline code), so an injected string can't run.
 CONTENT_SECURITY_POLICY = {
@@ -272,6 +308,8 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {"login": env_str("LOGIN_THROTTLE_RATE", "10/min")},
+    # DRF's throttles read X-Forwarded-For only this many proxies deep (0: never).
+    "NUM_PROXIES": OPOS_PROXY_HOPS,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "OPOS Tracker API",
@@ -485,6 +523,9 @@ OPOS_RETRY_BACKOFF_S = env_int("OPOS_RETRY_BACKOFF_S", 60 if PRODUCTION else 2)
 OPOS_RETRY_BACKOFF_MAX_S = env_int("OPOS_RETRY_BACKOFF_MAX_S", 3600)
 OPOS_MAX_MEMORY_MB = env_int("OPOS_MAX_MEMORY_MB", 64000)
 OPOS_MAX_WALLTIME_S = env_int("OPOS_MAX_WALLTIME_S", 7 * 86400)
+# Operators' failure-rule patterns run on job-written stderr: each search gives up (no
+# match) after this many milliseconds (campaigns/execution/patterns.py).
+OPOS_FAILURE_PATTERN_TIMEOUT_MS = env_int("OPOS_FAILURE_PATTERN_TIMEOUT_MS", 500)
 # Exit codes never retried, besides the wrapper's own (bad job, code mismatch).
 OPOS_NEVER_RETRY_EXIT_CODES = [int(c) for c in env_list("OPOS_NEVER_RETRY_EXIT_CODES", "")]
 # A submission left `submitting` longer than this is resolved by recover; it must exceed

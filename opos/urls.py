@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from monitoring.metrics import metrics_view
 from requests_app.auth import ThrottledLoginView
+from requests_app.views.lockouts import lockout_list
 
 from . import api, health
 
@@ -15,6 +16,7 @@ handler404 = "opos.schema.api_not_found"
 urlpatterns = [
     path("", include("requests_app.urls", namespace="requests")),
     path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
+    path("accounts/lockouts/", lockout_list, name="lockouts"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("servicedesk/", include("servicedesk.urls", namespace="servicedesk")),
     path("campaigns/", include("campaigns.urls", namespace="campaigns")),

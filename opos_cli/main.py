@@ -103,7 +103,7 @@ def _api() -> Api:
 
 
 def find_request(api: Api, number: str) -> dict:
-    """A request by its number (``REQ-2026-0042``), or by its id."""
+    """A request by its number (``DUNE-2026-0042``, or an older ``REQ-2026-0042``), or id."""
     if number.isdigit():
         return api.get(f"/requests/{number}/")
     for item in api.pages("/requests/", search=number):
@@ -301,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--limit", type=int, default=200, help="at most this many (default 200)")
     listing.set_defaults(func=cmd_requests_list)
     show = rsub.add_parser("show", parents=[common], help="one request, with its samples")
-    show.add_argument("number", metavar="NUMBER", help="e.g. REQ-2026-0042")
+    show.add_argument("number", metavar="NUMBER", help="e.g. DUNE-2026-0042")
     show.add_argument("--history", action="store_true", help="add transitions and comments")
     show.set_defaults(func=cmd_requests_show)
     create = rsub.add_parser("create", parents=[common], help="file a request from a YAML file")

@@ -1,48 +1,68 @@
-"""Sign-in with a throttle against password guessing."""
+"""Sign-in: the lockout against password guessing (django-axes) and how it answers.
 
-from django.conf import settings
+django-axes counts failed sign-ins per (username, client address) pair, in the database so
+that operators see and clear lockouts (``/accounts/lockouts/``, or the admin). Two things
+are ours: the username it counts is normalised the way sign-in reads it, and then case-folded,
+so ``" victim "``, ``"VICTIM"`` and a full-width ``"\\uff56ictim"`` all count against ``victim``;
+the client address believes ``X-Forwarded-For`` only from configured proxies
+(``opos.clientaddress``).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Any
+
+from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView
-from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 
-LOGIN_FAILURE_LIMIT = getattr(settings, "OPOS_LOGIN_FAILURE_LIMIT", 10)
-LOGIN_FAILURE_WINDOW_S = 300
-
-
-def _key(request, username: str) -> str:
-    addr = request.META.get("REMOTE_ADDR", "")
-    return f"login-failures:{addr}:{username.lower()[:150]}"
+LOCKED_OUT_MESSAGE = "Too many failed sign-in attempts. Wait a few minutes and try again."
 
 
-def login_blocked(request, username: str) -> bool:
-    return cache.get(_key(request, username), 0) >= LOGIN_FAILURE_LIMIT
+def normalise_username(username: Any) -> str:
+    """The key a username is counted under: stripped, NFKC-normalised, case-folded.
+
+    Django's sign-in form strips the value and applies NFKC before looking the user up, so
+    every spelling that can sign in as an account must count against that account.
+    """
+    if not isinstance(username, str):
+        return ""
+    text = unicodedata.normalize("NFKC", username).strip()
+    # Case-folding can produce new compatibility forms (and vice versa): normalise again.
+    return unicodedata.normalize("NFKC", text.casefold())[:150]
 
 
-def record_login_failure(request, username: str) -> None:
-    key = _key(request, username)
-    if cache.add(key, 1, LOGIN_FAILURE_WINDOW_S):
-        return
-    try:
-        cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.add(key, 1, LOGIN_FAILURE_WINDOW_S)
+def lockout_username(request: HttpRequest | None, credentials: dict | None) -> str:
+    """``AXES_USERNAME_CALLABLE``: the normalised username of an attempt."""
+    field = "username"
+    if credentials and field in credentials:
+        return normalise_username(credentials.get(field))
+    data = getattr(request, "data", None) or getattr(request, "POST", {})
+    return normalise_username(data.get(field) if hasattr(data, "get") else None)
+
+
+def lockout_response(
+    request: HttpRequest, original_response: HttpResponse | None = None, credentials: Any = None
+) -> HttpResponse:
+    """``AXES_LOCKOUT_CALLABLE``: 429, as JSON for the API, as the sign-in page otherwise."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": LOCKED_OUT_MESSAGE}, status=429)
+    # An unbound form: validating the posted one would try the credentials once more.
+    form = AuthenticationForm(request, initial={"username": request.POST.get("username", "")})
+    context = {"form": form, "next": request.POST.get("next", ""), "refusal": LOCKED_OUT_MESSAGE}
+    return render(request, "registration/login.html", context, status=429)
+
+
+def locked_out(request) -> bool:
+    """Whether django-axes refused this request's sign-in (also for a DRF request, whose
+    attributes live on the wrapper rather than on Django's request)."""
+    return bool(getattr(request, "axes_locked_out", False))
 
 
 class ThrottledLoginView(LoginView):
-    """Django's login page, refusing further tries after repeated failures."""
+    """Django's sign-in page; django-axes refuses an account locked out from this address."""
 
     template_name = "registration/login.html"
     redirect_authenticated_user = True
-
-    def post(self, request, *args, **kwargs):
-        username = request.POST.get("username", "")
-        if login_blocked(request, username):
-            form = self.get_form()
-            form.add_error(
-                None, "Too many failed sign-in attempts. Wait a few minutes and try again."
-            )
-            return self.render_to_response(self.get_context_data(form=form), status=429)
-        return super().post(request, *args, **kwargs)
-
-    def form_invalid(self, form):
-        record_login_failure(self.request, self.request.POST.get("username", ""))
-        return super().form_invalid(form)

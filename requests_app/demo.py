@@ -264,7 +264,7 @@ def _seed_dune_requests(exp, liaison, template, report: SeedReport) -> None:
         request = ProductionRequest.objects.filter(experiment=exp, ticket=ticket).first()
         if request is None:
             request = ProductionRequest.objects.create(
-                number=next_request_number(),
+                number=next_request_number(exp),
                 ticket=ticket,
                 experiment=exp,
                 physics_group=group,
@@ -284,7 +284,7 @@ def _seed_dune_requests(exp, liaison, template, report: SeedReport) -> None:
                 "events": events,
                 "events_per_job": per_job,
                 "parameters": {"seed": 1 + len(ticket), "energy_gev": 2.5},
-                "output_dataset": f"dune:mcc5.0:{group_slug}",
+                "output_dataset": f"{exp.slug}:mcc5.0:{group_slug}",
             },
         )
         report.lines.append(f"{request.number} {title} ({request.state})")

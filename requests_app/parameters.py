@@ -15,8 +15,9 @@ from django.core.exceptions import ValidationError
 
 MAX_STRING_LENGTH = 200
 MAX_PARAMETERS = 50
-SAFE_STRING = re.compile(r"^[A-Za-z0-9_.,:/+=@%-]*$")
-NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+# Whole-string matches (fullmatch): ``$`` alone would also accept a trailing newline.
+SAFE_STRING = re.compile(r"[A-Za-z0-9_.,:/+=@%-]*")
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 TYPES = ("int", "float", "str", "bool")
 
 
@@ -53,7 +54,7 @@ def _coerce(name: str, spec: dict, value: Any) -> Any:
     text = str(value)
     if len(text) > MAX_STRING_LENGTH:
         raise ValidationError(f"{name}: at most {MAX_STRING_LENGTH} characters")
-    if not SAFE_STRING.match(text):
+    if not SAFE_STRING.fullmatch(text):
         raise ValidationError(f"{name}: only letters, digits and _ . , : / + = @ % - are allowed")
     return text
 
@@ -81,7 +82,7 @@ def validate_parameters(specs: dict[str, dict], values: dict[str, Any] | None) -
     errors: list[str] = []
     cleaned: dict[str, Any] = {}
     for name in values:
-        if not isinstance(name, str) or not NAME.match(name):
+        if not isinstance(name, str) or not NAME.fullmatch(name):
             errors.append(f"{str(name)[:40]!r}: not a valid parameter name")
         elif name not in specs:
             known = ", ".join(sorted(specs)) or "none"
@@ -113,7 +114,7 @@ def validate_spec(specs: Any) -> None:
     if not isinstance(specs, dict):
         raise ValidationError("parameters must be a mapping of name to specification")
     for name, spec in specs.items():
-        if not isinstance(name, str) or not NAME.match(name):
+        if not isinstance(name, str) or not NAME.fullmatch(name):
             raise ValidationError(f"{name!r}: not a valid parameter name")
         if not isinstance(spec, dict) or spec.get("type", "str") not in TYPES:
             raise ValidationError(f"{name}: type must be one of {', '.join(TYPES)}")

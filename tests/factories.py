@@ -99,7 +99,7 @@ class ProductionRequestFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = ProductionRequest
 
-    number = factory.LazyFunction(next_request_number)
+    number = factory.LazyAttribute(lambda r: next_request_number(r.experiment))
     ticket = factory.Sequence(lambda n: f"RITM{n:07d}")
     experiment = factory.SubFactory(ExperimentFactory)
     physics_group = factory.SubFactory(
@@ -122,4 +122,4 @@ class SampleFactory(factory.django.DjangoModelFactory):
     )
     events = 1000
     events_per_job = 100
-    output_dataset = factory.LazyAttribute(lambda s: f"out:{s.name}")
+    output_dataset = factory.LazyAttribute(lambda s: f"{s.request.experiment.slug}:{s.name}")

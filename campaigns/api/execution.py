@@ -14,7 +14,12 @@ from django.db import IntegrityError
 from django.db.models import F
 from django.shortcuts import get_object_or_404
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
+from drf_spectacular.utils import (
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+    inline_serializer,
+)
 from rest_framework import filters, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.pagination import PageNumberPagination
@@ -74,8 +79,36 @@ class JobFilterSet(django_filters.FilterSet):
         fields = ["campaign", "stage", "state", "failure_class", "backend", "index"]
 
 
-class JobSerializer(serializers.ModelSerializer):
+class OperatorOnlyFields:
+    """Serializer mixin: ``operator_only`` fields are null for anyone but operators.
+
+    What a job printed and where it ran (its folder, its stderr, the failure reason quoting
+    it, the batch system's error text) is for the operators, who read the job logs; an
+    experiment's members see a job's state, exit code and failure class. The fields stay in
+    every answer (null) so that the schema is one for all callers.
+    """
+
+    operator_only: tuple[str, ...] = ()
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        if request is None or not is_operator(request.user):
+            for name in self.operator_only:
+                if name in data:
+                    data[name] = None
+        return data
+
+
+OPERATORS_ONLY = "Operators only: null for others."
+
+
+class JobSerializer(OperatorOnlyFields, serializers.ModelSerializer):
+    operator_only = ("failure_reason", "workdir", "stderr_tail")
     campaign = serializers.IntegerField(read_only=True)
+    failure_reason = serializers.CharField(
+        read_only=True, allow_null=True, help_text=OPERATORS_ONLY
+    )
     # Empty until the job is submitted / unless it failed (the schema's enum says so too).
     backend = serializers.ChoiceField(choices=BackendName.choices, allow_blank=True, read_only=True)
     failure_class = serializers.ChoiceField(
@@ -109,20 +142,19 @@ class JobSerializer(serializers.ModelSerializer):
 
 
 class JobDetailSerializer(JobSerializer):
-    stderr_tail = serializers.SerializerMethodField()
+    operator_only = (*JobSerializer.operator_only, "host", "batch_url", "stdout_tail")
+    workdir = serializers.CharField(read_only=True, allow_null=True, help_text=OPERATORS_ONLY)
+    stderr_tail = serializers.SerializerMethodField(help_text=OPERATORS_ONLY)
     exit_meaning = serializers.SerializerMethodField(
         help_text="The exit status with the signal it stands for, e.g. "
         '"137 (SIGKILL: killed: by the batch system for memory, or preemption)".'
     )
-    # Where and how it ran, for diagnosis: operators only (see OPERATOR_FIELDS).
-    host = serializers.SerializerMethodField(help_text="Operators only.")
+    # Where and how it ran, for diagnosis.
+    host = serializers.SerializerMethodField(help_text=OPERATORS_ONLY)
     batch_url = serializers.SerializerMethodField(
-        help_text="The batch system's view of the job, where configured. Operators only."
+        help_text="The batch system's view of the job, where configured. " + OPERATORS_ONLY
     )
-    stdout_tail = serializers.SerializerMethodField(help_text="Operators only.")
-
-    OPERATOR_FIELDS = ("host", "batch_url", "stdout_tail")
-    """Left out of the answer for callers who are not operators."""
+    stdout_tail = serializers.SerializerMethodField(help_text=OPERATORS_ONLY)
 
     class Meta(JobSerializer.Meta):
         fields = [
@@ -136,31 +168,29 @@ class JobDetailSerializer(JobSerializer):
         ]
         read_only_fields = fields
 
-    def get_stderr_tail(self, job: Job) -> str:
-        return logs.stderr_tail(job.workdir, 2000, job.batch_id)
-
-    def get_exit_meaning(self, job: Job) -> str:
-        return failures.describe_exit(job.exit_code)
-
     def _operator(self) -> bool:
         request = self.context.get("request")
         return request is not None and is_operator(request.user)
 
-    def get_host(self, job: Job) -> str | None:
-        return job.host or logs.job_host(job.workdir) if self._operator() else None
+    # Logs are not even read from disk for others (``operator_only`` nulls them anyway).
+    @extend_schema_field({"type": "string", "nullable": True})
+    def get_stderr_tail(self, job: Job) -> str | None:
+        return logs.stderr_tail(job.workdir, 2000, job.batch_id) if self._operator() else None
 
+    def get_exit_meaning(self, job: Job) -> str:
+        return failures.describe_exit(job.exit_code)
+
+    @extend_schema_field({"type": "string", "nullable": True})
+    def get_host(self, job: Job) -> str | None:
+        return (job.host or logs.job_host(job.workdir)) if self._operator() else None
+
+    @extend_schema_field({"type": "string", "nullable": True})
     def get_batch_url(self, job: Job) -> str | None:
         return campaigns_conf.batch_job_url(job.backend, job.batch_id) if self._operator() else None
 
+    @extend_schema_field({"type": "string", "nullable": True})
     def get_stdout_tail(self, job: Job) -> str | None:
         return logs.stdout_tail(job.workdir, 2000, job.batch_id) if self._operator() else None
-
-    def to_representation(self, instance: Job) -> dict:
-        data = super().to_representation(instance)
-        if not self._operator():
-            for name in self.OPERATOR_FIELDS:
-                data.pop(name, None)
-        return data
 
 
 class CancelRetrySerializer(serializers.Serializer):
@@ -173,7 +203,7 @@ class CancelRetrySerializer(serializers.Serializer):
         description="Every attempt is a job; filter by campaign, stage, state(s), failure class.",
     ),
     retrieve=extend_schema(
-        summary="One job, with its folder and the tail of its stderr",
+        summary="One job; for operators also its folder and the tail of its stderr",
         responses={200: JobDetailSerializer, 404: ProblemSerializer},
     ),
 )
@@ -240,8 +270,10 @@ class SubmissionFilterSet(django_filters.FilterSet):
         fields = ["campaign", "stage", "state"]
 
 
-class SubmissionSerializer(serializers.ModelSerializer):
+class SubmissionSerializer(OperatorOnlyFields, serializers.ModelSerializer):
+    operator_only = ("error",)
     campaign = serializers.IntegerField(read_only=True)
+    error = serializers.CharField(read_only=True, allow_null=True, help_text=OPERATORS_ONLY)
 
     class Meta:
         model = Submission

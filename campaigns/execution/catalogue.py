@@ -16,6 +16,7 @@ from django.db import transaction
 from opos.limits import INT64_MAX
 from requests_app.models import Experiment
 from requests_app.models.visibility import experiment_roles, is_operator
+from requests_app.namespaces import in_namespace, namespace_refusal
 
 from ..models import Dataset, OutputFile
 from ..services.errors import CampaignError
@@ -34,12 +35,12 @@ def _file_problems(n: int, entry: Any, seen: set[str]) -> tuple[dict[str, Any] |
         return None, [f"files[{n}]: an object with name, size, checksum, events"]
     problems = []
     name = entry.get("name")
-    if not isinstance(name, str) or not FILE_NAME.match(name):
+    if not isinstance(name, str) or not FILE_NAME.fullmatch(name):
         problems.append(f"files[{n}].name: letters, digits and _ . : + - (at most 255)")
     elif name in seen:
         problems.append(f"files[{n}].name: {name} appears twice")
     checksum = str(entry.get("checksum", "")).lower()
-    if not SHA256.match(checksum):
+    if not SHA256.fullmatch(checksum):
         problems.append(f"files[{n}].checksum: a sha256 (64 hexadecimal digits)")
     values = {}
     for key in ("size", "events"):
@@ -72,8 +73,10 @@ def define_dataset(
             "Only operators and the experiment's liaisons define datasets.", kind="forbidden"
         )
     problems = []
-    if not isinstance(name, str) or not DATASET_NAME.match(name):
+    if not isinstance(name, str) or not DATASET_NAME.fullmatch(name):
         problems.append("name: letters, digits and _ . : + - (at most 255), starting with one")
+    elif not in_namespace(experiment.slug, name):
+        problems.append(f"name: {namespace_refusal(experiment.slug)}")
     elif Dataset.objects.filter(name=name).exists():
         problems.append(f"name: a dataset named {name} already exists")
     if not isinstance(description, str) or len(description) > 5000:

@@ -36,6 +36,7 @@ import re
 import signal
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Q
@@ -43,6 +44,7 @@ from django.db.models import Q
 from ..batch import BatchState
 from ..choices import FailureClass
 from ..models import FailureRule, RetryAction
+from .patterns import UnsafePattern, compile_pattern, guarded_search
 from .wrapper import (
     EXIT_BAD_JOB,
     EXIT_CODE_MISMATCH,
@@ -106,7 +108,7 @@ class Rule:
     failure_class: str
     action: str
     exit_codes: frozenset[int] = frozenset()
-    stderr: re.Pattern[str] | None = None
+    stderr: Any = None  # re.Pattern (built-in rules) or regex.Pattern (operators' rules)
     batch_reason: str = ""
     max_attempts: int | None = None
     factor: float = 1.5
@@ -119,7 +121,7 @@ class Rule:
             return False
         if self.batch_reason and self.batch_reason.lower() not in reason.lower():
             return False
-        return not (self.stderr and not self.stderr.search(stderr_tail))
+        return not (self.stderr and not guarded_search(self.stderr, stderr_tail))
 
     @classmethod
     def from_model(cls, rule: FailureRule) -> Rule:
@@ -127,7 +129,7 @@ class Rule:
             failure_class=rule.failure_class,
             action=rule.action,
             exit_codes=frozenset(rule.exit_codes or ()),
-            stderr=re.compile(rule.stderr_pattern) if rule.stderr_pattern else None,
+            stderr=compile_pattern(rule.stderr_pattern) if rule.stderr_pattern else None,
             batch_reason=rule.batch_reason,
             max_attempts=rule.max_attempts,
             factor=rule.factor,
@@ -260,7 +262,7 @@ def load_rules(template_ids: Iterable[int | None]) -> dict[int | None, list[Rule
     for rule in FailureRule.objects.filter(Q(template_id__in=ids) | Q(template__isnull=True)):
         try:
             rules.setdefault(rule.template_id, []).append(Rule.from_model(rule))
-        except re.error:
+        except UnsafePattern:
             continue  # a broken pattern is refused on save; never let one stop finalize
     return rules
 

@@ -189,7 +189,7 @@ def validated(spec: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(params, dict) or len(params) > MAX_PARAMETERS:
         raise BadJob(f"parameters must be an object of at most {MAX_PARAMETERS} entries")
     for name, value in params.items():
-        if not isinstance(name, str) or not PARAMETER_NAME.match(name):
+        if not isinstance(name, str) or not PARAMETER_NAME.fullmatch(name):
             raise BadJob(f"parameter name {name!r} is not an identifier")
         if isinstance(value, str):
             if len(value) > MAX_TEXT or "\0" in value:

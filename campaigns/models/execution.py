@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from django.core.exceptions import ValidationError
 from django.db import models
 
@@ -72,12 +70,13 @@ class FailureRule(models.Model):
         ):
             raise ValidationError({"exit_codes": "a list of whole numbers from -255 to 255"})
         if self.stderr_pattern:
+            # Imported here: the execution package imports the models.
+            from ..execution.patterns import UnsafePattern, check_pattern
+
             try:
-                re.compile(self.stderr_pattern)
-            except re.error as exc:
-                raise ValidationError(
-                    {"stderr_pattern": f"not a regular expression: {exc}"}
-                ) from exc
+                check_pattern(self.stderr_pattern)
+            except UnsafePattern as exc:
+                raise ValidationError({"stderr_pattern": str(exc)}) from exc
         if not 1.0 <= self.factor <= 10.0:
             raise ValidationError({"factor": "between 1 and 10"})
 

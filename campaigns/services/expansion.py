@@ -23,6 +23,7 @@ from django.utils import timezone
 from opos import limits, pagecache
 from requests_app.choices import RequestState
 from requests_app.models import Experiment, ProductionRequest, Sample, SplitRule, StageTemplate
+from requests_app.namespaces import foreign_namespace
 from requests_app.parameters import validate_parameters
 from requests_app.services import TransitionError, system_transition
 
@@ -374,6 +375,18 @@ def _plan_requests(
                 )
             names[plan.dataset_name] = label
         planned.append((request_of[sample.request_id], sample, stage_plans))
+    # Lines filed before names were confined to the experiment's namespace may still name
+    # another experiment's: refused here, so that they can never take its names.
+    heads = {n.partition(":")[0] for n in names if ":" in n} - {experiment.slug}
+    slugs = (
+        set(Experiment.objects.filter(slug__in=heads).values_list("slug", flat=True))
+        if heads
+        else set()
+    )
+    for name, label in names.items():
+        other = foreign_namespace(experiment.slug, name, slugs)
+        if other:
+            problems.append(f"{label}: output_dataset: {name} is in {other}'s namespace")
     taken = Dataset.objects.filter(name__in=list(names)).values_list("name", flat=True)
     problems += [
         f"{names[n]}: output_dataset: {n} already exists in the catalogue; choose another name"

@@ -1,5 +1,7 @@
 """``POST /api/v1/auth/token/``: username and password in, ``{"token": ...}`` out."""
 
+import functools
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -9,13 +11,44 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from opos.clientaddress import client_address
+
+from ..auth import LOCKED_OUT_MESSAGE, locked_out
+
+
+class ClientAddressThrottle(ScopedRateThrottle):
+    """DRF's scoped rate limit, per client address as ``opos.clientaddress`` reads it
+    (DRF's own reading believes any X-Forwarded-For unless ``NUM_PROXIES`` is set)."""
+
+    def get_ident(self, request) -> str:
+        return client_address(request)
+
+
+def refuse_locked_out(post):
+    """Answer 429 when django-axes refused the credentials as locked out.
+
+    axes marks the request it was given, here DRF's wrapper, which Django's middleware
+    never sees; so the view itself turns the mark into the answer.
+    """
+
+    @functools.wraps(post)
+    def wrapper(self, request, *args, **kwargs):
+        response = post(self, request, *args, **kwargs)
+        if locked_out(request):
+            return Response(
+                {"detail": LOCKED_OUT_MESSAGE}, status=status.HTTP_429_TOO_MANY_REQUESTS
+            )
+        return response
+
+    return wrapper
+
 
 class ObtainTokenView(APIView):
     """Exchange credentials for an API token (throttled against guessing)."""
 
     authentication_classes: list = []
     permission_classes: list = []
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [ClientAddressThrottle]
     throttle_scope = "login"
 
     @extend_schema(
@@ -28,6 +61,7 @@ class ObtainTokenView(APIView):
         },
         auth=[],
     )
+    @refuse_locked_out
     def post(self, request):
         serializer = AuthTokenSerializer(data=request.data, context={"request": request})
         if not serializer.is_valid():

@@ -24,6 +24,7 @@ from opos.parsers import BoundedJSONParser
 from .. import services
 from ..models import Comment, Experiment, ProductionRequest, Sample, Transition
 from ..models.visibility import experiment_roles, is_operator
+from ..services.numbering import NUMBER_PATTERN
 from .errors import FIELD_ERRORS, ProblemSerializer, service_errors
 from .filters import ProductionRequestFilterSet, with_priority_rank
 from .serializers import (
@@ -42,7 +43,7 @@ LOOKUP = OpenApiParameter(
     "id",
     OpenApiTypes.STR,
     OpenApiParameter.PATH,
-    description="The request's id, or its number (REQ-2026-0042).",
+    description="The request's id, or its number (DUNE-2026-0042; older ones REQ-2026-0042).",
 )
 REFUSED = {403: ProblemSerializer, 404: ProblemSerializer}
 
@@ -112,7 +113,7 @@ class ProductionRequestViewSet(
     search_fields = ["number", "ticket", "title"]
     parser_classes = [BoundedJSONParser]
     http_method_names = ["get", "post", "patch", "head", "options"]
-    lookup_value_regex = r"[0-9]+|REQ-[0-9]{4}-[0-9]+"
+    lookup_value_regex = rf"[0-9]+|{NUMBER_PATTERN}"
 
     def get_queryset(self):
         # A fixed number of queries whatever the page holds: the request

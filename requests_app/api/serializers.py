@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -252,26 +251,26 @@ class ProductionRequestUpdateSerializer(serializers.Serializer):
     samples = SampleInputSerializer(
         many=True, required=False, help_text="Replaces every sample line."
     )
-    assignee = SlugReference(
-        slug_field="username",
-        queryset=get_user_model().objects.filter(is_active=True),
+    # A username, resolved by the service only after it has checked that the caller may
+    # change the assignee at all: whether a username exists is not a member's business.
+    assignee = serializers.CharField(
         allow_null=True,
         required=False,
+        max_length=150,
         help_text="An operator's username (operators only), or null.",
     )
     # Read-only on a request: named here so that a PATCH trying them is
-    # refused with a reason instead of being silently ignored.
+    # refused with a reason instead of being silently ignored. The experiment is compared
+    # as text, never looked up: any other value, existing slug or not, gets one answer.
     state = serializers.ChoiceField(RequestState.choices, required=False, write_only=True)
-    experiment = SlugReference(
-        slug_field="slug", queryset=Experiment.objects.all(), required=False, write_only=True
-    )
+    experiment = serializers.CharField(required=False, write_only=True, max_length=49)
 
     def validate(self, attrs):
         current: ProductionRequest = self.instance
         errors = {}
         if "state" in attrs and attrs["state"] != current.state:
             errors["state"] = ["changes only through POST .../transitions/ with an action"]
-        if "experiment" in attrs and attrs["experiment"].pk != current.experiment_id:
+        if "experiment" in attrs and attrs["experiment"] != current.experiment.slug:
             errors["experiment"] = ["a request cannot move to another experiment"]
         if errors:
             raise serializers.ValidationError(errors)
@@ -290,7 +289,7 @@ class ProductionRequestUpdateSerializer(serializers.Serializer):
         samples = data.pop("samples", None)
         now = {
             "physics_group": current.physics_group.slug,
-            "assignee": current.assignee,
+            "assignee": current.assignee.get_username() if current.assignee else None,
         }
         return {
             name: value

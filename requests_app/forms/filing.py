@@ -267,7 +267,11 @@ class SampleForm(forms.Form):
     input_dataset = forms.CharField(
         label="Input dataset (optional)", required=False, max_length=255
     )
-    output_dataset = forms.CharField(label="Output dataset", max_length=255)
+    output_dataset = forms.CharField(
+        label="Output dataset",
+        max_length=255,
+        help_text="In the experiment's namespace: its slug and a colon, e.g. dune:mcc5.0:numu.",
+    )
 
     def __init__(self, *args, options: FilingOptions, experiment: Experiment | None, **kwargs):
         super().__init__(*args, **kwargs)

@@ -11,13 +11,23 @@ from .visibility import VisibleQuerySet
 
 
 class RequestCounter(models.Model):
-    """Last request number handed out per year (``REQ-2026-0042``)."""
+    """Last request number handed out per experiment and year (``DUNE-2026-0042``).
 
-    year = models.PositiveSmallIntegerField(primary_key=True)
+    Per experiment, so that one experiment's numbers say nothing about another's volume.
+    Numbers handed out before (``REQ-2026-0042``, one sequence for all) stay as they were.
+    """
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="+")
+    year = models.PositiveSmallIntegerField()
     last = models.PositiveIntegerField(default=0)
 
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "year"], name="one_counter_per_year")
+        ]
+
     def __str__(self) -> str:
-        return f"{self.year}: {self.last}"
+        return f"{self.experiment_id}/{self.year}: {self.last}"
 
 
 class ProductionRequestQuerySet(VisibleQuerySet):
@@ -31,7 +41,7 @@ class ProductionRequest(models.Model):
     ``requests_app.workflow.ACTIONS``, recorded as a ``Transition``).
     """
 
-    number = models.CharField(max_length=20, unique=True, editable=False)
+    number = models.CharField(max_length=64, unique=True, editable=False)
     ticket = models.CharField("service-desk ticket", max_length=40, db_index=True)
     experiment = models.ForeignKey(Experiment, on_delete=models.PROTECT, related_name="requests")
     physics_group = models.ForeignKey(

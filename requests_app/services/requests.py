@@ -6,6 +6,7 @@ import datetime as dt
 import re
 from typing import TYPE_CHECKING, Any
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
@@ -23,6 +24,7 @@ from ..models import (
     WorkflowTemplate,
 )
 from ..models.visibility import experiment_roles, is_operator
+from ..namespaces import in_namespace, namespace_refusal
 from ..parameters import validate_parameters
 from .eligibility import ticket_is_valid
 from .numbering import next_request_number
@@ -250,6 +252,8 @@ def validate_sample(experiment: Experiment, data: dict[str, Any]) -> dict[str, A
     output = _text(data.get("output_dataset"))
     if not DATASET_NAME.fullmatch(output):
         errors["output_dataset"] = ["required: letters, digits and _ . : / - (at most 255)"]
+    elif not in_namespace(experiment.slug, output):
+        errors["output_dataset"] = [namespace_refusal(experiment.slug)]
     input_dataset = data.get("input_dataset") or ""
     input_dataset = _text(input_dataset) if isinstance(input_dataset, str) else None
     if input_dataset is None or (input_dataset and not DATASET_NAME.fullmatch(input_dataset)):
@@ -301,6 +305,11 @@ def validate_samples(experiment: Experiment, samples: list[dict[str, Any]]) -> l
     return cleaned
 
 
+def _active_user(username: str) -> AbstractBaseUser | None:
+    User = get_user_model()
+    return User.objects.filter(is_active=True, **{User.USERNAME_FIELD: username}).first()
+
+
 @transaction.atomic
 def create_request(
     user: AbstractBaseUser,
@@ -329,7 +338,7 @@ def create_request(
     if errors:
         raise samples_error(errors)
     request = ProductionRequest.objects.create(
-        number=next_request_number(), experiment=experiment, requester=user, **fields
+        number=next_request_number(experiment), experiment=experiment, requester=user, **fields
     )
     Sample.objects.bulk_create([Sample(request=request, **line) for line in lines])
     Transition.objects.create(
@@ -382,6 +391,11 @@ def update_request(
         cleaned = {}
     if "assignee" in data:
         assignee = data["assignee"]
+        if isinstance(assignee, str):
+            assignee = _active_user(assignee)
+            if assignee is None:
+                # An unknown username answers like a known one who is not an operator.
+                errors["assignee"] = [f"{data['assignee']} is not an operator"]
         if assignee is not None and not is_operator(assignee):
             errors["assignee"] = [f"{assignee} is not an operator"]
         cleaned["assignee"] = assignee

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from ..choices import ALL_ROLES, ExperimentRole, GlobalRoleName
@@ -23,6 +24,27 @@ class GrantResult:
     role_created: bool
 
 
+def _valid_username(username: str | None) -> str:
+    """The username as Django stores it (NFKC), checked by the user model's own validators.
+
+    The same rules as the admin's and ``createsuperuser``'s: letters, digits and @ . + - _,
+    at most 150 characters; no newline, markup or control character gets into a username.
+    """
+    User = get_user_model()
+    # Surrounding spaces are trimmed; a newline or any other control character is refused.
+    username = User.normalize_username(username or "").strip(" ")
+    if not username:
+        raise RoleError("username must not be empty")
+    field = User._meta.get_field(User.USERNAME_FIELD)
+    try:
+        field.run_validators(username)
+    except ValidationError as exc:
+        raise RoleError(f"username {username!r}: {' '.join(exc.messages)}") from None
+    if field.max_length and len(username) > field.max_length:
+        raise RoleError(f"username: at most {field.max_length} characters")
+    return username
+
+
 @transaction.atomic
 def grant_role(
     username: str,
@@ -37,9 +59,7 @@ def grant_role(
     Everything is checked before anything is written, and the whole grant is
     one transaction: a refused grant leaves no half-created user behind.
     """
-    username = (username or "").strip()
-    if not username:
-        raise RoleError("username must not be empty")
+    username = _valid_username(username)
     if role not in ALL_ROLES:
         raise RoleError(f"unknown role {role!r}: choose one of {', '.join(ALL_ROLES)}")
     target_experiment = None

@@ -43,14 +43,14 @@ def test_liaison_files_a_request(journey):
             "events": "1000",
             "events_per_job": "200",
             "parameters": "seed=7\nenergy_gev=3.5",
-            "output_dataset": "mcc5:nu-mu-cc",
+            "output_dataset": "dune:mcc5:nu-mu-cc",
         },
         {
             "name": "nu-e-cc",
             "events": "1000",
             "events_per_job": "5000",  # the bad field: more than the events
             "parameters": "seed=8",
-            "output_dataset": "mcc5:nu-e-cc",
+            "output_dataset": "dune:mcc5:nu-e-cc",
         },
     ]
     for index, line in enumerate(lines):

@@ -89,7 +89,7 @@ def submitted_request(world: World, title: str, days: int, priority: str = "norm
             "events_per_job": 200,
             "parameters": {"seed": 7},
             "input_dataset": "",
-            "output_dataset": f"mcc5:{slug_of(title)}-a",
+            "output_dataset": f"dune:mcc5:{slug_of(title)}-a",
         }
     ]
     request = create_request(world.liaison, world.dune, data, lines)

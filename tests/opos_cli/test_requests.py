@@ -33,7 +33,7 @@ def request_yaml(**overrides) -> str:
             events: 10000
             events_per_job: 1000
             parameters: {{seed: 7}}
-            output_dataset: mcc5.0/numu_fhc
+            output_dataset: dune:mcc5.0/numu_fhc
         """
     )
     for key, value in overrides.items():
@@ -240,3 +240,13 @@ def test_json_output_of_every_request_command_parses(cli, live_server, filed, tm
         result = cli(*args, "--json")
         assert result.code == 0, (args, result.err)
         json.loads(result.out)
+
+
+def test_show_finds_a_request_by_its_older_number(cli, live_server, filed):
+    # Requests numbered before numbers were per experiment keep their REQ- numbers.
+    draft, _ = filed
+    ProductionRequest.objects.filter(pk=draft.pk).update(number="REQ-2025-0042")
+    cli.login(live_server.url)
+    result = cli("requests", "show", "REQ-2025-0042", "--json")
+    assert result.code == 0, result.err
+    assert result.json()["id"] == draft.pk

@@ -68,7 +68,7 @@ def sample_line(template="mc-gen", **overrides) -> dict:
         "events_per_job": 1000,
         "parameters": {"seed": 7},
         "input_dataset": "",
-        "output_dataset": "mcc5:nu-mu-cc",
+        "output_dataset": "dune:mcc5:nu-mu-cc",
     }
     line.update(overrides)
     return line

@@ -79,7 +79,7 @@ def test_liaison_files_a_draft(api, liaison, template):
     assert response.status_code == 201, response.json()
     body = response.json()
     assert set(body) == FIELDS
-    assert body["number"].startswith(f"REQ-{timezone.now().year}-")
+    assert body["number"].startswith(f"DUNE-{timezone.now().year}-")
     assert (body["experiment"], body["physics_group"], body["state"]) == (
         "dune",
         "oscillations",

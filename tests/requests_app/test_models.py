@@ -13,10 +13,13 @@ from tests.factories import (
 )
 
 
-def test_request_numbers_are_sequential_per_year(db):
-    assert next_request_number(2031) == "REQ-2031-0001"
-    assert next_request_number(2031) == "REQ-2031-0002"
-    assert next_request_number(2032) == "REQ-2032-0001"
+def test_request_numbers_are_sequential_per_experiment_and_year(experiment, other_experiment):
+    assert next_request_number(experiment, 2031) == "DUNE-2031-0001"
+    assert next_request_number(experiment, 2031) == "DUNE-2031-0002"
+    assert next_request_number(experiment, 2032) == "DUNE-2032-0001"
+    # Another experiment's numbers say nothing about DUNE's volume.
+    assert next_request_number(other_experiment, 2031) == "SBND-2031-0001"
+    assert next_request_number(experiment, 2031) == "DUNE-2031-0003"
 
 
 @pytest.mark.parametrize(("events", "per_job"), [(0, 1), (10, 0), (10, 11)])

@@ -36,7 +36,7 @@ def fill_request_form(page, url, template, group, other_group, other_template):
         page.select_option(prefix + "template", str(template.id))
         page.fill(prefix + "events", "1000")
         page.fill(prefix + "events_per_job", "100")
-        page.fill(prefix + "output_dataset", f"out:line-{index}")
+        page.fill(prefix + "output_dataset", f"dune:line-{index}")
     help_box = page.locator("[data-sample-line]").nth(1).locator("[data-param-help]")
     assert "seed" in help_box.inner_text()
 

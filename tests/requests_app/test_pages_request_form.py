@@ -40,7 +40,7 @@ def line(workflow, **overrides):
         "events_per_job": "1000",
         "parameters": "seed=7\ntag=mcc5",
         "input_dataset": "",
-        "output_dataset": "mcc5:nu-mu-cc",
+        "output_dataset": "dune:mcc5:nu-mu-cc",
     }
     values.update(overrides)
     return values
@@ -158,7 +158,7 @@ def test_bad_input_keeps_values_and_shows_error_by_field(
     client, liaison, template, group, fields, line_overrides, field, on_line, message
 ):
     client.force_login(liaison)
-    good_line = line(template, name="good-line", output_dataset="mcc5:good")
+    good_line = line(template, name="good-line", output_dataset="dune:mcc5:good")
     data = form_data(group, [line(template, **line_overrides), good_line], **fields)
     response = client.post(NEW, data)
     assert response.status_code == 200

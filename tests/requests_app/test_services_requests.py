@@ -85,7 +85,7 @@ def errors_of(exc: ValidationError) -> dict:
 def test_file_a_draft(liaison, experiment, template):
     req = create_request(liaison, experiment, request_fields(), [sample_line()])
     assert req.state == RequestState.DRAFT
-    assert re.fullmatch(rf"REQ-{timezone.now().year}-\d{{4}}", req.number)
+    assert re.fullmatch(rf"DUNE-{timezone.now().year}-\d{{4}}", req.number)
     assert (req.requester, req.physics_group.slug, req.priority) == (
         liaison,
         "oscillations",
@@ -215,16 +215,16 @@ def test_operators_file_on_behalf(operator, experiment, template):
 def test_numbers_are_sequential_and_unique_per_year(liaison, experiment, template):
     year = timezone.now().year
     numbers = [create_request(liaison, experiment, request_fields(), []).number for _ in range(3)]
-    assert numbers == [f"REQ-{year}-0001", f"REQ-{year}-0002", f"REQ-{year}-0003"]
-    assert next_request_number(2031) == "REQ-2031-0001"
-    assert next_request_number(year) == f"REQ-{year}-0004"
-    assert next_request_number(2031) == "REQ-2031-0002"
+    assert numbers == [f"DUNE-{year}-0001", f"DUNE-{year}-0002", f"DUNE-{year}-0003"]
+    assert next_request_number(experiment, 2031) == "DUNE-2031-0001"
+    assert next_request_number(experiment, year) == f"DUNE-{year}-0004"
+    assert next_request_number(experiment, 2031) == "DUNE-2031-0002"
 
 
 def test_a_refused_request_uses_no_number(liaison, experiment, template):
     refused_create(liaison, experiment, {"ticket": "bad"})
     year = timezone.now().year
-    assert create_request(liaison, experiment, request_fields(), []).number == f"REQ-{year}-0001"
+    assert create_request(liaison, experiment, request_fields(), []).number == f"DUNE-{year}-0001"
 
 
 # --- Editing ------------------------------------------------------------------

@@ -108,7 +108,7 @@ NEW_REQUEST = lambda w: {  # noqa: E731
             "template": w.a_template.pk,
             "events": 100,
             "events_per_job": 10,
-            "output_dataset": "matrix-out",
+            "output_dataset": f"{w.a.slug}:matrix-out",
         }
     ],
 }
@@ -147,6 +147,12 @@ SPECS: dict[str, Spec] = {
     "requests:code_approve": Spec(a("a_code"), writes=[Write("post", PAGE_OPERATOR_ANY)]),
     "requests:audit": Spec(get=PAGE_OPERATOR, query="?q=SECRET"),
     "login": Spec(get=EVERYONE),
+    "lockouts": Spec(
+        get=PAGE_OPERATOR,
+        writes=[
+            Write("post", PAGE_OPERATOR_ANY, lambda w: {"username": "x", "ip_address": "192.0.2.1"})
+        ],
+    ),
     "logout": Spec(writes=[Write("post", EVERYONE)]),
     "servicedesk:health": Spec(get=PAGE_OPERATOR),
     "servicedesk:run": Spec(
@@ -280,7 +286,7 @@ SPECS: dict[str, Spec] = {
             Write(
                 "post",
                 API_LIAISON_ON_A,
-                lambda w: {"experiment": w.a.slug, "name": "matrix-dataset"},
+                lambda w: {"experiment": w.a.slug, "name": f"{w.a.slug}:matrix-dataset"},
             )
         ],
     ),

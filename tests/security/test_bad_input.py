@@ -81,7 +81,7 @@ def new_request(world, **overrides) -> dict:
                 "template": world.a_template.pk,
                 "events": 1000,
                 "events_per_job": 10,
-                "output_dataset": "bad-input-out",
+                "output_dataset": f"{world.a.slug}:bad-input-out",
             }
         ],
     }

@@ -317,7 +317,9 @@ def test_events_and_jobs_per_sample_are_refused_by_name(
 def test_jobs_per_request_are_bounded(api, experiment, liaison, template, settings):
     settings.OPOS_MAX_JOBS_PER_REQUEST = 150
     lines = [
-        sample_line(name=f"s{i}", output_dataset=f"out-{i}", events=100_000, events_per_job=1000)
+        sample_line(
+            name=f"s{i}", output_dataset=f"dune:out-{i}", events=100_000, events_per_job=1000
+        )
         for i in range(2)
     ]
 

@@ -59,7 +59,7 @@ json_values = st.recursive(
     max_leaves=12,
 )
 names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,15}", fullmatch=True)
-unsafe_text = st.text(min_size=1, max_size=50).filter(lambda t: not SAFE_STRING.match(t))
+unsafe_text = st.text(min_size=1, max_size=50).filter(lambda t: not SAFE_STRING.fullmatch(t))
 
 
 # --- parameters -------------------------------------------------------------------------------
@@ -154,7 +154,7 @@ def test_any_spec_is_accepted_or_refused_cleanly(spec):
         assert exc.messages
     else:
         assert isinstance(spec, dict)
-        assert all(isinstance(k, str) and NAME.match(k) for k in spec)
+        assert all(isinstance(k, str) and NAME.fullmatch(k) for k in spec)
 
 
 # --- sample lines and requests (database) ------------------------------------------------------
@@ -348,7 +348,7 @@ def test_good_request_files_round_trip(events, title):
                 "template": "mc-gen",
                 "events": events,
                 "events_per_job": 1,
-                "output_dataset": "out",
+                "output_dataset": "dune:out",
             }
         ],
     }

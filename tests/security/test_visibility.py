@@ -174,7 +174,7 @@ def test_refusals_name_nothing_of_a(world):
                     "template": world.a_template.pk,
                     "events": 10,
                     "events_per_job": 1,
-                    "output_dataset": "borrow-out",
+                    "output_dataset": "bravo:borrow-out",
                 }
             ],
         },

@@ -138,7 +138,7 @@ def test_desk_not_answering_queues_a_pull(
 
 def test_the_queued_pull_task_imports_the_ticket(connector_settings, snow, world):
     add_ticket(snow, "RITM0050009")
-    assert tasks.pull_ticket(number="RITM0050009").startswith("REQ-")
+    assert tasks.pull_ticket(number="RITM0050009").startswith("DUNE-")
     assert tasks.pull_ticket(number="RITM9999999") == "not imported"
 
 

@@ -23,4 +23,4 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         where = f" of {experiment}" if experiment else ""
         created = " (new user)" if result.user_created else ""
-        self.stdout.write(f"{username} is {role}{where}{created}")
+        self.stdout.write(f"{result.user.get_username()} is {role}{where}{created}")
