@@ -100,9 +100,7 @@ def assert_exactly_once(campaign, log: Path, backend: str, spool: Path, jobs=4):
     at_batch = elements_at_batch_system(backend, spool, tokens)
     assert sum(at_batch.values()) == jobs, at_batch
     assert set(at_batch) == set(tokens)
-    runs = Counter(
-        int(line) for path in log.rglob("runs.log") for line in path.read_text().split()
-    )
+    runs = Counter(int(line) for path in log.rglob("runs.log") for line in path.read_text().split())
     assert runs == Counter(range(jobs)), "every job ran exactly once"
 
 

@@ -93,8 +93,16 @@ def test_usage_errors_are_exit_2(cli, db):
     assert cli("--help").code == 0
 
 
-def test_logout_forgets_the_token(cli, live_server, dune):
+def test_logout_forgets_the_token_and_revokes_it_on_the_server(cli, live_server, dune):
+    from knox.models import AuthToken
+
     cli.login(live_server.url)
-    assert cli("logout").code == 0
+    token = json.loads(cli.config_file.read_text())["token"]
+    result = cli("logout", "--json")
+    assert result.code == 0 and result.json() == {"logged_out": True, "revoked": True}
     assert not cli.config_file.exists()
     assert cli("requests", "list").code == 3
+    # The token itself no longer works anywhere.
+    assert not AuthToken.objects.filter(token_key=token[:15]).exists()
+    again = cli("requests", "list", env={"OPOS_URL": live_server.url, "OPOS_TOKEN": token})
+    assert again.code == 3
