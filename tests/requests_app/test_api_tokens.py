@@ -163,3 +163,37 @@ def test_other_users_and_admin_password_changes(api, operator):
     victim.set_password("reset-by-admin")
     victim.save(update_fields=["password"])
     assert bearer(api, token).get("/api/v1/experiments/").status_code == 401
+
+
+def test_plain_tokens_of_before_are_hashed_by_the_migration(api, liaison):
+    """The rows DRF's authtoken app left (the token in clear) become knox rows: the token
+    keeps working until it expires, and no plain token is left in the database."""
+    import importlib
+    from types import SimpleNamespace
+
+    from django.apps import apps
+
+    migration = importlib.import_module("requests_app.migrations.0004_hash_api_tokens")
+    plain = "0f" * 20  # DRF's format: 40 hex characters
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TABLE authtoken_token (key varchar(40) PRIMARY KEY, created timestamp, "
+            "user_id integer)"
+        )
+        cursor.execute(
+            "INSERT INTO authtoken_token VALUES (%s, %s, %s)", [plain, timezone.now(), liaison.pk]
+        )
+    try:
+        # The migration uses its schema editor's connection only (SQLite cannot open a
+        # schema editor inside the test's transaction).
+        migration.hash_plain_tokens(apps, SimpleNamespace(connection=connection))
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM authtoken_token")
+            assert cursor.fetchone()[0] == 0
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE authtoken_token")
+
+    row = AuthToken.objects.get(user=liaison)
+    assert row.digest != plain and row.token_key == plain[:15] and row.expiry > timezone.now()
+    assert bearer(api, plain).get("/api/v1/experiments/").status_code == 200
