@@ -239,3 +239,20 @@ def test_slurm_job_runs_as_the_batch_account_and_cannot_reach_the_service(
 def test_slurm_refuses_root_or_the_service_account_as_batch_account():
     with pytest.raises(BackendError, match="another account"):
         SlurmBackend(job_user="root")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_demo_workflow_completes_in_the_sandbox_as_configured(
+    exec_env, settings, experiment, operator
+):
+    """What ``make run`` does: the demo's three stages (each reading the one before) run to
+    completion with the local backend exactly as the settings configure it."""
+    from requests_app.choices import RequestState
+    from tests.campaigns.exec_support import launch, run_until
+
+    options = dict(configured.OPOS_BACKEND_OPTIONS["local"], spool_dir=str(exec_env / "spool"))
+    assert options["isolation"] == "sandbox"
+    settings.OPOS_BACKEND_OPTIONS = {**settings.OPOS_BACKEND_OPTIONS, "local": options}
+    _campaign, request = launch(experiment, operator, events=200, per_job=100)
+
+    run_until(lambda: type(request).objects.get(pk=request.pk).state == RequestState.COMPLETED)
