@@ -256,3 +256,35 @@ def test_demo_workflow_completes_in_the_sandbox_as_configured(
     _campaign, request = launch(experiment, operator, events=200, per_job=100)
 
     run_until(lambda: type(request).objects.get(pk=request.pk).state == RequestState.COMPLETED)
+
+
+@pytest.mark.slurm
+@pytest.mark.django_db(transaction=True)
+def test_demo_workflow_completes_on_slurm_as_the_batch_account(
+    slurm_cluster, exec_env, settings, experiment, operator, world_readable_base
+):
+    """The whole path on Slurm with a batch account that is not the service's: the wrapper
+    and the demo code run as ``opos-job`` with the system interpreter (what a batch node
+    has), in work folders the service reads back."""
+    if os.geteuid() != 0:
+        pytest.skip("submitting as the batch account (sbatch --uid) needs root")
+    from campaigns.models import Job
+    from requests_app.choices import RequestState
+    from tests.campaigns.exec_support import launch, run_until
+
+    settings.OPOS_WORK_DIR = world_readable_base / "work"
+    settings.OPOS_JOB_PYTHON = "/usr/bin/python3"
+    settings.OPOS_BACKEND_OPTIONS = {
+        **settings.OPOS_BACKEND_OPTIONS,
+        "slurm": {"state_dir": str(exec_env / "slurm-state"), "job_user": "opos-job"},
+    }
+    campaign, request = launch(experiment, operator, events=200, per_job=100, backend="slurm")
+
+    run_until(
+        lambda: type(request).objects.get(pk=request.pk).state == RequestState.COMPLETED,
+        timeout=240,
+        pause=1.0,
+    )
+    batch_uid = __import__("pwd").getpwnam("opos-job").pw_uid
+    for job in Job.objects.filter(stage__campaign=campaign):
+        assert Path(job.workdir, "manifest.json").stat().st_uid == batch_uid
