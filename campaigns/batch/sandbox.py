@@ -169,8 +169,11 @@ def bwrap_argv(
     if not isolation.network:
         argv.append("--unshare-net")
     argv += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-    for fresh in FRESH_DIRS:
-        argv += ["--perms", "01777" if fresh != "/run" else "0755", "--tmpfs", fresh]
+    fresh_dirs = list(FRESH_DIRS)
+    if os.path.isdir("/var/run") and not os.path.islink("/var/run"):
+        fresh_dirs.append("/var/run")  # a real folder (not the usual link to /run): sockets
+    for fresh in fresh_dirs:
+        argv += ["--perms", "01777" if "tmp" in fresh else "0755", "--tmpfs", fresh]
     # (path, rule): the most specific path wins, so rules go shallowest first; at equal
     # depth a hidden rule goes first and a shown one then wins for exactly that path.
     rules: dict[str, str] = {}
@@ -181,7 +184,7 @@ def bwrap_argv(
         rules[os.path.realpath(path)] = "read"
     rules[os.path.realpath(element_dir)] = "write"
     order = sorted(rules, key=lambda p: (_depth(p), rules[p] != "hide", p))
-    covered = [*FRESH_DIRS]
+    covered = list(fresh_dirs)
     for path in order:
         rule = rules[path]
         if not os.path.lexists(path):

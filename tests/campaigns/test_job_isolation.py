@@ -51,6 +51,11 @@ attempt("broker_message", lambda: read(targets["broker_message"]))
 attempt("service_environment", lambda: read(f"/proc/{targets['service_pid']}/environ"))
 for path in targets.get("more", []):
     attempt(path, lambda path=path: read(path))
+for path in targets.get("sockets", []):
+    def connect(path=path):
+        with socket.socket(socket.AF_UNIX) as unix:
+            unix.connect(path)
+    attempt(path, connect)
 for port in targets.get("ports", []):
     attempt(f"port {port}", lambda port=port: socket.create_connection(("127.0.0.1", port), 2))
 results["secret_in_environment"] = any(
@@ -147,6 +152,8 @@ def test_local_job_cannot_reach_the_service(tmp_path, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", f"postgres://opos:{SECRET_KEY}@127.0.0.1/opos")
     targets = service_data(tmp_path)
     targets["ports"] = [5432, 6379]  # PostgreSQL and Redis trusting local connections
+    # The local sockets of PostgreSQL, munge, ... (connecting needs no write access).
+    targets["sockets"] = [str(p) for p in Path("/run").glob("*/*") if p.is_socket()]
     real_key = django_settings.DATA_DIR / "secret_key"
     targets["more"] = [str(real_key)] if real_key.exists() else []
     array_dir, script = probe_array(targets, "tok-probe")
@@ -171,6 +178,8 @@ def test_local_job_cannot_reach_the_service(tmp_path, monkeypatch):
     results = assert_nothing_reached(array_dir, stderr)
     for port in targets["ports"]:
         assert results[f"port {port}"] != "READ"  # no network in the sandbox
+    for path in targets["sockets"]:
+        assert results[path] == "FileNotFoundError"  # /run is empty in the sandbox
     for path in targets["more"]:
         assert results[path] in {"PermissionError", "FileNotFoundError"}
     if os.geteuid() == 0:
