@@ -133,8 +133,9 @@ def build(
         raise BackendError(f"local isolation must be one of {MODES}: {mode!r}")
     if mode == OFF:
         return Isolation(mode=OFF)
-    hidden = {str(Path(p).expanduser().absolute()) for p in hidden_paths}
-    hidden.add(str(Path.home()))
+    hidden = {str(Path(p).expanduser().absolute()) for p in [*hidden_paths, Path.home()]}
+    # A home of "/" (some service accounts) must not hide the whole system.
+    hidden = {p for p in hidden if len(Path(p).parts) > 1}
     tools = {str(Path(p).absolute()) for p in tool_paths}
     tools.update(interpreter_paths(python))
     tools.add(str(Path(__file__).resolve().parent))  # the runner
