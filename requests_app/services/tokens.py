@@ -4,8 +4,8 @@ The database holds a token's SHA-512 digest and its first 15 characters (knox's 
 never the token: a copied row does not sign anyone in. A token is shown once, when it is
 issued; it expires after ``REST_KNOX["TOKEN_TTL"]`` (``OPOS_API_TOKEN_TTL_DAYS``) and is
 revoked when its user's password changes (:func:`revoke_all`, from a signal in
-``requests_app.signals``). Each user lists and revokes their own; every issue and revocation
-is in the audit trail.
+``requests_app.signals``). Each user lists and revokes their own; every revocation is in the
+audit trail (issuing is a sign-in, which is not).
 """
 
 from __future__ import annotations
@@ -27,13 +27,13 @@ if TYPE_CHECKING:
 def issue(user: AbstractBaseUser, *, now: dt.datetime | None = None) -> tuple[AuthToken, str]:
     """A new token for ``user``: the row and the token itself (shown to the user once).
 
-    The user's expired tokens go at the same time, so they do not pile up.
+    The user's expired tokens go at the same time, so they do not pile up. Issuing is a
+    sign-in (as a browser session is), so it is not in the audit trail; revoking is.
     """
     now = now or timezone.now()
     with transaction.atomic():
         AuthToken.objects.filter(user=user, expiry__lt=now).delete()
         instance, token = AuthToken.objects.create(user=user)
-        audit.record("token.issued", f"token {instance.token_key}", actor=user)
     return instance, token
 
 
