@@ -474,9 +474,10 @@ OPOS_BACKEND_OPTIONS = {
         "spool_dir": OPOS_LOCAL_SPOOL_DIR,
         "timeout": OPOS_BATCH_TIMEOUT_S,
         "isolation": OPOS_LOCAL_ISOLATION,
-        "hidden_paths": _job_hidden_paths(),
-        # The project's code (the job wrapper) stays readable inside a hidden home.
-        "tool_paths": [str(BASE_DIR)],
+        # The project folder too (a deployment's .env, say): of it a job sees only the
+        # package of the job wrapper and the runner (standard library only, no settings).
+        "hidden_paths": [*_job_hidden_paths(), str(BASE_DIR)],
+        "tool_paths": [str(BASE_DIR / "campaigns")],
         "job_user": env_str("OPOS_LOCAL_JOB_USER") or None,
         "job_network": env_bool("OPOS_LOCAL_JOB_NETWORK", False),
     },

@@ -178,11 +178,16 @@ def bwrap_argv(
     # (path, rule): the most specific path wins, so rules go shallowest first; at equal
     # depth a hidden rule goes first and a shown one then wins for exactly that path.
     rules: dict[str, str] = {}
-    # Real paths: bwrap follows a symlinked source but cannot mount onto a symlink.
+    # Real paths: bwrap follows a symlinked source but cannot mount onto a symlink. A shown
+    # path that is itself a link (a virtualenv linked into the project) is made again as a
+    # link when it lies in a hidden folder.
+    links: dict[str, str] = {}
     for path in isolation.hidden_paths:
         rules[os.path.realpath(path)] = "hide"
     for path in [*isolation.tool_paths, *read_paths, str(array_dir)]:
         rules[os.path.realpath(path)] = "read"
+        if os.path.islink(path):
+            links[str(Path(path).absolute())] = os.path.realpath(path)
     rules[os.path.realpath(element_dir)] = "write"
     order = sorted(rules, key=lambda p: (_depth(p), rules[p] != "hide", p))
     covered = list(fresh_dirs)
@@ -197,16 +202,25 @@ def bwrap_argv(
             else:
                 argv += ["--ro-bind", "/dev/null", path]
             continue
-        # bwrap makes the missing folders above a mount point in a tmpfs with mode 0700,
-        # which the job user could not pass: make them 0755 first.
-        for parent in reversed(Path(path).parents):
-            if any(parent.is_relative_to(c) and str(parent) != c for c in covered):
-                argv += ["--perms", "0755", "--dir", str(parent)]
+        argv += _parents(path, covered)
         argv += ["--ro-bind" if rule == "read" else "--bind", path, path]
+    for link, target in sorted(links.items()):
+        if any(Path(link).is_relative_to(c) for c in covered):
+            argv += [*_parents(link, covered), "--symlink", target, link]
     argv += ["--chdir", str(element_dir), "--clearenv"]
     for key, value in sorted(environment.items()):
         argv += ["--setenv", key, value]
     argv.append("--")
+    return argv
+
+
+def _parents(path: str, covered: Sequence[str]) -> list[str]:
+    """bwrap makes the missing folders above a mount point in a tmpfs with mode 0700, which
+    the job user could not pass: make them 0755 first."""
+    argv: list[str] = []
+    for parent in reversed(Path(path).parents):
+        if any(parent.is_relative_to(c) and str(parent) != c for c in covered):
+            argv += ["--perms", "0755", "--dir", str(parent)]
     return argv
 
 

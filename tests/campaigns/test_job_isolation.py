@@ -155,7 +155,10 @@ def test_local_job_cannot_reach_the_service(tmp_path, monkeypatch):
     # The local sockets of PostgreSQL, munge, ... (connecting needs no write access).
     targets["sockets"] = [str(p) for p in Path("/run").glob("*/*") if p.is_socket()]
     real_key = django_settings.DATA_DIR / "secret_key"
-    targets["more"] = [str(real_key)] if real_key.exists() else []
+    # The project folder is hidden but for the wrapper's package: a deployment's .env there
+    # would be out of reach as this file is.
+    project_file = django_settings.BASE_DIR / "pyproject.toml"
+    targets["more"] = [str(project_file), *([str(real_key)] if real_key.exists() else [])]
     array_dir, script = probe_array(targets, "tok-probe")
     options = dict(django_settings.OPOS_BACKEND_OPTIONS["local"])
     options.update(
