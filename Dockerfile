@@ -22,8 +22,11 @@ RUN uv sync --frozen --no-dev --no-install-project
 
 COPY . .
 RUN uv sync --frozen --no-dev
-RUN mkdir -p /var/lib/opos && chown opos /var/lib/opos \
-    && OPOS_ENV=development SECRET_KEY=build-only python manage.py collectstatic --noinput
+# Settings make the data folder's private parts (broker, spools: 0700) when they load: hand
+# what the build made to the service's account.
+RUN mkdir -p /var/lib/opos \
+    && OPOS_ENV=development SECRET_KEY=build-only python manage.py collectstatic --noinput \
+    && chown -R opos /var/lib/opos
 
 USER opos
 EXPOSE 8000
