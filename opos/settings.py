@@ -477,7 +477,10 @@ OPOS_BACKEND_OPTIONS = {
         # The project folder too (a deployment's .env, say): of it a job sees only the
         # package of the job wrapper and the runner (standard library only, no settings).
         "hidden_paths": [*_job_hidden_paths(), str(BASE_DIR)],
-        "tool_paths": [str(BASE_DIR / "campaigns")],
+        # OPOS_LOCAL_SHOW: folders every job may read although they lie in a hidden or
+        # fresh place (a conditions area under /tmp or a home); /cvmfs and the like are
+        # seen anyway, read-only.
+        "tool_paths": [str(BASE_DIR / "campaigns"), *env_list("OPOS_LOCAL_SHOW")],
         "job_user": env_str("OPOS_LOCAL_JOB_USER") or None,
         "job_network": env_bool("OPOS_LOCAL_JOB_NETWORK", False),
     },
