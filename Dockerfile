@@ -8,8 +8,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PATH="/opt/venv/bin:$PATH" \
     OPOS_DATA_DIR=/var/lib/opos
 
-RUN pip install --no-cache-dir "uv==0.13.9" \
-    && useradd --system --home /app --shell /usr/sbin/nologin opos
+# bubblewrap: the local backend's job sandbox (README, "Jobs and the service's secrets").
+# The compose file runs jobs on Slurm, as a batch account other than `opos`.
+RUN apt-get update -q && apt-get install -y -q --no-install-recommends bubblewrap \
+    && rm -rf /var/lib/apt/lists/* \
+    && pip install --no-cache-dir "uv==0.13.9" \
+    && useradd --system --home /app --shell /usr/sbin/nologin opos \
+    && useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin opos-batch
 
 WORKDIR /app
 COPY pyproject.toml uv.lock ./
@@ -17,8 +22,11 @@ RUN uv sync --frozen --no-dev --no-install-project
 
 COPY . .
 RUN uv sync --frozen --no-dev
-RUN mkdir -p /var/lib/opos && chown opos /var/lib/opos \
-    && OPOS_ENV=development SECRET_KEY=build-only python manage.py collectstatic --noinput
+# Settings make the data folder's private parts (broker, spools: 0700) when they load: hand
+# what the build made to the service's account.
+RUN mkdir -p /var/lib/opos \
+    && OPOS_ENV=development SECRET_KEY=build-only python manage.py collectstatic --noinput \
+    && chown -R opos /var/lib/opos
 
 USER opos
 EXPOSE 8000

@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 MANAGE := $(BIN)/python manage.py
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install run test test-faults lint format migrations-check slurm-up slurm-down bench clean
+.PHONY: install bubblewrap run test test-faults lint format migrations-check slurm-up slurm-down bench clean
 
 $(UV):
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version.split()[0]'
@@ -19,7 +19,19 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --python $(PYTHON)
 	@touch $@
 
-install: $(VENV)/.synced
+install: $(VENV)/.synced bubblewrap
+
+# Local jobs run in a bubblewrap sandbox (README, "Jobs and the service's secrets"): install
+# it when it is missing and we may (root, apt); otherwise say how. Without it the local
+# backend refuses to run jobs unless OPOS_LOCAL_ISOLATION=off.
+APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -q
+bubblewrap:
+	@command -v bwrap >/dev/null 2>&1 || { \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	        $(APT_GET) install -y bubblewrap || { $(APT_GET) update && $(APT_GET) install -y bubblewrap; }; \
+	    else \
+	        echo "bwrap is missing: local jobs will be refused. Run 'apt-get install bubblewrap' as root, or set OPOS_LOCAL_ISOLATION=off (trusted code only)." >&2; \
+	    fi; }
 
 run: install
 	$(MANAGE) migrate --noinput

@@ -30,10 +30,10 @@ def run() -> dict[str, Any]:
     from django.contrib.auth import get_user_model
     from django.db import connection
     from django.test import Client
-    from rest_framework.authtoken.models import Token
 
     from bench.dataset import BENCH_USER
     from bench.pages import urls_of
+    from requests_app.services import tokens
 
     with psycopg.connect(db_url(ARGS.db)) as conn:
         campaign = target_campaign(conn)
@@ -41,11 +41,11 @@ def run() -> dict[str, Any]:
     user = get_user_model().objects.get(username=BENCH_USER)
     client = Client()
     client.force_login(user)
-    token, _ = Token.objects.get_or_create(user=user)
+    _row, token = tokens.issue(user)
     session = client.cookies["sessionid"].value
     out: dict[str, Any] = {}
     connection.force_debug_cursor = True  # record every query with its time
-    for name, (path, headers) in urls_of(campaign, session, token.key).items():
+    for name, (path, headers) in urls_of(campaign, session, token).items():
         extra = {"HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items()}
         extra.pop("HTTP_COOKIE", None)  # the test client sends its own session
         client.get(path, **extra)  # warm up
@@ -80,7 +80,7 @@ def run() -> dict[str, Any]:
         )
     connection.force_debug_cursor = False
     if ARGS.profile:
-        profile(client, urls_of(campaign, session, token.key)[ARGS.profile])
+        profile(client, urls_of(campaign, session, token)[ARGS.profile])
     return out
 
 

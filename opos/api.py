@@ -7,6 +7,7 @@ from campaigns.api import register as register_campaigns
 from monitoring.api import CampaignProgressView, RequestProgressView
 from requests_app.api import ObtainTokenView
 from requests_app.api import register as register_requests
+from requests_app.api.tokens import TokenListView, TokenRevokeView
 from requests_app.services.numbering import NUMBER_PATTERN
 
 router = DefaultRouter()
@@ -19,6 +20,8 @@ register_campaigns(router)
 
 urlpatterns = [
     path("auth/token/", ObtainTokenView.as_view(), name="api-token"),
+    path("auth/tokens/", TokenListView.as_view(), name="api-token-list"),
+    path("auth/tokens/<str:key>/", TokenRevokeView.as_view(), name="api-token-revoke"),
     path("servicedesk/", include("servicedesk.api")),
     # Progress (monitoring): before the router, whose campaign and request routes share prefixes.
     path("campaigns/<int:id>/progress/", CampaignProgressView.as_view(), name="campaign-progress"),

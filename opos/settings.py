@@ -7,6 +7,7 @@ to PostgreSQL and Redis; ``OPOS_ENV=production`` turns on the strict checks
 (a SECRET_KEY and ALLOWED_HOSTS must be given).
 """
 
+import datetime
 import ipaddress
 import os
 import secrets
@@ -58,6 +59,19 @@ PRODUCTION = OPOS_ENV == "production"
 DATA_DIR = Path(env_str("OPOS_DATA_DIR", str(BASE_DIR / "data"))).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
+
+def _restrict(path: Path, mode: int) -> Path:
+    """Make ``path`` (a folder) with ``mode``, and tighten it if we own it. The data folder
+    is 0711: a batch account may pass through it to the work folders, never list it; what
+    holds secrets (broker, results, spools, the SQLite file, the secret key) is ours only."""
+    path.mkdir(parents=True, exist_ok=True)
+    if path.stat().st_uid == os.geteuid():
+        path.chmod(mode)
+    return path
+
+
+_restrict(DATA_DIR, 0o711)
+
 DEBUG = env_bool("DEBUG", False)
 
 
@@ -95,7 +109,7 @@ INSTALLED_APPS = [
     "csp",
     "axes",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -143,6 +157,10 @@ TEMPLATES = [
 def _databases() -> dict:
     url = env_str("DATABASE_URL")
     if not url:
+        # Made private before SQLite first opens it: its -wal and -shm files take its mode.
+        os.close(os.open(DATA_DIR / "opos.sqlite3", os.O_CREAT | os.O_WRONLY, 0o600))
+        if (DATA_DIR / "opos.sqlite3").stat().st_uid == os.geteuid():
+            (DATA_DIR / "opos.sqlite3").chmod(0o600)
         return {
             "default": {
                 "ENGINE": "django.db.backends.sqlite3",
@@ -289,7 +307,7 @@ CONTENT_SECURITY_POLICY = {
 # --- REST API ---------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "opos.authentication.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -310,6 +328,17 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {"login": env_str("LOGIN_THROTTLE_RATE", "10/min")},
     # DRF's throttles read X-Forwarded-For only this many proxies deep (0: never).
     "NUM_PROXIES": OPOS_PROXY_HOPS,
+}
+# API tokens (django-rest-knox): the database keeps a SHA-512 digest, never the token; a
+# token expires after OPOS_API_TOKEN_TTL_DAYS and is revoked when its user's password
+# changes (requests_app/services/tokens.py).
+OPOS_API_TOKEN_TTL_DAYS = env_int("OPOS_API_TOKEN_TTL_DAYS", 30)
+if OPOS_API_TOKEN_TTL_DAYS < 1:
+    raise ImproperlyConfigured("OPOS_API_TOKEN_TTL_DAYS must be at least 1")
+REST_KNOX = {
+    "TOKEN_TTL": datetime.timedelta(days=OPOS_API_TOKEN_TTL_DAYS),
+    "AUTO_REFRESH": False,
+    "AUTH_HEADER_PREFIX": "Token",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "OPOS Tracker API",
@@ -355,7 +384,7 @@ if _cache_url:
     SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
 # --- Celery -----------------------------------------------------------------
-BROKER_DIR = DATA_DIR / "broker"
+BROKER_DIR = _restrict(DATA_DIR / "broker", 0o700)
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # One folder both ways: each process reads what the others wrote. kombu's transport
@@ -375,7 +404,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
     }
     _default_results = f"file://{DATA_DIR / 'results'}"
-    (DATA_DIR / "results").mkdir(parents=True, exist_ok=True)
+    _restrict(DATA_DIR / "results", 0o700)
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
     _default_results = CELERY_BROKER_URL
@@ -483,17 +512,53 @@ CELERY_BEAT_SCHEDULE.update(
 # `account` go to each submission instead. Several backends can be active at once (the
 # backend is chosen per experiment, overridable per campaign).
 OPOS_BATCH_TIMEOUT_S = env_int("OPOS_BATCH_TIMEOUT_S", 60)
+_restrict(DATA_DIR / "batch", 0o700)  # the backends' records: the service's only
+OPOS_LOCAL_SPOOL_DIR = env_str("OPOS_LOCAL_SPOOL_DIR", str(DATA_DIR / "batch" / "local"))
+
+
+def _job_hidden_paths() -> list[str]:
+    """What a local job must not see (campaigns/batch/sandbox.py): the data folder (database,
+    secret key, broker folder, results, spool), the work root (other campaigns' folders;
+    the job's own are shown again), the SQLite file's folder wherever it is, and the extra
+    paths of OPOS_LOCAL_HIDE (site secrets such as a credentials folder)."""
+    paths = {str(DATA_DIR), str(OPOS_WORK_DIR), OPOS_LOCAL_SPOOL_DIR, str(BROKER_DIR)}
+    name = DATABASES["default"].get("NAME")
+    if DATABASES["default"]["ENGINE"].endswith("sqlite3") and name and str(name) != ":memory:":
+        paths.add(str(Path(name).resolve().parent))
+    paths.update(env_list("OPOS_LOCAL_HIDE"))
+    return sorted(paths)
+
+
+# Local jobs: "sandbox" (bubblewrap, required; the default) or "off" (no isolation: the
+# job can read everything the service can; only for trusted code on a one-person machine).
+OPOS_LOCAL_ISOLATION = env_str("OPOS_LOCAL_ISOLATION", "sandbox")
+if OPOS_LOCAL_ISOLATION not in {"sandbox", "off"}:
+    raise ImproperlyConfigured(
+        f"OPOS_LOCAL_ISOLATION={OPOS_LOCAL_ISOLATION!r} must be 'sandbox' or 'off'"
+    )
 OPOS_BACKEND_OPTIONS = {
     "local": {
         "slots": env_int("OPOS_LOCAL_SLOTS", 4),
-        "spool_dir": env_str("OPOS_LOCAL_SPOOL_DIR", str(DATA_DIR / "batch" / "local")),
+        "spool_dir": OPOS_LOCAL_SPOOL_DIR,
         "timeout": OPOS_BATCH_TIMEOUT_S,
+        "isolation": OPOS_LOCAL_ISOLATION,
+        # The project folder too (a deployment's .env, say): of it a job sees only the
+        # package of the job wrapper and the runner (standard library only, no settings).
+        "hidden_paths": [*_job_hidden_paths(), str(BASE_DIR)],
+        # OPOS_LOCAL_SHOW: folders every job may read although they lie in a hidden or
+        # fresh place (a conditions area under /tmp or a home); /cvmfs and the like are
+        # seen anyway, read-only.
+        "tool_paths": [str(BASE_DIR / "campaigns"), *env_list("OPOS_LOCAL_SHOW")],
+        "job_user": env_str("OPOS_LOCAL_JOB_USER") or None,
+        "job_network": env_bool("OPOS_LOCAL_JOB_NETWORK", False),
     },
     "slurm": {
         "state_dir": env_str("OPOS_SLURM_STATE_DIR", str(DATA_DIR / "batch" / "slurm")),
         "partition": env_str("OPOS_SLURM_PARTITION") or None,
         "account": env_str("OPOS_SLURM_ACCOUNT") or None,
         "max_array_size": env_int("OPOS_SLURM_MAX_ARRAY_SIZE", 0) or None,
+        # The batch account jobs run as (sbatch --uid; the worker must run as root).
+        "job_user": env_str("OPOS_SLURM_JOB_USER") or None,
         "timeout": OPOS_BATCH_TIMEOUT_S,
     },
     "htcondor": {

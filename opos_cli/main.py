@@ -20,6 +20,8 @@ from . import config, render, requestfile
 from .client import Api
 from .errors import CliError, Exit
 
+TOKEN_KEY_LENGTH = 15
+"""The first characters of a token, which name it on the server (``/api/v1/auth/tokens/``)."""
 ACTIONS = ("submit", "request_info", "approve", "reject", "hold", "resume", "cancel", "close")
 STATES = (
     "draft",
@@ -92,8 +94,22 @@ def cmd_login(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_logout(args: argparse.Namespace, out: Output) -> int:
+    # Revoke the token on the server first (best effort: an unreachable server or a token
+    # already expired must not keep the local copy), then forget it here.
+    revoked = False
+    if config.config_path().exists():
+        try:
+            session = config.load()
+            with Api(session.url, session.token) as api:
+                api.call("DELETE", f"/auth/tokens/{session.token[:TOKEN_KEY_LENGTH]}/")
+            revoked = True
+        except CliError:
+            pass
     removed = config.forget()
-    out.emit({"logged_out": removed}, "Logged out." if removed else "Not logged in.")
+    message = "Logged out." if removed else "Not logged in."
+    if removed and not revoked:
+        message += " (The server could not be told: revoke the token on your account page.)"
+    out.emit({"logged_out": removed, "revoked": revoked}, message)
     return Exit.OK
 
 

@@ -7,3 +7,6 @@ class RequestsAppConfig(AppConfig):
     name = "requests_app"
     verbose_name = "Production requests"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import signals  # noqa: F401 - connects the handlers

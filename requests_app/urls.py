@@ -22,4 +22,5 @@ urlpatterns = [
     path("code/new/", views.code_new, name="code_new"),
     path("code/<int:pk>/approve/", views.code_approve, name="code_approve"),
     path("audit/", views.audit, name="audit"),
+    path("account/tokens/", views.token_list, name="tokens"),
 ]

@@ -63,15 +63,19 @@ def other_liaison(other_experiment):
 
 @pytest.fixture
 def api():
-    """``api(user)`` -> an APIClient authenticated with the user's token."""
-    from rest_framework.authtoken.models import Token
+    """``api(user)`` -> an APIClient authenticated with a token of the user's (one per user
+    and test, issued as ``opos login`` gets it: hashed in the database, expiring)."""
+    from requests_app.services import tokens
+
+    issued: dict[int, str] = {}
 
     def make(user=None):
         client = APIClient()
         if user is not None:
             forget_roles(user)
-            token, _ = Token.objects.get_or_create(user=user)
-            client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+            if user.pk not in issued:
+                issued[user.pk] = tokens.issue(user)[1]
+            client.credentials(HTTP_AUTHORIZATION=f"Token {issued[user.pk]}")
         return client
 
     return make

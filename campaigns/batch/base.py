@@ -58,6 +58,9 @@ RESERVED_ENV = frozenset(
 """Set by the backends themselves; a spec may not override them."""
 
 DEFAULT_TIMEOUT_S = 60.0
+JOB_READABLE = 0o644
+"""Mode of the files a job reads (its array's descriptions): the job runs as another user
+than the service (the local job user, the batch account), which must be able to read them."""
 
 
 class BatchState(StrEnum):
@@ -115,6 +118,10 @@ class ArraySpec:
     partition: str | None = None
     account: str | None = None
     environment: dict[str, str] = field(default_factory=dict)
+    read_paths: tuple[str, ...] = ()
+    """What the job reads besides its array folder (the registered code, its inputs): a
+    sandboxing backend (local) shows these read-only and hides the rest of the service's
+    files; the batch systems rely on the batch account's permissions instead."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.token, str) or not TOKEN_RE.match(self.token):
@@ -138,6 +145,10 @@ class ArraySpec:
                 raise ValueError(f"SLURM_*/SBATCH_* variables belong to Slurm: {key!r}")
             if not isinstance(value, str) or "\0" in value:
                 raise ValueError(f"environment value must be a string without NUL: {key}")
+        paths = tuple(str(p) for p in self.read_paths)
+        if not all(p.startswith("/") and "\0" not in p for p in paths):
+            raise ValueError(f"read_paths must be absolute paths: {paths!r}")
+        object.__setattr__(self, "read_paths", paths)
         for name in ("partition", "account"):
             value = getattr(self, name)
             if value is not None and not re.match(r"^[A-Za-z0-9_.@+-]{1,200}$", value):
@@ -281,11 +292,16 @@ def run_command(
         raise BackendError(f"cannot run {argv[0]}: {exc}") from exc
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so readers see the old content or the new, never a part."""
+def write_atomic(path: Path, text: str, mode: int | None = None) -> None:
+    """Write ``text`` to ``path`` so readers see the old content or the new, never a part.
+
+    The file is private (0600) unless ``mode`` says otherwise: what a job reads must be
+    readable by the job user or batch account (:data:`JOB_READABLE`)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as fh:
+            if mode is not None:
+                os.fchmod(fh.fileno(), mode)
             fh.write(text)
         os.replace(tmp, path)
     except BaseException:

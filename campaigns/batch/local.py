@@ -18,6 +18,10 @@ Hence no state lives in memory; everything is on disk, changed under an exclusiv
     ``exit_code``  written atomically by :mod:`campaigns.batch.local_runner`
     ``cancelled``  written by :meth:`LocalBackend.cancel` before it kills the process group
 
+Isolation: every element runs in a bubblewrap sandbox that hides the service's files, and as
+another user when the service runs as root (:mod:`campaigns.batch.sandbox`); without bwrap
+the backend refuses to submit unless ``isolation="off"`` was chosen explicitly.
+
 Slots: :meth:`LocalBackend.submit` starts as many elements as there are free slots and leaves
 the rest queued; every :meth:`LocalBackend.status` call (one per poll cycle) starts queued
 elements as slots free up. The element counter is advanced *before* a process is started, so a
@@ -38,6 +42,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from . import sandbox
 from .base import (
     CANCELLED_FILE,
     DEFAULT_TIMEOUT_S,
@@ -126,6 +131,18 @@ def _alive(entry: tuple[int, str] | None) -> bool:
     return current is not None and (current == start or "0" in (current, start))
 
 
+def _group_alive(entry: tuple[int, str]) -> bool:
+    """Whether anything of the element's process group runs: in the sandbox bwrap (the
+    leader) ends on SIGTERM at once while the runner inside still records the exit code."""
+    if _alive(entry):
+        return True
+    try:
+        os.killpg(entry[0], 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
 class LocalBackend(BatchBackend):
     """Runs each array element as a detached process, at most ``slots`` at a time."""
 
@@ -139,7 +156,17 @@ class LocalBackend(BatchBackend):
         python: str = sys.executable,
         kill_grace_s: float = 5.0,
         timeout: float = DEFAULT_TIMEOUT_S,
+        isolation: str = sandbox.SANDBOX,
+        hidden_paths: Sequence[str | Path] = (),
+        tool_paths: Sequence[str | Path] = (),
+        job_user: str | None = None,
+        job_network: bool = False,
     ) -> None:
+        """``isolation`` is ``"sandbox"`` (bubblewrap, the default) or ``"off"``;
+        ``hidden_paths`` are covered in the sandbox (the spool and the service's home always
+        are), ``tool_paths`` shown read-only again inside them (the project's code); jobs
+        run as ``job_user`` (default ``nobody``) when the service runs as root; the sandbox
+        has no network unless ``job_network``."""
         super().__init__(timeout=timeout)
         self.spool = Path(spool_dir) if spool_dir else default_state_dir("local")
         self.slots = int(slots or os.cpu_count() or 1)
@@ -149,12 +176,21 @@ class LocalBackend(BatchBackend):
         self.kill_grace_s = kill_grace_s
         for sub in ("arrays", "next", "pending", "running"):
             (self.spool / sub).mkdir(parents=True, exist_ok=True)
+        self.isolation = sandbox.build(
+            isolation,
+            hidden_paths=[*hidden_paths, self.spool],
+            tool_paths=tool_paths,
+            job_user_name=job_user,
+            network=job_network,
+            python=python,
+        )
 
     # --- interface ---------------------------------------------------------------------------
 
     def submit(self, spec: ArraySpec, start: int = 0) -> list[str]:
         check_start(spec, start)
         check_array_dir(spec)
+        sandbox.check(self.isolation)
         key = f"{spec.token}.{start}"
         with self._locked():
             for rec in self._records(spec.token):
@@ -170,6 +206,7 @@ class LocalBackend(BatchBackend):
                 "array_dir": str(spec.array_dir),
                 "argv": spec.argv,
                 "environment": spec.environment,
+                "read_paths": list(spec.read_paths),
                 "submitted_at": time.time(),
             }
             write_atomic(self.spool / "next" / key, f"{start}\n")
@@ -215,13 +252,18 @@ class LocalBackend(BatchBackend):
                     victims.append(entry)
             deadline = time.monotonic() + self.kill_grace_s
             while victims and time.monotonic() < deadline:
-                victims = [v for v in victims if _alive(v)]
+                victims = [v for v in victims if _group_alive(v)]
                 if victims:
                     time.sleep(0.05)
             for victim in victims:
-                if _alive(victim):
+                if _group_alive(victim):
                     with contextlib.suppress(ProcessLookupError):
                         os.killpg(victim[0], signal.SIGKILL)
+            deadline = time.monotonic() + 2.0  # SIGKILL is not instant
+            while victims and time.monotonic() < deadline:
+                victims = [v for v in victims if _group_alive(v)]
+                if victims:
+                    time.sleep(0.02)
             self._fill()
 
     def find(self, token: str) -> list[str]:
@@ -325,9 +367,30 @@ class LocalBackend(BatchBackend):
         # The element folder is made when the element starts, as the batch systems' job shim
         # does: nothing per element at submission.
         workdir.mkdir(exist_ok=True)
-        with open(workdir / "stderr.log", "ab") as err:
+        isolation = self.isolation
+        command = [self.python, "-I", str(RUNNER)]
+        if isolation.sandboxed:
+            # The service's home is hidden (and not writable by the job user): the job's
+            # own folder is its home, as on a batch node's scratch.
+            env["HOME"] = str(workdir)
+            if isolation.job_user is not None:
+                env["USER"] = env["LOGNAME"] = isolation.job_user.name
+            command = [
+                *sandbox.bwrap_argv(
+                    isolation,
+                    element_dir=workdir,
+                    array_dir=Path(rec["array_dir"]),
+                    read_paths=rec.get("read_paths", ()),
+                    environment=env,
+                ),
+                *command,
+                *sandbox.runner_options(isolation),
+            ]
+        stderr_log = workdir / "stderr.log"
+        with open(stderr_log, "ab") as err:
+            sandbox.prepare_element(isolation, workdir, [stderr_log])
             child = subprocess.Popen(  # noqa: S603 - argument list, no shell
-                [self.python, "-I", str(RUNNER), str(workdir), *rec["argv"]],
+                [*command, str(workdir), *rec["argv"]],
                 cwd=workdir,
                 env=env,
                 stdin=subprocess.DEVNULL,

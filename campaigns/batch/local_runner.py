@@ -1,4 +1,4 @@
-"""Job shim of the local backend: ``python local_runner.py ELEMENT_DIR ARGV...``.
+"""Job shim of the local backend: ``python local_runner.py [--user UID:GID] ELEMENT_DIR ARGV...``.
 
 Also runnable as ``python -m campaigns.batch.local_runner``. The local backend starts it as the
 leader of a new session (so cancel can kill the whole process group) and then forgets it; this
@@ -10,6 +10,11 @@ script does what the batch system's job shim does elsewhere:
   convention 128+N for a command killed by signal N and 127 for a command that cannot be
   started;
 * exits with that status.
+
+With ``--user UID:GID`` (the local backend passes it when it runs as root, inside the
+sandbox, see :mod:`campaigns.batch.sandbox`) it first gives up root for good: no
+supplementary groups, then the group, then the user, so neither it nor the job can take
+root back.
 
 It uses the standard library only and imports nothing from the project, so it works whatever
 the worker's ``sys.path`` and without Django.
@@ -25,6 +30,7 @@ import tempfile
 from pathlib import Path
 
 EXIT_CODE_FILE = "exit_code"
+CANCELLED_FILE = "cancelled"  # written by LocalBackend.cancel before it signals
 
 
 def write_exit_code(workdir: Path, code: int) -> None:
@@ -44,6 +50,23 @@ def write_exit_code(workdir: Path, code: int) -> None:
 def run(workdir: Path, argv: list[str]) -> int:
     """Run ``argv`` in ``workdir`` and return its exit status (shell convention)."""
     (workdir / EXIT_CODE_FILE).unlink(missing_ok=True)  # a stale one from an earlier attempt
+    # Handlers first: a cancel (SIGTERM to the process group) that arrives while the
+    # command starts is passed on as soon as it runs, never lost.
+    child: subprocess.Popen[bytes] | None = None
+    pending: list[int] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        # Pass TERM/INT on and keep waiting, so the exit code is still recorded.
+        if child is None:
+            pending.append(signum)
+        else:
+            child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    if (workdir / CANCELLED_FILE).exists():
+        # Cancelled before it ran (the signal can reach a sandbox before the runner is in it).
+        return 128 + signal.SIGTERM
     with (
         open(workdir / "stdout.log", "ab") as out,
         open(workdir / "stderr.log", "ab") as err,
@@ -55,21 +78,38 @@ def run(workdir: Path, argv: list[str]) -> int:
         except OSError as exc:
             err.write(f"local_runner: cannot start {argv[0]!r}: {exc}\n".encode())
             return 126 if isinstance(exc, PermissionError) else 127
-
-        def forward(signum: int, _frame: object) -> None:
-            # Pass TERM/INT on and keep waiting, so the exit code is still recorded.
+        for signum in pending:
             child.send_signal(signum)
-
-        signal.signal(signal.SIGTERM, forward)
-        signal.signal(signal.SIGINT, forward)
         code = child.wait()
     return 128 - code if code < 0 else code
 
 
+def drop_privileges(value: str) -> None:
+    """Become ``UID:GID`` with no supplementary groups; fails loudly rather than run as root."""
+    uid, _, gid = value.partition(":")
+    if not (uid.isdigit() and gid.isdigit()) or int(uid) == 0:
+        raise SystemExit(f"local_runner: bad --user {value!r}")
+    os.setgroups([])
+    os.setgid(int(gid))
+    os.setuid(int(uid))
+    if os.getuid() != int(uid) or os.geteuid() != int(uid):
+        raise SystemExit("local_runner: could not switch to the job user")
+
+
 def main(args: list[str]) -> int:
-    """Entry point: ``ELEMENT_DIR ARGV...``."""
+    """Entry point: ``[--user UID:GID] ELEMENT_DIR ARGV...``."""
+    if len(args) >= 3 and args[0] == "--user":
+        try:
+            drop_privileges(args[1])
+        except (OSError, SystemExit) as exc:
+            # Never run the job as root; record a failure so it is not reported lost.
+            print(f"local_runner: cannot switch to the job user: {exc}", file=sys.stderr)
+            write_exit_code(Path(args[2]), 126)
+            return 126
+        args = args[2:]
     if len(args) < 2:
-        print("usage: local_runner.py ELEMENT_DIR COMMAND [ARG...]", file=sys.stderr)
+        usage = "usage: local_runner.py [--user UID:GID] ELEMENT_DIR COMMAND [ARG...]"
+        print(usage, file=sys.stderr)
         return 2
     workdir = Path(args[0])
     code = run(workdir, args[1:])

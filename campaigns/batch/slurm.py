@@ -24,6 +24,13 @@ status) and 23.02+ (``{"set": .., "number": ..}``, lists of states, exit code ob
 accounting (``AccountingStorageType`` other than none). Anything else resolves from the element
 folder (``exit_code``, ``cancelled``), else lost.
 
+Batch account: with ``job_user`` (``OPOS_SLURM_JOB_USER``) a service running as root submits
+with ``sbatch --uid/--gid`` so that the jobs run as that account, never as the service's (the
+array folder and its ``logs/`` are handed to it, since the shim makes the element folders and
+Slurm writes the logs there); it polls with ``--user`` instead of ``--me``. Without it the
+jobs run as whoever runs the worker, which must then not be the account that holds the
+service's secrets (README, "Batch accounts").
+
 Records on disk (``state_dir``): ``tokens/<token>.json`` lists the chunks of each submission and
 ``jobs/<array job id>`` names the token, so that find() still works after squeue forgot a
 finished array (MinJobAge) on a cluster without accounting, and cancel() can mark the element
@@ -35,6 +42,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pwd
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -315,6 +323,26 @@ def format_walltime(seconds: int) -> str:
 # --- the backend ---------------------------------------------------------------------------
 
 
+def _batch_account(name: str) -> pwd.struct_passwd:
+    """The account jobs are submitted as (``sbatch --uid``, which Slurm allows root only)."""
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        raise BackendError(f"batch account {name!r} does not exist (OPOS_SLURM_JOB_USER)") from None
+    if entry.pw_uid == 0 or entry.pw_uid == os.geteuid():
+        raise BackendError(
+            f"batch account {name!r} is root or the service's own account: jobs must run "
+            "under another account (OPOS_SLURM_JOB_USER)"
+        )
+    if os.geteuid() != 0:
+        raise BackendError(
+            f"OPOS_SLURM_JOB_USER={name!r}: submitting as another account (sbatch --uid) needs "
+            "the worker to run as root; otherwise run the worker as the batch account's "
+            "submitter and leave it unset"
+        )
+    return entry
+
+
 class SlurmBackend(BatchBackend):
     """Submits arrays with sbatch and polls them with squeue (and sacct when available)."""
 
@@ -329,8 +357,10 @@ class SlurmBackend(BatchBackend):
         slurm_conf: str | Path | None = None,
         use_sacct: bool | None = None,
         sacct_window_days: int = 30,
+        job_user: str | None = None,
     ) -> None:
         super().__init__(timeout=timeout)
+        self.job_user = _batch_account(job_user) if job_user else None
         self.sacct_window_days = sacct_window_days
         self._max_array_size = max_array_size
         self._use_sacct = use_sacct
@@ -509,10 +539,12 @@ class SlurmBackend(BatchBackend):
 
     def _squeue(self, filters: Sequence[str] = ()) -> list[dict[str, Any]]:
         # Slurm 22.05 ignores the filters with --json; newer versions apply them.
-        return self._json(["squeue", "--json", "--me", "--states=all", *filters])
+        who = f"--user={self.job_user.pw_name}" if self.job_user else "--me"
+        return self._json(["squeue", "--json", who, "--states=all", *filters])
 
     def _sacct(self, filters: Sequence[str]) -> list[dict[str, Any]]:
-        return self._json(["sacct", "--json", "--allocations", *filters])
+        who = [f"--user={self.job_user.pw_name}"] if self.job_user else []
+        return self._json(["sacct", "--json", "--allocations", *who, *filters])
 
     def _submit_chunk(self, spec: ArraySpec, offset: int, count: int) -> str:
         if "\\" in str(spec.array_dir):
@@ -534,6 +566,10 @@ class SlurmBackend(BatchBackend):
             f"--time={format_walltime(spec.walltime_s)}",
             "--export=ALL",
         ]
+        if self.job_user:
+            argv += [f"--uid={self.job_user.pw_uid}", f"--gid={self.job_user.pw_gid}"]
+            for folder in (spec.array_dir, spec.array_dir / LOGS_DIR):
+                os.chown(folder, self.job_user.pw_uid, self.job_user.pw_gid)
         if spec.partition:
             argv.append(f"--partition={spec.partition}")
         if spec.account:
@@ -548,6 +584,10 @@ class SlurmBackend(BatchBackend):
                 "OPOS_ARRAY_OFFSET": str(offset),
             }
         )
+        if self.job_user:
+            # The job's own account, not the worker's (sbatch exports these to the job).
+            env["HOME"] = self.job_user.pw_dir
+            env["USER"] = env["LOGNAME"] = self.job_user.pw_name
         if self.slurm_conf or os.environ.get("SLURM_CONF"):
             env["SLURM_CONF"] = self.slurm_conf or os.environ["SLURM_CONF"]
         out = self._run(argv, env=env).strip()

@@ -53,7 +53,7 @@ from opos import pagecache
 from requests_app.choices import RequestState
 
 from ..batch import ArraySpec, BackendError, BackendUnavailable
-from ..batch.base import write_atomic
+from ..batch.base import JOB_READABLE, write_atomic
 from ..choices import JobState, SubmissionState
 from ..models import Job, OutputFile, Stage, Submission
 from ..services.planning import plan_cycle
@@ -353,7 +353,7 @@ def submit_claimed(
     stage = stage or Stage.objects.select_related("campaign").get(pk=submission.stage_id)
     start = len(found)
     try:
-        jobs = prepare(submission, stage, jobs)
+        jobs, paths = prepare_with_paths(submission, stage, jobs)
     except OSError as exc:
         # The work area is full or unwritable: nothing reached the batch system yet, so the
         # jobs go back to ready and the stage pauses (a refused submission).
@@ -361,7 +361,7 @@ def submit_claimed(
         refused(submission, problem)
         raise problem from exc
     checkpoint("prepared")
-    spec = array_spec(submission, stage, jobs)
+    spec = array_spec(submission, stage, jobs, paths)
     try:
         new_ids = backends.backend(submission.backend).submit(spec, start)
     except BackendUnavailable as exc:
@@ -531,6 +531,13 @@ def prepare(submission: Submission, stage: Stage, jobs: Rows | None = None) -> R
     already running read the file too, and its content is the same (the rename swaps in an
     equal file). Returns the jobs in element order.
     """
+    return prepare_with_paths(submission, stage, jobs)[0]
+
+
+def prepare_with_paths(
+    submission: Submission, stage: Stage, jobs: Rows | None = None
+) -> tuple[Rows, list[str]]:
+    """:func:`prepare`, also returning what the jobs read (:func:`read_paths`)."""
     jobs = _job_rows(submission) if jobs is None else jobs
     if len(jobs) != submission.size:
         raise BackendError(
@@ -540,17 +547,43 @@ def prepare(submission: Submission, stage: Stage, jobs: Rows | None = None) -> R
     root = backends.array_dir(stage.campaign_id, stage.pk, submission.token)
     root.mkdir(parents=True, exist_ok=True)
     lines = [element_line(job, inputs.get(job["id"], [])) for job in jobs]
-    write_atomic(root / JOBS_FILE, "".join(lines))
+    write_atomic(root / JOBS_FILE, "".join(lines), JOB_READABLE)
     common = common_description(stage, jobs[0]["memory_mb"], jobs[0]["walltime_s"])
-    write_atomic(root / ARRAY_FILE, _dumps(common))
-    return jobs
+    write_atomic(root / ARRAY_FILE, _dumps(common), JOB_READABLE)
+    return jobs, read_paths(stage, inputs)
+
+
+def read_paths(stage: Stage, inputs: dict[int, list[str]]) -> list[str]:
+    """What an array's jobs read besides their array folder, for a sandboxing backend: the
+    campaign's folder (the outputs of earlier stages), the registered code file, and the
+    folders of inputs from elsewhere (a work folder of another campaign counts as that
+    campaign's folder, so a dataset of 10,000 files is one path, not 10,000)."""
+    root = backends.work_root()
+    paths = {str(root / f"c{stage.campaign_id}")}
+    if stage.code_location.startswith("/"):
+        paths.add(stage.code_location)  # the file only, not what lies beside it
+    for files in inputs.values():
+        for name in files:
+            path = Path(name)
+            if not path.is_absolute():
+                continue
+            if path.is_relative_to(root) and len(path.relative_to(root).parts) > 1:
+                paths.add(str(root / path.relative_to(root).parts[0]))
+            else:
+                paths.add(str(path.parent))
+    return sorted(paths)
 
 
 def _dumps(data: Any) -> str:
     return json.dumps(data, indent=1, sort_keys=True) + "\n"
 
 
-def array_spec(submission: Submission, stage: Stage, jobs: Sequence[dict[str, Any]]) -> ArraySpec:
+def array_spec(
+    submission: Submission,
+    stage: Stage,
+    jobs: Sequence[dict[str, Any]],
+    paths: Sequence[str] = (),
+) -> ArraySpec:
     first = jobs[0]
     return ArraySpec(
         token=submission.token,
@@ -561,6 +594,7 @@ def array_spec(submission: Submission, stage: Stage, jobs: Sequence[dict[str, An
         memory_mb=first["memory_mb"] or stage.memory_mb,
         walltime_s=first["walltime_s"] or stage.walltime_s,
         environment=backends.job_environment(),
+        read_paths=tuple(paths),
         **backends.spec_options(submission.backend),
     )
 

@@ -1,11 +1,11 @@
-"""``POST /api/v1/auth/token/``: username and password in, ``{"token": ...}`` out."""
+"""``POST /api/v1/auth/token/``: username and password in, ``{"token": ..., "expiry": ...}``
+out. The token is shown this once: the database keeps its digest only (services.tokens)."""
 
 import functools
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from opos.clientaddress import client_address
 
 from ..auth import LOCKED_OUT_MESSAGE, locked_out
+from ..services import tokens
 
 
 class ClientAddressThrottle(ScopedRateThrottle):
@@ -54,7 +55,10 @@ class ObtainTokenView(APIView):
     @extend_schema(
         request=AuthTokenSerializer,
         responses={
-            200: inline_serializer("TokenResponse", {"token": serializers.CharField()}),
+            200: inline_serializer(
+                "TokenResponse",
+                {"token": serializers.CharField(), "expiry": serializers.DateTimeField()},
+            ),
             # ``non_field_errors`` for wrong credentials, the field's name for a missing one.
             400: OpenApiTypes.OBJECT,
             429: inline_serializer("Throttled", {"detail": serializers.CharField()}),
@@ -66,5 +70,5 @@ class ObtainTokenView(APIView):
         serializer = AuthTokenSerializer(data=request.data, context={"request": request})
         if not serializer.is_valid():
             return Response(serializer.errors, status=status.HTTP_400_BAD_REQUEST)
-        token, _ = Token.objects.get_or_create(user=serializer.validated_data["user"])
-        return Response({"token": token.key})
+        instance, token = tokens.issue(serializer.validated_data["user"])
+        return Response({"token": token, "expiry": instance.expiry})

@@ -11,6 +11,7 @@ from .requests import (
     request_detail,
     request_list,
 )
+from .tokens import token_list
 from .triage import triage
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "request_edit",
     "request_list",
     "request_new",
+    "token_list",
     "training_list",
     "training_new",
     "triage",

@@ -72,6 +72,13 @@ chmod 0400 /etc/munge/munge.key
 install -d -o munge -g munge -m 0755 /run/munge
 install -d -o munge -g munge -m 0700 /var/log/munge /var/lib/munge
 
+# A batch account for the tests: jobs submitted with `sbatch --uid=opos-job` run under it,
+# never as the service's account (README, "Batch accounts").
+if ! getent passwd opos-job >/dev/null; then
+    log "creating the batch account opos-job"
+    useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin opos-job
+fi
+
 mkdir -p "$state_dir"/{state,spool,run,log}
 chmod 0755 "$state_dir"
 

@@ -54,6 +54,11 @@ def spool(tmp_path: Path) -> Path:
     return tmp_path / "spool"
 
 
+def run(job_script: Path) -> dict:
+    """The spec fields that run the test's job script (shown to the sandbox read-only)."""
+    return {"argv": [sys.executable, str(job_script)], "read_paths": [str(job_script)]}
+
+
 def refs(ids: list[str], array_dir: Path, start: int = 0) -> list[JobRef]:
     return [JobRef(batch_id, array_dir / str(start + n)) for n, batch_id in enumerate(ids)]
 
@@ -74,6 +79,7 @@ def test_array_runs_with_exit_codes_environment_and_logs(
         size=5,
         argv=[sys.executable, str(job_script)],
         environment={"OPOS_TEST_VAR": "hello world"},
+        read_paths=[str(job_script)],
     )
 
     ids = backend.submit(spec)
@@ -102,7 +108,7 @@ def test_slot_limit_is_respected_and_status_starts_queued_work(
 ):
     array_dir = make_array(6, lambda i: {"sleep": "0.4"})
     backend = LocalBackend(spool_dir=spool, slots=2)
-    spec = ArraySpec("tok-slots", array_dir, 6, [sys.executable, str(job_script)])
+    spec = ArraySpec("tok-slots", array_dir, 6, **run(job_script))
 
     ids = backend.submit(spec)
 
@@ -121,7 +127,7 @@ def test_slot_limit_is_respected_and_status_starts_queued_work(
 def test_find_and_a_fresh_instance_see_the_same_jobs(make_array, wait_terminal, job_script, spool):
     array_dir = make_array(3, lambda i: {"sleep": "0.3", "code": str(i)})
     backend = LocalBackend(spool_dir=spool, slots=1)
-    spec = ArraySpec("tok-restart", array_dir, 3, [sys.executable, str(job_script)])
+    spec = ArraySpec("tok-restart", array_dir, 3, **run(job_script))
     ids = backend.submit(spec)
 
     assert backend.find("tok-restart") == ids
@@ -142,7 +148,7 @@ def test_find_and_a_fresh_instance_see_the_same_jobs(make_array, wait_terminal, 
 def test_resuming_from_start(make_array, wait_terminal, job_script, spool):
     array_dir = make_array(4)
     backend = LocalBackend(spool_dir=spool, slots=4)
-    spec = ArraySpec("tok-resume", array_dir, 4, [sys.executable, str(job_script)])
+    spec = ArraySpec("tok-resume", array_dir, 4, **run(job_script))
 
     tail = backend.submit(spec, start=2)
 
@@ -157,7 +163,7 @@ def test_resuming_from_start(make_array, wait_terminal, job_script, spool):
 def test_cancel_running_and_queued(make_array, wait_terminal, job_script, spool):
     array_dir = make_array(3, lambda i: {"sleep": "60"})
     backend = LocalBackend(spool_dir=spool, slots=2, kill_grace_s=5)
-    spec = ArraySpec("tok-cancel", array_dir, 3, [sys.executable, str(job_script)])
+    spec = ArraySpec("tok-cancel", array_dir, 3, **run(job_script))
     ids = backend.submit(spec)
     assert [s.state for s in backend.status(refs(ids, array_dir)).values()] == [
         BatchState.RUNNING,
@@ -179,7 +185,7 @@ def test_cancel_running_and_queued(make_array, wait_terminal, job_script, spool)
 def test_process_killed_without_exit_code_is_lost(make_array, wait_terminal, job_script, spool):
     array_dir = make_array(1, lambda i: {"sleep": "60"})
     backend = LocalBackend(spool_dir=spool, slots=1)
-    ids = backend.submit(ArraySpec("tok-lost", array_dir, 1, [sys.executable, str(job_script)]))
+    ids = backend.submit(ArraySpec("tok-lost", array_dir, 1, **run(job_script)))
     assert backend.status(refs(ids, array_dir))[ids[0]].state is BatchState.RUNNING
     pid = int((array_dir / "0" / "pid").read_text().split()[0])
 
@@ -209,6 +215,7 @@ def test_shell_metacharacters_arrive_literally(
         1,
         [sys.executable, str(job_script), *hostile],
         environment={"OPOS_TEST_VAR": f"$(touch {canary})"},
+        read_paths=[str(job_script)],
     )
     ids = backend.submit(spec)
 
@@ -285,7 +292,7 @@ def test_status_starts_nothing_twice_under_concurrent_pollers(
     array_dir = make_array(8, lambda i: {"sleep": "0.2"})
     first = LocalBackend(spool_dir=spool, slots=2)
     second = LocalBackend(spool_dir=spool, slots=2)
-    ids = first.submit(ArraySpec("tok-twice", array_dir, 8, [sys.executable, str(job_script)]))
+    ids = first.submit(ArraySpec("tok-twice", array_dir, 8, **run(job_script)))
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         a = first.status(refs(ids, array_dir))

@@ -35,7 +35,15 @@ out.mkdir(exist_ok=True)
 def half_failed(exec_env, experiment, operator, settings, tmp_path):
     """A 4-job campaign where job 2 failed for good (one attempt allowed)."""
     settings.OPOS_MAX_ATTEMPTS = 1
-    broken = tmp_path / "calibration-broken"
+    # A site folder every job reads (a conditions area), shown in the local sandbox.
+    shared = tmp_path / "conditions"
+    shared.mkdir(mode=0o755)
+    local = settings.OPOS_BACKEND_OPTIONS["local"]
+    settings.OPOS_BACKEND_OPTIONS = {
+        **settings.OPOS_BACKEND_OPTIONS,
+        "local": {**local, "tool_paths": [str(shared)]},
+    }
+    broken = shared / "calibration-broken"
     broken.write_text("")
     script = tmp_path / "calibrated.py"
     script.write_text(SCRIPT.format(broken=str(broken)))

@@ -25,10 +25,12 @@ from tests.campaigns.exec_support import (
     run_until,
 )
 
+# Each run appends to runs.log in its own element folder: a job reaches nothing outside it
+# (campaigns/batch/sandbox.py), and an element started twice would leave two lines.
 COUNTING_SCRIPT = """\
 import json, pathlib
 job = json.loads(pathlib.Path("job.json").read_text())
-with open({log!r}, "a") as fh:
+with open("runs.log", "a") as fh:
     fh.write(f"{{job['index']}}\\n")
 out = pathlib.Path("output")
 out.mkdir(exist_ok=True)
@@ -44,9 +46,9 @@ def backend_name(request):
 
 
 def one_stage_campaign(experiment, operator, tmp_path, backend, jobs=4):
-    log = tmp_path / "runs.log"
+    log = tmp_path / "work"  # the runs.log files of every element folder under it
     script = tmp_path / "count.py"
-    script.write_text(COUNTING_SCRIPT.format(log=str(log)))
+    script.write_text(COUNTING_SCRIPT.format())
     template = demo_template(experiment, stages=DEMO_STAGES[:1], scripts={"generation": script})
     campaign, _request = launch(
         experiment, operator, events=jobs * 10, per_job=10, template=template, backend=backend
@@ -98,7 +100,7 @@ def assert_exactly_once(campaign, log: Path, backend: str, spool: Path, jobs=4):
     at_batch = elements_at_batch_system(backend, spool, tokens)
     assert sum(at_batch.values()) == jobs, at_batch
     assert set(at_batch) == set(tokens)
-    runs = Counter(int(line) for line in log.read_text().split())
+    runs = Counter(int(line) for path in log.rglob("runs.log") for line in path.read_text().split())
     assert runs == Counter(range(jobs)), "every job ran exactly once"
 
 
@@ -231,7 +233,7 @@ def test_full_work_area_releases_the_claimed_jobs(
     template = demo_template(experiment, stages=DEMO_STAGES[:1])
     launch(experiment, operator, events=20, per_job=10, template=template)
 
-    def full(path, text):
+    def full(path, text, mode=None):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(submission, "write_atomic", full)

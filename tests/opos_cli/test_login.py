@@ -16,9 +16,12 @@ def test_login_stores_url_and_token_readable_only_by_the_user(cli, live_server, 
     assert f"Logged in to {live_server.url} as liaison" in result.out
     stored = json.loads(cli.config_file.read_text())
     assert stored["url"] == live_server.url and stored["username"] == "liaison"
-    from rest_framework.authtoken.models import Token
+    from knox.crypto import hash_token
+    from knox.models import AuthToken
 
-    assert stored["token"] == Token.objects.get(user=dune.liaison).key
+    # The database holds the token's digest, not the token.
+    (row,) = AuthToken.objects.filter(user=dune.liaison)
+    assert row.digest == hash_token(stored["token"]) != stored["token"]
     assert stat.S_IMODE(cli.config_file.stat().st_mode) == 0o600
     assert stat.S_IMODE(cli.config_file.parent.stat().st_mode) == 0o700
     # The token works for the next command.
@@ -74,9 +77,9 @@ def test_not_logged_in_or_a_revoked_token_is_exit_3(cli, live_server, dune):
 
 
 def test_environment_overrides_the_file(cli, live_server, dune):
-    from rest_framework.authtoken.models import Token
+    from requests_app.services import tokens
 
-    token = Token.objects.create(user=dune.operator).key
+    token = tokens.issue(dune.operator)[1]
     result = cli("requests", "list", env={"OPOS_URL": live_server.url, "OPOS_TOKEN": token})
     assert result.code == 0, result.err
 
@@ -90,8 +93,16 @@ def test_usage_errors_are_exit_2(cli, db):
     assert cli("--help").code == 0
 
 
-def test_logout_forgets_the_token(cli, live_server, dune):
+def test_logout_forgets_the_token_and_revokes_it_on_the_server(cli, live_server, dune):
+    from knox.models import AuthToken
+
     cli.login(live_server.url)
-    assert cli("logout").code == 0
+    token = json.loads(cli.config_file.read_text())["token"]
+    result = cli("logout", "--json")
+    assert result.code == 0 and result.json() == {"logged_out": True, "revoked": True}
     assert not cli.config_file.exists()
     assert cli("requests", "list").code == 3
+    # The token itself no longer works anywhere.
+    assert not AuthToken.objects.filter(token_key=token[:15]).exists()
+    again = cli("requests", "list", env={"OPOS_URL": live_server.url, "OPOS_TOKEN": token})
+    assert again.code == 3

@@ -14,9 +14,11 @@ def test_token_for_good_credentials_and_use(api, experiment, liaison):
     listing = client.get("/api/v1/experiments/")
     assert listing.status_code == 200
     assert [e["slug"] for e in listing.json()["results"]] == ["dune"]
-    # The same token comes back on a second login.
+    # A second login (another machine) gets a token of its own; both work.
     again = api().post("/api/v1/auth/token/", {"username": "liaison", "password": "pw"})
-    assert again.json()["token"] == token
+    assert again.json()["token"] != token
+    assert response.json()["expiry"] and again.json()["expiry"]
+    assert listing.status_code == client.get("/api/v1/experiments/").status_code == 200
 
 
 def test_wrong_credentials_are_refused(api, db):

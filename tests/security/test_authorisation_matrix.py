@@ -116,6 +116,17 @@ NEW_REQUEST = lambda w: {  # noqa: E731
 SPECS: dict[str, Spec] = {
     # --- intake pages -----------------------------------------------------------------------
     "requests:home": Spec(get=PAGE_ALL),
+    # Each user's own tokens; a revoke names a key of the user's own or nothing is revoked.
+    "requests:tokens": Spec(
+        get=PAGE_ALL,
+        writes=[
+            Write(
+                "post",
+                roles(LOGIN, ACT, ACT, ACT, ACT, ACT),
+                lambda w: {"key": w.token("liaison_a")[:15]},
+            )
+        ],
+    ),
     "requests:list": Spec(get=PAGE_ALL, query="?q=SECRET"),
     "requests:new": Spec(get=roles(LOGIN, OK, FORBID, OK, OK, OK)),
     "requests:detail": Spec(A_REQUEST, get=PAGE_MEMBER),
@@ -214,6 +225,13 @@ SPECS: dict[str, Spec] = {
     "healthz": Spec(get=EVERYONE),
     # --- API --------------------------------------------------------------------------------
     "api-token": Spec(writes=[Write("post", EVERYONE)]),
+    # Own tokens only: A's liaison revokes its own token; everyone else is told it does not
+    # exist (404), whether another user's key or no key at all.
+    "api-token-list": Spec(get=API_ALL),
+    "api-token-revoke": Spec(
+        lambda w: {"key": w.token("liaison_a")[:15]},
+        writes=[Write("delete", roles(UNAUTH, ACT, HIDDEN, HIDDEN, HIDDEN, HIDDEN))],
+    ),
     "servicedesk-webhook": Spec(
         writes=[Write("post", roles(UNAUTH, UNAUTH, UNAUTH, UNAUTH, UNAUTH, UNAUTH))]
     ),

@@ -13,7 +13,6 @@ import re
 from dataclasses import dataclass, field
 
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
 from campaigns.choices import JobState, SubmissionState
 from campaigns.models import Campaign, Dataset, Job, OutputFile, Stage, StuckFlag, Submission
@@ -29,6 +28,7 @@ from requests_app.models import (
 )
 from requests_app.models.visibility import forget_roles
 from requests_app.services import record_training
+from requests_app.services import tokens as api_tokens
 from tests.campaigns.factories import CampaignFactory, workflow
 from tests.factories import (
     ExperimentFactory,
@@ -71,6 +71,7 @@ class World:
     b: Experiment
     users: dict = field(default_factory=dict)
     objects: dict = field(default_factory=dict)
+    tokens: dict = field(default_factory=dict)
 
     def __getattr__(self, name):
         try:
@@ -82,7 +83,10 @@ class World:
         user = self.users.get(role)
         if user is None:
             return None
-        return Token.objects.get_or_create(user=user)[0].key
+        # Issued once per user: the database keeps only the digest.
+        if role not in self.tokens:
+            self.tokens[role] = api_tokens.issue(user)[1]
+        return self.tokens[role]
 
 
 def _request(experiment, requester, group, template, state, title, ticket, output):
