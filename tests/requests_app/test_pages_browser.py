@@ -41,7 +41,7 @@ def fill_request_form(page, url, template, group, other_group, other_template):
     assert "seed" in help_box.inner_text()
 
     page.click("button[name='intent'][value='save']:not(.default-button)")
-    page.wait_for_url("**/requests/REQ-*/")
+    page.wait_for_url("**/requests/DUNE-*/")  # numbers are per experiment
 
 
 def test_request_form_script(
