@@ -24,7 +24,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from campaigns.choices import OPEN_CAMPAIGN_STATES, CampaignEventKind, CampaignState
-from campaigns.models import Campaign, CampaignEvent, Job, Stage, StuckFlag
+from campaigns.models import Campaign, CampaignEvent, Job, Stage, StuckFlag, StuckKind
 from requests_app.choices import RequestState
 from requests_app.models import Experiment, ProductionRequest, Transition
 
@@ -317,14 +317,30 @@ def digest_failures(experiment_id: int, now: dt.datetime) -> list[operations.Fai
     return [g for g in operations.failures_by_class(jobs, now, examples=2) if g.last_day][:3]
 
 
+def digest_stopped(experiment_id: int, limit: int = 20) -> list[StuckFlag]:
+    """The experiment's stages that stopped: gave up or stalled, open flags (one query)."""
+    return list(
+        StuckFlag.objects.open()
+        .filter(
+            campaign__experiment_id=experiment_id,
+            job__isnull=True,
+            kind__in=[StuckKind.GAVE_UP, StuckKind.NO_PROGRESS],
+        )
+        .select_related("campaign", "stage__request")
+        .order_by("created", "id")[:limit]
+    )
+
+
 def digest_text(
     overviews: list[ExperimentOverview],
     gained: dict[int, int],
     user,
     failures: dict[int, list[operations.FailureGroup]] | None = None,
+    stopped: dict[int, list[StuckFlag]] | None = None,
 ) -> str:
     """The digest of the experiments a user sees, as plain text; ``failures``: by
-    experiment id, the recent failures to name (``digest_failures``)."""
+    experiment id, the recent failures to name (``digest_failures``); ``stopped``: the
+    stages that gave up or stalled (``digest_stopped``)."""
     return render_to_string(
         "monitoring/email/digest.txt",
         {
@@ -332,6 +348,7 @@ def digest_text(
             "overviews": overviews,
             "gained": gained,
             "failures": failures or {},
+            "stopped": stopped or {},
             "site_url": settings.SITE_URL,
             "digest_url": settings.SITE_URL + reverse("monitoring:digest"),
         },
@@ -368,6 +385,7 @@ def send_digests(now: dt.datetime | None = None) -> DigestReport:
     )
     overviews: dict[int, ExperimentOverview] = {}
     failures: dict[int, list[operations.FailureGroup]] = {}
+    stopped: dict[int, list[StuckFlag]] = {}
     gained: dict[int, int] = {}
     for pref in prefs:
         user = pref.user
@@ -376,6 +394,7 @@ def send_digests(now: dt.datetime | None = None) -> DigestReport:
             if eid not in overviews:
                 overviews[eid] = experiment_overview(Experiment.objects.get(pk=eid), now)
                 failures[eid] = digest_failures(eid, now)
+                stopped[eid] = digest_stopped(eid)
                 rows = overviews[eid].campaigns
                 before = _before(SnapshotLevel.CAMPAIGN, rows, now - dt.timedelta(days=1), now)
                 gained.update(
@@ -399,7 +418,7 @@ def send_digests(now: dt.datetime | None = None) -> DigestReport:
         try:
             send_mail(
                 f"[OPOS] Production progress, {timezone.localtime(now):%Y-%m-%d}",
-                digest_text(mine, gained, user, failures),
+                digest_text(mine, gained, user, failures, stopped),
                 settings.DEFAULT_FROM_EMAIL,
                 [user.email],
             )

@@ -101,3 +101,24 @@ def test_the_digest_names_the_failures_not_recovered_with_request_sample_stage_j
         "exit 137 (SIGKILL: killed: by the batch system for memory, or preemption)"
     ) in body
     assert "Crashed" not in body  # its job succeeded since
+
+
+def test_the_digest_says_which_work_stopped_and_why(running, physicist):
+    """A stage whose jobs all gave up: the campaign line says BLOCKED with the reason,
+    and the stopped stages are listed with their request."""
+    from campaigns.execution import stuck
+    from campaigns.models import Stage
+
+    stage = Stage.objects.filter(campaign=running).order_by("position").first()
+    left = stage.jobs_total - stage.n_succeeded
+    Stage.objects.filter(pk=stage.pk).update(n_planned=0, n_ready=0, n_failed=left)
+    stuck.detect_stuck()
+    set_digest(physicist, True)
+    mail.outbox.clear()
+    assert send_digests().sent == 1
+    body = mail.outbox[0].body
+    reason = f"{left} jobs of {stage.name} gave up: recover"
+    assert f"Blocked. Finish unknown: {reason}." in body
+    assert "Work that stopped (until an operator acts):" in body
+    request = stage.request
+    assert f"- {request.number} in {running.name}, remaining jobs gave up: {reason}" in body
