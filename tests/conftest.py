@@ -32,11 +32,13 @@ def pytest_configure(config):
         override_settings(**overrides).enable()
 
 
-# Long tests first, in this order: pytest-xdist's load scheduling deals the first tests out
-# one at a time, round robin, so they spread over the workers instead of one worker
-# finishing last with several of them. The trial that stops the Slurm controller goes
-# first, while the other workers start on browser journeys, which do not need Slurm.
-LONG_FIRST = ("stops_slurm_controller", "browser", "faults", "slurm", "redis")
+# Long tests first, in this order. With `--dist load --maxschedchunk 2` (make test),
+# pytest-xdist hands each worker its next tests as it finishes the last ones, so the long
+# ones are shared out over the workers first, and the run does not end waiting on one
+# worker that drew several of them. The trial that stops the Slurm controller goes first,
+# while the other workers start on tests that need no Slurm (browser journeys, real
+# Celery workers).
+LONG_FIRST = ("stops_slurm_controller", "browser", "redis", "faults", "slurm")
 
 
 def pytest_collection_modifyitems(config, items):
