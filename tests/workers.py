@@ -105,7 +105,9 @@ def celery_worker(broker: str, log: Path, env: dict[str, str] | None = None) -> 
     ]
     with log.open("w") as out:
         proc = subprocess.Popen(argv, cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT)
-    client = Celery("opos-test-client", broker=broker, backend=broker)
+    # Not the process's current app: tasks called later in this process (by other tests)
+    # must still resolve in the project's app.
+    client = Celery("opos-test-client", broker=broker, backend=broker, set_as_current=False)
     client.conf.task_serializer = "json"
     worker = Worker(proc, log, queue, client)
     try:
