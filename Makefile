@@ -39,8 +39,15 @@ run: install
 	@echo "OPOS Tracker on http://127.0.0.1:8000 (Ctrl-C stops web, worker and beat)"
 	$(BIN)/honcho start -f Procfile
 
+# The suite runs in parallel (pytest-xdist): each worker has its own test database, Redis
+# database, ports and temporary folders (tests/parallel.py). Each worker is handed its next
+# two tests as it finishes, long ones first (tests/conftest.py), so none is left with a
+# pile of long ones at the end. The tests wait on Slurm, Celery and Chromium more than
+# they compute, so more workers than cores pay. TEST_WORKERS=0 runs them serially;
+# PYTEST_ARGS adds options (PYTEST_ARGS="tests/opos -x").
+TEST_WORKERS ?= 4
 test: install
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist load --maxschedchunk 2 $(PYTEST_ARGS)
 
 # Fault trials at full size (300-job campaigns on PostgreSQL, Redis, Celery and Slurm;
 # 20 worker kills, 45 s outages: docs/reliability.md) and security fuzzing with many more

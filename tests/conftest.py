@@ -1,12 +1,54 @@
-"""Shared fixtures: fast hashing, users with roles, an API client with a token."""
+"""Shared fixtures: fast hashing, users with roles, an API client with a token; what keeps
+parallel test workers (pytest -n N) apart (tests/parallel.py)."""
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.cache import cache
+from django.test import override_settings
 from rest_framework.test import APIClient
 
 from campaigns.execution.inflight import KNOWN
 from requests_app.models.visibility import forget_roles
 from tests.factories import ExperimentFactory, UserFactory, grant
+from tests.parallel import give_worker_its_redis, slurm_controller_to_stop, slurm_in_use
+
+
+def pytest_configure(config):
+    # Each xdist worker uses a Redis database of its own (so does every process its tests
+    # start, inheriting the environment): a Redis cache is cleared before every test, and
+    # one worker's clear() must not empty another's cache, nor its broker, mid-test.
+    changed = give_worker_its_redis()
+    overrides = {}
+    if "CELERY_BROKER_URL" in changed:
+        overrides["CELERY_BROKER_URL"] = changed["CELERY_BROKER_URL"]
+    if "CACHE_URL" in changed:
+        overrides["CACHES"] = {
+            alias: {**options, "LOCATION": changed["CACHE_URL"]}
+            if options.get("BACKEND", "").endswith("RedisCache")
+            else options
+            for alias, options in django_settings.CACHES.items()
+        }
+    if overrides:
+        override_settings(**overrides).enable()
+
+
+# Long tests first, in this order. With `--dist load --maxschedchunk 2` (make test),
+# pytest-xdist hands each worker its next tests as it finishes the last ones, so the long
+# ones are shared out over the workers first, and the run does not end waiting on one
+# worker that drew several of them. The trial that stops the Slurm controller goes first,
+# while the other workers start on tests that need no Slurm (browser journeys, real
+# Celery workers).
+LONG_FIRST = ("stops_slurm_controller", "browser", "redis", "faults", "slurm")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item) -> int:
+        return next(
+            (n for n, mark in enumerate(LONG_FIRST) if item.get_closest_marker(mark)),
+            len(LONG_FIRST),
+        )
+
+    items.sort(key=rank)  # stable: the collection order within each rank
 
 
 @pytest.fixture(autouse=True)
@@ -15,6 +57,16 @@ def _fast_tests(settings, tmp_path):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.OPOS_WORK_DIR = tmp_path / "work"
+    # Batch spools and records in the test's folder too, not in the shared data folder
+    # where parallel workers (and runs) would see each other's jobs.
+    settings.OPOS_BACKEND_OPTIONS = {
+        **settings.OPOS_BACKEND_OPTIONS,
+        "local": {**settings.OPOS_BACKEND_OPTIONS["local"], "spool_dir": str(tmp_path / "spool")},
+        "slurm": {
+            **settings.OPOS_BACKEND_OPTIONS["slurm"],
+            "state_dir": str(tmp_path / "slurm-state"),
+        },
+    }
     # The page cache is off unless a test turns it on (tests/monitoring/test_page_cache.py):
     # a test's writes are never committed, so their "data changed" never runs, and many
     # tests write behind the services' backs; CI's CACHE_URL must not turn it on for all.
@@ -24,6 +76,21 @@ def _fast_tests(settings, tmp_path):
     # nor the poller's view of the jobs in flight.
     cache.clear()
     KNOWN.forget()
+
+
+@pytest.fixture(autouse=True)
+def _slurm_controller(request):
+    """A test that talks to Slurm keeps the controller up for its duration; the fault trial
+    that stops the controller waits until no such test runs, in any worker (tests/parallel.py)."""
+    node = request.node
+    if node.get_closest_marker("stops_slurm_controller"):
+        with slurm_controller_to_stop():
+            yield
+    elif node.get_closest_marker("slurm") or node.get_closest_marker("faults"):
+        with slurm_in_use():
+            yield
+    else:
+        yield
 
 
 @pytest.fixture

@@ -2,7 +2,8 @@
 
 Each worker listens on a queue of its own (``CELERY_TASK_DEFAULT_QUEUE``), so
 tests never take each other's messages, nor those of another test run
-sharing the same Redis.
+sharing the same Redis; under pytest-xdist each xdist worker also uses a Redis
+database of its own (tests/parallel.py).
 """
 
 from __future__ import annotations
@@ -22,13 +23,18 @@ from urllib.parse import urlparse
 import pytest
 from celery import Celery
 
+from tests.parallel import redis_url_for_worker
+
 ROOT = Path(__file__).resolve().parents[1]
 # Celery lets CELERY_BROKER_URL in the environment override a client's own
 # broker argument, so when it names a Redis (as in CI), workers and clients
 # both use it; each worker's queue of its own keeps test runs apart.
 _env_broker = os.environ.get("CELERY_BROKER_URL", "")
+# Under pytest-xdist the variables already name this worker's database (tests/conftest.py).
 REDIS_URL = os.environ.get("OPOS_TEST_REDIS_URL") or (
-    _env_broker if _env_broker.startswith("redis://") else "redis://127.0.0.1:6379/15"
+    _env_broker
+    if _env_broker.startswith("redis://")
+    else redis_url_for_worker("redis://127.0.0.1:6379/15")
 )
 
 
@@ -110,7 +116,9 @@ def celery_worker(
     with log.open("w") as out:
         proc = subprocess.Popen(argv, cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT)
     if client is None:
-        client = Celery("opos-test-client", broker=broker, backend=broker)
+        # Not the process's current app: tasks called later in this process (by other
+        # tests) must still resolve in the project's app.
+        client = Celery("opos-test-client", broker=broker, backend=broker, set_as_current=False)
         client.conf.task_serializer = "json"
     worker = Worker(proc, log, queue, client)
     try:
@@ -138,7 +146,10 @@ def filesystem_client(data_dir: Path) -> Celery:
         (broker / sub).mkdir(parents=True, exist_ok=True)
     (data_dir / "results").mkdir(parents=True, exist_ok=True)
     client = Celery(
-        "opos-test-client", broker="filesystem://", backend=f"file://{data_dir}/results"
+        "opos-test-client",
+        broker="filesystem://",
+        backend=f"file://{data_dir}/results",
+        set_as_current=False,  # as celery_worker's client: the project's app stays current
     )
     client.conf.broker_transport = "opos.broker:FilesystemTransport"
     client.conf.broker_transport_options = {

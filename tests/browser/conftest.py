@@ -150,7 +150,9 @@ def real_worker(live_server, shared_database, broker_url, tmp_path):
         del env["DATABASE_URL"]
     data_dir = Path(env["OPOS_DATA_DIR"])
     data_dir.mkdir(parents=True, exist_ok=True)
-    client = Celery("browser-journeys", broker=broker_url)
+    # Not the process's current app: tasks called later in this process (by other tests of
+    # this xdist worker) must still resolve in the project's app.
+    client = Celery("browser-journeys", broker=broker_url, set_as_current=False)
     if broker_url.startswith("redis://"):
         env["CELERY_RESULT_BACKEND"] = broker_url
     else:

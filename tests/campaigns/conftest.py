@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from campaigns.batch import TERMINAL_STATES, BatchBackend, JobRef, JobStatus
+from tests.parallel import slurm_in_use
 
 
 @pytest.fixture
@@ -69,9 +70,11 @@ def slurm_cluster() -> None:
         problem = f"Slurm client commands not installed: {', '.join(missing)}"
     else:
         try:
-            done = subprocess.run(
-                ["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=15
-            )
+            # Not while a fault trial of another test worker has the controller stopped.
+            with slurm_in_use():
+                done = subprocess.run(
+                    ["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=15
+                )
             if done.returncode != 0:
                 problem = f"sinfo does not respond: {done.stderr.strip()}"
         except subprocess.TimeoutExpired:

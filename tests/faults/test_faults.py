@@ -30,6 +30,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults.services import ROOT, Postgres, Redis, Shims, Slurm, TinyFilesystem, Unavailable
+from tests.parallel import slurm_in_use
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(3600)]
 
@@ -59,7 +60,9 @@ def services():
     for sub in (pg.folder, redis.folder):
         sub.mkdir()
     try:
-        Slurm.check()
+        # Not while another test worker's trial has the controller stopped.
+        with slurm_in_use():
+            Slurm.check()
         shims.install()
         pg.start()
         redis.start()
@@ -209,6 +212,7 @@ def test_postgresql_restarted(services):
 
 
 @pytest.mark.slurm
+@pytest.mark.stops_slurm_controller
 def test_slurm_controller_stopped_and_started(services):
     assert_survived(run_trial(services, "slurmctld_stop"))
 

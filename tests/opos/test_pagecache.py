@@ -2,8 +2,10 @@
 everything they depend on, and the cache being away never breaks a page."""
 
 import socket
+import uuid
 
 import pytest
+import redis as redis_client
 from django.core.cache import cache, caches
 from django.db import transaction
 from django.test import RequestFactory, override_settings
@@ -125,21 +127,30 @@ def _redis_up() -> bool:
 
 @pytest.mark.skipif(not _redis_up(), reason="needs Redis on 127.0.0.1:6379")
 def test_with_redis_a_bump_reaches_every_process(django_capture_on_commit_callbacks):
+    # Keys under a prefix of this test's own, removed by prefix afterwards: clear() would
+    # flush the whole Redis database, which parallel test workers and runs may be using.
+    url = "redis://127.0.0.1:6379/7"
+    prefix = f"opos-test-{uuid.uuid4().hex[:12]}"
     redis = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": "redis://127.0.0.1:6379/7",
+            "LOCATION": url,
+            "KEY_PREFIX": prefix,
         }
     }
-    with override_settings(CACHES=redis):
-        shared = caches["default"]
-        shared.delete(pagecache.VERSION_KEY)
-        with django_capture_on_commit_callbacks(execute=True):
-            pagecache.bump_data_version()
-            pagecache.bump_data_version()
-        assert pagecache.data_version() == 1_900_000_000_001
-        build, calls = counting(b"{}")
-        pagecache.fragment("f", [1], "all", build)
-        pagecache.fragment("f", [1], "all", build)
-        assert len(calls) == 1
-        shared.clear()
+    try:
+        with override_settings(CACHES=redis):
+            assert caches["default"].get(pagecache.VERSION_KEY) is None
+            with django_capture_on_commit_callbacks(execute=True):
+                pagecache.bump_data_version()
+                pagecache.bump_data_version()
+            assert pagecache.data_version() == 1_900_000_000_001
+            build, calls = counting(b"{}")
+            pagecache.fragment("f", [1], "all", build)
+            pagecache.fragment("f", [1], "all", build)
+            assert len(calls) == 1
+    finally:
+        client = redis_client.Redis.from_url(url)
+        for key in client.scan_iter(match=f"{prefix}:*"):
+            client.delete(key)
+        client.close()
