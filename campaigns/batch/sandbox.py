@@ -138,7 +138,10 @@ def build(
     hidden = {p for p in hidden if len(Path(p).parts) > 1}
     tools = {str(Path(p).absolute()) for p in tool_paths}
     tools.update(interpreter_paths(python))
-    tools.add(str(Path(__file__).resolve().parent))  # the runner
+    # The runner (campaigns/batch) and the job wrapper (campaigns/execution): the whole
+    # package, always, whatever the options say. A project in a hidden place (a clone
+    # under /tmp, the service's home) would otherwise leave the wrapper unimportable.
+    tools.add(str(Path(__file__).resolve().parent.parent))
     return Isolation(
         mode=SANDBOX,
         hidden_paths=tuple(sorted(hidden)),

@@ -147,6 +147,21 @@ def test_settings_hide_the_data_folder_from_local_jobs():
     assert django_settings.BROKER_DIR.stat().st_mode & 0o777 == 0o700
 
 
+def test_the_job_wrapper_is_shown_whatever_the_options(tmp_path):
+    """The wrapper's package is read-only in every sandbox, also when the project lies in a
+    hidden place (a clone under /tmp, the service's home) and no option names it."""
+    import campaigns
+    from campaigns.batch import sandbox
+
+    package = str(Path(campaigns.__file__).resolve().parent)
+    isolation = sandbox.build(hidden_paths=[Path(package).parent])
+    assert package in isolation.tool_paths
+    argv = sandbox.bwrap_argv(isolation, element_dir=tmp_path, array_dir=tmp_path, environment={})
+    assert ["--ro-bind", package, package] == argv[
+        argv.index(package) - 1 : argv.index(package) + 2
+    ]
+
+
 def test_local_job_cannot_reach_the_service(tmp_path, monkeypatch):
     monkeypatch.setenv("SECRET_KEY", SECRET_KEY)
     monkeypatch.setenv("DATABASE_URL", f"postgres://opos:{SECRET_KEY}@127.0.0.1/opos")
