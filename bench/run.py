@@ -1,4 +1,4 @@
-"""Run the benchmarks of issue 8, print the table, write bench/results/latest.json.
+"""Run the benchmarks of docs/performance.md, print the table, write bench/results/latest.json.
 
     .venv/bin/python bench/run.py                   # everything (make bench)
     .venv/bin/python bench/run.py --only poll,memory
@@ -10,8 +10,8 @@ single-node Slurm cluster (scripts/slurm/up.sh; root, to create a DOWN partition
 submission benchmark) and wrk (``apt-get install -y wrk``). The databases are generated
 when missing (``--generate always`` to rebuild them). Every benchmark runs in its own
 process; its figures are compared with a floor measured in the same run on the same
-data, and the ratio with the bar of issue 8. No bar is ever loosened here: a figure that
-misses its bar is printed and recorded as NOT MET.
+data, and the ratio with its bar (the performance bars in docs/performance.md). No bar is
+ever loosened here: a figure that misses its bar is printed and recorded as NOT MET.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ class JobState(models.TextChoices):
     is kept and a final state never changes.
 
         planned -> ready                       (release_dependents)
-        ready   -> queued                      (submission, issue 5)
+        ready   -> queued                      (submission)
         queued  -> running | held | ...        (poll)
         planned | ready -> cancelled           (campaign cancelled)
     """
@@ -60,7 +60,8 @@ OPEN_JOB_STATES = WAITING_JOB_STATES | ACTIVE_JOB_STATES
 
 
 class SubmissionState(models.TextChoices):
-    """One batch array submission, following the protocol in DESIGN.md.
+    """One batch array submission, following the submission protocol
+    (``campaigns.execution.submission``; docs/architecture.md, "Execution rules").
 
     submitting -> submitted   (batch ids recorded)
     submitting -> failed      (the backend refused; nothing was created)

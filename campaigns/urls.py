@@ -20,7 +20,7 @@ urlpatterns = [
     path("templates/<int:pk>/", views.template_detail, name="template_detail"),
     path("templates/<int:pk>/clone/", views.template_clone, name="template_clone"),
     path("templates/<int:pk>/export/", views.template_export, name="template_export"),
-    # Execution (issue 5): catalogue, jobs of a stage, stuck work, recover, cancel-and-retry.
+    # Execution: catalogue, jobs of a stage, stuck work, recover, cancel-and-retry.
     path("datasets/", execution.dataset_list, name="dataset_list"),
     path("datasets/<int:pk>/", execution.dataset_detail, name="dataset_detail"),
     path("stages/<int:pk>/jobs/", execution.stage_jobs, name="stage_jobs"),

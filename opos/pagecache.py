@@ -52,7 +52,8 @@ Write paths that bump the version (after commit):
   ``thin_snapshots`` (via ``_thin_tier``).
 - execution (``campaigns/execution/``, bumped there): the poller's write, finalize,
   submission (claim, record, refusal, backoff release), recovery, stuck detection and
-  cancel-and-retry, cancellation. See docs/performance.md, change 21.
+  cancel-and-retry, cancellation. See docs/performance.md, "A shared cache of the
+  pages' expensive parts".
 
 Anything else (the Django admin, a shell) is seen within ``OPOS_PAGE_CACHE_S`` seconds
 at most, through the clock bucket.

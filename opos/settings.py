@@ -465,7 +465,7 @@ OPOS_DEMO_SEEDERS = ["requests_app.demo.seed", "campaigns.demo.seed"]
 # named by dotted path so intake never imports execution.
 OPOS_REQUEST_FORECAST = "campaigns.services.forecast_request"
 
-# --- Execution (issue 5) -----------------------------------------------------
+# --- Execution ---------------------------------------------------------------
 # Beat intervals in seconds. Short by default in development, so that `make run` takes a
 # launched demo request to completed within a couple of minutes; production defaults are
 # sized for thousands of jobs (submit 30, poll 60, finalize 30, recover 300, stuck 600).
@@ -658,7 +658,7 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
     }
 )
 
-# --- Monitoring (issue 6) -----------------------------------------------------
+# --- Monitoring --------------------------------------------------------------
 # Progress snapshots feed the burn-up charts and the throughput forecasts; short in
 # development so a demo campaign of a few minutes draws a chart. Thinning (keep 48 h
 # whole, hourly to 30 days, daily after) runs hourly; the digest once a day.

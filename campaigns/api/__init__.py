@@ -8,7 +8,7 @@ def register(router) -> None:
     """Add this app's viewsets to the project router."""
     router.register("campaigns", CampaignViewSet, basename="campaign")
     router.register("templates", WorkflowTemplateViewSet, basename="template")
-    register_execution(router)  # jobs, submissions, datasets, stuck, failure-rules (issue 5)
+    register_execution(router)  # jobs, submissions, datasets, stuck, failure-rules
 
 
 __all__ = ["register"]

@@ -131,7 +131,7 @@ class RemoveRequestSerializer(serializers.Serializer):
 
 
 class ActionSerializer(serializers.Serializer):
-    # "recover" (issue 5) is no state change: it resubmits failed jobs and missing outputs.
+    # "recover" is no state change: it resubmits failed jobs and missing outputs.
     action = serializers.ChoiceField(choices=[*OPERATOR_ACTIONS, "recover"])
     stage = serializers.IntegerField(
         required=False, min_value=1, max_value=2**63 - 1, help_text="recover: only this stage."

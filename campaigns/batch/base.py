@@ -1,7 +1,7 @@
 """The one small interface every batch backend implements, and the helpers they share.
 
 The tracker talks to Slurm, HTCondor and local processes through :class:`BatchBackend` only.
-The interface is shaped by the execution rules in DESIGN.md:
+The interface is shaped by the execution rules (docs/architecture.md, "Execution rules"):
 
 * Arrays, not jobs: :meth:`BatchBackend.submit` takes a whole :class:`ArraySpec` and makes one
   batch-system call for it, so a stage of 10 000 jobs is one ``sbatch --array``.

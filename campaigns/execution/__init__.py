@@ -2,7 +2,7 @@
 
 Modules, one responsibility each:
 
-``submission``  the submission protocol of DESIGN.md (claim, record, call, record)
+``submission``  the exactly-once submission protocol (claim, record, call, record)
 ``polling``     one bulk status query per backend per cycle; only changed jobs written
 ``finalize``    manifests -> catalogue, failures -> retries, requests and campaigns moved on
 ``failures``    failure classes and retry decisions, by rules per template

@@ -10,7 +10,7 @@ into succeeded (outputs declared) or failed/lost/cancelled (and a retry), so a j
 counted succeeded before its outputs are in the catalogue.
 
 An unavailable backend changes nothing: its jobs are not failed or lost because the
-controller did not answer this minute (DESIGN.md).
+controller did not answer this minute: transient trouble is not a job state.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The submission protocol of DESIGN.md: no job is submitted twice, none is forgotten.
+"""The submission protocol: no job is submitted twice, none is forgotten.
 
 For each stage the scheduler lets submit ``n`` jobs:
 
@@ -20,7 +20,8 @@ For each stage the scheduler lets submit ``n`` jobs:
 Claim and record send a few statements whatever the array's size and build no model
 instance per job (on PostgreSQL one ``SELECT ... FOR UPDATE SKIP LOCKED`` claims, one
 ``UPDATE ... FROM unnest(...)`` records): 10,000 jobs must cost about what the batch
-system's own call and one write of the rows cost (issue 8, bench/submit.py).
+system's own call and one write of the rows cost (the submission bar of
+docs/performance.md, measured by bench/submit.py).
 
 A crash between 1 and 4 leaves the submission in ``submitting``; ``recovery`` asks the
 backend for the token after a grace period longer than the submit task's hard time limit

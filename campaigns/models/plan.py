@@ -95,7 +95,7 @@ class Stage(models.Model):
     retried_failed = models.IntegerField(default=0)
     retried_lost = models.IntegerField(default=0)
     retried_cancelled = models.IntegerField(default=0)
-    # Execution (issue 5): kept by finalize in the transaction that declares the outputs.
+    # Kept by finalize in the transaction that declares the outputs.
     events_done = models.PositiveBigIntegerField(
         default=0, help_text="Events of the jobs that succeeded (outputs declared)."
     )
@@ -151,7 +151,7 @@ class Submission(models.Model):
 
     Recorded with its unique ``token`` in state ``submitting`` and committed
     before the backend is called, so a crash in between is resolved by asking
-    the backend for the token (DESIGN.md, submission protocol).
+    the backend for the token (docs/architecture.md, "Execution rules").
 
         submitting -> submitted | failed
     """
@@ -266,7 +266,7 @@ class Job(models.Model):
     host = models.CharField(
         max_length=255, blank=True, help_text="Where it ran, as the job wrapper saw it."
     )
-    # Execution (issue 5).
+    # Execution: the job's folder, the end the poller saw, a retry's backoff.
     workdir = models.CharField(
         max_length=500, blank=True, help_text="The job's element folder (job.json, logs, outputs)."
     )

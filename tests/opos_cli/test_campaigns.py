@@ -1,6 +1,6 @@
 """``opos campaigns ...``: list against the live server; progress and watch mode.
 
-The progress endpoint (``GET /api/v1/campaigns/{id}/progress/``, issue 6)
+The progress endpoint (``GET /api/v1/campaigns/{id}/progress/``, monitoring)
 may not exist yet on the live server: the test against it expects either
 the progress or the CLI's clear "no progress endpoint" message. Watch mode
 is also run against a small local server that implements the progress
@@ -48,7 +48,7 @@ def test_progress_against_the_live_server(cli, live_server, mcc):
     try:
         resolve(f"/api/v1/campaigns/{mcc.id}/progress/")
     except Resolver404:
-        # Not built yet (issue 6): the CLI says so instead of failing obscurely.
+        # A server without the monitoring app: the CLI says so instead of failing obscurely.
         assert result.code == 1
         assert "has no campaign progress endpoint yet" in result.err
     else:

@@ -1,8 +1,9 @@
 """The request state machine: every action from every state by every role.
 
-The expected outcomes come from the issue's table, written out here on its
-own, so that a wrong entry in ``workflow.ACTIONS`` fails a test instead of
-being copied into the expectation.
+The expected outcomes come from the state machine's documented table (the
+docstring of ``requests_app/workflow.py``), written out here on its own, so
+that a wrong entry in ``workflow.ACTIONS`` fails a test instead of being
+copied into the expectation.
 """
 
 import datetime as dt
@@ -66,7 +67,7 @@ def clock(monkeypatch):
     return clock
 
 
-def test_workflow_table_is_the_issues_table():
+def test_workflow_table_is_the_documented_table():
     assert set(USER_ACTIONS) == set(TABLE)
     for name, (sources, target, who) in TABLE.items():
         action = ACTIONS[name]
