@@ -205,9 +205,7 @@ def test_confirmation_step_is_for_those_who_may_act(
     assert request.state == S.SUBMITTED
 
 
-def test_confirmation_of_what_can_no_longer_happen_goes_back(
-    client, experiment, liaison, template
-):
+def test_confirmation_of_what_can_no_longer_happen_goes_back(client, experiment, liaison, template):
     request = new_request(experiment, liaison, S.CANCELLED)
     client.force_login(liaison)
     response = client.post(confirm_url(request, "cancel"), {"note": "again"})
@@ -241,9 +239,10 @@ def test_refused_approval_redirects_with_the_reasons_and_keeps_the_note(
     assert "no training recorded on job submission" in html
     assert 'value="checked with the group conveners"' in html
     # The note is given back once: a later visit starts empty.
-    assert 'value="checked with the group conveners"' not in client.get(
-        request.get_absolute_url()
-    ).content.decode()
+    assert (
+        'value="checked with the group conveners"'
+        not in client.get(request.get_absolute_url()).content.decode()
+    )
     request.refresh_from_db()
     assert request.state == S.SUBMITTED
 
