@@ -116,8 +116,9 @@ def test_liaison_files_a_request(journey):
     row.get_by_role("link", name=request.number).click()
     tab.arrived()
     page.get_by_role("link", name="Cancel…").click()
-    tab.arrived("confirm cancel")
+    tab.arrived()
     assert "This cannot be undone" in page.locator("main").inner_text()
+    tab.capture("confirm cancel")
     page.get_by_role("link", name="Keep the request as it is").click()
     tab.arrived()
     assert ProductionRequest.objects.get(pk=request.pk).state == RequestState.SUBMITTED
