@@ -212,7 +212,6 @@ def _render_detail(
         "jobs_total": sum(s.jobs for s in samples),
         "checks": checks,
         "checklist": [(c, links.get(c.key, [])) for c in checks],
-        "eligible": not unmet,
         "forecast": _forecast(obj),
         "actions": actions,
         "hold": _hold(obj),
