@@ -67,6 +67,13 @@ class ActionForm(forms.Form):
     action = forms.ChoiceField(choices=[(a, CAMPAIGN_ACTIONS[a].label) for a in OPERATOR_ACTIONS])
     note = forms.CharField(max_length=5000, required=False)
 
+    def clean(self):
+        cleaned = super().clean()
+        # Cancelling cannot be undone: its reason is required (the service checks it too).
+        if cleaned.get("action") == "cancel" and not cleaned.get("note", "").strip():
+            self.add_error("note", "A reason is required to cancel the campaign.")
+        return cleaned
+
 
 class ScheduleForm(forms.Form):
     """Pick approved requests to schedule into the campaign."""
@@ -81,7 +88,10 @@ class ScheduleForm(forms.Form):
 
 class RemoveRequestForm(forms.Form):
     request = forms.IntegerField(widget=forms.HiddenInput)
-    reason = forms.CharField(max_length=5000, required=False)
+    reason = forms.CharField(
+        max_length=5000,
+        error_messages={"required": "A reason is required to remove a request from the campaign."},
+    )
 
 
 class CloneForm(forms.Form):

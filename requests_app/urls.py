@@ -13,6 +13,11 @@ urlpatterns = [
     path("requests/<str:number>/", views.request_detail, name="detail"),
     path("requests/<str:number>/edit/", views.request_edit, name="edit"),
     path("requests/<str:number>/actions/", views.request_action, name="action"),
+    path(
+        "requests/<str:number>/actions/<str:action>/confirm/",
+        views.request_confirm,
+        name="confirm",
+    ),
     path("requests/<str:number>/comments/", views.request_comment, name="comment"),
     path("requests/<str:number>/assign/", views.request_assign, name="assign"),
     path("triage/", views.triage, name="triage"),

@@ -127,7 +127,12 @@ class RemoveRequestSerializer(serializers.Serializer):
     request = serializers.IntegerField(
         min_value=1, max_value=2**63 - 1, help_text="The request's id."
     )
-    reason = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+    reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=5000,
+        help_text="Why the request leaves the campaign: required (a blank one is refused, 400).",
+    )
 
 
 class ActionSerializer(serializers.Serializer):
@@ -136,7 +141,12 @@ class ActionSerializer(serializers.Serializer):
     stage = serializers.IntegerField(
         required=False, min_value=1, max_value=2**63 - 1, help_text="recover: only this stage."
     )
-    note = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+    note = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=5000,
+        help_text="Recorded with the action; cancel requires it (a blank one is refused, 400).",
+    )
 
 
 class ForecastSerializer(serializers.Serializer):

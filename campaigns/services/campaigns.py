@@ -280,6 +280,13 @@ def campaign_action(
                 [f"{action} needs the state: {allowed}"],
                 kind="conflict",
             )
+        if action == "cancel" and not note.strip():
+            # Cancelling stops every job and cannot be undone: the history must say why.
+            raise CampaignError(
+                "A reason is required to cancel a campaign.",
+                ["note: say why the campaign is cancelled; it is recorded"],
+                kind="invalid",
+            )
         now = timezone.now()
         fields: dict[str, Any] = {"state": spec.target, "updated": now}
         if action == "launch":
@@ -381,7 +388,14 @@ def remove_request(
                 ["request: jobs of it were already submitted"],
                 kind="conflict",
             )
-        return _drop_request(current, request_id, actor, reason)
+        if not reason.strip():
+            # Its whole plan is deleted: the history must say why.
+            raise CampaignError(
+                "A reason is required to remove a request from a campaign.",
+                ["reason: say why the request leaves the campaign; it is recorded"],
+                kind="invalid",
+            )
+        return _drop_request(current, request_id, actor, reason.strip())
 
 
 def _drop_request(

@@ -200,7 +200,7 @@ def campaign_do(request, campaign: Campaign):
     """Launch, pause, resume or cancel."""
     form = ActionForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Unknown action.")
+        messages.error(request, "; ".join(form.errors.get("note", ["Unknown action."])))
         return redirect(campaign)
     action = form.cleaned_data["action"]
     try:
@@ -266,7 +266,7 @@ def campaign_remove(request, campaign: Campaign):
     """Take a request that has not started out of the campaign."""
     form = RemoveRequestForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Which request?")
+        messages.error(request, "; ".join(form.errors.get("reason", ["Which request?"])))
         return redirect(campaign)
     try:
         removed = remove_request(

@@ -128,9 +128,17 @@ class TriageFilterForm(forms.Form):
 
 
 class BulkForm(forms.Form):
-    """One action for the requests ticked in the queue (their ids come as ``ids``)."""
+    """One action for the requests ticked in the queue (their ids come as ``ids``).
 
-    action = forms.ChoiceField(choices=TRIAGE_ACTIONS)
+    No action is chosen in advance: a default would be applied to whatever is ticked
+    when the operator only meant to fill in the note (a refused Reject came back as
+    "Approve" once, and approved on the second click).
+    """
+
+    action = forms.ChoiceField(
+        choices=[("", "Choose an action…"), *TRIAGE_ACTIONS],
+        error_messages={"required": "Choose an action."},
+    )
     assignee = forms.TypedChoiceField(
         coerce=int, required=False, empty_value=None, help_text="For “Assign”."
     )

@@ -1,6 +1,7 @@
 """Browser pages of the intake app, by topic."""
 
 from .audit import audit
+from .confirm import request_confirm
 from .editing import request_edit, request_new
 from .records import code_approve, code_list, code_new, training_list, training_new
 from .requests import (
@@ -23,6 +24,7 @@ __all__ = [
     "request_action",
     "request_assign",
     "request_comment",
+    "request_confirm",
     "request_detail",
     "request_edit",
     "request_list",

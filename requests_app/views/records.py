@@ -31,7 +31,10 @@ def training_list(request):
 
 @operator_required
 def training_new(request):
-    form = TrainingForm(request.POST or None)
+    # The request page's "Record a training session" link names the experiment.
+    wanted = request.GET.get("experiment", "")
+    initial = {"experiment": int(wanted)} if wanted.isdigit() else {}
+    form = TrainingForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:

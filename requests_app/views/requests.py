@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Q, Sum
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.views.decorators.http import require_POST
@@ -34,7 +35,10 @@ from ..services import (
     eligibility,
     transition,
 )
+from ..services.transitions import actor_kinds
+from ..workflow import ACTIONS
 from .access import edit_mode, visible_request
+from .confirm import CONFIRM_FIRST, stash_note, take_notes
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +46,6 @@ LIST_PAGE_SIZE = 25
 # Buttons that move a request on stand out; those that end or refuse it look dangerous.
 PRIMARY = {"submit", "approve", "resume", "close"}
 DANGEROUS = {"reject", "cancel"}
-REFUSAL_STATUS = {"forbidden": 403, "invalid": 400, "conflict": 409}
 
 
 @login_required
@@ -145,6 +148,31 @@ def _forecast(obj: ProductionRequest):
         return None
 
 
+def _fix_links(user, obj: ProductionRequest, fields: set[str], operator: bool) -> dict:
+    """Where each checklist item is fixed, for the pages this viewer may open."""
+    links: dict[str, list[tuple[str, str]]] = {"sla": [], "code": [], "training": [], "ticket": []}
+    if user.is_staff:
+        url = reverse("admin:requests_app_experiment_change", args=[obj.experiment_id])
+        links["sla"].append(("Record the SLA acceptance (admin)", url))
+    if operator:
+        links["code"] += [
+            ("Registered production code", reverse("requests:code_list")),
+            ("Register code", reverse("requests:code_new")),
+        ]
+        url = reverse("requests:training_new") + f"?experiment={obj.experiment_id}"
+        links["training"] += [
+            ("Record a training session", url),
+            ("Training records", reverse("requests:training_list")),
+        ]
+    if "ticket" in fields:
+        url = reverse("requests:edit", args=[obj.number])
+        links["ticket"].append(("Correct the ticket reference", url))
+    elif operator and obj.state == RequestState.SUBMITTED:
+        # Only the liaison edits the ticket, once the request is sent back to them.
+        links["ticket"].append(("Ask the liaison for information", "#note-request_info"))
+    return links
+
+
 def _render_detail(
     request,
     obj: ProductionRequest,
@@ -158,6 +186,10 @@ def _render_detail(
     samples = list(obj.samples.select_related("template").order_by("id"))
     for sample in samples:
         sample.jobs = math.ceil(sample.events / sample.events_per_job)
+    checks = eligibility(obj)
+    # Approve cannot succeed on an ineligible request (the service refuses it too):
+    # the button is disabled and says which items are unmet.
+    unmet = [item for c in checks if not c.ok for item in c.missing]
     actions = [
         {
             "name": a.name,
@@ -165,22 +197,27 @@ def _render_detail(
             "note_required": a.note_required,
             "note": notes.get(a.name, ""),
             "style": "primary" if a.name in PRIMARY else "danger" if a.name in DANGEROUS else "",
+            "confirm_first": a.name in CONFIRM_FIRST,
+            "blocked": unmet if a.name == "approve" else [],
         }
         for a in allowed_actions(user, obj)
     ]
     operator = is_operator(user)
+    fields = editable_fields(user, obj)
+    links = _fix_links(user, obj, fields, operator)
     context = {
         "object": obj,
         "samples": samples,
         "events_total": sum(s.events for s in samples),
         "jobs_total": sum(s.jobs for s in samples),
-        "checks": eligibility(obj),
+        "checks": checks,
+        "checklist": [(c, links.get(c.key, [])) for c in checks],
         "forecast": _forecast(obj),
         "actions": actions,
         "hold": _hold(obj),
         "timeline": _timeline(obj),
         "watchers": list(obj.watchers.all()),
-        "edit_mode": edit_mode(editable_fields(user, obj)),
+        "edit_mode": edit_mode(fields),
         "can_comment": can_comment(user, obj),
         "comment_form": comment_form or CommentForm(),
         "assign_form": AssignForm(initial={"assignee": obj.assignee_id}) if operator else None,
@@ -191,8 +228,13 @@ def _render_detail(
 
 @login_required
 def request_detail(request, number):
-    """The page a liaison links to from the ticket: everything about one request."""
-    return _render_detail(request, visible_request(request.user, number))
+    """The page a liaison links to from the ticket: everything about one request.
+
+    A note typed into a refused action comes back in its field (kept in the session
+    across the redirect that follows the refusal).
+    """
+    obj = visible_request(request.user, number)
+    return _render_detail(request, obj, notes=take_notes(request, obj.number))
 
 
 def refusal_messages(request, exc: TransitionError) -> None:
@@ -204,21 +246,31 @@ def refusal_messages(request, exc: TransitionError) -> None:
 @login_required
 @require_POST
 def request_action(request, number):
-    """Take one of the buttons' actions; a refusal says why and keeps the note typed."""
+    """Take one of the buttons' actions; a refusal says why and keeps the note typed.
+
+    Refused or taken, the answer is a redirect to the request's page (POST/redirect/GET:
+    reloading it never posts the action again). Irreversible actions (``CONFIRM_FIRST``)
+    go to their confirmation page first.
+    """
     obj = visible_request(request.user, number)
     form = ActionForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Unknown action.")
         return redirect(obj)
     action, note = form.cleaned_data["action"], form.cleaned_data["note"]
+    if action in CONFIRM_FIRST:
+        if not ACTIONS[action].actors & actor_kinds(request.user, obj):
+            raise PermissionDenied(f"You may not {ACTIONS[action].label.lower()} this request.")
+        stash_note(request, obj.number, action, note)
+        return redirect("requests:confirm", number=obj.number, action=action)
     try:
         obj = transition(obj, action, request.user, note)
     except TransitionError as exc:
+        if exc.kind == "forbidden":
+            raise PermissionDenied(exc.detail) from exc
         refusal_messages(request, exc)
-        obj = visible_request(request.user, number)  # as it is now, after the refusal
-        return _render_detail(
-            request, obj, notes={action: note}, status=REFUSAL_STATUS.get(exc.kind, 409)
-        )
+        stash_note(request, obj.number, action, note)
+        return redirect(f"{obj.get_absolute_url()}#actions-heading")
     messages.success(request, f"{obj.number} is now {obj.get_state_display().lower()}.")
     return redirect(obj)
 

@@ -61,14 +61,26 @@ def triage_queryset(user, filters: TriageFilterForm) -> QuerySet:
 
 @operator_required
 def triage(request):
-    """The queue (GET) and its bulk actions (POST), each request's result reported."""
+    """The queue (GET) and its bulk actions (POST), each request's result reported.
+
+    A bulk action refused as a whole (nothing ticked, no action chosen, a missing
+    note) comes back as the same page with the action, the ticks and the note as
+    they were, so the second try does what the first meant; an applied one
+    redirects (POST/redirect/GET) with one message per request.
+    """
     experiments = list(Experiment.objects.order_by("name"))
     groups = list(PhysicsGroup.objects.select_related("experiment").order_by("name"))
     operators = list(operator_accounts())
+    bulk = BulkForm(request.POST or None, operators=operators, prefix="bulk")
+    picked = _picked(request)
     if request.method == "POST":
-        _bulk(request, operators)
-        # Back to the same filters and page (the form posts to the current URL).
-        return redirect(request.get_full_path())
+        if picked and bulk.is_valid():
+            _apply(request, bulk, picked)
+            # Back to the same filters and page (the form posts to the current URL).
+            return redirect(request.get_full_path())
+        status = 400
+    else:
+        status = 200
     filters = TriageFilterForm(
         request.GET or None, experiments=experiments, groups=groups, operators=operators
     )
@@ -81,23 +93,23 @@ def triage(request):
         {
             "filters": filters,
             "page": page,
-            "bulk": BulkForm(operators=operators, prefix="bulk"),
+            "bulk": bulk,
+            "picked": set(map(int, picked)),
+            "nothing_picked": request.method == "POST" and not picked,
             "default_states": [RequestState(s).label for s in DEFAULT_STATES],
         },
+        status=status,
     )
 
 
-def _bulk(request, operators) -> None:
+def _picked(request) -> list[str]:
+    """The ticked request ids, in order, without repeats, at most ``MAX_BULK``."""
+    ids = (i for i in request.POST.getlist("ids") if i.isdigit())
+    return list(dict.fromkeys(ids))[:MAX_BULK]
+
+
+def _apply(request, form: BulkForm, ids: list[str]) -> None:
     """Apply one action to every selected request; one message per request."""
-    form = BulkForm(request.POST, operators=operators, prefix="bulk")
-    ids = list(dict.fromkeys(i for i in request.POST.getlist("ids") if i.isdigit()))[:MAX_BULK]
-    if not ids:
-        messages.error(request, "Select one or more requests.")
-        return
-    if not form.is_valid():
-        for errors in form.errors.values():
-            messages.error(request, " ".join(errors))
-        return
     action, note = form.cleaned_data["action"], form.cleaned_data["note"]
     selected = {
         r.pk: r

@@ -1,6 +1,7 @@
 """Journey 1: a liaison signs in, starts a request with two samples, submits it with one
 bad field, sees the error next to that field with every other value kept, fixes it,
-submits it from the keyboard, and finds it in "my requests"."""
+submits it from the keyboard, finds it in "my requests", and cancels it through the
+confirmation page (leaving it once, then confirming with a reason)."""
 
 import pytest
 
@@ -109,5 +110,27 @@ def test_liaison_files_a_request(journey):
     assert "Submitted" in row.inner_text()
     assert "MCC5.0 oscillation samples" in row.inner_text()
     assert world.liaison.username == "liam"
+
+    # Cancelling cannot be undone: the button leads to a page that says so and asks why;
+    # leaving it keeps the request, confirming with a reason cancels it.
+    row.get_by_role("link", name=request.number).click()
+    tab.arrived()
+    page.get_by_role("link", name="Cancel…").click()
+    tab.arrived()
+    assert "This cannot be undone" in page.locator("main").inner_text()
+    tab.capture("confirm cancel")
+    page.get_by_role("link", name="Keep the request as it is").click()
+    tab.arrived()
+    assert ProductionRequest.objects.get(pk=request.pk).state == RequestState.SUBMITTED
+    page.get_by_role("link", name="Cancel…").click()
+    tab.arrived()
+    page.get_by_label("Why cancel this request?").fill("Superseded by the MCC6 request.")
+    with page.expect_navigation():
+        page.get_by_role("button", name=f"Cancel {request.number}").click()
+    tab.arrived()
+    assert f"{request.number} is now cancelled." in page.locator(".messages").inner_text()
+    cancelled = ProductionRequest.objects.get(pk=request.pk)
+    assert cancelled.state == RequestState.CANCELLED
+    assert cancelled.transitions.latest("id").note == "Superseded by the MCC6 request."
 
     journey.finish()

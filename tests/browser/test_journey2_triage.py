@@ -1,4 +1,5 @@
 """Journey 2: an operator finds the liaison's request at the top of the triage queue,
+rejects a duplicate in bulk (refused without its note, kept as it was, then done),
 opens its eligibility checklist, sees what is missing, records the missing training,
 approves from the keyboard, creates a campaign, schedules the request into it, sees the
 deadline forecast, and launches."""
@@ -21,7 +22,7 @@ def test_operator_approves_schedules_and_launches(journey):
     # The journey's request has the nearest deadline; others wait behind it.
     submitted_request(world, "Supernova bursts", days=70, priority="critical", group="supernova")
     ours = submitted_request(world, "MCC5.0 oscillation samples", days=45, priority="high")
-    submitted_request(world, "Cosmogenic backgrounds", days=60)
+    duplicate = submitted_request(world, "Cosmogenic backgrounds", days=60)
 
     tab = journey.tab("operator")
     page = tab.page
@@ -30,6 +31,27 @@ def test_operator_approves_schedules_and_launches(journey):
     tab.arrived("triage")
     first = page.locator("table tbody tr").first
     assert ours.number in first.inner_text()
+
+    # A bulk Reject without its note does nothing and comes back as it was: the action is
+    # still Reject (no action is chosen in advance), the tick still on the request.
+    row = page.locator("table tbody tr", has_text=duplicate.number)
+    row.get_by_role("checkbox").check()
+    page.get_by_label("Action").select_option("reject")
+    tab.allowed.add(tab.url("/triage/"))  # the refusal answers 400
+    with page.expect_navigation():
+        page.get_by_role("button", name="Apply").click()
+    tab.arrived()
+    assert "A note is required to reject." in page.locator("#bulk-refused").inner_text()
+    assert page.get_by_label("Action").input_value() == "reject"
+    assert row.get_by_role("checkbox").is_checked()
+    tab.capture("triage-refused")
+    assert ProductionRequest.objects.get(pk=duplicate.pk).state == RequestState.SUBMITTED
+    page.get_by_label("Note").fill("Duplicate of the supernova request.")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Apply").click()
+    tab.arrived()
+    assert f"{duplicate.number} rejected" in page.locator(".messages").inner_text()
+    assert ProductionRequest.objects.get(pk=duplicate.pk).state == RequestState.REJECTED
     first.get_by_role("link", name=ours.number).click()
     tab.arrived("request")
 
@@ -39,6 +61,12 @@ def test_operator_approves_schedules_and_launches(journey):
     assert missing.count() == 1
     assert "no training recorded on monitoring" in missing.inner_text()
     assert "an operator records the training session" in missing.inner_text()
+    # The checklist comes first; Approve cannot be pressed and says why.
+    assert page.get_by_role("button", name="Approve", exact=True).is_disabled()
+    blocked = page.locator("#blocked-approve").inner_text()
+    assert "no training recorded on monitoring" in blocked
+    assert missing.get_by_role("link", name="Record a training session").count() == 1
+    tab.capture("request-ineligible")
 
     # Record the training in the browser.
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Training").click()

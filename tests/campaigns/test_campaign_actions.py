@@ -209,7 +209,7 @@ def test_cancel_cancels_unsubmitted_jobs_and_flags_running_ones(planned, operato
     request = planned.links.get().request
     ProductionRequest.objects.filter(pk=request.pk).update(state=RequestState.IN_PRODUCTION)
 
-    campaign = campaign_action(planned, "cancel", operator)
+    campaign = campaign_action(planned, "cancel", operator, "wrong generator tune")
 
     assert campaign.cancel_pending is True
     states = dict(
@@ -265,7 +265,7 @@ def test_edit_refusals(planned, operator, liaison):
 
 
 def test_closed_campaigns_are_not_edited(planned, operator):
-    campaign_action(planned, "cancel", operator)
+    campaign_action(planned, "cancel", operator, "round called off")
     error = refused(update_campaign, planned, operator, {"throttle": 4})
     assert error.kind == "conflict"
 
@@ -310,6 +310,24 @@ def test_remove_refusals(planned, operator, liaison, experiment):
     assert refused(remove_request, planned, outsider, operator).kind == "invalid"
     request = planned.links.get().request
     assert refused(remove_request, planned, request, liaison).kind == "forbidden"
+    for blank in ("", "  "):
+        error = refused(remove_request, planned, request, operator, blank)
+        assert error.kind == "invalid"
+        assert error.reasons == ["reason: say why the request leaves the campaign; it is recorded"]
+    assert planned.links.filter(request=request).exists()
+    assert not CampaignEvent.objects.filter(campaign=planned, kind="request_removed").exists()
+
+
+def test_cancel_needs_a_reason(planned, operator):
+    for blank in ("", "   "):
+        error = refused(campaign_action, planned, "cancel", operator, blank)
+        assert error.kind == "invalid"
+        assert error.detail == "A reason is required to cancel a campaign."
+        assert error.reasons == ["note: say why the campaign is cancelled; it is recorded"]
+    planned.refresh_from_db()
+    assert planned.state == CampaignState.PLANNED and planned.cancelled_at is None
+    assert not CampaignEvent.objects.filter(campaign=planned, kind="cancel").exists()
+    assert Stage.objects.filter(campaign=planned).exists()  # nothing of it was cancelled
 
 
 # --- completion ----------------------------------------------------------------------------

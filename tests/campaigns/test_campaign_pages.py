@@ -3,6 +3,7 @@
 import datetime as dt
 
 import pytest
+from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
 
@@ -22,6 +23,10 @@ def campaign(experiment, operator):
     request = approved_request(experiment, events=1000, per_job=100)
     schedule_requests(campaign, [request.pk], operator)
     return campaign
+
+
+def texts(response):
+    return [str(m) for m in get_messages(response.wsgi_request)]
 
 
 def login(client, user):
@@ -190,6 +195,46 @@ def test_change_priority_needs_a_reason(client, campaign, operator):
     event = CampaignEvent.objects.get(campaign=campaign, kind=CampaignEventKind.EDITED)
     assert event.changes == {"priority": ["normal", "critical"]}
     assert "the collaboration meeting moved" in client.get(detail(campaign)).content.decode()
+
+
+def test_cancel_from_the_page_needs_a_reason(client, campaign, operator):
+    login(client, operator)
+    html = client.get(detail(campaign)).content.decode()
+    assert (
+        '<input id="note-cancel" name="note" placeholder="Reason to cancel (required)" '
+        'class="note" required maxlength="5000">'
+    ) in html
+    url = reverse("campaigns:action", args=[campaign.pk])
+    for blank in ("", "   "):
+        response = client.post(url, {"action": "cancel", "note": blank})
+        assert response.status_code == 302 and response["Location"] == detail(campaign)
+        assert "A reason is required to cancel the campaign." in texts(response)
+        campaign.refresh_from_db()
+        assert campaign.state == CampaignState.PLANNED
+    assert not CampaignEvent.objects.filter(campaign=campaign, kind="cancel").exists()
+
+    response = client.post(url, {"action": "cancel", "note": "round called off"})
+    campaign.refresh_from_db()
+    assert campaign.state == CampaignState.CANCELLED
+    event = CampaignEvent.objects.get(campaign=campaign, kind=CampaignEventKind.CANCELLED)
+    assert event.reason == "round called off"
+
+
+def test_remove_needs_a_reason(client, campaign, operator):
+    link = campaign.links.get()
+    login(client, operator)
+    html = client.get(detail(campaign)).content.decode()
+    assert (
+        'name="reason" placeholder="Reason (required)" class="note" '
+        f'form="remove-{link.request_id}" required' in html
+    )
+    response = client.post(
+        reverse("campaigns:remove", args=[campaign.pk]), {"request": link.request_id, "reason": " "}
+    )
+    assert response.status_code == 302
+    assert "A reason is required to remove a request from the campaign." in texts(response)
+    assert campaign.links.filter(request_id=link.request_id).exists()
+    assert Stage.objects.filter(campaign=campaign).exists()
 
 
 def test_remove_a_request_from_the_page(client, campaign, operator):

@@ -163,6 +163,13 @@ def test_actions(api, campaign, operator, liaison):
     response = api(operator).post(url, {"action": "complete"}, format="json")
     assert response.status_code == 400 and "action" in response.json()
 
+    response = api(operator).post(url, {"action": "cancel", "note": " "}, format="json")
+    assert response.status_code == 400
+    assert response.json() == {
+        "detail": "A reason is required to cancel a campaign.",
+        "reasons": ["note: say why the campaign is cancelled; it is recorded"],
+    }
+    assert Campaign.objects.get(pk=campaign.pk).state == CampaignState.ACTIVE
     response = api(operator).post(url, {"action": "cancel", "note": "stop"}, format="json")
     assert response.status_code == 200
     assert Campaign.objects.get(pk=campaign.pk).state == CampaignState.CANCELLED
@@ -175,7 +182,7 @@ def test_remove_a_request(api, campaign, operator, liaison):
     response = api(operator).post(url, {"request": request.pk, "reason": "MCC6"}, format="json")
     assert response.status_code == 200 and response.json()["requests"] == []
     assert response.json()["jobs"]["total"] == 0
-    response = api(operator).post(url, {"request": request.pk}, format="json")
+    response = api(operator).post(url, {"request": request.pk, "reason": "again"}, format="json")
     assert response.status_code == 400
     assert response.json()["detail"] == "The request is not in this campaign."
 

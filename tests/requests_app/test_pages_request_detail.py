@@ -7,7 +7,7 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
 
-from requests_app.choices import RequestState
+from requests_app.choices import RequestState, TrainingTopic
 from requests_app.models import Comment, TrainingRecord, Transition
 from tests.requests_app.builders import make_request, qualify
 
@@ -112,10 +112,8 @@ def test_hold_shows_its_reason_current_duration_and_total(client, experiment, li
         (S.SUBMITTED, "operator", "request_info", "Which generator version?", S.NEEDS_INFO),
         (S.NEEDS_INFO, "liaison", "submit", "", S.SUBMITTED),
         (S.SUBMITTED, "operator", "approve", "", S.APPROVED),
-        (S.SUBMITTED, "operator", "reject", "Duplicate of REQ-2026-0001", S.REJECTED),
         (S.APPROVED, "operator", "hold", "Account permission problem", S.ON_HOLD),
         (S.ON_HOLD, "operator", "resume", "", S.APPROVED),
-        (S.SUBMITTED, "liaison", "cancel", "", S.CANCELLED),
         (S.COMPLETED, "operator", "close", "", S.CLOSED),
     ],
 )
@@ -137,28 +135,114 @@ def test_each_action_button_works(
     assert any(request.number in m for m in texts(response))
 
 
-def test_note_required_is_refused_without_one(client, experiment, liaison, operator, template):
+def confirm_url(request, action):
+    return reverse("requests:confirm", args=[request.number, action])
+
+
+@pytest.mark.parametrize(
+    ("state", "who", "action", "after"),
+    [
+        (S.SUBMITTED, "liaison", "cancel", S.CANCELLED),
+        (S.APPROVED, "operator", "cancel", S.CANCELLED),
+        (S.SUBMITTED, "operator", "reject", S.REJECTED),
+    ],
+)
+def test_irreversible_actions_ask_for_a_reason_and_a_confirmation(
+    client, experiment, template, liaison, operator, state, who, action, after
+):
+    request = new_request(experiment, liaison, state)
+    user = {"liaison": liaison, "operator": operator}[who]
+    client.force_login(user)
+    # The request page offers a link to the confirmation step, not a one-click form.
+    html = client.get(request.get_absolute_url()).content.decode()
+    assert f'href="{confirm_url(request, action)}"' in html
+    assert f'name="action" value="{action}"' not in html
+    # A direct post of the action (an old page, a script) only leads to the question.
+    response = act(client, request, action, "typed on the old page")
+    assert response.status_code == 302 and response["Location"] == confirm_url(request, action)
+    request.refresh_from_db()
+    assert request.state == state
+
+    page = client.get(confirm_url(request, action))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "This cannot be undone" in html
+    assert "typed on the old page" in html  # the note typed comes along
+    assert f'action="{confirm_url(request, action)}"' in html
+
+    verb = {"cancel": "cancel", "reject": "reject"}[action]
+    refused = client.post(confirm_url(request, action), {"note": "   "})
+    assert refused.status_code == 400
+    assert refused.context["form"].errors["note"] == [f"A reason is required to {verb}."]
+    assert 'href="#id_note"' in refused.content.decode()
+    request.refresh_from_db()
+    assert request.state == state
+
+    done = client.post(confirm_url(request, action), {"note": "Superseded by MCC6"})
+    assert done.status_code == 302 and done["Location"] == request.get_absolute_url()
+    request.refresh_from_db()
+    assert request.state == after
+    record = Transition.objects.filter(request=request).latest("id")
+    assert (record.action, record.actor, record.note) == (action, user, "Superseded by MCC6")
+    assert f"{request.number} is now {after.label.lower()}." in texts(done)
+
+
+def test_confirmation_step_is_for_those_who_may_act(
+    client, experiment, liaison, physicist, other_liaison, operator, template
+):
     request = new_request(experiment, liaison)
-    client.force_login(operator)
-    response = act(client, request, "reject", "   ")
-    assert response.status_code == 400
-    assert "A note is required to reject." in response.content.decode()
+    url = confirm_url(request, "cancel")
+    client.force_login(physicist)
+    assert client.get(url).status_code == 403
+    assert client.post(url, {"note": "x"}).status_code == 403
+    assert act(client, request, "cancel").status_code == 403
+    client.force_login(other_liaison)
+    assert client.get(url).status_code == 404
+    client.force_login(liaison)
+    assert client.get(confirm_url(request, "reject")).status_code == 403  # operators reject
+    assert client.get(confirm_url(request, "approve")).status_code == 404  # no such step
     request.refresh_from_db()
     assert request.state == S.SUBMITTED
 
 
-def test_refused_approval_shows_the_reasons_and_keeps_the_note(
+def test_confirmation_of_what_can_no_longer_happen_goes_back(client, experiment, liaison, template):
+    request = new_request(experiment, liaison, S.CANCELLED)
+    client.force_login(liaison)
+    response = client.post(confirm_url(request, "cancel"), {"note": "again"})
+    assert response.status_code == 302 and response["Location"] == request.get_absolute_url()
+    assert f"{request.number} is cancelled: it cannot be cancelled now." in texts(response)
+
+
+def test_note_required_is_refused_without_one(client, experiment, liaison, operator, template):
+    request = new_request(experiment, liaison, S.APPROVED)
+    client.force_login(operator)
+    response = act(client, request, "hold", "   ")
+    assert response.status_code == 302
+    assert "A note is required to hold." in texts(response)
+    request.refresh_from_db()
+    assert request.state == S.APPROVED
+
+
+def test_refused_approval_redirects_with_the_reasons_and_keeps_the_note(
     client, experiment, liaison, operator, template
 ):
+    """POST/redirect/GET: the refusal is shown by messages; a reload posts nothing again."""
     TrainingRecord.objects.all().delete()
     request = new_request(experiment, liaison)
     client.force_login(operator)
     response = act(client, request, "approve", "checked with the group conveners")
-    assert response.status_code == 409
-    html = response.content.decode()
+    assert response.status_code == 302
+    assert response["Location"] == request.get_absolute_url() + "#actions-heading"
+    page = client.get(response["Location"])
+    html = page.content.decode()
     assert "not eligible under the service level agreement" in html
     assert "no training recorded on job submission" in html
     assert 'value="checked with the group conveners"' in html
+    # The note is given back once: a later visit starts empty.
+    assert (
+        'value="checked with the group conveners"'
+        not in client.get(request.get_absolute_url()).content.decode()
+    )
     request.refresh_from_db()
     assert request.state == S.SUBMITTED
 
@@ -171,8 +255,8 @@ def test_acting_on_a_request_someone_else_moved_says_what_happened(
     assert act(client, request, "approve").status_code == 302
     client.force_login(operator)
     response = act(client, request, "request_info", "more please")
-    assert response.status_code == 409
-    html = response.content.decode()
+    assert response.status_code == 302
+    html = client.get(response["Location"]).content.decode()
     assert "the request is approved" in html
     assert "boss" in html  # who did it
 
@@ -181,9 +265,68 @@ def test_unknown_action_is_refused(client, experiment, liaison, operator, templa
     request = new_request(experiment, liaison)
     client.force_login(operator)
     response = act(client, request, "schedule")
-    assert response.status_code == 400
+    assert response.status_code == 302
+    assert texts(response)
     request.refresh_from_db()
     assert request.state == S.SUBMITTED
+
+
+def test_checklist_comes_before_the_actions_and_blocks_approve(
+    client, experiment, liaison, operator, template
+):
+    TrainingRecord.objects.all().delete()
+    request = new_request(experiment, liaison)
+    client.force_login(operator)
+    response = client.get(request.get_absolute_url())
+    html = response.content.decode()
+    assert html.index('id="eligibility-heading"') < html.index('id="actions-heading"')
+    (approve,) = [a for a in response.context["actions"] if a["name"] == "approve"]
+    assert "no training recorded on job submission" in approve["blocked"]
+    form = html[html.index('value="approve"') :]
+    form = form[: form.index("</form>")]
+    assert 'disabled aria-describedby="blocked-approve">Approve</button>' in form
+    assert "no training recorded on job submission" in form
+    # The other decisions stay open: asking for information is how it gets fixed.
+    assert 'value="request_info"' in html
+
+    # Once eligible, Approve is a live button.
+    TrainingRecord.objects.create(
+        experiment=experiment, held_on=dt.date(2026, 1, 15), topics=list(TrainingTopic.values)
+    )
+    html = client.get(request.get_absolute_url()).content.decode()
+    form = html[html.index('value="approve"') :]
+    form = form[: form.index("</form>")]
+    assert "disabled" not in form and ">Approve</button>" in form
+
+
+def test_who_can_fix_it_links_to_where_each_item_is_fixed(
+    client, experiment, liaison, operator, admin_user, template
+):
+    TrainingRecord.objects.all().delete()
+    request = new_request(experiment, liaison, ticket="not-a-ticket")
+    training = reverse("requests:training_new") + f"?experiment={experiment.pk}"
+    client.force_login(operator)
+    html = client.get(request.get_absolute_url()).content.decode()
+    assert f'<a href="{training}">Record a training session</a>' in html
+    # Only the liaison edits the ticket, once asked: the operator is led to the question.
+    assert '<a href="#note-request_info">Ask the liaison for information</a>' in html
+    assert "/admin/" not in html  # operators are not administrators
+    # The training page opens on the request's experiment.
+    form = client.get(training).context["form"]
+    assert form["experiment"].value() == experiment.pk
+
+    client.force_login(admin_user)
+    html = client.get(request.get_absolute_url()).content.decode()
+    assert f'<a href="{training}">Record a training session</a>' in html
+
+    # The liaison, once the request is back with them, is led to the edit page.
+    client.force_login(operator)
+    act(client, request, "request_info", "Fix the ticket")
+    client.force_login(liaison)
+    html = client.get(request.get_absolute_url()).content.decode()
+    edit = reverse("requests:edit", args=[request.number])
+    assert f'<a href="{edit}">Correct the ticket reference</a>' in html
+    assert training not in html  # not a page of theirs
 
 
 def test_comments_join_the_timeline(client, experiment, liaison, operator, template):

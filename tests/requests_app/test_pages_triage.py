@@ -150,7 +150,8 @@ def test_bulk_reject_needs_one_note_for_all(client, experiment, liaison, operato
     second = make_request(experiment, liaison, S.NEEDS_INFO)
     client.force_login(operator)
     response = bulk(client, [first.pk, second.pk], "reject")
-    assert "A note is required to reject." in texts(response)
+    assert response.status_code == 400
+    assert response.context["bulk"].errors["note"] == ["A note is required to reject."]
     first.refresh_from_db()
     assert first.state == S.SUBMITTED
 
@@ -160,6 +161,63 @@ def test_bulk_reject_needs_one_note_for_all(client, experiment, liaison, operato
         request.refresh_from_db()
         assert request.state == S.REJECTED
         assert request.transitions.latest("id").note == "Out of scope for MCC5.0"
+
+
+def test_a_refused_bulk_reject_keeps_the_action_the_ticks_and_the_note(
+    client, experiment, liaison, operator, template
+):
+    """The refused Reject comes back as a Reject: applying again cannot approve."""
+    first = make_request(experiment, liaison, S.SUBMITTED)
+    second = make_request(experiment, liaison, S.SUBMITTED)
+    other = make_request(experiment, liaison, S.SUBMITTED)
+    client.force_login(operator)
+    response = client.post(
+        TRIAGE + "?state=submitted",
+        {"ids": [first.pk, second.pk], "bulk-action": "reject", "bulk-note": "  "},
+    )
+    assert response.status_code == 400
+    html = response.content.decode()
+    # The error at the top of the bulk form names the field and what is missing.
+    summary = html[html.index('id="bulk-refused"') :]
+    summary = summary[: summary.index("</div>")]
+    assert "Nothing was done." in summary
+    assert 'href="#id_bulk-note"' in summary and "A note is required to reject." in summary
+    # The action stays Reject; the ticks stay on the two requests, not on the third.
+    assert '<option value="reject" selected>Reject</option>' in html
+    assert '<option value="approve" selected' not in html
+    for request in (first, second):
+        assert f'value="{request.pk}" id="pick-{request.pk}"' in html
+        assert f'id="pick-{request.pk}" aria-label="Select {request.number}" checked>' in html
+    assert f'id="pick-{other.pk}" aria-label="Select {other.number}">' in html
+    # The filters of the page are kept as well: the form posts back to the same URL.
+    assert 'action="/triage/?state=submitted"' in html
+    for request in (first, second, other):
+        request.refresh_from_db()
+        assert request.state == S.SUBMITTED
+
+    # The second try, with the note, rejects what was ticked, nothing else.
+    data = {"ids": [first.pk, second.pk], "bulk-action": "reject", "bulk-note": "Duplicate"}
+    response = client.post(TRIAGE + "?state=submitted", data)
+    assert response.status_code == 302
+    for request, state in ((first, S.REJECTED), (second, S.REJECTED), (other, S.SUBMITTED)):
+        request.refresh_from_db()
+        assert request.state == state
+
+
+def test_no_action_is_chosen_in_advance(client, experiment, liaison, operator, template):
+    request = make_request(experiment, liaison, S.SUBMITTED)
+    client.force_login(operator)
+    html = client.get(TRIAGE).content.decode()
+    assert '<option value="" selected>Choose an action…</option>' in html
+    assert "selected>Approve" not in html
+    # Ticking and applying without choosing does nothing and says what is missing.
+    response = client.post(TRIAGE, {"ids": [request.pk], "bulk-note": "looks fine"})
+    assert response.status_code == 400
+    assert response.context["bulk"].errors["action"] == ["Choose an action."]
+    html = response.content.decode()
+    assert 'href="#id_bulk-action"' in html and 'value="looks fine"' in html
+    request.refresh_from_db()
+    assert request.state == S.SUBMITTED
 
 
 def test_bulk_assign(client, experiment, liaison, operator, admin_user, template):
@@ -174,7 +232,10 @@ def test_bulk_assign(client, experiment, liaison, operator, admin_user, template
 
 def test_bulk_needs_a_selection_and_ignores_invisible_ids(client, operator, template):
     client.force_login(operator)
-    assert "Select one or more requests." in texts(bulk(client, [], "approve"))
+    response = bulk(client, [], "approve")
+    assert response.status_code == 400
+    assert "Tick one or more requests in the table." in response.content.decode()
+    assert response.context["bulk"]["action"].value() == "approve"
     assert "Request #999999 not found." in texts(bulk(client, [999999], "approve"))
 
 

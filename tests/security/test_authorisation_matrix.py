@@ -143,6 +143,13 @@ SPECS: dict[str, Spec] = {
             )
         ],
     ),
+    # The confirmation step of an irreversible action: shown to those who may take it; the
+    # write posts no reason, so it is refused for its content and nothing is cancelled.
+    "requests:confirm": Spec(
+        lambda w: {"number": w.a_request.number, "action": "cancel"},
+        get=roles(LOGIN, OK, FORBID, HIDDEN, OK, OK),
+        writes=[Write("post", roles(LOGIN, ACT, FORBID, HIDDEN, ACT, ACT))],
+    ),
     "requests:comment": Spec(
         A_REQUEST, writes=[Write("post", PAGE_LIAISON_ON_A, lambda w: {"body": "matrix"})]
     ),
