@@ -278,7 +278,10 @@ def test_the_remove_forms_of_a_cached_page_work(
         page,
     )
     assert form
-    assert f'name="reason" placeholder="Reason" class="note" form="remove-{request.pk}"' in page
+    assert (
+        f'name="reason" placeholder="Reason (required)" class="note" form="remove-{request.pk}"'
+        in page
+    )
     action, token = form.groups()
     with django_capture_on_commit_callbacks(execute=True):
         response = browser.post(
