@@ -41,6 +41,22 @@ def two(exec_env, fake_backend, experiment, other_experiment, operator):
     return mine, theirs
 
 
+def assert_pages_answer(client, operator, campaign: Campaign) -> None:
+    """Every page listing the campaign (and everyone else's) answers, whatever its rows."""
+    client.force_login(operator)
+    for url in (
+        "/campaigns/",
+        f"/campaigns/{campaign.pk}/",
+        "/monitoring/operations/",
+        "/monitoring/experiments/dune/",
+        "/monitoring/experiments/dune/report/",
+        "/monitoring/experiments/dune/progress.csv",
+        f"/monitoring/campaigns/{campaign.pk}/",
+        "/metrics",
+    ):
+        assert client.get(url).status_code == 200, url
+
+
 def queued(campaign: Campaign) -> int:
     return Job.objects.filter(stage__campaign=campaign, state=JobState.QUEUED).count()
 
@@ -56,18 +72,7 @@ def test_far_deadlines_do_not_stop_anyone(two, operator, client, api):
     assert report.errors == []
     assert queued(mine) == 2 and queued(theirs) == 2
 
-    client.force_login(operator)
-    for url in (
-        "/campaigns/",
-        f"/campaigns/{mine.pk}/",
-        "/monitoring/operations/",
-        "/monitoring/experiments/dune/",
-        "/monitoring/experiments/dune/report/",
-        "/monitoring/experiments/dune/progress.csv",
-        f"/monitoring/campaigns/{mine.pk}/",
-        "/metrics",
-    ):
-        assert client.get(url).status_code == 200, url
+    assert_pages_answer(client, operator, mine)
     assert api(operator).get(f"/api/v1/campaigns/{mine.pk}/progress/").status_code == 200
 
 
@@ -154,16 +159,6 @@ def test_work_too_big_to_ever_finish_is_late_not_a_crash(two, operator, client, 
     submission.submit_ready()
     assert queued(theirs) == 2
 
-    client.force_login(operator)
-    for url in (
-        "/campaigns/",
-        f"/campaigns/{mine.pk}/",
-        "/monitoring/operations/",
-        "/monitoring/experiments/dune/",
-        "/monitoring/experiments/dune/report/",
-        "/monitoring/experiments/dune/progress.csv",
-        f"/monitoring/campaigns/{mine.pk}/",
-    ):
-        assert client.get(url).status_code == 200, url
+    assert_pages_answer(client, operator, mine)
     body = api(operator).get(f"/api/v1/campaigns/{mine.pk}/progress/").json()
     assert body["status"] in ("late", "unknown")
