@@ -289,7 +289,7 @@ def raw_floor_copy(jobs: int) -> float:
         with conn.cursor().copy(
             "COPY campaigns_job (stage_id, index, attempt, state, state_since, events_first, "
             "events, input_first, input_count, input_files, backend, batch_id, failure_class, "
-            "failure_reason, workdir, outcome) FROM STDIN"
+            "failure_reason, workdir, outcome, host) FROM STDIN"
         ) as copy:
             now = time.strftime("%Y-%m-%d %H:%M:%S+00", time.gmtime())
             for i in range(jobs):
@@ -305,6 +305,7 @@ def raw_floor_copy(jobs: int) -> float:
                         None,
                         0,
                         "[]",
+                        "",
                         "",
                         "",
                         "",
