@@ -82,8 +82,13 @@ class Campaign(models.Model):
     # execution records the error here, skips it, and goes on with everything else. It is
     # tried again every cycle and the fault clears itself once the step succeeds (after an
     # operator repaired what was wrong). Recorded as BLOCKED / UNBLOCKED events.
+    # A database default too: workers of the previous version insert campaigns without it.
     fault = models.CharField(
-        max_length=500, blank=True, help_text="The error that blocks this campaign, if any."
+        max_length=500,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="The error that blocks this campaign, if any.",
     )
     fault_since = models.DateTimeField(null=True, blank=True)
 

@@ -90,11 +90,12 @@ class Stage(models.Model):
     n_failed = models.IntegerField(default=0)
     n_cancelled = models.IntegerField(default=0)
     n_lost = models.IntegerField(default=0)
-    # Attempts of those final states replaced by a later attempt (see the docstring).
-    retried_succeeded = models.IntegerField(default=0)
-    retried_failed = models.IntegerField(default=0)
-    retried_lost = models.IntegerField(default=0)
-    retried_cancelled = models.IntegerField(default=0)
+    # Attempts of those final states replaced by a later attempt (see the docstring). Database
+    # defaults too: workers of the previous version, and raw bulk inserts, leave them out.
+    retried_succeeded = models.IntegerField(default=0, db_default=0)
+    retried_failed = models.IntegerField(default=0, db_default=0)
+    retried_lost = models.IntegerField(default=0, db_default=0)
+    retried_cancelled = models.IntegerField(default=0, db_default=0)
     # Kept by finalize in the transaction that declares the outputs.
     events_done = models.PositiveBigIntegerField(
         default=0, help_text="Events of the jobs that succeeded (outputs declared)."
@@ -264,7 +265,11 @@ class Job(models.Model):
     finished = models.DateTimeField(null=True, blank=True)
     walltime_observed_s = models.PositiveIntegerField(null=True, blank=True)
     host = models.CharField(
-        max_length=255, blank=True, help_text="Where it ran, as the job wrapper saw it."
+        max_length=255,
+        blank=True,
+        default="",
+        db_default="",  # as the retried_* counters: older workers' and raw inserts leave it out
+        help_text="Where it ran, as the job wrapper saw it.",
     )
     # Execution: the job's folder, the end the poller saw, a retry's backoff.
     workdir = models.CharField(
