@@ -104,6 +104,19 @@ def test_operator_comments_are_pushed_liaison_comments_and_edits_are_not(linked,
     assert Push.objects.get().kind == PushKind.COMMENT
 
 
+def test_the_trackers_own_notes_are_pushed(linked, snow, world):
+    """Work that became blocked or stalled is noted on the request by the tracker itself
+    (no author); the ticket hears it as a work note."""
+    request, ticket = linked
+    intake.post_system_notes({request.pk: f"{request.number} is blocked: 3 jobs gave up."})
+
+    services.sync_outbound()
+
+    notes = snow.work_notes(ticket["sys_id"])
+    assert len(notes) == 1
+    assert "comment from OPOS Tracker" in notes[0] and "3 jobs gave up" in notes[0]
+
+
 def test_collecting_twice_queues_once_and_each_note_is_sent_once(linked, snow, world):
     request, ticket = linked
     intake.transition(request, "submit", world.liaison)
