@@ -157,7 +157,9 @@ def test_paused_and_planned_campaigns_submit_nothing_and_say_why():
 
 
 def test_stages_of_requests_on_hold_wait_and_leave_the_capacity_to_others():
-    held = StageLoad(1, 1, 0, ready=10, planned=0, in_flight=0, walltime_s=H, on_hold=True)
+    # An id from the same counter as stage()'s: a literal 1 collided with the first stage()
+    # of a test process that ran this test first (pytest-xdist deals tests out in any order).
+    held = StageLoad(next(_ids), 1, 0, ready=10, planned=0, in_flight=0, walltime_s=H, on_hold=True)
     free = stage(1, ready=10, group=2)
     other = camp(2, [stage(2, ready=10)], deadline_h=90)
     d = run([camp(1, [held, free], deadline_h=10), other], capacity=12)
