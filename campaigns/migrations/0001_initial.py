@@ -143,7 +143,7 @@ class Migration(migrations.Migration):
                 ('size', models.PositiveBigIntegerField()),
                 ('checksum', models.CharField(help_text='sha256, lowercase hex.', max_length=80)),
                 ('events', models.PositiveBigIntegerField(default=0)),
-                ('path', models.CharField(blank=True, help_text='Where the file is (execution, issue 5).', max_length=1000)),
+                ('path', models.CharField(blank=True, help_text='Where the file is (set by execution).', max_length=1000)),
                 ('created', models.DateTimeField(auto_now_add=True)),
                 ('dataset', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='files', to='campaigns.dataset')),
                 ('job', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='outputs', to='campaigns.job')),

@@ -60,7 +60,7 @@ class OutputFile(models.Model):
         "campaigns.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="outputs"
     )
     path = models.CharField(
-        max_length=1000, blank=True, help_text="Where the file is (execution, issue 5)."
+        max_length=1000, blank=True, help_text="Where the file is (set by execution)."
     )
     created = models.DateTimeField(auto_now_add=True)
 
