@@ -223,14 +223,30 @@ def combine(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+# Written into each Redis database the benchmark takes, so that a later run knows the
+# database is its own to empty: one holding anything else is refused, never flushed.
+REDIS_OWNER_KEY = "opos-bench:owner"
+
+
 def redis_url(number: int) -> str:
-    """A Redis database of the benchmark, emptied (the page cache, sessions, the version)."""
+    """A Redis database of the benchmark, emptied (the page cache, sessions, the version).
+
+    Only a database that is empty or that an earlier run of this benchmark took is used."""
     import redis
 
     url = f"{ARGS.redis.rstrip('/')}/{number}"
     client = redis.Redis.from_url(url)
-    client.flushdb()
-    client.close()
+    try:
+        keys = client.dbsize()
+        if keys and not client.exists(REDIS_OWNER_KEY):
+            raise SystemExit(
+                f"Redis database {number} at {ARGS.redis} holds {keys} key(s) this benchmark "
+                "did not write: choose free databases with --redis-db N (it uses N and N+1)"
+            )
+        client.flushdb()
+        client.set(REDIS_OWNER_KEY, "bench/pages.py")
+    finally:
+        client.close()
     return url
 
 
@@ -331,7 +347,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--redis-db",
         type=int,
         default=11,
-        help="first of the two Redis database numbers the servers use (flushed)",
+        help="first of the two Redis database numbers the servers use: empty, or taken by an "
+        "earlier run (they are emptied); a database holding anything else is refused",
     )
     parser.add_argument(
         "--page-cache-s", type=int, default=30, help="OPOS_PAGE_CACHE_S of the cached pass"

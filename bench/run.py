@@ -423,6 +423,7 @@ def machine() -> dict[str, Any]:
         "cores": os.cpu_count(),
         "memory_mb": memory_mb,
         "kernel": platform.release(),
+        # Before the run: afterwards it would mostly measure the benchmark itself.
         "load_average_at_start": os.getloadavg(),
     }
 
@@ -464,6 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         print(render(record["table"], markdown=args.markdown))
         return 0
     started = dt.datetime.now(dt.UTC)
+    machine_at_start = machine()
     t0 = time.perf_counter()
     needs_big = {"poll", "submit", "pages", "memory"} & set(args.only)
     fresh = bool(needs_big) and generate(args.db, args.big_jobs, args)
@@ -527,7 +529,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join(["bench/run.py", *(argv if argv is not None else sys.argv[1:])]),
         "quick": args.quick,
         "databases": {"big": args.db, "small": args.small_db},
-        "machine": machine(),
+        "machine": machine_at_start,
         "versions": versions(args.db),
         "git": git_state(),
         "environment": {k: v for k, v in bench_environment(args.db).items() if k != "DATABASE_URL"},

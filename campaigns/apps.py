@@ -9,6 +9,7 @@ class CampaignsConfig(AppConfig):
 
     def ready(self) -> None:
         # Workers and beat record their heartbeats (campaigns.execution.heartbeat).
+        from . import checks  # noqa: F401 - registers the configuration checks
         from .execution.heartbeat import connect
 
         connect()

@@ -27,6 +27,7 @@ from .models import (
     TrainingRecord,
     WorkflowTemplate,
 )
+from .models.experiments import configured_default_backend
 from .services.numbering import next_request_number
 from .services.roles import grant_role
 
@@ -54,7 +55,6 @@ EXPERIMENTS = {
             ("cosmogenics", "Cosmogenics"),
         ],
         "sla": (dt.date(2026, 9, 1), "OPOS-SLA-DUNE-2026"),
-        "backend": "local",
         "quota": 400,
     },
     "sbnd": {
@@ -62,7 +62,6 @@ EXPERIMENTS = {
         "description": "Short-Baseline Near Detector",
         "groups": [("cross-sections", "Cross sections"), ("bsm", "Beyond the Standard Model")],
         "sla": (None, ""),
-        "backend": "local",
         "quota": 200,
     },
 }
@@ -187,7 +186,7 @@ def seed(report: SeedReport) -> None:
                 "description": spec["description"],
                 "sla_accepted_on": accepted_on,
                 "sla_reference": reference,
-                "default_backend": spec["backend"],
+                "default_backend": configured_default_backend(),
                 "job_quota": spec["quota"],
             },
         )

@@ -13,6 +13,11 @@ slug_validator = RegexValidator(
 )
 
 
+def configured_default_backend() -> str:
+    """The batch backend a new experiment starts with: ``OPOS_DEFAULT_BACKEND``."""
+    return settings.OPOS_DEFAULT_BACKEND
+
+
 class ExperimentQuerySet(VisibleQuerySet):
     experiment_path = "id"
 
@@ -30,7 +35,11 @@ class Experiment(models.Model):
         max_length=200, blank=True, help_text="Document reference of the signed SLA."
     )
     default_backend = models.CharField(
-        max_length=16, choices=BackendName.choices, default=BackendName.LOCAL
+        max_length=16,
+        choices=BackendName.choices,
+        default=configured_default_backend,
+        help_text="Where its campaigns' jobs run unless a campaign says otherwise; new "
+        "experiments start with the service's OPOS_DEFAULT_BACKEND.",
     )
     job_quota = models.PositiveIntegerField(
         default=500, help_text="Maximum jobs of this experiment in flight at once."
