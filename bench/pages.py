@@ -18,7 +18,7 @@ request list API, and the campaign progress API.
 
 Two passes, each with its own servers: *cached*, as deployed (a Redis cache,
 ``CACHE_URL``, one database number per server, flushed at start, so the page cache of
-opos/pagecache.py is on: the load measures the cache-hit path of many viewers within one
+common/pagecache.py is on: the load measures the cache-hit path of many viewers within one
 data version), then *uncached* (``OPOS_PAGE_CACHE_S=0``: every request computes its page,
 what a miss costs; the "1,000,000 vs 1,000 jobs" comparison must hold there too, a cache
 must not hide a scan). ``--passes cached`` or ``uncached`` runs one.

@@ -9,7 +9,12 @@ class CampaignsConfig(AppConfig):
 
     def ready(self) -> None:
         # Workers and beat record their heartbeats (campaigns.execution.heartbeat).
+        from requests_app.extensions import provide_request_forecast
+
         from . import checks  # noqa: F401 - registers the configuration checks
         from .execution.heartbeat import connect
+        from .services import forecast_request
 
         connect()
+        # The request page's "would finish around D" (intake may not import execution).
+        provide_request_forecast(forecast_request)

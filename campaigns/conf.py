@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 from django.conf import settings
 
-from opos import limits
+from common import limits
 
 SAFE_BATCH_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,120}$")
 
@@ -38,7 +38,7 @@ def backend_capacity() -> dict[str, int]:
 
 
 def max_jobs_per_sample() -> int:
-    # Intake refuses the same sample lines at filing (opos.limits holds the bounds).
+    # Intake refuses the same sample lines at filing (common.limits holds the bounds).
     return limits.max_jobs_per_sample()
 
 

@@ -2,7 +2,7 @@
 
 Idempotent: the campaign is found by its natural key (experiment, name) and
 the request by its ticket; a request already in a campaign is left alone.
-Runs after ``requests_app.demo.seed`` (see ``OPOS_DEMO_SEEDERS``).
+Runs after ``requests_app.demo.seed`` (``manage.py seed_demo``, opos/management).
 """
 
 from __future__ import annotations

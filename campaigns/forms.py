@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
-from opos import limits
+from common import limits
 from requests_app.choices import BackendName, Priority
 from requests_app.models import Experiment
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from opos import limits
+from common import limits
 from requests_app.choices import PRIORITY_WEIGHT, Priority
 
 from .scheduler import POLICIES, CampaignLoad, SchedulerInput, StageLoad, decide

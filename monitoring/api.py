@@ -21,7 +21,7 @@ from rest_framework.views import APIView
 
 from campaigns.choices import JobState
 from campaigns.models import Campaign
-from opos import pagecache
+from common import pagecache
 from requests_app.api.errors import ProblemSerializer
 from requests_app.models import ProductionRequest
 

@@ -24,7 +24,7 @@ from django.views.decorators.http import require_http_methods
 from campaigns import conf as campaigns_conf
 from campaigns.execution import failures, logs
 from campaigns.models import Campaign, Job
-from opos import pagecache
+from common import pagecache
 from requests_app.models import Experiment, ProductionRequest
 from requests_app.models.visibility import is_operator
 

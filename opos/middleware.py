@@ -35,7 +35,7 @@ def refuse_nul_characters(get_response):
 
     Never legitimate, and PostgreSQL cannot even compare a text with one: without this,
     every view that looks up a value from the URL or a form would answer 500 to ``%00``.
-    JSON bodies are checked by the API's parser (``opos.parsers``).
+    JSON bodies are checked by the API's parser (``common.parsers``).
     """
 
     def middleware(request):

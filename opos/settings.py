@@ -117,6 +117,8 @@ INSTALLED_APPS = [
     "campaigns",
     "monitoring",
     "servicedesk",
+    # The roof: the URL map, settings, and commands that span the apps (seed_demo).
+    "opos",
 ]
 
 MIDDLEWARE = [
@@ -262,7 +264,7 @@ DATA_UPLOAD_MAX_NUMBER_FIELDS = env_int("DATA_UPLOAD_MAX_NUMBER_FIELDS", 1000)
 FILE_UPLOAD_MAX_MEMORY_SIZE = env_int("FILE_UPLOAD_MAX_MEMORY_SIZE", 2_621_440)
 
 # Proxies in front of the service whose X-Forwarded-For may be believed (addresses or
-# networks), and how many of them a request passes (opos/clientaddress.py). Empty: the
+# networks), and how many of them a request passes (common/clientaddress.py). Empty: the
 # header is ignored and the connection's own address counts.
 OPOS_TRUSTED_PROXIES = env_list("OPOS_TRUSTED_PROXIES")
 for _proxy in OPOS_TRUSTED_PROXIES:
@@ -282,7 +284,7 @@ AXES_FAILURE_LIMIT = env_int("OPOS_LOGIN_FAILURE_LIMIT", 10)
 AXES_COOLOFF_TIME = timedelta(seconds=env_int("OPOS_LOGIN_LOCKOUT_S", 900))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_USERNAME_CALLABLE = "requests_app.auth.lockout_username"
-AXES_CLIENT_IP_CALLABLE = "opos.clientaddress.client_address"
+AXES_CLIENT_IP_CALLABLE = "common.clientaddress.client_address"
 AXES_LOCKOUT_CALLABLE = "requests_app.auth.lockout_response"
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
@@ -311,9 +313,9 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    # JSON bodies too deep, with integers beyond 64 bits or NUL characters: 400 (opos/parsers.py).
+    # JSON bodies too deep, with integers beyond 64 bits or NUL characters: 400 (common/parsers.py).
     "DEFAULT_PARSER_CLASSES": [
-        "opos.parsers.BoundedJSONParser",
+        "common.parsers.BoundedJSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
@@ -374,7 +376,7 @@ CACHES = {
 }
 # The rendered expensive parts of the monitoring pages and progress APIs are shared
 # between viewers for up to this many seconds, and dropped at once when data changes
-# (opos/pagecache.py). On by default only with a shared cache: with the per-process
+# (common/pagecache.py). On by default only with a shared cache: with the per-process
 # LocMem cache a Celery worker's "data changed" would not reach the web processes.
 # 0 computes every page on every request.
 OPOS_PAGE_CACHE_S = env_int("OPOS_PAGE_CACHE_S", 30 if _cache_url else 0)
@@ -436,7 +438,7 @@ OPOS_WORK_DIR = Path(env_str("OPOS_WORK_DIR", str(DATA_DIR / "work"))).resolve()
 # --- Intake -----------------------------------------------------------------
 # Service-desk ticket references: letters followed by digits (RITM0012345).
 OPOS_TICKET_PATTERN = env_str("OPOS_TICKET_PATTERN", r"^[A-Z]{2,10}[0-9]{4,12}$")
-# Bounds of every input (opos/limits.py): refused with a 400 / form error naming the limit.
+# Bounds of every input (common/limits.py): refused with a 400 / form error naming the limit.
 OPOS_DEADLINE_HORIZON_DAYS = env_int("OPOS_DEADLINE_HORIZON_DAYS", 5 * 365)
 OPOS_MAX_EVENTS_PER_SAMPLE = env_int("OPOS_MAX_EVENTS_PER_SAMPLE", 10**12)
 OPOS_MAX_EVENTS_PER_JOB = env_int("OPOS_MAX_EVENTS_PER_JOB", 10**9)
@@ -461,12 +463,6 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
-
-# Demo data: each app's seeder, in dependency order (see seed_demo).
-OPOS_DEMO_SEEDERS = ["requests_app.demo.seed", "campaigns.demo.seed"]
-# The request page's "would finish around D" comes from execution's forecast,
-# named by dotted path so intake never imports execution.
-OPOS_REQUEST_FORECAST = "campaigns.services.forecast_request"
 
 # --- Execution ---------------------------------------------------------------
 # Beat intervals in seconds. Short by default in development, so that `make run` takes a

@@ -5,7 +5,7 @@ that operators see and clear lockouts (``/accounts/lockouts/``, or the admin). T
 are ours: the username it counts is normalised the way sign-in reads it, and then case-folded,
 so ``" victim "``, ``"VICTIM"`` and a full-width ``"\\uff56ictim"`` all count against ``victim``;
 the client address believes ``X-Forwarded-For`` only from configured proxies
-(``opos.clientaddress``).
+(``common.clientaddress``).
 """
 
 from __future__ import annotations

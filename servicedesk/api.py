@@ -20,7 +20,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from opos.parsers import load_json
+from common.parsers import load_json
 
 from . import services, tasks
 from .conf import load_config

@@ -25,7 +25,7 @@ from rest_framework.decorators import action
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
-from opos.parsers import BoundedJSONParser
+from common.parsers import BoundedJSONParser
 from requests_app.api.errors import FIELD_ERRORS, Problem, ProblemSerializer
 from requests_app.api.filters import CharInFilter, ListWidget
 from requests_app.choices import BackendName

@@ -18,7 +18,7 @@ from rest_framework import filters, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from opos.parsers import BoundedJSONParser
+from common.parsers import BoundedJSONParser
 from requests_app.api.errors import FIELD_ERRORS, TRANSITION_STATUS, Problem, ProblemSerializer
 from requests_app.models import StageTemplate, WorkflowTemplate
 from requests_app.models.visibility import is_operator

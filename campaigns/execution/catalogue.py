@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 
-from opos.limits import INT64_MAX
+from common.limits import INT64_MAX
 from requests_app.models import Experiment
 from requests_app.models.visibility import experiment_roles, is_operator
 from requests_app.namespaces import in_namespace, namespace_refusal

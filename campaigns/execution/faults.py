@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from django.db import transaction
 from django.utils import timezone
 
-from opos import pagecache
+from common import pagecache
 
 from ..choices import CampaignEventKind
 from ..models import Campaign, CampaignEvent

@@ -32,7 +32,7 @@ from django.db import transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
-from opos import limits, pagecache
+from common import limits, pagecache
 from requests_app.choices import RequestState
 from requests_app.services import TransitionError, system_transition
 

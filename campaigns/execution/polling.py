@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
-from opos import pagecache
+from common import pagecache
 
 from ..batch import ACTIVE_STATES, BackendError, BackendUnavailable, JobStatus, StatusAnswer
 from ..choices import ACTIVE_JOB_STATES, JobState

@@ -33,7 +33,7 @@ from django.db import transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
-from opos import pagecache
+from common import pagecache
 
 from ..batch import BackendError, BackendUnavailable
 from ..choices import (

@@ -31,7 +31,7 @@ from django.db import transaction
 from django.db.models import F, Max, Min, Q
 from django.utils import timezone
 
-from opos import pagecache
+from common import pagecache
 
 from ..batch import BackendError
 from ..choices import (

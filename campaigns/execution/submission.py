@@ -50,7 +50,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from opos import pagecache
+from common import pagecache
 from requests_app.choices import RequestState
 
 from ..batch import ArraySpec, BackendError, BackendUnavailable

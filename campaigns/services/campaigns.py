@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
-from opos import limits, pagecache
+from common import limits, pagecache
 from requests_app.choices import BackendName, Priority, RequestState
 from requests_app.models import Experiment, ProductionRequest
 from requests_app.services import TransitionError, system_transition

@@ -20,7 +20,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
-from opos import limits, pagecache
+from common import limits, pagecache
 from requests_app.choices import RequestState
 from requests_app.models import Experiment, ProductionRequest, Sample, SplitRule, StageTemplate
 from requests_app.namespaces import foreign_namespace

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
-from opos import pagecache
+from common import pagecache
 from requests_app.choices import PRIORITY_WEIGHT, RequestState
 from requests_app.models import Experiment, SplitRule
 

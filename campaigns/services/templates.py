@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
 
-from opos import limits
+from common import limits
 from requests_app.choices import ExperimentRole
 from requests_app.models import (
     Experiment,

@@ -16,7 +16,7 @@ from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
-from opos import pagecache
+from common import pagecache
 from requests_app.choices import RequestState
 from requests_app.models import ProductionRequest
 from requests_app.models.visibility import is_operator

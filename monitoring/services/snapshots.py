@@ -32,7 +32,7 @@ from campaigns import conf as campaigns_conf
 from campaigns.choices import CampaignState
 from campaigns.models import Campaign, Stage
 from campaigns.scheduler import CampaignLoad, campaign_share
-from opos import pagecache
+from common import pagecache
 from requests_app.models import Experiment, ProductionRequest
 
 from .. import conf

@@ -11,14 +11,14 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from opos.clientaddress import client_address
+from common.clientaddress import client_address
 
 from ..auth import LOCKED_OUT_MESSAGE, locked_out
 from ..services import tokens
 
 
 class ClientAddressThrottle(ScopedRateThrottle):
-    """DRF's scoped rate limit, per client address as ``opos.clientaddress`` reads it
+    """DRF's scoped rate limit, per client address as ``common.clientaddress`` reads it
     (DRF's own reading believes any X-Forwarded-For unless ``NUM_PROXIES`` is set)."""
 
     def get_ident(self, request) -> str:

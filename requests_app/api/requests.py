@@ -18,8 +18,8 @@ from rest_framework.decorators import action
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
-from opos import pagecache
-from opos.parsers import BoundedJSONParser
+from common import pagecache
+from common.parsers import BoundedJSONParser
 
 from .. import services
 from ..models import Comment, Experiment, ProductionRequest, Sample, Transition

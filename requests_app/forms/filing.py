@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.utils import timezone
 
-from opos import limits
+from common import limits
 
 from ..choices import Priority
 from ..models import Experiment, PhysicsGroup, WorkflowTemplate

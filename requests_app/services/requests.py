@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 
-from opos import limits, pagecache
+from common import limits, pagecache
 
 from ..choices import EDITABLE_STATES, TERMINAL_STATES, ExperimentRole, Priority
 from ..models import (
@@ -27,6 +27,7 @@ from ..models.visibility import experiment_roles, is_operator
 from ..namespaces import in_namespace, namespace_refusal
 from ..parameters import validate_parameters
 from .eligibility import ticket_is_valid
+from .notifications import notify_comment
 from .numbering import next_request_number
 
 if TYPE_CHECKING:
@@ -454,8 +455,6 @@ def add_comment(request: ProductionRequest, user: AbstractBaseUser, body: str) -
     if len(body) > 10000:
         raise ValidationError({"body": ["at most 10000 characters"]})
     comment = Comment.objects.create(request=request, author=user, body=body)
-    from .notifications import notify_comment
-
     transaction.on_commit(lambda: notify_comment(comment.pk))
     return comment
 
@@ -473,8 +472,6 @@ def post_system_notes(notes: dict[int, str]) -> list[Comment]:
         if text.strip()
     ]
     if comments:
-        from .notifications import notify_comment
-
         for comment in comments:
             transaction.on_commit(lambda pk=comment.pk: notify_comment(pk))
         pagecache.bump_data_version()

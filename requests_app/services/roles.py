@@ -11,6 +11,7 @@ from django.db import transaction
 from ..choices import ALL_ROLES, ExperimentRole, GlobalRoleName
 from ..models import Experiment, GlobalRole, Membership
 from ..models.visibility import forget_roles
+from .audit import record
 
 
 class RoleError(ValueError):
@@ -98,8 +99,6 @@ def grant_role(
     else:
         _, role_created = GlobalRole.objects.get_or_create(user=user, role=role)
     if role_created:
-        from .audit import record
-
         record(
             "grant_role",
             f"{username} is {role}" + (f" of {experiment}" if experiment else ""),

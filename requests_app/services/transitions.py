@@ -8,12 +8,14 @@ from typing import TYPE_CHECKING
 from django.db import transaction
 from django.utils import timezone
 
-from opos import limits, pagecache
+from common import limits, pagecache
 
 from ..choices import RequestState
 from ..models import ProductionRequest, Transition
 from ..models.visibility import experiment_roles, is_operator
 from ..workflow import ACTIONS, Action, Actor
+from .eligibility import ticket_is_valid, unmet
+from .notifications import notify_transition
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -62,8 +64,6 @@ def allowed_actions(user: AbstractBaseUser, request: ProductionRequest) -> list[
 
 def _check_content(request: ProductionRequest) -> list[str]:
     """What a request must have before it can be submitted."""
-    from .eligibility import ticket_is_valid
-
     reasons = []
     if not request.samples.exists():
         reasons.append("samples: add at least one sample")
@@ -115,8 +115,6 @@ def _apply(
             if reasons:
                 raise TransitionError("The request is not ready to submit.", reasons)
         if action.name == "approve":
-            from .eligibility import unmet
-
             reasons = unmet(request)
             if reasons:
                 raise TransitionError(
@@ -161,8 +159,6 @@ def _apply(
             note=note.strip(),
         )
         request.refresh_from_db()
-        from .notifications import notify_transition
-
         transaction.on_commit(lambda: notify_transition(record.pk))
         # Every person's and execution's transition passes here: the pages show states.
         pagecache.bump_data_version()

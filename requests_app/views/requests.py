@@ -7,7 +7,6 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -16,10 +15,10 @@ from django.db.models import Count, Q, Sum
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.module_loading import import_string
 from django.views.decorators.http import require_POST
 
 from ..choices import TERMINAL_STATES, RequestState
+from ..extensions import request_forecaster
 from ..forms import ActionForm, AssignForm, CommentForm, RequestFilterForm, attach_errors
 from ..models import Experiment, ProductionRequest
 from ..models.visibility import experiment_roles, is_operator
@@ -137,12 +136,12 @@ def _hold(obj: ProductionRequest) -> dict[str, Any]:
 
 
 def _forecast(obj: ProductionRequest):
-    """Execution's projection for the request, or None (see OPOS_REQUEST_FORECAST)."""
-    path = getattr(settings, "OPOS_REQUEST_FORECAST", "")
-    if not path or obj.state in TERMINAL_STATES or obj.state == RequestState.DRAFT:
+    """Execution's projection for the request, or None (``requests_app.extensions``)."""
+    forecaster = request_forecaster()
+    if forecaster is None or obj.state in TERMINAL_STATES or obj.state == RequestState.DRAFT:
         return None
     try:
-        return import_string(path)(obj)
+        return forecaster(obj)
     except Exception:  # a forecast is advice: the request page must still open
         log.exception("forecast failed for %s", obj.number)
         return None

@@ -21,7 +21,7 @@ from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from opos import limits
+from common import limits
 from requests_app import services as intake
 from requests_app.choices import ExperimentRole, Priority
 from requests_app.models import Experiment, Membership, PhysicsGroup, ProductionRequest

@@ -222,10 +222,10 @@ def test_a_hanging_batch_system_holds_up_only_its_own_jobs(queued, fake_backend,
 def test_every_execution_write_bumps_the_pages_data_version(
     queued, fake_backend, django_capture_on_commit_callbacks
 ):
-    """The monitoring pages are cached per data version (opos/pagecache.py): the poller's
+    """The monitoring pages are cached per data version (common/pagecache.py): the poller's
     moves, its recorded ends, finalize and a submission each bump it after their commit,
     and a poll that changed nothing does not."""
-    from opos import pagecache
+    from common import pagecache
 
     _campaign, jobs = queued
     version = pagecache.data_version

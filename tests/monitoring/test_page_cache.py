@@ -1,4 +1,4 @@
-"""The page cache (opos/pagecache.py) on the five pages of benchmark 3: a hit answers
+"""The page cache (common/pagecache.py) on the five pages of benchmark 3: a hit answers
 exactly what a miss did, with few queries; visibility is checked before the cache; each
 write path shows at once; the viewer's own CSRF token is on every cached page; with
 ``OPOS_PAGE_CACHE_S = 0`` nothing is cached."""
@@ -15,8 +15,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from campaigns.services import campaign_action
+from common import pagecache
 from monitoring.services import record_snapshots
-from opos import pagecache
 from requests_app.models import ProductionRequest
 from requests_app.services.transitions import system_transition, transition
 from tests.factories import UserFactory, grant

@@ -1,4 +1,4 @@
-"""opos/pagecache.py: the data version moves after commits only, fragments are keyed by
+"""common/pagecache.py: the data version moves after commits only, fragments are keyed by
 everything they depend on, and the cache being away never breaks a page."""
 
 import socket
@@ -11,7 +11,7 @@ from django.db import transaction
 from django.test import RequestFactory, override_settings
 from django.utils import timezone, translation
 
-from opos import pagecache
+from common import pagecache
 
 pytestmark = pytest.mark.django_db
 

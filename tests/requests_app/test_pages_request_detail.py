@@ -409,10 +409,14 @@ def test_detail_shows_the_deadline_forecast(client, operator, experiment, settin
     assert "would finish around" in content
 
 
-def test_a_failing_forecast_never_breaks_the_page(client, operator, experiment, settings):
+def test_a_failing_forecast_never_breaks_the_page(client, operator, experiment, monkeypatch):
+    from requests_app import extensions
     from tests.factories import ProductionRequestFactory
 
-    settings.OPOS_REQUEST_FORECAST = "builtins.no_such_function"
+    def broken(request):
+        raise ZeroDivisionError("a forecast that fails")
+
+    monkeypatch.setattr(extensions, "_request_forecaster", [broken])
     obj = ProductionRequestFactory(experiment=experiment, state="approved")
     client.force_login(operator)
     response = client.get(obj.get_absolute_url())

@@ -21,6 +21,8 @@ from tests.requests_app.builders import make_request, qualify, request_fields
 
 # The module, not the function of the same name that the package re-exports.
 eligibility_module = importlib.import_module("requests_app.services.eligibility")
+# The transition service calls the name it imported: patched there, it is what approval runs.
+transitions_module = importlib.import_module("requests_app.services.transitions")
 
 postgres_only = pytest.mark.skipif(
     connection.vendor != "postgresql",
@@ -49,7 +51,7 @@ def slow_checks(monkeypatch):
         time.sleep(0.2)
         return real(request)
 
-    monkeypatch.setattr(eligibility_module, "unmet", slow)
+    monkeypatch.setattr(transitions_module, "unmet", slow)
 
 
 def race(*calls):
@@ -128,7 +130,7 @@ def test_stale_version_loses_the_compare_and_set(submitted, operator, monkeypatc
         ProductionRequest.objects.filter(pk=request.pk).update(version=F("version") + 1)
         return real(request)
 
-    monkeypatch.setattr(eligibility_module, "unmet", meanwhile)
+    monkeypatch.setattr(transitions_module, "unmet", meanwhile)
     with pytest.raises(TransitionError) as refused:
         transition(submitted, "approve", operator)
     assert refused.value.kind == "conflict"

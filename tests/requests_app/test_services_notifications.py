@@ -91,7 +91,7 @@ def test_no_mail_before_commit(req, operator, django_capture_on_commit_callbacks
         transition(req, "approve", operator)
     assert mail.outbox == []
     # One mail waits for the commit (beside the page cache's "data changed").
-    mails = [c for c in callbacks if c.__module__ != "opos.pagecache"]
+    mails = [c for c in callbacks if c.__module__ != "common.pagecache"]
     assert len(mails) == 1
 
 

@@ -23,7 +23,7 @@ from campaigns.services import CampaignError, campaign_action, schedule_requests
 from campaigns.services.expansion import plan_sample
 from campaigns.services.templates import topological_order
 from campaigns.tasks import submit_ready
-from opos import limits
+from common import limits
 from requests_app.choices import RequestState
 from requests_app.models import ProductionRequest, Sample, SplitRule
 from tests.campaigns.factories import GEN_SIM_RECO, CampaignFactory, approved_request, workflow

@@ -9,7 +9,7 @@ import pytest
 from axes.models import AccessAttempt
 from django.test import RequestFactory
 
-from opos.clientaddress import client_address
+from common.clientaddress import client_address
 from requests_app.api.auth import ClientAddressThrottle
 from requests_app.auth import normalise_username
 from requests_app.models import AuditEvent

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from campaigns.services import CampaignError, export_template, parse_template
-from opos import limits
+from common import limits
 from opos_cli.errors import CliError
 from opos_cli.requestfile import validate as validate_request_file
 from requests_app.models import ProductionRequest, Sample

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from opos import limits
+from common import limits
 from requests_app.models import ProductionRequest
 from servicedesk import services
 from servicedesk.models import SyncError, TicketLink

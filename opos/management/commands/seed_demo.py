@@ -3,9 +3,10 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
-from django.utils.module_loading import import_string
 
-from ...demo import SeedReport
+from campaigns import demo as execution_demo
+from requests_app import demo as intake_demo
+from requests_app.demo import SeedReport
 
 
 class Command(BaseCommand):
@@ -20,10 +21,11 @@ class Command(BaseCommand):
         if settings.PRODUCTION and not force:
             raise CommandError("refusing to seed demo users with known passwords in production")
         report = SeedReport()
-        # Each app contributes its part by dotted path, so intake never imports execution.
+        # The roof seeds each app's part in the order of the layers: intake's experiments,
+        # people and requests, then execution's campaigns built on them.
         with transaction.atomic():
-            for path in settings.OPOS_DEMO_SEEDERS:
-                import_string(path)(report)
+            intake_demo.seed(report)
+            execution_demo.seed(report)
         for line in report.lines:
             self.stdout.write(line)
         self.stdout.write("")
