@@ -35,34 +35,22 @@ rendered on every request around it.
 ``OPOS_PAGE_CACHE_S = 0`` (the default with the per-process LocMem cache of
 ``make run``) computes everything on every request, as before.
 
-Write paths that bump the version (after commit):
-
-- requests: ``requests_app.services.transitions._apply`` (every person's and execution's
-  transition: submit, approve, hold, schedule, start, complete, ...),
-  ``requests.create_request``, ``update_request`` (and ``assign``, through it).
-  Memberships and roles are not data of a fragment but part of its scope, so a grant
-  needs no bump.
-- campaigns: ``campaigns.services.campaigns._record``, which every campaign change
-  passes through in its transaction (``create_campaign``, ``update_campaign``,
-  ``campaign_action``: launch, pause, resume, cancel; ``remove_request``,
-  ``complete_campaign_if_done``); ``expansion.schedule_requests``;
-  ``planning.release_dependents``, ``refresh_walltime_estimates``, ``recount_stages``
-  (the stage counters and estimates the pages read).
-- monitoring: ``snapshots.record_snapshots`` (snapshots and milestones) and
-  ``thin_snapshots`` (via ``_thin_tier``).
-- execution (``campaigns/execution/``, bumped there): the poller's write, finalize,
-  submission (claim, record, refusal, backoff release), recovery, stuck detection and
-  cancel-and-retry, cancellation. See docs/performance.md, "A shared cache of the
-  pages' expensive parts".
-
-Anything else (the Django admin, a shell) is seen within ``OPOS_PAGE_CACHE_S`` seconds
-at most, through the clock bucket.
+What bumps the version: every statement that writes a table the pages show, whoever
+runs it. ``watch_writes`` (installed by the project, ``opos/apps.py``) wraps every
+database connection: an ``INSERT``, ``UPDATE`` or ``DELETE`` on one of the watched
+tables schedules one bump for when its transaction commits (at once in autocommit). So
+a service, the poller's bulk ``UPDATE ... FROM unnest``, the admin or a shell cannot
+forget it, and no list of write paths has to be kept by hand. The tables left out are
+written often and shown on no cached page (heartbeats, task statistics). Only a
+``COPY`` through the driver's own cursor bypasses Django's, and its caller (the
+expansion of a plan) writes watched rows in the same transaction anyway.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
@@ -70,7 +58,8 @@ from urllib.parse import parse_qsl, urlencode
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connections, transaction
+from django.db.backends.signals import connection_created
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.utils import timezone, translation
@@ -139,10 +128,77 @@ def bump_data_version() -> None:
 
     After the commit, never before: a reader that sees the new version must find the
     new data, and a rolled-back transaction changes nothing. Outside a transaction it
-    bumps at once. Cheap (one ``INCR``); call it from every service that writes
-    something the monitoring pages or progress APIs show.
+    bumps at once. Cheap (one ``INCR``). Writes to the database need not call it (see
+    ``watch_writes``); it is for data the pages show that lives elsewhere.
     """
     transaction.on_commit(_bump)
+
+
+# The table a statement writes: Django's and our raw SQL name it right after the verb
+# (``UPDATE "campaigns_job" AS t ...``). ``SELECT ... FOR UPDATE`` yields "SKIP", "OF" or
+# nothing, which is no table. Only the statement's head is searched: a bulk INSERT's
+# values can run to megabytes.
+_WRITE = re.compile(r'\b(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+"?(\w+)"?', re.IGNORECASE)
+_HEAD = 2000
+
+
+class _Bump:
+    """One bump, however many of a transaction's writes scheduled it: the first of its
+    callbacks to run after the commit bumps, the rest find it done.
+
+    Deduplicated when the callbacks run rather than when they are scheduled, because a
+    transaction cannot tell whether a callback scheduled earlier will run (a rolled-back
+    savepoint drops its own; the test suite runs callbacks of a transaction that never
+    commits)."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = False
+
+    def __call__(self) -> None:
+        if not self.done:
+            self.done = True
+            _bump()
+
+
+class WriteWatch:
+    """A database execute wrapper: a statement that writes one of ``tables`` bumps the
+    data version after its transaction commits, once per commit."""
+
+    def __init__(self, tables: Iterable[str]) -> None:
+        self.tables = frozenset(tables)
+
+    def writes_watched(self, sql: str) -> bool:
+        found = _WRITE.search(sql, 0, _HEAD)
+        return found is not None and found.group(1) in self.tables
+
+    def __call__(self, execute: Callable, sql: str, params: Any, many: bool, context: dict):
+        result = execute(sql, params, many, context)
+        if isinstance(sql, str) and self.writes_watched(sql):
+            connection = context["connection"]
+            bump = getattr(connection, "_opos_bump", None)
+            if bump is None or bump.done:
+                bump = connection._opos_bump = _Bump()
+            transaction.on_commit(bump, using=connection.alias)
+        return result
+
+
+def watch_writes(tables: Iterable[str]) -> WriteWatch:
+    """Bump the data version on every committed write to ``tables``, on every connection
+    (those open now and those opened later). Idempotent: a second call replaces the
+    tables watched."""
+    watch = WriteWatch(tables)
+
+    def install(sender: Any = None, connection: Any = None, **kwargs: Any) -> None:
+        connection.execute_wrappers[:] = [
+            w for w in connection.execute_wrappers if not isinstance(w, WriteWatch)
+        ] + [watch]
+
+    connection_created.connect(install, weak=False, dispatch_uid="opos-page-cache-watch")
+    for connection in connections.all(initialized_only=True):
+        install(connection=connection)
+    return watch
 
 
 def scope_of(*parts: Any) -> str:

@@ -9,8 +9,6 @@ answers only its live region, which ``static/js/monitoring.js`` swaps in place.
 
 from __future__ import annotations
 
-from functools import wraps
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -27,25 +25,13 @@ from campaigns.models import Campaign, Job
 from common import pagecache
 from requests_app.models import Experiment, ProductionRequest
 from requests_app.models.visibility import is_operator
+from requests_app.views.access import operator_required
 
 from . import charts, conf
 from .forms import DigestForm, ReportPeriodForm
 from .services import dashboards, reports
 
 LOG_TAIL_BYTES = 64 * 1024
-
-
-def operator_required(view):
-    """Signed in (else to the login page) and an operator (else 403)."""
-
-    @wraps(view)
-    @login_required
-    def wrapper(request, *args, **kwargs):
-        if not is_operator(request.user):
-            raise PermissionDenied("Only OPOS operators use this page.")
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 def _page(

@@ -73,6 +73,16 @@ class RequestState(models.TextChoices):
 EDITABLE_STATES = frozenset({RequestState.DRAFT, RequestState.NEEDS_INFO})
 # States that end the request's life.
 TERMINAL_STATES = frozenset({RequestState.CLOSED, RequestState.REJECTED, RequestState.CANCELLED})
+# States whose jobs are not submitted: a blocker is being solved, or the request was dropped.
+WORK_HELD_STATES = frozenset({RequestState.ON_HOLD, RequestState.CANCELLED})
+# States whose work is done and delivered: complete, or complete and closed.
+DELIVERED_STATES = frozenset({RequestState.COMPLETED, RequestState.CLOSED})
+# States whose work will never run: dropped by the experiment or refused by an operator.
+DROPPED_STATES = frozenset({RequestState.CANCELLED, RequestState.REJECTED})
+# States of a request that asked for work but is in no campaign yet.
+UNSCHEDULED_STATES = frozenset(
+    {RequestState.SUBMITTED, RequestState.NEEDS_INFO, RequestState.APPROVED}
+)
 # States waiting for an operator's decision (the triage queue).
 AWAITING_OPERATOR = frozenset({RequestState.SUBMITTED})
 # States in which work is, or is about to be, under way.

@@ -25,7 +25,6 @@ from common.parsers import load_json
 from . import services, tasks
 from .conf import load_config
 from .connector import ServiceDeskError, TransientServiceDeskError
-from .models import SyncState
 
 log = logging.getLogger("servicedesk")
 
@@ -93,7 +92,7 @@ class WebhookView(APIView):
             number = ""
         if not SYS_ID.fullmatch(sys_id):
             sys_id = ""
-        SyncState.objects.filter(key=SyncState.current().key).update(last_webhook_at=timezone.now())
+        services.record_webhook_call(timezone.now())
         try:
             outcome = services.pull_ticket(number=number, sys_id=sys_id)
         except TransientServiceDeskError:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from django.db import models
-from django.db.models import Max
 from django.utils import timezone
 
-from requests_app.models import Comment, ProductionRequest, Transition
+from requests_app.models import ProductionRequest
 
 from .choices import PushKind, PushState, SyncOperation
 
@@ -105,9 +104,7 @@ class Push(models.Model):
 class SyncState(models.Model):
     """The connector's bookkeeping: scan cursors, pull watermark, last successes and error.
 
-    One row per connector (``key``); ``current()`` creates it with the scan
-    cursors at the newest existing transition and comment, so turning the
-    connector on does not replay the whole history into tickets.
+    One row per connector (``key``), made and written by ``services/state.py``.
     """
 
     key = models.CharField(max_length=40, primary_key=True, default="servicenow")
@@ -127,20 +124,6 @@ class SyncState(models.Model):
 
     def __str__(self) -> str:
         return f"sync state of {self.key}"
-
-    @classmethod
-    def current(cls, key: str = "servicenow") -> SyncState:
-        state = cls.objects.filter(key=key).first()
-        if state is not None:
-            return state
-        state, _ = cls.objects.get_or_create(
-            key=key,
-            defaults={
-                "transition_cursor": Transition.objects.aggregate(m=Max("id"))["m"] or 0,
-                "comment_cursor": Comment.objects.aggregate(m=Max("id"))["m"] or 0,
-            },
-        )
-        return state
 
 
 class SyncError(models.Model):

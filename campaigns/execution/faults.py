@@ -21,8 +21,6 @@ from contextlib import contextmanager
 from django.db import transaction
 from django.utils import timezone
 
-from common import pagecache
-
 from ..choices import CampaignEventKind
 from ..models import Campaign, CampaignEvent
 from .announcements import announce_campaign
@@ -70,7 +68,6 @@ def record_fault(
                     "operators: repair what the error names, it is retried every cycle.",
                 )
             )
-        pagecache.bump_data_version()
     return newly
 
 
@@ -95,7 +92,6 @@ def clear_faults(campaign_ids: Iterable[int], step: str) -> int:
             )
             for pk, fault in cleared
         )
-        pagecache.bump_data_version()
     return len(cleared)
 
 

@@ -32,8 +32,8 @@ from django.db import transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
-from common import limits, pagecache
-from requests_app.choices import RequestState
+from common import limits
+from requests_app.choices import DELIVERED_STATES, RequestState
 from requests_app.services import TransitionError, system_transition
 
 from ..batch import BatchState
@@ -355,7 +355,6 @@ def write(
             if events[stage_id]:
                 update["events_done"] = F("events_done") + events[stage_id]
             Stage.objects.filter(pk=stage_id).update(**update)
-        pagecache.bump_data_version()  # after commit
         if succeeded:
             report.released += sum(release_dependents(succeeded).values())
     report.succeeded += len(succeeded)
@@ -495,9 +494,8 @@ def _transition(request_id: int, action: str, note: str) -> bool:
 
 def _all_requests_done(campaign_id: int) -> bool:
     """Every request of the campaign completed (closed or cancelled ones count as done)."""
-    finished = [RequestState.COMPLETED, RequestState.CLOSED, RequestState.CANCELLED]
     return not (
         CampaignRequest.objects.filter(campaign_id=campaign_id)
-        .exclude(request__state__in=finished)
+        .exclude(request__state__in=DELIVERED_STATES | {RequestState.CANCELLED})
         .exists()
     )

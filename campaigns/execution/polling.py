@@ -26,8 +26,6 @@ from typing import Any, NamedTuple
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
-from common import pagecache
-
 from ..batch import ACTIVE_STATES, BackendError, BackendUnavailable, JobStatus, StatusAnswer
 from ..choices import ACTIVE_JOB_STATES, JobState
 from ..models import COUNTER_FOR_STATE, Campaign, Job, Stage
@@ -225,8 +223,6 @@ def _write(moves: list[tuple], ends: list[tuple], now: datetime) -> tuple[list, 
                 for stage_id, delta in deltas.items()
             },
         )
-        if moved or ended:
-            pagecache.bump_data_version()  # after commit: the pages show the counters
     return moved, ended
 
 

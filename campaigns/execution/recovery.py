@@ -33,8 +33,6 @@ from django.db import transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
-from common import pagecache
-
 from ..batch import BackendError, BackendUnavailable
 from ..choices import (
     OPEN_CAMPAIGN_STATES,
@@ -275,7 +273,6 @@ def recover_campaign(
                 "missing_outputs": [None, len(missing)],
             },
         )
-        pagecache.bump_data_version()  # after commit
     return RecoveryResult(current, len(failed), len(missing), [j.pk for j in retries])
 
 

@@ -31,8 +31,6 @@ from django.db import transaction
 from django.db.models import F, Max, Min, Q
 from django.utils import timezone
 
-from common import pagecache
-
 from ..batch import BackendError
 from ..choices import (
     ACTIVE_JOB_STATES,
@@ -210,8 +208,6 @@ def detect_stuck(now: dt.datetime | None = None) -> StuckReport:
         ]
         # ignore_conflicts: a concurrent detector raising the same flag is no error.
         StuckFlag.objects.bulk_create(new, ignore_conflicts=True)
-        if ended or new:
-            pagecache.bump_data_version()  # after commit: the pages show the flags
         news = [f for f in new if f.kind in ANNOUNCED and f.job_id is None]
         if news:
             transaction.on_commit(lambda: announce_flags(news))
@@ -348,7 +344,6 @@ def cancel_and_retry(
                 update["retried_cancelled"] = F("retried_cancelled") + replaced[stage_id]
             Stage.objects.filter(pk=stage_id).update(**update)
         StuckFlag.objects.open().filter(job__in=jobs).update(resolved_at=now)
-        pagecache.bump_data_version()  # after commit
     result.cancelled = [j.pk for j in jobs]
     result.retries = [j.pk for j in retries]
     return result

@@ -50,8 +50,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from common import pagecache
-from requests_app.choices import RequestState
+from requests_app.choices import WORK_HELD_STATES
 
 from ..batch import ArraySpec, BackendError, BackendUnavailable
 from ..batch.base import JOB_READABLE, write_atomic
@@ -69,8 +68,6 @@ CHECKPOINTS = ("claimed", "prepared", "submitted", "recorded")
 """Where a worker can die between two steps of the protocol (tests inject crashes here)."""
 ORDER = ("index", "id")
 """Element order within a submission."""
-HELD_REQUEST_STATES = frozenset({RequestState.ON_HOLD, RequestState.CANCELLED})
-"""Requests whose jobs are not submitted (a blocker is being solved, or they were dropped)."""
 FAILED_SUBMISSION_PAUSE_S = 60
 """A stage whose last submission the backend refused waits this long before trying again."""
 UNAVAILABLE = "backend unavailable: "
@@ -129,7 +126,6 @@ def release_backoffs(now: datetime | None = None) -> int:
                 Stage.objects.filter(pk=stage_id).update(
                     n_planned=F("n_planned") - n, n_ready=F("n_ready") + n
                 )
-                pagecache.bump_data_version()  # after commit
         released += n
     return released
 
@@ -172,7 +168,7 @@ def submit_ready(now: datetime | None = None) -> SubmitReport:
     succeeded: set[int] = set()
     for stage_id, n in grants:
         row = info.get(stage_id)
-        if row is None or row["request__state"] in HELD_REQUEST_STATES or stage_id in refused:
+        if row is None or row["request__state"] in WORK_HELD_STATES or stage_id in refused:
             continue
         name, campaign_id = row["campaign__backend"], row["campaign_id"]
         if name in report.unavailable or campaign_id in failed:
@@ -651,7 +647,6 @@ def record(
             Stage.objects.filter(pk=submission.stage_id).update(
                 n_ready=F("n_ready") - queued, n_queued=F("n_queued") + queued
             )
-        pagecache.bump_data_version()  # after commit
     submission.state = SubmissionState.SUBMITTED
     submission.job_ids = []
     if to_cancel:

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
-from common import limits, pagecache
+from common import limits
 from requests_app.choices import BackendName, Priority, RequestState
 from requests_app.models import Experiment, ProductionRequest
 from requests_app.services import TransitionError, system_transition
@@ -125,9 +125,6 @@ def _record(
     changes: dict | None = None,
     request_id: int | None = None,
 ) -> CampaignEvent:
-    # Every change of a campaign (create, edit, launch, pause, resume, cancel, a request
-    # removed, completion) is recorded here, in its transaction: the pages show them.
-    pagecache.bump_data_version()
     return CampaignEvent.objects.create(
         campaign=campaign,
         kind=kind,

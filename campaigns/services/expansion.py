@@ -20,7 +20,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
-from common import limits, pagecache
+from common import limits
 from requests_app.choices import RequestState
 from requests_app.models import Experiment, ProductionRequest, Sample, SplitRule, StageTemplate
 from requests_app.namespaces import foreign_namespace
@@ -263,7 +263,6 @@ def schedule_requests(
             )
             for request in requests
         )
-        pagecache.bump_data_version()  # new stages, jobs and counters of the campaign
         scheduled = []
         for request in requests:
             try:

@@ -16,7 +16,11 @@ from typing import TypeVar
 
 from django.utils import timezone
 
-from requests_app.choices import PRIORITY_WEIGHT, TERMINAL_STATES, RequestState
+from requests_app.choices import (
+    DELIVERED_STATES,
+    PRIORITY_WEIGHT,
+    TERMINAL_STATES,
+)
 from requests_app.models import ProductionRequest, Sample, StageTemplate
 
 from .. import conf
@@ -184,7 +188,7 @@ def forecast_request(request: ProductionRequest, inputs: CycleInputs | None = No
         .select_related("campaign")
         .only("campaign__state", "campaign_id")
     ).first()
-    if request.state in (RequestState.COMPLETED, RequestState.CLOSED):
+    if request.state in DELIVERED_STATES:
         return Forecast(deadline, None, Feasibility.DONE, mode="final")
     if request.state in TERMINAL_STATES:
         return Forecast(deadline, None, Feasibility.UNKNOWN, mode="final")

@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
-from common import pagecache
-from requests_app.choices import PRIORITY_WEIGHT, RequestState
+from requests_app.choices import PRIORITY_WEIGHT, WORK_HELD_STATES
 from requests_app.models import Experiment, SplitRule
 
 from .. import conf
@@ -40,8 +39,6 @@ from ..models import (
 from ..scheduler import CampaignLoad, Decision, SchedulerInput, StageLoad, decide
 from .blockage import gave_up
 
-# Requests whose work is not submitted: a blocker is being solved, or they were dropped.
-HELD_REQUEST_STATES = frozenset({RequestState.ON_HOLD, RequestState.CANCELLED})
 MEDIAN_WINDOW = 101  # the latest succeeded jobs of a stage that make its walltime estimate
 ID_CHUNK = 500  # ids per IN (...) list: far below SQLite's variable limit
 
@@ -197,7 +194,7 @@ def load_inputs(
                     group_deadline=deadlines[s.request__deadline],
                     name=s.name,
                     input_stage_id=s.input_stage_id,
-                    on_hold=s.request__state in HELD_REQUEST_STATES,
+                    on_hold=s.request__state in WORK_HELD_STATES,
                     gave_up=gave_up(
                         s.jobs_total, s.n_succeeded - s.retried_succeeded, ready + planned + flight
                     ),
@@ -324,8 +321,6 @@ def release_dependents(job_ids: Iterable[int]) -> dict[int, int]:
                 n_planned=F("n_planned") - n, n_ready=F("n_ready") + n
             )
             released[dep["id"]] = n
-    if released:
-        pagecache.bump_data_version()  # ready counters of the stages
     refresh_walltime_estimates(list(done_by_stage))
     return released
 
@@ -342,12 +337,9 @@ def refresh_walltime_estimates(stage_ids: Iterable[int]) -> None:
         )
         if observed:
             median = max(int(statistics.median(observed)), 1)
-            if (
-                Stage.objects.filter(pk=stage_id)
-                .exclude(walltime_median_s=median)
-                .update(walltime_median_s=median)
-            ):
-                pagecache.bump_data_version()  # the plan page shows the estimate
+            Stage.objects.filter(pk=stage_id).exclude(walltime_median_s=median).update(
+                walltime_median_s=median
+            )
 
 
 def recount_stages(stage_ids: Iterable[int]) -> None:
@@ -380,5 +372,3 @@ def recount_stages(stage_ids: Iterable[int]) -> None:
         Stage.objects.bulk_update(
             stages, [*COUNTER_FOR_STATE.values(), *RETRIED_COUNTER_FOR_STATE.values()]
         )
-    if ids:
-        pagecache.bump_data_version()  # the counters every page reads

@@ -23,19 +23,6 @@ def visible_campaign(user, pk: int) -> Campaign:
     )
 
 
-def operator_required(view):
-    """Signed in (else to the login page) and an operator (else 403)."""
-
-    @wraps(view)
-    @login_required
-    def wrapper(request, *args, **kwargs):
-        if not is_operator(request.user):
-            raise PermissionDenied("Only OPOS operators use this page.")
-        return view(request, *args, **kwargs)
-
-    return wrapper
-
-
 def operator_on(view):
     """An operator's action on a campaign: 404 unless visible, then 403 unless operator.
 

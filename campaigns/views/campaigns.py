@@ -20,6 +20,7 @@ from common import pagecache
 from requests_app.choices import RequestState
 from requests_app.models import ProductionRequest
 from requests_app.models.visibility import is_operator
+from requests_app.views.access import operator_required
 
 from ..choices import ACTIVE_JOB_STATES, OPEN_CAMPAIGN_STATES, CampaignState
 from ..forms import (
@@ -42,7 +43,7 @@ from ..services import (
 from ..services.feasibility import forecast_campaigns, forecast_unscheduled
 from ..services.overview import campaign_plan, with_counts
 from ..workflow import available_actions
-from .access import form_errors, operator_on, operator_required, refused, visible_campaign
+from .access import form_errors, operator_on, refused, visible_campaign
 
 MAX_CANDIDATES = 50  # approved requests offered for scheduling on the plan page
 STATE_FILTERS = {

@@ -16,6 +16,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from requests_app.models.visibility import is_operator
+from requests_app.views.access import operator_required
 
 from ..choices import ACTIVE_JOB_STATES, FailureClass, JobState
 from ..execution.logs import stderr_tail
@@ -23,7 +24,7 @@ from ..execution.recovery import recover_campaign
 from ..execution.stuck import cancel_and_retry
 from ..models import Dataset, Job, OutputFile, Stage, StuckFlag
 from ..services import CampaignError
-from .access import operator_required, refused
+from .access import refused
 
 PAGE = 50
 

@@ -13,10 +13,10 @@ from django.views.decorators.http import require_POST
 
 from requests_app.models import WorkflowTemplate
 from requests_app.models.visibility import is_operator
+from requests_app.views.access import operator_required
 
 from ..forms import CloneForm, ImportForm
 from ..services import CampaignError, clone_template, export_template, import_template
-from .access import operator_required
 
 
 def _visible_template(user, pk: int) -> WorkflowTemplate:

@@ -32,7 +32,6 @@ from campaigns import conf as campaigns_conf
 from campaigns.choices import CampaignState
 from campaigns.models import Campaign, Stage
 from campaigns.scheduler import CampaignLoad, campaign_share
-from common import pagecache
 from requests_app.models import Experiment, ProductionRequest
 
 from .. import conf
@@ -178,8 +177,6 @@ def record_snapshots(
         ProgressSnapshot.objects.bulk_create(rows, batch_size=CHUNK)
         # Two recorders at once (a late beat run) must not fail on the unique milestone.
         Milestone.objects.bulk_create(new, batch_size=CHUNK, ignore_conflicts=True)
-        # Burn-ups, throughput, forecasts and milestones come from these rows.
-        pagecache.bump_data_version()
     report.campaigns, report.rows, report.milestones = len(due), len(rows), len(new)
     return report
 
@@ -283,8 +280,6 @@ def _thin_tier(tier: int, before: dt.datetime, bucket_s: int, to_tier: int) -> t
             ProgressSnapshot.objects.filter(pk__in=kept_ids[start : start + CHUNK]).update(
                 tier=to_tier
             )
-        if drop:
-            pagecache.bump_data_version()  # the series the charts draw lost points
     return len(kept_ids), len(drop)
 
 

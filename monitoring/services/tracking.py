@@ -23,7 +23,12 @@ from campaigns.services.feasibility import (
     forecast_unscheduled,
 )
 from campaigns.services.planning import CycleInputs, load_inputs
-from requests_app.choices import RequestState
+from requests_app.choices import (
+    DELIVERED_STATES,
+    DROPPED_STATES,
+    UNSCHEDULED_STATES,
+    RequestState,
+)
 from requests_app.models import ProductionRequest
 
 from ..choices import STATUS_RISK, ProgressStatus, SnapshotLevel
@@ -39,9 +44,6 @@ PAUSED, RESUMED, CANCELLED = (
     CampaignEventKind.CANCELLED,
 )
 # Requests whose forecast is "if scheduled now" (not in a campaign yet).
-UNSCHEDULED = (RequestState.SUBMITTED, RequestState.NEEDS_INFO, RequestState.APPROVED)
-FINISHED_REQUEST = (RequestState.COMPLETED, RequestState.CLOSED)
-DROPPED_REQUEST = (RequestState.CANCELLED, RequestState.REJECTED)
 
 
 class Estimates:
@@ -139,7 +141,7 @@ def request_forecast(
 ) -> Forecast:
     """A request's forecast: measured in its campaign, else the scheduler's estimate."""
     est_finish = est_status = None
-    if progress.events_done == 0 and request.state not in FINISHED_REQUEST + DROPPED_REQUEST:
+    if progress.events_done == 0 and request.state not in DELIVERED_STATES | DROPPED_STATES:
         est = None
         if campaign is not None and campaign.state in OPEN_CAMPAIGN_STATES:
             parent = estimates.campaign(campaign.pk)
@@ -158,8 +160,8 @@ def request_forecast(
         estimate_finish=est_finish,
         estimate_status=est_status,
         on_hold=request.state == RequestState.ON_HOLD or paused,
-        complete=request.state in FINISHED_REQUEST,
-        will_not_run=request.state in DROPPED_REQUEST
+        complete=request.state in DELIVERED_STATES,
+        will_not_run=request.state in DROPPED_STATES
         or (campaign is not None and campaign.state == CampaignState.CANCELLED),
         blocked=_blocked(campaign, progress),
     )
@@ -232,7 +234,7 @@ def track_requests(
     points = snapshots.window_points(
         SnapshotLevel.REQUEST, [r.pk for r in requests if r.pk in campaign_of], now
     )
-    waiting = [r for r in requests if r.pk not in campaign_of and r.state in UNSCHEDULED]
+    waiting = [r for r in requests if r.pk not in campaign_of and r.state in UNSCHEDULED_STATES]
     unscheduled = estimates.unscheduled(waiting)
     rows = []
     for r in requests:

@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 
-from common import limits, pagecache
+from common import limits
 
 from ..choices import EDITABLE_STATES, TERMINAL_STATES, ExperimentRole, Priority
 from ..models import (
@@ -349,7 +349,6 @@ def create_request(
         to_state=request.state,
         actor=user,
     )
-    pagecache.bump_data_version()
     return request
 
 
@@ -432,7 +431,6 @@ def update_request(
         note=note,
         changes=changes,
     )
-    pagecache.bump_data_version()  # title, deadline, priority, samples: on the pages
     return request
 
 
@@ -474,7 +472,6 @@ def post_system_notes(notes: dict[int, str]) -> list[Comment]:
     if comments:
         for comment in comments:
             transaction.on_commit(lambda pk=comment.pk: notify_comment(pk))
-        pagecache.bump_data_version()
     return comments
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from django.db import transaction
 from django.utils import timezone
 
-from common import limits, pagecache
+from common import limits
 
 from ..choices import RequestState
 from ..models import ProductionRequest, Transition
@@ -160,8 +160,6 @@ def _apply(
         )
         request.refresh_from_db()
         transaction.on_commit(lambda: notify_transition(record.pk))
-        # Every person's and execution's transition passes here: the pages show states.
-        pagecache.bump_data_version()
     log.info("request %s: %s %s -> %s by %s", request.number, action.name, source, target, actor)
     return request
 

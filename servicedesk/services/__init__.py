@@ -22,6 +22,7 @@ from .push import (
     retry_failed_pushes,
     sync_outbound,
 )
+from .state import record_sync, record_webhook_call, sync_state
 from .webhook import SIGNATURE_HEADER, sign_body, signature_valid
 
 __all__ = [
@@ -40,8 +41,11 @@ __all__ = [
     "pull_ticket",
     "pull_tickets",
     "record_error",
+    "record_sync",
+    "record_webhook_call",
     "retry_failed_pushes",
     "sign_body",
     "signature_valid",
     "sync_outbound",
+    "sync_state",
 ]

@@ -6,7 +6,8 @@ import logging
 
 from django.utils import timezone
 
-from ..models import SyncError, SyncState
+from ..models import SyncError
+from .state import record_sync
 
 log = logging.getLogger("servicedesk")
 
@@ -26,5 +27,4 @@ def record_error(operation: str, message: str, ticket: str = "") -> None:
     )
     # Ids only grow, so everything KEEP ids behind the newest is old enough to go.
     SyncError.objects.filter(id__lte=error.id - SyncError.KEEP).delete()
-    state = SyncState.current()
-    SyncState.objects.filter(key=state.key).update(last_error=message[:4000], last_error_at=now)
+    record_sync(last_error=message[:4000], last_error_at=now)

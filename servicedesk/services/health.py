@@ -9,6 +9,7 @@ from django.db.models import Count, Min, Q
 from ..choices import PushState
 from ..conf import ServiceDeskConfig, load_config
 from ..models import Push, SyncError, SyncState, TicketLink
+from .state import sync_state
 
 
 @dataclass
@@ -41,7 +42,7 @@ class Health:
 def health(limit: int = 10) -> Health:
     """Gather the health page's numbers and lists."""
     config = load_config()
-    state = SyncState.current()
+    state = sync_state()
     counts = Push.objects.aggregate(
         pending=Count("id", filter=Q(state=PushState.PENDING)),
         failed=Count("id", filter=Q(state=PushState.FAILED)),

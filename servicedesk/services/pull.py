@@ -31,6 +31,7 @@ from ..conf import ServiceDeskConfig, load_config
 from ..connector import ServiceDeskConnector, ServiceDeskError, Ticket, get_connector
 from ..models import SyncState, TicketLink
 from .errors import TicketImportError, record_error
+from .state import record_sync, sync_state
 
 log = logging.getLogger("servicedesk")
 
@@ -330,7 +331,7 @@ def pull_tickets(
     connector = connector or get_connector(config)
     if connector is None:
         return PullResult(disabled=True)
-    state = SyncState.current()
+    state = sync_state()
     since = None if full or state.pull_watermark is None else state.pull_watermark - PULL_OVERLAP
     newest = state.pull_watermark
     result = PullResult()
@@ -404,5 +405,5 @@ def pull_ticket(
     except TicketImportError as exc:
         record_error(SyncOperation.PULL, str(exc), ticket.number)
         raise
-    SyncState.objects.filter(key=SyncState.current().key).update(last_pull_ok=timezone.now())
+    record_sync(last_pull_ok=timezone.now())
     return outcome

@@ -38,6 +38,7 @@ from ..connector import (
 )
 from ..models import Push, SyncState
 from .errors import record_error
+from .state import record_sync, sync_state
 
 log = logging.getLogger("servicedesk")
 
@@ -120,7 +121,7 @@ def collect_pushes(now: dt.datetime | None = None, config: ServiceDeskConfig | N
         return 0
     now = now or timezone.now()
     window = now - LOOKBACK
-    state = SyncState.current()
+    state = sync_state()
     newest_transition = Transition.objects.aggregate(m=Max("id"))["m"] or 0
     newest_comment = Comment.objects.aggregate(m=Max("id"))["m"] or 0
 
@@ -261,7 +262,7 @@ def deliver_pushes(
         if own:
             connector.close()
     if result.sent:
-        SyncState.objects.filter(key=SyncState.current().key).update(last_push_ok=timezone.now())
+        record_sync(last_push_ok=timezone.now())
     return result
 
 

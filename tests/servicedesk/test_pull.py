@@ -14,6 +14,7 @@ from requests_app.models import ProductionRequest
 from servicedesk import services
 from servicedesk.models import SyncError, SyncState, TicketLink
 from servicedesk.services import pull as pull_module
+from servicedesk.services import sync_state
 from tests.factories import ProductionRequestFactory, UserFactory
 
 from .conftest import add_ticket
@@ -257,5 +258,5 @@ def test_disabled_connector_does_nothing(settings, world):
 
 def test_last_successful_pull_is_recorded(connector_settings, snow, world):
     services.pull_tickets()
-    state = SyncState.current()
+    state = sync_state()
     assert state.last_pull_ok is not None

@@ -14,6 +14,7 @@ from requests_app.models import ProductionRequest, Transition
 from servicedesk import services
 from servicedesk.choices import PushKind, PushState
 from servicedesk.models import Push, SyncState, TicketLink
+from servicedesk.services import sync_state
 from tests.factories import ProductionRequestFactory, SampleFactory
 
 from .conftest import add_ticket
@@ -53,7 +54,7 @@ def test_transitions_become_work_notes_and_move_the_ticket(linked, snow, world):
     assert [b.get("state") for b in bodies] == [None, None, None, "4"]
     assert snow.ticket(ticket["sys_id"])["state"] == "4"
     assert set(Push.objects.values_list("state", flat=True)) == {PushState.SENT}
-    assert SyncState.current().last_push_ok is not None
+    assert sync_state().last_push_ok is not None
 
 
 def test_the_ticket_follows_the_request_through_production(linked, snow, world):
@@ -152,7 +153,7 @@ def test_a_late_commit_below_the_cursor_is_still_caught(linked, snow, world):
     """A transaction that commits after a higher id was scanned: the look-back finds it."""
     request, _ = linked
     intake.transition(request, "submit", world.liaison)
-    state = SyncState.current()
+    state = sync_state()
     late = Transition.objects.get()
     SyncState.objects.filter(pk=state.pk).update(transition_cursor=late.id + 100)
     assert services.collect_pushes() == 1
