@@ -326,6 +326,15 @@ def format_walltime(seconds: int) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}"
 
 
+def _nothing_found(error: Any) -> bool:
+    """Is this entry of a JSON answer's ``errors`` sacct's "no job matched"?"""
+    if not isinstance(error, dict):
+        return False
+    return (
+        error.get("error_number") == 9003 or "nothing found" in str(error.get("error", "")).lower()
+    )
+
+
 # --- the backend ---------------------------------------------------------------------------
 
 
@@ -563,7 +572,9 @@ class SlurmBackend(BatchBackend):
             data = json.loads(out)
         except json.JSONDecodeError as exc:
             raise BackendUnavailable(f"{argv[0]} printed no valid JSON: {exc}") from exc
-        errors = [e for e in data.get("errors") or [] if e]
+        # sacct --json answers a query that matches no job with an "error" (9003,
+        # "Nothing found"): an empty answer, not trouble.
+        errors = [e for e in data.get("errors") or [] if e and not _nothing_found(e)]
         if errors:
             raise BackendUnavailable(f"{argv[0]} reported errors: {errors}")
         return list(data.get("jobs") or [])
