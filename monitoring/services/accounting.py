@@ -216,6 +216,15 @@ class AllocationStatus:
             return "at_risk"
         return "ok"
 
+    @property
+    def badge(self) -> str:
+        """The CSS class of the status badge."""
+        return {"over": "bad", "at_risk": "warn"}.get(self.status, "ok")
+
+    @property
+    def status_label(self) -> str:
+        return {"over": "Over allocation", "at_risk": "Will overrun"}.get(self.status, "Within")
+
 
 def allocation_statuses(
     allocations: QuerySet[Allocation], jobs: QuerySet[Job], now: dt.datetime | None = None
