@@ -151,15 +151,40 @@ def ended_between(jobs: QuerySet[Job], start: dt.date, end: dt.date) -> QuerySet
 
 
 def usage_by(level: str, jobs: QuerySet[Job], start: dt.date, end: dt.date) -> list[Usage]:
-    """One row per experiment, group, campaign or request (``level``): one query."""
+    """One row per experiment, group, campaign or request (``level``) for the attempts that
+    ended from day ``start`` to day ``end`` included: one query."""
+    return usage_between(level, jobs, day_start(start), day_start(end + dt.timedelta(days=1)))
+
+
+def usage_between(
+    level: str, jobs: QuerySet[Job], since: dt.datetime, until: dt.datetime
+) -> list[Usage]:
+    """``usage_by`` for the attempts that ended from ``since`` to before ``until``."""
     id_key, label_key, name_key = LEVELS[level]
     rows = (
-        ended_between(jobs, start, end)
+        jobs.filter(finished__gte=since, finished__lt=until)
         .values(*dict.fromkeys((id_key, label_key, name_key, EXPERIMENT)))
         .annotate(**_annotations())
         .order_by(EXPERIMENT, label_key, id_key)
     )
     return [_usage(row, id_key, label_key, name_key) for row in rows]
+
+
+def add_up(rows: list[Usage], name: str) -> Usage:
+    """The sum of ``rows`` (peak memory: the largest)."""
+    total = Usage(id=None, label="total", name=name)
+    for row in rows:
+        total.attempts += row.attempts
+        total.succeeded += row.succeeded
+        total.wasted += row.wasted
+        total.measured += row.measured
+        total.core_hours += row.core_hours
+        total.succeeded_core_hours += row.succeeded_core_hours
+        total.wasted_core_hours += row.wasted_core_hours
+        total.cpu_hours += row.cpu_hours
+        if row.max_rss_kb is not None:
+            total.max_rss_kb = max(total.max_rss_kb or 0, row.max_rss_kb)
+    return total
 
 
 @dataclass
@@ -281,19 +306,7 @@ class Ledger:
 
     def total(self) -> Usage:
         """The experiments' rows added up."""
-        total = Usage(id=None, label="total", name="All experiments")
-        for row in self.levels.get("experiment", []):
-            total.attempts += row.attempts
-            total.succeeded += row.succeeded
-            total.wasted += row.wasted
-            total.measured += row.measured
-            total.core_hours += row.core_hours
-            total.succeeded_core_hours += row.succeeded_core_hours
-            total.wasted_core_hours += row.wasted_core_hours
-            total.cpu_hours += row.cpu_hours
-            if row.max_rss_kb is not None:
-                total.max_rss_kb = max(total.max_rss_kb or 0, row.max_rss_kb)
-        return total
+        return add_up(self.levels.get("experiment", []), "All experiments")
 
 
 def build_ledger(
