@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from campaigns.batch import ArraySpec, JobRef
+from campaigns.batch import ArraySpec, BatchState, JobRef
 from campaigns.batch.local import LocalBackend
 from campaigns.batch.slurm import SlurmBackend
 from campaigns.batch.usage import (
@@ -162,6 +162,50 @@ def test_sacct_figures_recorded_on_the_attempts(
     wait_terminal(backend, refs, timeout=120, interval=1)
     found = wait_usage(backend, refs)
     _recorded_on_attempts(refs, found)
+
+
+class SqueueForgot(SlurmBackend):
+    """A squeue that lists nothing, as once finished jobs have left it (MinJobAge)."""
+
+    def _squeue(self, filters=()):
+        return []
+
+
+@pytest.mark.slurm
+def test_jobs_that_left_squeue_resolve_from_sacct(
+    slurm_cluster, make_array, wait_terminal, burn, tmp_path
+):
+    backend = SlurmBackend(state_dir=tmp_path / "slurm-state", timeout=60)
+    array_dir = make_array(2, name="gone")
+    spec = ArraySpec(
+        f"usageg{time.time_ns()}",
+        array_dir,
+        2,
+        ["/bin/sh", "-c", 'exit "$OPOS_ARRAY_INDEX"'],
+        memory_mb=100,
+        walltime_s=300,
+    )
+    ids = backend.submit(spec)
+    refs = [JobRef(batch_id, array_dir / str(n)) for n, batch_id in enumerate(ids)]
+    wait_terminal(backend, refs, timeout=120, interval=1)
+    for ref in refs:  # nothing on disk either: only accounting can tell
+        (Path(ref.workdir) / "exit_code").unlink()
+
+    forgot = SqueueForgot(state_dir=tmp_path / "slurm-state", timeout=60)
+    deadline = time.monotonic() + 60
+    while True:
+        states = forgot.status(refs)
+        if all(s.state is not BatchState.LOST for s in states.values()):
+            break
+        if time.monotonic() > deadline:
+            pytest.fail(f"sacct did not resolve the jobs: {states}")
+        time.sleep(1)
+
+    assert states[ids[0]].state is BatchState.SUCCEEDED
+    assert states[ids[1]].state is BatchState.FAILED
+    # Without accounting the same jobs would be lost: the folder says nothing.
+    blind = SqueueForgot(state_dir=tmp_path / "slurm-state", timeout=60, use_sacct=False)
+    assert {s.state for s in blind.status(refs).values()} == {BatchState.LOST}
 
 
 def test_local_runner_measures_the_command_with_wait4(make_array, wait_terminal, burn, tmp_path):
