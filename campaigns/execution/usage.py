@@ -66,7 +66,6 @@ def pending(now: datetime, limit: int = BATCH) -> list[tuple[int, str, str, str,
         Job.objects.filter(
             usage_at__isnull=True, finished__isnull=False, finished__gte=now - LOOK_BACK
         )
-        .exclude(batch_id="")
         .order_by("finished")
         .values_list("id", "backend", "batch_id", "workdir", "finished")[:limit]
     )
@@ -92,9 +91,13 @@ def collect(now: datetime | None = None, limit: int = BATCH) -> UsageReport:
     now = now or timezone.now()
     report = UsageReport()
     by_backend: dict[str, list[tuple[int, str, str, datetime]]] = defaultdict(list)
-    for pk, name, batch_id, workdir, finished in pending(now, limit):
-        by_backend[name or "local"].append((pk, batch_id, workdir, finished))
     rows: list[tuple] = []
+    for pk, name, batch_id, workdir, finished in pending(now, limit):
+        if not batch_id:  # ended without reaching a batch system (cancelled while planned)
+            rows.append(row(pk, JobUsage(source="none"), now))
+            report.given_up += 1
+            continue
+        by_backend[name or "local"].append((pk, batch_id, workdir, finished))
     for name, attempts in by_backend.items():
         report.asked += len(attempts)
         try:

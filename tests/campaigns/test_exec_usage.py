@@ -312,10 +312,15 @@ def test_attempts_without_figures_are_given_up_after_an_hour(experiment, operato
             finished=finished,
         )
 
+    never_ran = Job.objects.filter(stage__campaign=campaign).exclude(pk__in=[j.pk for j in jobs])[0]
+    Job.objects.filter(pk=never_ran.pk).update(state="cancelled", finished=now)
+
     report = usage.collect(now)
 
     # The recent one is asked again later; the old one is given up; the very old one
-    # (before the look-back) is not asked about at all.
-    assert (report.asked, report.recorded, report.given_up) == (2, 0, 1)
-    states = dict(Job.objects.filter(pk__in=[j.pk for j in jobs]).values_list("pk", "usage_source"))
-    assert [states[j.pk] for j in jobs] == ["", "none", ""]
+    # (before the look-back) is not asked about at all; the one that never reached a
+    # batch system has nothing to ask for.
+    assert (report.asked, report.recorded, report.given_up) == (2, 0, 2)
+    ids = [j.pk for j in jobs] + [never_ran.pk]
+    states = dict(Job.objects.filter(pk__in=ids).values_list("pk", "usage_source"))
+    assert [states[pk] for pk in ids] == ["", "none", "", "none"]
