@@ -21,7 +21,7 @@ from django.utils.dateparse import parse_datetime
 from .batch import BackendUnavailable
 from .execution import finalize as finalizing
 from .execution import heartbeat as heartbeats
-from .execution import polling, recovery, stuck, submission
+from .execution import polling, recovery, stuck, submission, usage
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +65,14 @@ def submit_ready() -> dict[str, Any]:
 
 @shared_task(name="campaigns.poll", soft_time_limit=240, time_limit=300, **COMMON)
 def poll() -> dict[str, Any]:
-    """One bulk status query per backend; then finalize what finished."""
+    """One bulk status query per backend; then finalize what finished, and record what the
+    attempts that ended used (one bulk accounting query per backend)."""
     report = polling.poll()
     if report.finished:
         _kick(finalize)
-    return _summary(report)
+    summary = _summary(report)
+    summary["usage"] = _summary(usage.collect())
+    return summary
 
 
 @shared_task(name="campaigns.finalize", soft_time_limit=540, time_limit=600, **COMMON)

@@ -2,6 +2,8 @@
 
 from django import forms
 
+from .models import Allocation
+
 
 class DigestForm(forms.Form):
     """Opt in to (or out of) the daily progress digest."""
@@ -23,3 +25,42 @@ class ReportPeriodForm(forms.Form):
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
         help_text="Empty: since the last report issued (or a week back).",
     )
+
+
+class LedgerFilterForm(forms.Form):
+    """The accounting page's period and experiment (defaults: this month, every experiment
+    the viewer may see)."""
+
+    experiment = forms.ChoiceField(required=False, label="Experiment")
+    start = forms.DateField(
+        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    end = forms.DateField(
+        required=False, label="To (included)", widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def __init__(self, *args, experiments=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["experiment"].choices = [("", "All you may see")] + [
+            (e.slug, e.name) for e in experiments
+        ]
+
+    def clean(self):
+        data = super().clean()
+        start, end = data.get("start"), data.get("end")
+        if start and end and end < start:
+            self.add_error("end", "The period must end on or after its first day.")
+        return data
+
+
+class AllocationForm(forms.ModelForm):
+    """Operators: the core hours an experiment is granted for a period."""
+
+    class Meta:
+        model = Allocation
+        fields = ["experiment", "start", "end", "cpu_hours", "note"]
+        labels = {"cpu_hours": "Core hours"}
+        widgets = {
+            "start": forms.DateInput(attrs={"type": "date"}),
+            "end": forms.DateInput(attrs={"type": "date"}),
+        }

@@ -195,3 +195,65 @@ class TaskStat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: {self.runs} runs, {self.failures} failures"
+
+
+class AllocationQuerySet(VisibleQuerySet):
+    experiment_path = "experiment"
+
+
+class Allocation(models.Model):
+    """CPU hours granted to an experiment for a period, set by operators.
+
+    The accounting ledger (``monitoring.services.accounting``) sets the core hours the
+    experiment's attempts were charged in the period against it, with a projection to the
+    period's end at the current rate. Periods of one experiment do not overlap (checked by
+    the form, the API and the admin through ``clean``); ``end`` is the last day included.
+    """
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="allocations")
+    start = models.DateField(help_text="First day of the period.")
+    end = models.DateField(help_text="Last day of the period (included).")
+    cpu_hours = models.PositiveBigIntegerField(help_text="Core hours granted for the period.")
+    note = models.CharField(max_length=200, blank=True, help_text="Where the grant comes from.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    objects = AllocationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["experiment__name", "-start"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(end__gte=models.F("start")), name="allocation_end_after_start"
+            ),
+            models.UniqueConstraint(fields=["experiment", "start"], name="allocation_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.experiment_id}: {self.cpu_hours} h {self.start}..{self.end}"
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        if self.start and self.end and self.end < self.start:
+            raise ValidationError({"end": "The period must end on or after its first day."})
+        if self.experiment_id and self.start and self.end:
+            overlapping = (
+                Allocation.objects.filter(
+                    experiment_id=self.experiment_id, start__lte=self.end, end__gte=self.start
+                )
+                .exclude(pk=self.pk)
+                .first()
+            )
+            if overlapping is not None:
+                raise ValidationError(
+                    f"The period overlaps the allocation {overlapping.start} to "
+                    f"{overlapping.end} of this experiment."
+                )

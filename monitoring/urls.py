@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import accounting_views, views
 
 app_name = "monitoring"
 
@@ -16,4 +16,10 @@ urlpatterns = [
     path("requests/<str:number>/", views.request_page, name="request"),
     path("jobs/<int:pk>/log/", views.job_log, name="job_log"),
     path("digest/", views.digest_settings, name="digest"),
+    path("accounting/", accounting_views.accounting_page, name="accounting"),
+    path("accounting.csv", accounting_views.accounting_csv, name="accounting_csv"),
+    path("accounting/allocations/new/", accounting_views.allocation_form, name="allocation_new"),
+    path(
+        "accounting/allocations/<int:pk>/", accounting_views.allocation_form, name="allocation_edit"
+    ),
 ]

@@ -29,7 +29,8 @@ from requests_app.views.access import operator_required
 
 from . import charts, conf
 from .forms import DigestForm, ReportPeriodForm
-from .services import dashboards, reports
+from .models import Allocation
+from .services import accounting, dashboards, reports
 
 LOG_TAIL_BYTES = 64 * 1024
 
@@ -102,7 +103,21 @@ def experiment_page(request, slug: str):
         lambda: {"experiment": experiment, "overview": dashboards.experiment_overview(experiment)},
         request,
     )
-    return _page(request, "monitoring/experiment.html", partial, {"experiment": experiment}, live)
+    context = {"experiment": experiment}
+    if request.GET.get("partial") != "1":  # outside the live region: not on refreshes
+        context["allocations"] = current_allocations(experiment)
+    return _page(request, "monitoring/experiment.html", partial, context, live)
+
+
+def current_allocations(experiment: Experiment | None = None) -> list:
+    """Allocations covering today with their use (two queries): the dashboards' panel."""
+    allocations = Allocation.objects.all()
+    jobs = Job.objects.all()
+    if experiment is not None:
+        allocations = allocations.filter(experiment=experiment)
+        jobs = jobs.filter(stage__campaign__experiment=experiment)
+    today = timezone.localdate()
+    return accounting.allocation_statuses(accounting.current_allocations(allocations, today), jobs)
 
 
 def chart_span(request) -> str | None:
@@ -185,7 +200,11 @@ def operations_page(request):
         request,
         "monitoring/operations.html",
         "monitoring/_operations_live.html",
-        {"overview": overview},
+        {
+            "overview": overview,
+            # Outside the live region: not on its refreshes.
+            "allocations": current_allocations() if request.GET.get("partial") != "1" else [],
+        },
     )
 
 

@@ -4,6 +4,7 @@ from django.urls import include, path, re_path
 from rest_framework.routers import DefaultRouter
 
 from campaigns.api import register as register_campaigns
+from monitoring.accounting_api import AllocationViewSet, LedgerView
 from monitoring.api import CampaignProgressView, RequestProgressView
 from requests_app.api import ObtainTokenView
 from requests_app.api import register as register_requests
@@ -17,12 +18,14 @@ router.root_view_name = "api-root"
 router.include_format_suffixes = False
 register_requests(router)
 register_campaigns(router)
+router.register("accounting/allocations", AllocationViewSet, basename="allocation")
 
 urlpatterns = [
     path("auth/token/", ObtainTokenView.as_view(), name="api-token"),
     path("auth/tokens/", TokenListView.as_view(), name="api-token-list"),
     path("auth/tokens/<str:key>/", TokenRevokeView.as_view(), name="api-token-revoke"),
     path("servicedesk/", include("servicedesk.api")),
+    path("accounting/", LedgerView.as_view(), name="accounting-ledger"),
     # Progress (monitoring): before the router, whose campaign and request routes share prefixes.
     path("campaigns/<int:id>/progress/", CampaignProgressView.as_view(), name="campaign-progress"),
     re_path(

@@ -19,6 +19,7 @@ from .base import (
     BatchState,
     JobRef,
     JobStatus,
+    JobUsage,
     StatusAnswer,
 )
 
@@ -53,6 +54,7 @@ __all__ = [
     "BatchState",
     "JobRef",
     "JobStatus",
+    "JobUsage",
     "StatusAnswer",
     "get_backend",
 ]

@@ -185,6 +185,29 @@ class JobStatus(NamedTuple):
     reason: str = ""
 
 
+class JobUsage(NamedTuple):
+    """What one finished element used, as its batch system measured it.
+
+    ``cpu_s`` is the CPU time the job consumed (user + system, all its processes);
+    ``core_s`` the cores reserved times the wall time (what an allocation is charged; None
+    when the batch system does not say, the caller then takes cores x wall);
+    ``max_rss_kb`` the peak resident memory (None when never sampled: Slurm samples every few
+    seconds, a job shorter than that has none); ``state`` the batch system's own final state
+    word (COMPLETED, FAILED, OUT_OF_MEMORY, ...) and ``exit_code`` as it printed it.
+    ``final`` is False when the batch system has not settled the figures yet (Slurm's
+    accounting lags behind squeue): the caller asks again later.
+    """
+
+    source: str
+    cpu_s: float | None = None
+    wall_s: float | None = None
+    core_s: float | None = None
+    max_rss_kb: int | None = None
+    state: str = ""
+    exit_code: str = ""
+    final: bool = True
+
+
 class StatusAnswer(dict[str, JobStatus]):
     """A backend's answer to :meth:`BatchBackend.status`: the status of each batch id, plus
     the batch ids by state (``by_state``), kept as the answer is filled.
@@ -248,6 +271,14 @@ class BatchBackend(ABC):
     @abstractmethod
     def cancel(self, batch_ids: Sequence[str]) -> None:
         """Cancel the jobs (one call). Finished or unknown ids are ignored."""
+
+    def usage(self, jobs: Sequence[JobRef]) -> dict[str, JobUsage]:
+        """What the finished jobs used, keyed by batch id, from one bulk query.
+
+        Jobs the backend has no figures for are left out. The default: none (a backend that
+        cannot measure). Raises :class:`BackendUnavailable` on transient trouble.
+        """
+        return {}
 
     @abstractmethod
     def find(self, token: str) -> list[str]:

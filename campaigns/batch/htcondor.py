@@ -51,12 +51,14 @@ from .base import (
     BatchState,
     JobRef,
     JobStatus,
+    JobUsage,
     StatusAnswer,
     check_array_dir,
     check_start,
     check_token,
     resolve_absent,
 )
+from .usage import HTCONDOR_USAGE_ATTRIBUTES, usage_from_ad
 
 EVENT_LOG_FILE = "condor.log"
 INDEX_MACRO = "opos_index"
@@ -309,6 +311,17 @@ class HTCondorBackend(BatchBackend):
                 j.workdir, "unknown to the schedd and its history"
             )
         return result
+
+    def usage(self, jobs: Sequence[JobRef]) -> dict[str, JobUsage]:
+        """The finished jobs' ClassAd figures, from the schedd's history (one query)."""
+        if not jobs:
+            return {}
+        clusters = sorted({self._cluster(j.batch_id) for j in jobs})
+        constraint = f"member(ClusterId, {{{', '.join(clusters)}}})"
+        schedd = self._schedd()
+        ads = self._call("history", schedd.history, constraint, list(HTCONDOR_USAGE_ATTRIBUTES))
+        wanted = {j.batch_id for j in jobs}
+        return {job_id(ad): usage_from_ad(ad) for ad in ads if job_id(ad) in wanted}
 
     def cancel(self, batch_ids: Sequence[str]) -> None:
         if not batch_ids:

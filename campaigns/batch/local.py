@@ -16,6 +16,7 @@ Hence no state lives in memory; everything is on disk, changed under an exclusiv
                    against pid reuse)
     ``stdout.log``, ``stderr.log``  written there by the runner
     ``exit_code``  written atomically by :mod:`campaigns.batch.local_runner`
+    ``usage.json`` what the command used (``wait4``), written by the runner just before
     ``cancelled``  written by :meth:`LocalBackend.cancel` before it kills the process group
 
 Isolation: every element runs in a bubblewrap sandbox that hides the service's files, and as
@@ -54,6 +55,7 @@ from .base import (
     BatchState,
     JobRef,
     JobStatus,
+    JobUsage,
     StatusAnswer,
     check_array_dir,
     check_start,
@@ -66,6 +68,7 @@ from .base import (
     resolve_from_disk,
     write_atomic,
 )
+from .usage import read_usage_file
 
 RUNNER = Path(__file__).with_name("local_runner.py")
 PID_FILE = "pid"
@@ -227,6 +230,15 @@ class LocalBackend(BatchBackend):
                     records[token] = self._records(token)
                 rec = next((r for r in records[token] if r["start"] <= index < r["size"]), None)
                 result[job.batch_id] = self._element_status(rec, index, Path(job.workdir))
+        return result
+
+    def usage(self, jobs: Sequence[JobRef]) -> dict[str, JobUsage]:
+        """What the runner measured (``usage.json``, from ``wait4``) for each finished job."""
+        result = {}
+        for job in jobs:
+            found = read_usage_file(job.workdir)
+            if found is not None:
+                result[job.batch_id] = found
         return result
 
     def cancel(self, batch_ids: Sequence[str]) -> None:

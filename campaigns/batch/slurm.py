@@ -24,6 +24,10 @@ status) and 23.02+ (``{"set": .., "number": ..}``, lists of states, exit code ob
 accounting (``AccountingStorageType`` other than none). Anything else resolves from the element
 folder (``exit_code``, ``cancelled``), else lost.
 
+Usage: :meth:`SlurmBackend.usage` asks ``sacct --parsable2`` for the finished jobs' CPU time,
+wall time, reserved core time, peak memory, state and exit code (one call per poll for all
+of them; see :mod:`campaigns.batch.usage`); without accounting it has nothing to say.
+
 Batch account: with ``job_user`` (``OPOS_SLURM_JOB_USER``) a service running as root submits
 with ``sbatch --uid/--gid`` so that the jobs run as that account, never as the service's (the
 array folder and its ``logs/`` are handed to it, since the shim makes the element folders and
@@ -60,6 +64,7 @@ from .base import (
     BatchState,
     JobRef,
     JobStatus,
+    JobUsage,
     StatusAnswer,
     check_array_dir,
     check_start,
@@ -72,6 +77,7 @@ from .base import (
     run_command,
     write_atomic,
 )
+from .usage import SACCT_FIELDS, parse_sacct_usage
 
 BATCH_ID_RE = re.compile(r"^(\d+)(?:_(\d+))?$")
 
@@ -320,6 +326,15 @@ def format_walltime(seconds: int) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}"
 
 
+def _nothing_found(error: Any) -> bool:
+    """Is this entry of a JSON answer's ``errors`` sacct's "no job matched"?"""
+    if not isinstance(error, dict):
+        return False
+    return (
+        error.get("error_number") == 9003 or "nothing found" in str(error.get("error", "")).lower()
+    )
+
+
 # --- the backend ---------------------------------------------------------------------------
 
 
@@ -438,6 +453,31 @@ class SlurmBackend(BatchBackend):
             result[job.batch_id] = status
         return result
 
+    def usage(self, jobs: Sequence[JobRef]) -> dict[str, JobUsage]:
+        """sacct's figures for the jobs (one call); empty on a cluster without accounting."""
+        if not jobs or not self.use_sacct:
+            return {}
+        masters = set()
+        for job in jobs:
+            match = BATCH_ID_RE.match(job.batch_id)
+            if not match:
+                raise BackendError(f"not a Slurm batch id: {job.batch_id!r}")
+            masters.add(match.group(1))
+        who = [f"--user={self.job_user.pw_name}"] if self.job_user else []
+        out = self._run(
+            [
+                "sacct",
+                "--parsable2",
+                "--noheader",
+                "--noconvert",
+                *who,
+                f"--format={','.join(SACCT_FIELDS)}",
+                f"--jobs={','.join(sorted(masters, key=int))}",
+            ]
+        )
+        wanted = {job.batch_id for job in jobs}
+        return {k: v for k, v in parse_sacct_usage(out).items() if k in wanted}
+
     def cancel(self, batch_ids: Sequence[str]) -> None:
         if not batch_ids:
             return
@@ -532,7 +572,9 @@ class SlurmBackend(BatchBackend):
             data = json.loads(out)
         except json.JSONDecodeError as exc:
             raise BackendUnavailable(f"{argv[0]} printed no valid JSON: {exc}") from exc
-        errors = [e for e in data.get("errors") or [] if e]
+        # sacct --json answers a query that matches no job with an "error" (9003,
+        # "Nothing found"): an empty answer, not trouble.
+        errors = [e for e in data.get("errors") or [] if e and not _nothing_found(e)]
         if errors:
             raise BackendUnavailable(f"{argv[0]} reported errors: {errors}")
         return list(data.get("jobs") or [])

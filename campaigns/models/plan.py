@@ -284,6 +284,47 @@ class Job(models.Model):
     not_before = models.DateTimeField(
         null=True, blank=True, help_text="A retry waits (planned) until then: the backoff."
     )
+    # Usage of this attempt as its batch system measured it (sacct on Slurm, ClassAd on
+    # HTCondor, the runner's wait4 on local), recorded after it ended (execution/usage.py);
+    # the accounting ledger adds them up. Nullable: unknown until recorded, and older rows
+    # and older workers' inserts have none. The text columns have database defaults (older
+    # workers insert rows without them).
+    cpu_time_s = models.FloatField(
+        null=True, blank=True, help_text="CPU time consumed (user + system), seconds."
+    )
+    core_time_s = models.FloatField(
+        null=True, blank=True, help_text="Cores reserved x wall time, seconds (what is charged)."
+    )
+    wall_time_s = models.FloatField(
+        null=True, blank=True, help_text="Wall time as the batch system measured it, seconds."
+    )
+    max_rss_kb = models.BigIntegerField(
+        null=True, blank=True, help_text="Peak resident memory, KiB (None: never sampled)."
+    )
+    batch_state = models.CharField(
+        max_length=32,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="The batch system's final state word (COMPLETED, FAILED, OUT_OF_MEMORY...).",
+    )
+    batch_exit_code = models.CharField(
+        max_length=32,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="As the batch system printed it.",
+    )
+    usage_source = models.CharField(
+        max_length=16,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="sacct, classad, rusage; none when the batch system never had figures.",
+    )
+    usage_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the usage was recorded (or given up on)."
+    )
 
     objects = JobQuerySet.as_manager()
 
@@ -315,6 +356,12 @@ class Job(models.Model):
                 fields=["stage", "index"],
                 condition=models.Q(state=JobState.READY),
                 name="job_ready",
+            ),
+            # Finished attempts whose usage is still to be asked for (execution/usage.py).
+            models.Index(
+                fields=["finished"],
+                condition=models.Q(usage_at__isnull=True, finished__isnull=False),
+                name="job_usage_pending",
             ),
             # Retries waiting out their backoff (execution releases them when due).
             models.Index(

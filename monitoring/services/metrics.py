@@ -35,7 +35,8 @@ from campaigns.models import (
 from campaigns.services.planning import plan_cycle
 from requests_app.models import ProductionRequest
 
-from ..models import TaskStat
+from ..models import Allocation, TaskStat
+from . import accounting
 from .operations import FAILED_STATES
 from .progress import jobs_by_state, totals
 from .snapshots import last_snapshot_at
@@ -262,6 +263,48 @@ def scheduler_families() -> list[Family]:
     return [submittable, stages, jobs, in_flight]
 
 
+def accounting_families(now: dt.datetime | None = None) -> list[Family]:
+    """Core hours this month per experiment, and each current allocation with its use and
+    projection (monitoring.services.accounting: two aggregate queries and the allocations)."""
+    ledger = accounting.build_ledger(
+        Job.objects.all(), Allocation.objects.all(), now=now, levels=("experiment",)
+    )
+    used = Family(
+        "opos_accounting_core_hours",
+        "gauge",
+        "Core hours (cores x wall time) of the attempts that ended this month, by experiment "
+        "and outcome (succeeded, wasted: failed, lost or cancelled; total: every attempt).",
+    )
+    cpu = Family(
+        "opos_accounting_cpu_hours", "gauge", "CPU time consumed this month, hours, by experiment."
+    )
+    for row in ledger.levels["experiment"]:
+        used.add(row.succeeded_core_hours, experiment=row.label, outcome="succeeded")
+        used.add(row.wasted_core_hours, experiment=row.label, outcome="wasted")
+        used.add(row.core_hours, experiment=row.label, outcome="total")
+        cpu.add(row.cpu_hours, experiment=row.label)
+    granted = Family(
+        "opos_allocation_core_hours", "gauge", "Core hours granted for the current period."
+    )
+    spent = Family(
+        "opos_allocation_used_core_hours", "gauge", "Core hours used of the current allocation."
+    )
+    projected = Family(
+        "opos_allocation_projected_core_hours",
+        "gauge",
+        "Core hours at the end of the current period at the average rate so far.",
+    )
+    ends = Family("opos_allocation_end_timestamp_seconds", "gauge", "When the current period ends.")
+    for status in ledger.allocations:
+        slug = status.allocation.experiment.slug
+        granted.add(status.allocation.cpu_hours, experiment=slug)
+        spent.add(status.used.core_hours, experiment=slug)
+        if status.projected_core_hours is not None:
+            projected.add(status.projected_core_hours, experiment=slug)
+        ends.add(status.period_end.timestamp(), experiment=slug)
+    return [used, cpu, granted, spent, projected, ends]
+
+
 def render_metrics(now: dt.datetime | None = None) -> str:
     """The whole exposition."""
     now = now or timezone.now()
@@ -271,6 +314,7 @@ def render_metrics(now: dt.datetime | None = None) -> str:
         *execution_families(),
         *task_families(),
         *scheduler_families(),
+        *accounting_families(now),
     ]
     snap = Family(
         "opos_snapshot_last_timestamp_seconds", "gauge", "When progress was last recorded."

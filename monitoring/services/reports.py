@@ -29,8 +29,8 @@ from requests_app.choices import RequestState
 from requests_app.models import Experiment, ProductionRequest, Transition
 
 from ..choices import SnapshotLevel
-from ..models import DigestPreference, StatusReport
-from . import operations, snapshots
+from ..models import Allocation, DigestPreference, StatusReport
+from . import accounting, operations, snapshots
 from .dashboards import OPEN_REQUEST_STATES, ExperimentOverview, experiment_overview
 from .forecast import window_start
 from .progress import load_breakdown
@@ -74,6 +74,14 @@ class StatusReportData:
     completed: list[Transition]
     last_report: StatusReport | None = None
     previous: list[StatusReport] = field(default_factory=list)
+    # CPU hours of the attempts that ended in the period, per physics working group, and
+    # the experiment's current allocation (monitoring.services.accounting).
+    usage_by_group: list[accounting.Usage] = field(default_factory=list)
+    allocations: list[accounting.AllocationStatus] = field(default_factory=list)
+
+    @property
+    def usage_total(self) -> accounting.Usage:
+        return accounting.add_up(self.usage_by_group, "All groups")
 
     @property
     def events_gained(self) -> int:
@@ -167,6 +175,16 @@ def status_report(
         completed=completed,
         last_report=previous[0] if previous else None,
         previous=previous,
+        usage_by_group=accounting.usage_between(
+            "group", Job.objects.filter(stage__campaign__experiment=experiment), since, now
+        ),
+        allocations=accounting.allocation_statuses(
+            accounting.current_allocations(
+                Allocation.objects.filter(experiment=experiment), timezone.localdate(now)
+            ),
+            Job.objects.filter(stage__campaign__experiment=experiment),
+            now,
+        ),
     )
 
 

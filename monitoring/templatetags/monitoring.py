@@ -55,6 +55,20 @@ def compact(value) -> str:
 
 
 @register.filter
+def kib(value) -> str:
+    """Memory in KiB for display: ``2048000`` -> ``2.0 GiB``."""
+    try:
+        amount = float(value)
+    except (TypeError, ValueError):
+        return "—"
+    for unit in ("KiB", "MiB", "GiB"):
+        if amount < 1024:
+            return f"{amount:.0f} {unit}" if unit == "KiB" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    return f"{amount:.1f} TiB"
+
+
+@register.filter
 def per_hour(value) -> str:
     """A rate for display: ``1.2k/h``, or a dash when unknown."""
     if value is None:

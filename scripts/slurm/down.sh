@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Stop the single-node Slurm cluster started by up.sh (slurmd, slurmctld, and munged when up.sh
-# started it). Job state stays in OPOS_SLURM_DIR, so up.sh resumes where it stopped.
+# Stop the single-node Slurm cluster started by up.sh (slurmd, slurmctld, slurmdbd, and munged
+# and MariaDB when up.sh started them). Job state stays in OPOS_SLURM_DIR and the accounting
+# database in MariaDB's data folder, so up.sh resumes where it stopped.
+#
+# --keep-munge (used by up.sh itself when slurm.conf changed): stop slurmd and slurmctld only.
 set -euo pipefail
 
 state_dir="${OPOS_SLURM_DIR:-/var/lib/opos-slurm}"
@@ -31,8 +34,17 @@ stop() {
 
 stop slurmd "$state_dir/run/slurmd.pid"
 stop slurmctld "$state_dir/run/slurmctld.pid"
+if [[ "${1:-}" == "--keep-munge" ]]; then
+    exit 0
+fi
+stop slurmdbd "$state_dir/run/slurmdbd.pid"
+# MariaDB is stopped only when up.sh started it (a machine's own MariaDB is left alone).
+if [[ -e "$state_dir/run/mariadb.started-by-up" ]]; then
+    stop mariadbd "$state_dir/run/mariadb.pid"
+    rm -f "$state_dir/run/mariadb.started-by-up"
+fi
 # munged is stopped only when up.sh started it, and not with --keep-munge (used by up.sh itself).
-if [[ -e "$state_dir/run/munged.started-by-up" && "${1:-}" != "--keep-munge" ]]; then
+if [[ -e "$state_dir/run/munged.started-by-up" ]]; then
     stop munged /run/munge/munged.pid
     rm -f "$state_dir/run/munged.started-by-up"
 fi

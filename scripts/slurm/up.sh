@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
-# Bring up a real single-node Slurm cluster on this machine (Debian 12, run as root).
+# Bring up a real single-node Slurm cluster on this machine (Debian 12, run as root), with
+# job accounting: slurmdbd on a MariaDB database, so that sacct reports CPU time, wall time,
+# memory and exit state per job.
 #
-# Idempotent: installs slurm-wlm and munge when missing, starts munged, slurmctld and slurmd
-# when they are not running, and waits until the node is idle. Running it again on a healthy
-# cluster changes nothing. State, spool, pid and log files live under OPOS_SLURM_DIR
-# (default /var/lib/opos-slurm); the generated slurm.conf is written there and also
-# installed as /etc/slurm/slurm.conf so that plain `sbatch` works without SLURM_CONF.
+# Idempotent: installs slurm-wlm, munge, slurmdbd and mariadb-server when missing, starts
+# munged, MariaDB, slurmdbd, slurmctld and slurmd when they are not running, registers the
+# cluster and a test account in the accounting database when they are not there, and waits
+# until the node is idle. Running it again on a healthy cluster changes nothing. State, spool,
+# pid and log files live under OPOS_SLURM_DIR (default /var/lib/opos-slurm); the generated
+# slurm.conf and slurmdbd.conf are written there and also installed in /etc/slurm so that
+# plain `sbatch` and `sacct` work without SLURM_CONF.
 #
 # Environment:
 #   OPOS_SLURM_DIR       writable state folder (default /var/lib/opos-slurm)
 #   OPOS_SLURM_TIMEOUT   seconds to wait for the node to become idle (default 60)
+#   OPOS_MARIADB_DATADIR MariaDB's data folder when this script starts it (default: Debian's,
+#                        /var/lib/mysql); a MariaDB already answering on its socket is used
 #
 # Prints `export SLURM_CONF=...` on success; exits non-zero with the daemon log tails on failure.
 set -euo pipefail
@@ -51,11 +57,15 @@ if [[ $EUID -ne 0 ]]; then
 fi
 
 # 1. Packages.
-if ! command -v slurmctld >/dev/null 2>&1 || ! command -v munged >/dev/null 2>&1; then
-    log "installing slurm-wlm and munge"
+missing=()
+for pair in slurmctld:slurm-wlm munged:munge slurmdbd:slurmdbd mariadbd:mariadb-server; do
+    command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+done
+if ((${#missing[@]})); then
+    log "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q >&2
-    apt-get install -y -q --no-install-recommends slurm-wlm munge >&2
+    apt-get -o DPkg::Lock::Timeout=600 update -q >&2
+    apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}" >&2
 fi
 
 # 2. Munge: the package creates the key; make sure it exists and is private.
@@ -93,7 +103,96 @@ if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
     munge -n | unmunge >/dev/null || fail "munge does not work" /var/log/munge/munged.log
 fi
 
-# 3. Configuration.
+# 3. Accounting: MariaDB, the slurm_acct_db database and its user, slurmdbd.
+mariadb_sock=/run/mysqld/mysqld.sock
+mariadb_ping() { mariadb-admin --socket="$mariadb_sock" --connect-timeout=2 ping >/dev/null 2>&1; }
+if ! mariadb_ping; then
+    datadir="${OPOS_MARIADB_DATADIR:-/var/lib/mysql}"
+    if [[ ! -d "$datadir/mysql" ]]; then
+        log "initialising MariaDB in $datadir"
+        install -d -o mysql -g mysql -m 0750 "$datadir"
+        mariadb-install-db --user=mysql --datadir="$datadir" --auth-root-authentication-method=socket \
+            >"$state_dir/log/mariadb-install.log" 2>&1 ||
+            fail "mariadb-install-db failed" "$state_dir/log/mariadb-install.log"
+    fi
+    log "starting MariaDB ($datadir)"
+    install -d -o mysql -g mysql -m 0755 /run/mysqld
+    touch "$state_dir/log/mariadb.log"
+    chown mysql:mysql "$state_dir/log/mariadb.log"
+    # Its own session, detached from ours: it must outlive this script.
+    setsid mariadbd --user=mysql --datadir="$datadir" --socket="$mariadb_sock" \
+        --pid-file="$state_dir/run/mariadb.pid" --log-error="$state_dir/log/mariadb.log" \
+        --bind-address=127.0.0.1 </dev/null >/dev/null 2>&1 &
+    touch "$state_dir/run/mariadb.started-by-up"
+    for _ in $(seq 1 100); do
+        mariadb_ping && break
+        sleep 0.2
+    done
+    mariadb_ping || fail "MariaDB did not start" "$state_dir/log/mariadb.log"
+fi
+
+# The database password is made once and kept private in the state folder.
+dbd_pass_file="$state_dir/slurmdbd.pass"
+if [[ ! -s "$dbd_pass_file" ]]; then
+    (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$dbd_pass_file")
+fi
+dbd_pass="$(cat "$dbd_pass_file")"
+mariadb --socket="$mariadb_sock" <<SQL || fail "cannot create the accounting database" "$state_dir/log/mariadb.log"
+CREATE DATABASE IF NOT EXISTS slurm_acct_db;
+CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY '$dbd_pass';
+ALTER USER 'slurm'@'localhost' IDENTIFIED BY '$dbd_pass';
+GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost';
+SQL
+
+dbd_conf="$state_dir/slurmdbd.conf"
+new_dbd_conf="$(mktemp "$state_dir/slurmdbd.conf.XXXXXX")"
+chmod 0600 "$new_dbd_conf"
+cat >"$new_dbd_conf" <<CONF
+# Generated by scripts/slurm/up.sh; edits here are overwritten. Private (0600, SlurmUser root):
+# it holds the database password.
+AuthType=auth/munge
+DbdHost=localhost
+DbdPort=6819
+SlurmUser=root
+StorageType=accounting_storage/mysql
+StorageHost=localhost
+StoragePort=3306
+StorageUser=slurm
+StoragePass=$dbd_pass
+StorageLoc=slurm_acct_db
+PidFile=$state_dir/run/slurmdbd.pid
+LogFile=$state_dir/log/slurmdbd.log
+DebugLevel=info
+CONF
+dbd_changed=0
+if [[ -f "$dbd_conf" ]] && cmp -s "$new_dbd_conf" "$dbd_conf"; then
+    rm -f "$new_dbd_conf"
+else
+    mv -f "$new_dbd_conf" "$dbd_conf"
+    dbd_changed=1
+fi
+chown root:root "$dbd_conf"
+chmod 0600 "$dbd_conf"
+mkdir -p /etc/slurm
+if ! cmp -s "$dbd_conf" /etc/slurm/slurmdbd.conf 2>/dev/null; then
+    install -o root -g root -m 0600 "$dbd_conf" /etc/slurm/slurmdbd.conf
+fi
+
+dbd_pidfile="$state_dir/run/slurmdbd.pid"
+if ((dbd_changed)) && pid_alive "$dbd_pidfile"; then
+    log "slurmdbd.conf changed: restarting slurmdbd"
+    kill -TERM "$(cat "$dbd_pidfile")" 2>/dev/null || true
+    for _ in $(seq 1 100); do
+        pid_alive "$dbd_pidfile" || break
+        sleep 0.1
+    done
+fi
+if ! pid_alive "$dbd_pidfile"; then
+    log "starting slurmdbd"
+    # slurmdbd reads slurmdbd.conf from the folder of SLURM_CONF.
+    SLURM_CONF="$state_dir/slurm.conf" slurmdbd || fail "slurmdbd did not start" "$state_dir/log/slurmdbd.log"
+fi
+# 4. Slurm configuration.
 cpus="$(nproc)"
 mem_total_mb=$(($(awk '/^MemTotal:/ {print $2}' /proc/meminfo) / 1024))
 # Leave headroom for the OS and the daemons: 10 %, at least 256 MB.
@@ -119,6 +218,36 @@ if ! cmp -s "$conf" "$system_conf" 2>/dev/null; then
 fi
 export SLURM_CONF="$conf"
 
+# sacctmgr asks slurmdbd directly: it answers once slurmdbd has its database.
+sacctmgr_ok=0
+for _ in $(seq 1 100); do
+    if sacctmgr -n -P show cluster format=cluster >/dev/null 2>&1; then
+        sacctmgr_ok=1
+        break
+    fi
+    sleep 0.2
+done
+((sacctmgr_ok)) || fail "slurmdbd does not answer" "$state_dir/log/slurmdbd.log"
+
+# The cluster, an account for the tests, and the users that submit (root for the service
+# here, opos-job the batch account) in it. Without AccountingStorageEnforce other users'
+# jobs still run and are accounted.
+if ! sacctmgr -n -P show cluster format=cluster | grep -qx opos; then
+    log "registering the cluster opos"
+    sacctmgr -i add cluster opos >&2
+fi
+if ! sacctmgr -n -P show account opos-test format=account | grep -qx opos-test; then
+    log "adding the account opos-test"
+    sacctmgr -i add account opos-test cluster=opos Description="OPOS Tracker tests" Organization=opos >&2
+fi
+for user in root opos-job; do
+    if ! sacctmgr -n -P show assoc where cluster=opos account=opos-test user="$user" format=user |
+        grep -qx "$user"; then
+        log "adding $user to the account opos-test"
+        sacctmgr -i add user "$user" account=opos-test cluster=opos >&2
+    fi
+done
+
 ctld_pidfile="$state_dir/run/slurmctld.pid"
 slurmd_pidfile="$state_dir/run/slurmd.pid"
 
@@ -127,7 +256,7 @@ if ((changed)) && { pid_alive "$ctld_pidfile" || pid_alive "$slurmd_pidfile"; };
     "$here/down.sh" --keep-munge >&2
 fi
 
-# 4. Daemons. Both daemonize themselves; their pid files tell whether they run.
+# 5. Daemons. Both daemonize themselves; their pid files tell whether they run.
 if ! pid_alive "$ctld_pidfile"; then
     log "starting slurmctld"
     slurmctld -f "$conf" || fail "slurmctld did not start"
@@ -138,7 +267,7 @@ if ! pid_alive "$slurmd_pidfile"; then
     slurmd -f "$conf" -N localhost || fail "slurmd did not start"
 fi
 
-# 5. Wait until the node accepts work.
+# 6. Wait until the node accepts work.
 deadline=$((SECONDS + timeout_s))
 state=""
 while ((SECONDS < deadline)); do

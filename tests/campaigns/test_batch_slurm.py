@@ -23,6 +23,7 @@ from campaigns.batch import (
     StatusAnswer,
     get_backend,
 )
+from campaigns.batch.base import check_array_dir
 from campaigns.batch.slurm import (
     SlurmBackend,
     compress_ids,
@@ -151,7 +152,11 @@ def test_resume_a_submission_cut_short(backend, make_array, wait_terminal, job_s
     array_dir = make_array(3)
     split = SlurmBackend(state_dir=backend.state_dir, max_array_size=2)
     spec = ArraySpec(token, array_dir, 3, [sys.executable, str(job_script)], memory_mb=100)
-    head = split._submit_chunk(spec, 0, 2)  # as if the worker died after the first chunk
+    # As if the worker died after the first chunk. submit() makes logs/ before its first
+    # chunk: without it Slurm cannot open the output files and fails the tasks (0:53) when
+    # they start before the second call makes it.
+    check_array_dir(spec)
+    head = split._submit_chunk(spec, 0, 2)
 
     found = split.find(token)
     assert found == [f"{head}_0", f"{head}_1"]

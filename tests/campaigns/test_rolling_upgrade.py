@@ -14,14 +14,16 @@ pytestmark = pytest.mark.django_db
 NEW_COLUMNS = {
     Campaign: {"fault"},
     Stage: {"retried_succeeded", "retried_failed", "retried_lost", "retried_cancelled"},
-    Job: {"host"},
+    Job: {"host", "batch_state", "batch_exit_code", "usage_source"},
 }
+# Added with them, nullable (NULL: no usage recorded yet).
+NULLABLE = {"fault_since", "cpu_time_s", "core_time_s", "wall_time_s", "max_rss_kb", "usage_at"}
 
 
 def insert_copy(model: type[models.Model], pk: int, changes: dict[str, str]) -> None:
     """Insert a copy of a row as the previous version would: without the new columns
     (and without the nullable ones added with them); ``changes`` are SQL per column."""
-    left_out = NEW_COLUMNS[model] | {"fault_since"}
+    left_out = NEW_COLUMNS[model] | NULLABLE
     columns = [
         f.column
         for f in model._meta.concrete_fields
@@ -50,4 +52,11 @@ def test_rows_without_the_new_columns_are_accepted(experiment, operator):
     assert Campaign.objects.get(experiment=experiment, name="copy").fault == ""
     copy = Stage.objects.get(sample_id=stage.sample_id, position=stage.position + 10)
     assert [getattr(copy, f) for f in sorted(NEW_COLUMNS[Stage])] == [0, 0, 0, 0]
-    assert Job.objects.get(stage=stage, index=999).host == ""
+    copied = Job.objects.get(stage=stage, index=999)
+    assert (copied.host, copied.batch_state, copied.batch_exit_code, copied.usage_source) == (
+        "",
+        "",
+        "",
+        "",
+    )
+    assert copied.cpu_time_s is None and copied.usage_at is None

@@ -113,6 +113,12 @@ NEW_REQUEST = lambda w: {  # noqa: E731
     ],
 }
 
+
+def new_allocation(experiment) -> dict:
+    """An allocation in a period no seeded one overlaps (a second post: refused, 400/200)."""
+    return {"experiment": experiment, "start": "2031-01-01", "end": "2031-01-31", "cpu_hours": 5}
+
+
 SPECS: dict[str, Spec] = {
     # --- intake pages -----------------------------------------------------------------------
     "requests:home": Spec(get=PAGE_ALL),
@@ -228,6 +234,17 @@ SPECS: dict[str, Spec] = {
         get=PAGE_ALL,
         writes=[Write("post", roles(LOGIN, ACT, ACT, ACT, ACT, ACT), lambda w: {"daily": "on"})],
     ),
+    "monitoring:accounting": Spec(get=PAGE_ALL),
+    "monitoring:accounting_csv": Spec(get=PAGE_ALL),
+    "monitoring:allocation_new": Spec(
+        get=PAGE_OPERATOR,
+        writes=[Write("post", PAGE_OPERATOR_ANY, lambda w: new_allocation(w.b.pk))],
+    ),
+    "monitoring:allocation_edit": Spec(
+        a("a_allocation"),
+        get=PAGE_OPERATOR,
+        writes=[Write("post", PAGE_OPERATOR_ANY, lambda w: new_allocation(w.a.pk))],
+    ),
     "metrics": Spec(get=roles(FORBID, FORBID, FORBID, FORBID, OK, OK)),
     "healthz": Spec(get=EVERYONE),
     # --- API --------------------------------------------------------------------------------
@@ -337,6 +354,24 @@ SPECS: dict[str, Spec] = {
                 "patch",
                 roles(UNAUTH, FORBID, FORBID, FORBID, ACT, ACT),
                 lambda w: {"description": "m"},
+            ),
+            # The operator deletes it; the admin then finds it gone.
+            Write("delete", roles(UNAUTH, FORBID, FORBID, FORBID, ACT, HIDDEN)),
+        ],
+    ),
+    "accounting-ledger": Spec(get=API_ALL),
+    "allocation-list": Spec(
+        get=API_ALL,
+        writes=[Write("post", API_OPERATOR_ANY, lambda w: new_allocation(w.b.slug))],
+    ),
+    "allocation-detail": Spec(
+        a("a_allocation"),
+        get=API_MEMBER,
+        writes=[
+            Write(
+                "patch",
+                roles(UNAUTH, FORBID, FORBID, FORBID, ACT, ACT),
+                lambda w: {"cpu_hours": 7},
             ),
             # The operator deletes it; the admin then finds it gone.
             Write("delete", roles(UNAUTH, FORBID, FORBID, FORBID, ACT, HIDDEN)),

@@ -17,6 +17,7 @@ from django.utils import timezone
 from campaigns.choices import JobState, SubmissionState
 from campaigns.models import Campaign, Dataset, Job, OutputFile, Stage, StuckFlag, Submission
 from campaigns.services import campaign_action, schedule_requests
+from monitoring.models import Allocation
 from requests_app.choices import RequestState, TrainingTopic
 from requests_app.models import (
     AuditEvent,
@@ -279,6 +280,12 @@ def build_world() -> World:
     _execution(world, "SECRET-A", a, template_a, group_a, liaison_a, operator)
     _execution(world, "BRAVO-B", b, template_b, group_b, liaison_b, operator)
     world.objects["a_audit"] = AuditEvent.objects.filter(experiment=a).order_by("pk").first()
+    today = timezone.localdate()
+    period = {"start": today - dt.timedelta(days=3), "end": today + dt.timedelta(days=30)}
+    world.objects["a_allocation"] = Allocation.objects.create(
+        experiment=a, cpu_hours=1000, note="SECRET-A-GRANT", **period
+    )
+    Allocation.objects.create(experiment=b, cpu_hours=500, note="bravo grant", **period)
     for user in world.users.values():
         if user is not None:
             forget_roles(user)
