@@ -23,7 +23,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +38,7 @@ from requests_app.services import audit
 from ..choices import OPEN_JOB_STATES, JobState
 from ..models import Dataset, DatasetState, Job, OutputFile, Stage
 from ..services.errors import CampaignError, require_operator
+from .catalogue import take_out_of_counts
 from .recovery import recover_campaign
 
 if TYPE_CHECKING:
@@ -318,17 +319,6 @@ def _invalidate(
     for stage_id, n in events.items():
         Stage.objects.filter(pk=stage_id).update(events_done=F("events_done") - n)
     return mark_descendants(rows)
-
-
-def take_out_of_counts(rows: Iterable[dict[str, Any]]) -> None:
-    """Subtract files (``dataset_id``, ``size``, ``events``) from their datasets' totals."""
-    totals: dict[int, Counter[str]] = defaultdict(Counter)
-    for r in rows:
-        totals[r["dataset_id"]]["file_count"] += 1
-        totals[r["dataset_id"]]["size_bytes"] += r["size"]
-        totals[r["dataset_id"]]["events"] += r["events"]
-    for dataset_id, t in totals.items():
-        Dataset.objects.filter(pk=dataset_id).update(**{k: F(k) - n for k, n in t.items()})
 
 
 def mark_descendants(rows: list[dict[str, Any]]) -> int:

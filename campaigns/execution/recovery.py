@@ -60,6 +60,7 @@ from ..models import (
 from ..services.errors import CampaignError, require_operator
 from ..services.planning import recount_stages
 from . import backends, heartbeat
+from .catalogue import take_out_of_counts
 from .submission import element_ids, grace_seconds, record, submit_claimed
 
 if TYPE_CHECKING:
@@ -360,13 +361,7 @@ def _invalid_outputs(stage_ids: list[int], tainted: set[int]) -> list[dict[str, 
         OutputFile.objects.filter(pk__in=[f["id"] for f in rest]).update(
             invalidated=timezone.now(), invalid_reason="replaced by a remake of its job"
         )
-        totals: dict[int, Counter[str]] = defaultdict(Counter)
-        for f in rest:
-            totals[f["dataset_id"]].update(file_count=1, size_bytes=f["size"], events=f["events"])
-        for dataset_id, t in totals.items():
-            Dataset.objects.filter(pk=dataset_id).update(
-                **{name: F(name) - n for name, n in t.items()}
-            )
+        take_out_of_counts(rest)
     return chosen
 
 
