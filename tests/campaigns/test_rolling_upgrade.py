@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from django.db import connection, models
 
-from campaigns.models import Campaign, Job, Stage
+from campaigns.execution.catalogue import define_dataset
+from campaigns.models import Campaign, Dataset, Job, OutputFile, Stage
 from tests.monitoring.builders import planned_campaign
 
 pytestmark = pytest.mark.django_db
@@ -15,13 +16,17 @@ NEW_COLUMNS = {
     Campaign: {"fault"},
     Stage: {"retried_succeeded", "retried_failed", "retried_lost", "retried_cancelled"},
     Job: {"host"},
+    Dataset: {"state", "state_reason"},
+    OutputFile: {"invalid_reason", "from_invalid_input"},
 }
+# Nullable columns added with them (no default needed: NULL is their default).
+NULLABLE = {"fault_since", "state_since", "state_by", "invalidated", "invalidated_by"}
 
 
 def insert_copy(model: type[models.Model], pk: int, changes: dict[str, str]) -> None:
     """Insert a copy of a row as the previous version would: without the new columns
     (and without the nullable ones added with them); ``changes`` are SQL per column."""
-    left_out = NEW_COLUMNS[model] | {"fault_since"}
+    left_out = NEW_COLUMNS[model] | NULLABLE
     columns = [
         f.column
         for f in model._meta.concrete_fields
@@ -51,3 +56,17 @@ def test_rows_without_the_new_columns_are_accepted(experiment, operator):
     copy = Stage.objects.get(sample_id=stage.sample_id, position=stage.position + 10)
     assert [getattr(copy, f) for f in sorted(NEW_COLUMNS[Stage])] == [0, 0, 0, 0]
     assert Job.objects.get(stage=stage, index=999).host == ""
+
+
+def test_catalogue_rows_without_the_lifecycle_columns_are_accepted(experiment, liaison):
+    files = [{"name": "a.root", "size": 1, "checksum": "0" * 64, "events": 1}]
+    dataset = define_dataset(liaison, experiment, "dune:upgrade", files=files)
+    output = OutputFile.objects.get(dataset=dataset)
+
+    insert_copy(Dataset, dataset.pk, {"name": "'dune:upgrade-copy'"})
+    insert_copy(OutputFile, output.pk, {"name": "'b.root'"})
+
+    copy = Dataset.objects.get(name="dune:upgrade-copy")
+    assert (copy.state, copy.state_reason, copy.state_since) == ("open", "", None)
+    row = OutputFile.objects.get(dataset=dataset, name="b.root")
+    assert (row.invalidated, row.invalid_reason, row.from_invalid_input) == (None, "", False)
