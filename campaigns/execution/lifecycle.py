@@ -198,13 +198,17 @@ def invalidate_files(
             raise CampaignError(
                 f"Cannot invalidate files of {current.name}: it is retired.", kind="conflict"
             )
-        found = dict(
-            OutputFile.objects.filter(dataset=current, name__in=wanted)
-            .order_by("name", "invalidated")
-            .values_list("name", "invalidated")
-        )
-        problems = [f"files: {n} is not a file of {current.name}" for n in wanted if n not in found]
-        problems += [f"files: {n} is already invalid" for n in wanted if found.get(n)]
+        # A name may have an invalid row and its valid remake: valid wins.
+        known: set[str] = set()
+        valid: set[str] = set()
+        for name, invalidated in OutputFile.objects.filter(
+            dataset=current, name__in=wanted
+        ).values_list("name", "invalidated"):
+            known.add(name)
+            if invalidated is None:
+                valid.add(name)
+        problems = [f"files: {n} is not a file of {current.name}" for n in wanted if n not in known]
+        problems += [f"files: {n} is already invalid" for n in wanted if n in known - valid]
         if problems:
             raise CampaignError("Nothing was invalidated.", problems[:50])
         now = timezone.now()
