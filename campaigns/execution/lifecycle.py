@@ -184,7 +184,8 @@ def invalidate_files(
         not isinstance(names, list | tuple)
         or not names
         or len(names) > MAX_NAMES
-        or not all(isinstance(n, str) for n in names)
+        # Only names a file can have: PostgreSQL cannot even compare text with a NUL in it.
+        or not all(isinstance(n, str) and 0 < len(n) <= 255 and "\0" not in n for n in names)
     ):
         raise CampaignError(
             "Say which files to invalidate.",

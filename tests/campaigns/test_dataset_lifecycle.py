@@ -201,6 +201,8 @@ def test_input_dataset_files_invalidated_are_not_planned_and_mark_descendants(
         (["raw_0.root"], "x" * 2001, "The reason is too long"),
         ([], "why", "Say which files"),
         ("raw_0.root", "why", "Say which files"),
+        (["raw\x000.root"], "why", "Say which files"),
+        (["x" * 256], "why", "Say which files"),
         (["raw_0.root", "nope.root"], "why", "Nothing was invalidated"),
     ],
 )

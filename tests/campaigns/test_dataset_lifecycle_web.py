@@ -211,6 +211,14 @@ def test_list_hides_retired_unless_asked(client, flux, liaison, django_assert_ma
     assert flux.name in page and "retired" in page
 
 
+def test_a_name_with_nul_is_refused_not_a_server_error(client, flux, liaison):
+    client.force_login(liaison)
+    url = reverse("campaigns:dataset_invalidate_files", args=[flux.pk])
+    answer = client.post(url, {"file": ["flux_0.root\x00"], "reason": "r"})
+    assert answer.status_code == 400  # refused before any view (opos/middleware.py)
+    assert not OutputFile.objects.filter(invalidated__isnull=False).exists()
+
+
 def test_pages_refuse_others(client, flux, physicist, other_liaison, liaison):
     client.force_login(physicist)
     move = reverse("campaigns:dataset_move", args=[flux.pk, "close"])
