@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from opos import pagecache
@@ -318,11 +319,18 @@ def _invalidate(
     seen: set[int] = set()
     for r in rows:
         job = r["job_id"]
-        if job and job not in counted_out and job not in seen and r["job__state"] == "succeeded":
+        if (
+            job
+            and job not in counted_out
+            and job not in seen
+            and r["job__state"] == JobState.SUCCEEDED
+        ):
             seen.add(job)
             events[r["job__stage_id"]] += r["job__events"]
     for stage_id, n in events.items():
-        Stage.objects.filter(pk=stage_id).update(events_done=F("events_done") - n)
+        Stage.objects.filter(pk=stage_id).update(
+            events_done=Greatest(F("events_done") - n, Value(0))
+        )
     return mark_descendants(rows)
 
 
