@@ -66,14 +66,18 @@ class JobAdmin(admin.ModelAdmin):
 
 @admin.register(Dataset)
 class DatasetAdmin(admin.ModelAdmin):
-    list_display = ["name", "experiment", "campaign", "file_count", "events"]
+    list_display = ["name", "experiment", "campaign", "state", "file_count", "events"]
+    list_filter = ["state"]
     search_fields = ["name"]
     raw_id_fields = ["campaign"]
+    # The lifecycle moves only through its service (atomic, audited): shown, not edited.
+    readonly_fields = ["state", "state_reason", "state_since", "state_by"]
 
 
 @admin.register(OutputFile)
 class OutputFileAdmin(admin.ModelAdmin):
-    list_display = ["name", "dataset", "size", "events"]
+    list_display = ["name", "dataset", "size", "events", "invalidated", "from_invalid_input"]
     search_fields = ["name"]
     raw_id_fields = ["dataset", "job"]
+    readonly_fields = ["invalidated", "invalid_reason", "invalidated_by", "from_invalid_input"]
     show_full_result_count = False

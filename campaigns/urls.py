@@ -3,7 +3,7 @@
 from django.urls import path
 
 from . import views
-from .views import execution
+from .views import catalogue, execution
 
 app_name = "campaigns"
 
@@ -21,8 +21,14 @@ urlpatterns = [
     path("templates/<int:pk>/clone/", views.template_clone, name="template_clone"),
     path("templates/<int:pk>/export/", views.template_export, name="template_export"),
     # Execution: catalogue, jobs of a stage, stuck work, recover, cancel-and-retry.
-    path("datasets/", execution.dataset_list, name="dataset_list"),
-    path("datasets/<int:pk>/", execution.dataset_detail, name="dataset_detail"),
+    path("datasets/", catalogue.dataset_list, name="dataset_list"),
+    path("datasets/<int:pk>/", catalogue.dataset_detail, name="dataset_detail"),
+    path(
+        "datasets/<int:pk>/files/invalidate/",
+        catalogue.dataset_invalidate_files,
+        name="dataset_invalidate_files",
+    ),
+    path("datasets/<int:pk>/<slug:action>/", catalogue.dataset_move, name="dataset_move"),
     path("stages/<int:pk>/jobs/", execution.stage_jobs, name="stage_jobs"),
     path("stages/<int:pk>/recover/", execution.stage_recover, name="stage_recover"),
     path("jobs/<int:pk>/cancel-retry/", execution.job_cancel_retry, name="job_cancel_retry"),

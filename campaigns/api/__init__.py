@@ -1,5 +1,6 @@
 """REST API of the execution side: campaigns and their plans, workflow templates."""
 
+from .catalogue import DatasetViewSet
 from .execution import register as register_execution
 from .views import CampaignViewSet, WorkflowTemplateViewSet
 
@@ -8,7 +9,8 @@ def register(router) -> None:
     """Add this app's viewsets to the project router."""
     router.register("campaigns", CampaignViewSet, basename="campaign")
     router.register("templates", WorkflowTemplateViewSet, basename="template")
-    register_execution(router)  # jobs, submissions, datasets, stuck, failure-rules
+    register_execution(router)  # jobs, submissions, stuck, failure-rules
+    router.register("datasets", DatasetViewSet, basename="dataset")
 
 
 __all__ = ["register"]

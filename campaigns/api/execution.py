@@ -1,4 +1,4 @@
-"""``/api/v1/jobs/``, ``/submissions/``, ``/datasets/``, ``/stuck/`` and ``/failure-rules/``.
+"""``/api/v1/jobs/``, ``/submissions/``, ``/stuck/`` and ``/failure-rules/``.
 
 Thin like the rest of the API: querysets from ``visible_to`` (another experiment's rows are
 a 404, never a 403), a fixed number of queries per page whatever the data size, writes only
@@ -10,9 +10,7 @@ from __future__ import annotations
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError
 from django.db.models import F
-from django.shortcuts import get_object_or_404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import (
     extend_schema,
@@ -20,24 +18,23 @@ from drf_spectacular.utils import (
     extend_schema_view,
     inline_serializer,
 )
-from rest_framework import filters, mixins, serializers, status, viewsets
+from rest_framework import filters, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
 from common.parsers import BoundedJSONParser
-from requests_app.api.errors import FIELD_ERRORS, Problem, ProblemSerializer
+from requests_app.api.errors import Problem, ProblemSerializer
 from requests_app.api.filters import CharInFilter, ListWidget
 from requests_app.choices import BackendName
-from requests_app.models import Experiment, WorkflowTemplate
+from requests_app.models import WorkflowTemplate
 from requests_app.models.visibility import is_operator
 
 from .. import conf as campaigns_conf
 from ..choices import FailureClass, JobState, SubmissionState
 from ..execution import failures, logs
-from ..execution.catalogue import define_dataset
 from ..execution.stuck import cancel_and_retry
-from ..models import Dataset, FailureRule, Job, OutputFile, StuckFlag, StuckKind, Submission
+from ..models import FailureRule, Job, StuckFlag, StuckKind, Submission
 from .views import campaign_errors
 
 REFUSED = {403: ProblemSerializer, 404: ProblemSerializer, 409: ProblemSerializer}
@@ -313,117 +310,6 @@ class SubmissionViewSet(viewsets.ReadOnlyModelViewSet):
         )
 
 
-# --- datasets and files ---------------------------------------------------------------------------
-
-
-class DatasetFilterSet(django_filters.FilterSet):
-    experiment = CharInFilter(field_name="experiment__slug")
-    campaign = IdFilter(field_name="campaign_id")
-    name = django_filters.CharFilter(lookup_expr="icontains", help_text="Part of the name.")
-
-    class Meta:
-        model = Dataset
-        fields = ["experiment", "campaign", "name"]
-
-
-class DatasetSerializer(serializers.ModelSerializer):
-    experiment = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-
-    class Meta:
-        model = Dataset
-        fields = [
-            "id",
-            "name",
-            "experiment",
-            "campaign",
-            "description",
-            "file_count",
-            "size_bytes",
-            "events",
-            "created",
-        ]
-        read_only_fields = fields
-
-
-class FileInputSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=255)
-    size = serializers.IntegerField(min_value=0)
-    checksum = serializers.CharField(max_length=64)
-    events = serializers.IntegerField(min_value=0, default=0)
-    path = serializers.CharField(max_length=1000, required=False, allow_blank=True)
-
-
-class DatasetCreateSerializer(serializers.Serializer):
-    experiment = serializers.SlugField()
-    name = serializers.CharField(max_length=255)
-    description = serializers.CharField(max_length=5000, required=False, allow_blank=True)
-    files = FileInputSerializer(many=True, required=False)
-
-
-class OutputFileSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = OutputFile
-        fields = ["id", "name", "size", "checksum", "events", "job", "path", "created"]
-        read_only_fields = fields
-
-
-@extend_schema_view(
-    list=extend_schema(summary="Datasets visible to the caller, with file counts"),
-    retrieve=extend_schema(summary="One dataset"),
-    create=extend_schema(
-        summary="Define a dataset with its files (operators, the experiment's liaisons)",
-        request=DatasetCreateSerializer,
-        responses={201: DatasetSerializer, 400: FIELD_ERRORS, **REFUSED},
-    ),
-)
-class DatasetViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
-    """The catalogue: datasets, and the files declared into them."""
-
-    serializer_class = DatasetSerializer
-    filter_backends = [DjangoFilterBackend, filters.OrderingFilter]
-    filterset_class = DatasetFilterSet
-    ordering_fields = ["name", "created", "file_count", "events"]
-    ordering = ["name"]
-    pagination_class = Pagination
-    parser_classes = [BoundedJSONParser]
-
-    def get_queryset(self):
-        return Dataset.objects.visible_to(self.request.user).select_related("experiment")
-
-    def create(self, request, *args, **kwargs):
-        payload = DatasetCreateSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        data = payload.validated_data
-        experiment = get_object_or_404(
-            Experiment.objects.visible_to(request.user), slug=data["experiment"]
-        )
-        try:
-            with campaign_errors():
-                dataset = define_dataset(
-                    request.user,
-                    experiment,
-                    data["name"],
-                    data.get("description", ""),
-                    [dict(f) for f in data.get("files", [])],
-                )
-        except IntegrityError as exc:  # the same name defined at the same moment
-            raise Problem(
-                "A dataset with this name was just defined.",
-                [f"name: {data['name']}"],
-                status.HTTP_409_CONFLICT,
-            ) from exc
-        dataset = self.get_queryset().get(pk=dataset.pk)
-        return Response(DatasetSerializer(dataset).data, status=status.HTTP_201_CREATED)
-
-    @extend_schema(summary="Files of a dataset", responses={200: OutputFileSerializer(many=True)})
-    @action(detail=True, methods=["get"])
-    def files(self, request, pk=None):
-        dataset = self.get_object()
-        files = OutputFile.objects.filter(dataset=dataset).order_by("name", "id")
-        page = self.paginate_queryset(files)
-        return self.get_paginated_response(OutputFileSerializer(page, many=True).data)
-
-
 # --- stuck flags --------------------------------------------------------------------------------
 
 
@@ -527,6 +413,5 @@ def register(router) -> None:
     """Add the execution endpoints to the project router."""
     router.register("jobs", JobViewSet, basename="job")
     router.register("submissions", SubmissionViewSet, basename="submission")
-    router.register("datasets", DatasetViewSet, basename="dataset")
     router.register("stuck", StuckFlagViewSet, basename="stuck-flag")
     router.register("failure-rules", FailureRuleViewSet, basename="failure-rule")

@@ -178,7 +178,9 @@ class CampaignViewSet(
             "`cancel` cancels every job not yet submitted and asks execution to cancel what"
             " is queued or running; requests that never started return to approved."
             " `recover` (optionally with `stage`) resubmits the jobs that failed for good and"
-            " those whose outputs are missing, each as a new attempt linked to its parent."
+            " those whose outputs are missing, each as a new attempt linked to its parent;"
+            " stages whose output dataset is closed or retired are left out (409 when the"
+            " `stage` asked for is one of them)."
         ),
         request=ActionSerializer,
         responses={200: CampaignSerializer, **FIELD_OR_PROBLEM, **REFUSED},

@@ -1,4 +1,5 @@
-"""Defining datasets by hand: input datasets that production reads but did not make.
+"""Defining datasets by hand (input datasets that production reads but did not make), and
+the catalogue's totals as files leave it.
 
 Production declares its own outputs (``finalize``); an experiment's liaison or an operator
 defines the datasets a sample reads (``Sample.input_dataset``), with their files, so that
@@ -8,10 +9,13 @@ planning can split them by files and jobs can find them.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
+from django.db.models import F, Value
+from django.db.models.functions import Greatest
 
 from common.limits import INT64_MAX
 from requests_app.models import Experiment
@@ -113,3 +117,17 @@ def define_dataset(
             (OutputFile(dataset=dataset, **f) for f in clean), batch_size=1000
         )
     return dataset
+
+
+def take_out_of_counts(rows: Iterable[dict[str, Any]]) -> None:
+    """Subtract files (``dataset_id``, ``size``, ``events``) from their datasets' totals."""
+    totals: dict[int, Counter[str]] = defaultdict(Counter)
+    for r in rows:
+        totals[r["dataset_id"]]["file_count"] += 1
+        totals[r["dataset_id"]]["size_bytes"] += r["size"]
+        totals[r["dataset_id"]]["events"] += r["events"]
+    for dataset_id, t in totals.items():
+        # Floored at zero: a counter that drifted (a manual fix) must not fail the move.
+        Dataset.objects.filter(pk=dataset_id).update(
+            **{k: Greatest(F(k) - n, Value(0)) for k, n in t.items()}
+        )

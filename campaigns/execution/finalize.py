@@ -364,7 +364,9 @@ def write(
 
 
 def _refuse_duplicates(outcomes: list[Outcome], stages: dict[int, dict[str, Any]]) -> None:
-    """A name the dataset already has (or another job of this chunk declares) fails the job."""
+    """A name the dataset already has (or another job of this chunk declares) fails the job.
+
+    An invalidated file's name is free again: its remake declares it."""
     wanted: dict[int, set[str]] = defaultdict(set)
     for o in outcomes:
         if o.state == JobState.SUCCEEDED:
@@ -376,7 +378,7 @@ def _refuse_duplicates(outcomes: list[Outcome], stages: dict[int, dict[str, Any]
         taken.update(
             (dataset_id, name)
             for name in OutputFile.objects.filter(
-                dataset_id=dataset_id, name__in=sorted(names)
+                dataset_id=dataset_id, name__in=sorted(names), invalidated__isnull=True
             ).values_list("name", flat=True)
         )
     for o in outcomes:

@@ -17,7 +17,10 @@ retries them; nothing else is needed for them here.
 ``recover_campaign`` is the operator's action on a campaign or one of its stages: it
 resubmits exactly the jobs that failed for good (their latest attempt failed or was lost,
 no retry pending) and the succeeded jobs whose output files are gone, each as a new
-attempt linked to its parent.
+attempt linked to its parent. With ``invalid_only`` (a dataset's remake,
+``execution/lifecycle.py``) it resubmits instead the succeeded jobs whose outputs were
+invalidated. Stages whose output dataset is closed or retired are left out: no file may
+be added to it.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from ..models import (
     Campaign,
     CampaignEvent,
     Dataset,
+    DatasetState,
     Job,
     OutputFile,
     Stage,
@@ -54,6 +58,7 @@ from ..models import (
 from ..services.errors import CampaignError, require_operator
 from ..services.planning import recount_stages
 from . import backends, heartbeat
+from .catalogue import take_out_of_counts
 from .submission import element_ids, grace_seconds, record, submit_claimed
 
 if TYPE_CHECKING:
@@ -207,6 +212,9 @@ class RecoveryResult:
     failed: int = 0
     missing_outputs: int = 0
     jobs: list[int] = field(default_factory=list)
+    invalid_outputs: int = 0
+    closed: list[str] = field(default_factory=list)
+    """Output datasets left out because they are closed or retired."""
 
 
 def recover_campaign(
@@ -214,13 +222,17 @@ def recover_campaign(
     user: AbstractBaseUser,
     stage: Stage | int | None = None,
     note: str = "",
+    *,
+    invalid_only: bool = False,
 ) -> RecoveryResult:
     """Resubmit exactly the failed jobs and those whose outputs are missing (operators).
 
     For each job index of the campaign (or of ``stage``) with no attempt succeeded or
     still open, whose latest attempt failed or was lost: a new attempt, ready now. For
     each succeeded index whose declared files are no longer on disk: the files leave the
-    catalogue and a new attempt runs. Recorded as a campaign event.
+    catalogue and a new attempt runs. With ``invalid_only``, only the latest succeeded
+    attempts with an invalidated output are redone (see the module docstring). Recorded
+    as a campaign event.
     """
     require_operator(user, "launch recoveries")
     campaign_id = campaign if isinstance(campaign, int) else campaign.pk
@@ -240,19 +252,29 @@ def recover_campaign(
                 raise CampaignError(
                     "The stage is not part of this campaign.", [f"stage: {stage_id}"]
                 )
-        stage_rows = {s["id"]: s for s in stages.values("id", "output_dataset_id")}
-        failed = _failed_for_good(list(stage_rows))
-        missing = _missing_outputs(list(stage_rows))
+        stage_rows = {
+            s["id"]: s for s in stages.values("id", "output_dataset_id", "output_dataset__state")
+        }
+        closed = _closed_datasets(stage_rows, stage_id)
+        ids = [sid for sid, s in stage_rows.items() if s["output_dataset__state"] not in CLOSED]
+        tainted = _with_invalid_outputs(ids)
+        if invalid_only:
+            failed, missing = [], []
+            invalid = _invalid_outputs(ids, tainted)
+        else:
+            failed = _failed_for_good(ids)
+            missing = _missing_outputs(ids, skip=tainted)
+            invalid = []
+        redo = [*failed, *missing, *invalid]
         now = timezone.now()
-        top = _latest_attempts(list(stage_rows), [*failed, *missing])
+        top = _latest_attempts(ids, redo)
         retries = [
-            _next_attempt(job, top[(job["stage_id"], job["index"])] + 1, now)
-            for job in [*failed, *missing]
+            _next_attempt(job, top[(job["stage_id"], job["index"])] + 1, now) for job in redo
         ]
         Job.objects.bulk_create(retries)
         per_stage = Counter(job.stage_id for job in retries)
         replaced: dict[int, Counter[str]] = defaultdict(Counter)
-        for job in [*failed, *missing]:
+        for job in redo:
             replaced[job["stage_id"]][job["state"]] += 1
         for sid, n in per_stage.items():
             Stage.objects.filter(pk=sid).update(
@@ -271,9 +293,81 @@ def recover_campaign(
                 "stage": [None, stage_id],
                 "failed": [None, len(failed)],
                 "missing_outputs": [None, len(missing)],
+                "invalid_outputs": [None, len(invalid)],
+                "closed_datasets": [None, closed],
             },
         )
-    return RecoveryResult(current, len(failed), len(missing), [j.pk for j in retries])
+    return RecoveryResult(
+        current, len(failed), len(missing), [j.pk for j in retries], len(invalid), closed
+    )
+
+
+CLOSED = frozenset({DatasetState.CLOSED, DatasetState.RETIRED})
+
+
+def _closed_datasets(stage_rows: dict[int, dict[str, Any]], stage_id: int | None) -> list[str]:
+    """Names of the closed or retired output datasets; refused when the one stage asked
+    for writes into one (a campaign's recovery leaves such stages out)."""
+    ids = [
+        s["output_dataset_id"] for s in stage_rows.values() if s["output_dataset__state"] in CLOSED
+    ]
+    names = sorted(Dataset.objects.filter(pk__in=ids).values_list("name", flat=True))
+    if names and stage_id is not None:
+        raise CampaignError(
+            f"Cannot recover: the stage's output dataset {names[0]} takes no more files.",
+            ["reopen the dataset first (it is closed or retired)"],
+            kind="conflict",
+        )
+    return names
+
+
+def _with_invalid_outputs(stage_ids: list[int]) -> set[int]:
+    """Succeeded jobs with an invalidated output: theirs is a remake, not a missing file."""
+    return set(
+        OutputFile.objects.filter(
+            job__stage_id__in=stage_ids,
+            job__state=JobState.SUCCEEDED,
+            invalidated__isnull=False,
+        ).values_list("job_id", flat=True)
+    )
+
+
+def _invalid_outputs(stage_ids: list[int], tainted: set[int]) -> list[dict[str, Any]]:
+    """The latest succeeded attempts with an invalidated output and nothing pending.
+
+    Their events already left the stage's progress when the file was invalidated; their
+    other files are invalidated now, as the new attempt declares every name again.
+    """
+    if not tainted:
+        return []
+    jobs = _jobs(stage_ids, [JobState.SUCCEEDED], ids=sorted(tainted))
+    top = _latest_attempts(stage_ids, jobs)
+    busy = _busy(stage_ids)
+    chosen = [
+        j
+        for j in jobs
+        if (j["stage_id"], j["index"]) not in busy
+        and top[(j["stage_id"], j["index"])] == j["attempt"]
+    ]
+    rest = list(
+        OutputFile.objects.filter(
+            job_id__in=[j["id"] for j in chosen], invalidated__isnull=True
+        ).values("id", "dataset_id", "size", "events")
+    )
+    if rest:
+        OutputFile.objects.filter(pk__in=[f["id"] for f in rest]).update(
+            invalidated=timezone.now(), invalid_reason="replaced by a remake of its job"
+        )
+        take_out_of_counts(rest)
+    return chosen
+
+
+def _busy(stage_ids: list[int]) -> set[tuple[int, int]]:
+    return set(
+        Job.objects.filter(stage_id__in=stage_ids, state__in=sorted(OPEN_JOB_STATES)).values_list(
+            "stage_id", "index"
+        )
+    )
 
 
 def _failed_for_good(stage_ids: list[int]) -> list[dict[str, Any]]:
@@ -299,23 +393,23 @@ def _latest_attempts(
     }
 
 
-def _missing_outputs(stage_ids: list[int]) -> list[dict[str, Any]]:
-    """Succeeded jobs with a declared file gone; their files leave the catalogue."""
+def _missing_outputs(stage_ids: list[int], skip: set[int]) -> list[dict[str, Any]]:
+    """Succeeded jobs with a declared file gone; their files leave the catalogue.
+
+    Jobs in ``skip`` (with an invalidated output) are a dataset's remake to launch."""
     gone: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for row in OutputFile.objects.filter(
-        job__stage_id__in=stage_ids, job__state=JobState.SUCCEEDED
+        job__stage_id__in=stage_ids, job__state=JobState.SUCCEEDED, invalidated__isnull=True
     ).values("id", "job_id", "path", "size", "events", "dataset_id"):
+        if row["job_id"] in skip:
+            continue
         if row["path"] and not Path(row["path"]).exists():
             gone[row["job_id"]].append(row)
     if not gone:
         return []
     jobs = _jobs(stage_ids, [JobState.SUCCEEDED], ids=list(gone))
     # Only the latest attempt of an index is redone, and only if none is pending already.
-    busy = set(
-        Job.objects.filter(stage_id__in=stage_ids, state__in=sorted(OPEN_JOB_STATES)).values_list(
-            "stage_id", "index"
-        )
-    )
+    busy = _busy(stage_ids)
     chosen = [j for j in jobs if (j["stage_id"], j["index"]) not in busy]
     files = [f for j in chosen for f in gone[j["id"]]]
     OutputFile.objects.filter(pk__in=[f["id"] for f in files]).delete()

@@ -420,7 +420,8 @@ def _job_rows(submission: Submission) -> Rows:
 
 
 def _inputs(stage: Stage, jobs: Sequence[dict[str, Any]]) -> dict[int, list[str]]:
-    """Absolute paths of every job's input files (one query)."""
+    """Absolute paths of every job's input files (one query). Invalidated files are left
+    out: a job not yet submitted never reads them (``execution/lifecycle.py``)."""
     paths: dict[int, list[str]] = {}
     if stage.input_stage_id:
         needed = sorted(
@@ -437,6 +438,7 @@ def _inputs(stage: Stage, jobs: Sequence[dict[str, Any]]) -> dict[int, list[str]
                 job__stage_id=stage.input_stage_id,
                 job__state=JobState.SUCCEEDED,
                 job__index__in=needed,
+                invalidated__isnull=True,
             )
             .order_by("job__index", "name")
             .values_list("job__index", "path")
@@ -448,13 +450,18 @@ def _inputs(stage: Stage, jobs: Sequence[dict[str, Any]]) -> dict[int, list[str]
             paths[job["id"]] = [p for i in span for p in by_index.get(i, [])]
     elif stage.input_dataset_id:
         names = sorted({n for job in jobs for n in job["input_files"]})
-        where = dict(
-            OutputFile.objects.filter(
-                dataset_id=stage.input_dataset_id, name__in=names
-            ).values_list("name", "path")
-        )
+        where: dict[str, str] = {}
+        invalid: set[str] = set()
+        for name, path, invalidated in OutputFile.objects.filter(
+            dataset_id=stage.input_dataset_id, name__in=names
+        ).values_list("name", "path", "invalidated"):
+            if invalidated is None:
+                where[name] = path
+            else:
+                invalid.add(name)
+        invalid -= set(where)  # a remade file of the same name is valid again
         for job in jobs:
-            paths[job["id"]] = [where.get(n, n) for n in job["input_files"]]
+            paths[job["id"]] = [where.get(n, n) for n in job["input_files"] if n not in invalid]
     return paths
 
 

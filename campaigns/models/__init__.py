@@ -1,7 +1,7 @@
 """Execution models, split by topic; import from ``campaigns.models``."""
 
 from .campaigns import FAR_FUTURE, Campaign, CampaignEvent, CampaignRequest, deadline_moment
-from .catalogue import Dataset, OutputFile
+from .catalogue import Dataset, DatasetState, OutputFile
 from .execution import FailureRule, RetryAction, StuckFlag, StuckKind
 from .plan import COUNTER_FOR_STATE, RETRIED_COUNTER_FOR_STATE, Job, Stage, Submission
 from .workers import ProcessRole, WorkerHeartbeat
@@ -14,6 +14,7 @@ __all__ = [
     "CampaignEvent",
     "CampaignRequest",
     "Dataset",
+    "DatasetState",
     "FailureRule",
     "Job",
     "OutputFile",

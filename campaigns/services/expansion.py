@@ -430,7 +430,7 @@ def _requests_over_the_job_limit(
 def _input_files(
     experiment: Experiment, dataset_names: set[str]
 ) -> dict[str, list[tuple[str, int]]]:
-    """Files of the input datasets, by dataset name, in name order (two queries)."""
+    """Valid files of the input datasets, by dataset name, in name order (two queries)."""
     if not dataset_names:
         return {}
     datasets = dict(
@@ -440,7 +440,7 @@ def _input_files(
     )
     files: dict[str, list[tuple[str, int]]] = {name: [] for name in datasets.values()}
     for dataset_id, name, events in (
-        OutputFile.objects.filter(dataset_id__in=list(datasets))
+        OutputFile.objects.filter(dataset_id__in=list(datasets), invalidated__isnull=True)
         .order_by("dataset_id", "name")
         .values_list("dataset_id", "name", "events")
     ):

@@ -1,5 +1,5 @@
-"""Execution pages: the catalogue (datasets and their files), the jobs of a stage with their
-failure class and log tail, stuck work; and the operators' recover and cancel-and-retry.
+"""Execution pages: the jobs of a stage with their failure class and log tail, stuck work;
+and the operators' recover and cancel-and-retry (the catalogue is in ``catalogue.py``).
 
 Bounded queries per page whatever the data size: counts come from the dataset and stage
 counters, lists are paginated, the log tail is read from one job's folder on demand.
@@ -22,7 +22,7 @@ from ..choices import ACTIVE_JOB_STATES, FailureClass, JobState
 from ..execution.logs import stderr_tail
 from ..execution.recovery import recover_campaign
 from ..execution.stuck import cancel_and_retry
-from ..models import Dataset, Job, OutputFile, Stage, StuckFlag
+from ..models import Job, Stage, StuckFlag
 from ..services import CampaignError
 from .access import refused
 
@@ -37,35 +37,6 @@ def _keep(**params: str) -> str:
     """The filters to repeat in the pager's links (``a=1&b=2&``), URL-encoded."""
     kept = {k: v for k, v in params.items() if v}
     return urlencode(kept) + "&" if kept else ""
-
-
-@login_required
-def dataset_list(request):
-    """Datasets the user may see, with file counts, size and events (from the counters)."""
-    datasets = Dataset.objects.visible_to(request.user).select_related("experiment", "campaign")
-    query = request.GET.get("q", "").strip()[:100]
-    if query:
-        datasets = datasets.filter(name__icontains=query)
-    page = _page(request, datasets.order_by("name", "id"))
-    return render(
-        request,
-        "campaigns/execution/dataset_list.html",
-        {"page": page, "q": query, "keep": _keep(q=query)},
-    )
-
-
-@login_required
-def dataset_detail(request, pk: int):
-    """One dataset and its files, with the job that made each."""
-    dataset = get_object_or_404(
-        Dataset.objects.visible_to(request.user).select_related("experiment", "campaign"), pk=pk
-    )
-    files = OutputFile.objects.filter(dataset=dataset).order_by("name", "id")
-    return render(
-        request,
-        "campaigns/execution/dataset_detail.html",
-        {"dataset": dataset, "page": _page(request, files)},
-    )
 
 
 @login_required

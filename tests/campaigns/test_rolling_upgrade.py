@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from django.db import connection, models
 
-from campaigns.models import Campaign, Job, Stage
+from campaigns.execution.catalogue import define_dataset
+from campaigns.models import Campaign, Dataset, Job, OutputFile, Stage
 from tests.monitoring.builders import planned_campaign
 
 pytestmark = pytest.mark.django_db
@@ -15,9 +16,22 @@ NEW_COLUMNS = {
     Campaign: {"fault"},
     Stage: {"retried_succeeded", "retried_failed", "retried_lost", "retried_cancelled"},
     Job: {"host", "batch_state", "batch_exit_code", "usage_source"},
+    Dataset: {"state", "state_reason"},
+    OutputFile: {"invalid_reason", "from_invalid_input"},
 }
-# Added with them, nullable (NULL: no usage recorded yet).
-NULLABLE = {"fault_since", "cpu_time_s", "core_time_s", "wall_time_s", "max_rss_kb", "usage_at"}
+# Added with them, nullable (NULL: no usage recorded yet, no lifecycle move yet).
+NULLABLE = {
+    "fault_since",
+    "cpu_time_s",
+    "core_time_s",
+    "wall_time_s",
+    "max_rss_kb",
+    "usage_at",
+    "state_since",
+    "state_by",
+    "invalidated",
+    "invalidated_by",
+}
 
 
 def insert_copy(model: type[models.Model], pk: int, changes: dict[str, str]) -> None:
@@ -60,3 +74,17 @@ def test_rows_without_the_new_columns_are_accepted(experiment, operator):
         "",
     )
     assert copied.cpu_time_s is None and copied.usage_at is None
+
+
+def test_catalogue_rows_without_the_lifecycle_columns_are_accepted(experiment, liaison):
+    files = [{"name": "a.root", "size": 1, "checksum": "0" * 64, "events": 1}]
+    dataset = define_dataset(liaison, experiment, "dune:upgrade", files=files)
+    output = OutputFile.objects.get(dataset=dataset)
+
+    insert_copy(Dataset, dataset.pk, {"name": "'dune:upgrade-copy'"})
+    insert_copy(OutputFile, output.pk, {"name": "'b.root'"})
+
+    copy = Dataset.objects.get(name="dune:upgrade-copy")
+    assert (copy.state, copy.state_reason, copy.state_since) == ("open", "", None)
+    row = OutputFile.objects.get(dataset=dataset, name="b.root")
+    assert (row.invalidated, row.invalid_reason, row.from_invalid_input) == (None, "", False)

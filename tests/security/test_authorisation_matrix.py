@@ -213,6 +213,24 @@ SPECS: dict[str, Spec] = {
     "campaigns:template_export": Spec(a("a_template"), get=PAGE_MEMBER),
     "campaigns:dataset_list": Spec(get=PAGE_ALL, query="?q=SECRET"),
     "campaigns:dataset_detail": Spec(a("a_dataset"), get=PAGE_MEMBER),
+    # The lifecycle: A's liaison acts first (retire), the operator is then refused by state.
+    "campaigns:dataset_move": Spec(
+        lambda w: {"pk": w.a_dataset.pk, "action": "retire"},
+        get=roles(LOGIN, OK, FORBID, HIDDEN, OK, OK),
+        writes=[Write("post", PAGE_LIAISON_ON_A, lambda w: {"reason": "m"})],
+    ),
+    "campaigns:dataset_invalidate_files": Spec(
+        a("a_dataset"),
+        get=roles(LOGIN, OK, FORBID, HIDDEN, OK, OK),
+        query="?file=SECRET-A-FILE.root",
+        writes=[
+            Write(
+                "post",
+                PAGE_LIAISON_ON_A,
+                lambda w: {"file": w.a_file.name, "reason": "m"},
+            )
+        ],
+    ),
     "campaigns:stage_jobs": Spec(a("a_stage"), get=PAGE_MEMBER),
     "campaigns:stage_recover": Spec(a("a_stage"), writes=[Write("post", PAGE_OPERATOR_ANY)]),
     "campaigns:job_cancel_retry": Spec(a("a_job"), writes=[Write("post", PAGE_OPERATOR_ANY)]),
@@ -334,6 +352,31 @@ SPECS: dict[str, Spec] = {
     ),
     "dataset-detail": Spec(a("a_dataset"), get=API_MEMBER),
     "dataset-files": Spec(a("a_dataset"), get=API_MEMBER),
+    "dataset-close": Spec(
+        a("a_dataset"), writes=[Write("post", API_LIAISON_ON_A, lambda w: {"reason": "m"})]
+    ),
+    "dataset-reopen": Spec(
+        a("a_dataset"), writes=[Write("post", API_LIAISON_ON_A, lambda w: {"reason": "m"})]
+    ),
+    "dataset-retire": Spec(
+        a("a_dataset"), writes=[Write("post", API_LIAISON_ON_A, lambda w: {"reason": "m"})]
+    ),
+    "dataset-invalidate": Spec(
+        a("a_dataset"), writes=[Write("post", API_LIAISON_ON_A, lambda w: {"reason": "m"})]
+    ),
+    "dataset-files-invalidate": Spec(
+        a("a_dataset"),
+        writes=[
+            Write(
+                "post",
+                API_LIAISON_ON_A,
+                lambda w: {"files": [w.a_file.name], "reason": "m"},
+            )
+        ],
+    ),
+    "dataset-remake": Spec(
+        a("a_dataset"), writes=[Write("post", API_OPERATOR_ON_A, lambda w: {"reason": "m"})]
+    ),
     "stuck-flag-list": Spec(get=API_ALL),
     "stuck-flag-detail": Spec(a("a_flag"), get=API_MEMBER),
     "failure-rule-list": Spec(
