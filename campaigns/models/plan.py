@@ -284,6 +284,14 @@ class Job(models.Model):
     not_before = models.DateTimeField(
         null=True, blank=True, help_text="A retry waits (planned) until then: the backoff."
     )
+    workdir_purged_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        default=None,
+        db_default=None,  # as host: older workers' and raw inserts leave it out
+        help_text="When retention removed the folder's files (its logs kept), once its "
+        "outputs were verified in storage.",
+    )
 
     objects = JobQuerySet.as_manager()
 

@@ -25,7 +25,7 @@ MAX_QUERIES = {
     "experiment": 18,
     "campaign": 18,
     "request": 16,
-    "operations": 17,
+    "operations": 19,  # + storage: waiting transfers and their count
     "report": 24,
     "csv": 18,
     "campaign_api": 13,
