@@ -55,11 +55,16 @@ def dataset_list(request):
 
 @login_required
 def dataset_detail(request, pk: int):
-    """One dataset and its files, with the job that made each."""
+    """One dataset and its files, with the job that made each and where it is stored."""
     dataset = get_object_or_404(
         Dataset.objects.visible_to(request.user).select_related("experiment", "campaign"), pk=pk
     )
-    files = OutputFile.objects.filter(dataset=dataset).order_by("name", "id")
+    # The page's replicas in one more query (where each file is kept, verified when).
+    files = (
+        OutputFile.objects.filter(dataset=dataset)
+        .prefetch_related("replicas")
+        .order_by("name", "id")
+    )
     return render(
         request,
         "campaigns/execution/dataset_detail.html",

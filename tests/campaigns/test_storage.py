@@ -288,3 +288,15 @@ def test_operations_page_shows_work_area_use_and_waiting_transfers(
     assert str(django_settings.OPOS_WORK_DIR) in page
     assert "free of" in page and "measured" in page
     assert "connection refused" in page and "unreachable" in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_dataset_page_says_where_each_file_is_stored(
+    done_job, client, physicist, django_assert_max_num_queries
+):
+    replica = Replica.objects.select_related("file").get()
+    url = reverse("campaigns:dataset_detail", args=[replica.file.dataset_id])
+    client.force_login(physicist)
+    with django_assert_max_num_queries(8):  # as before: the replicas in one more query
+        page = client.get(url).content.decode()
+    assert replica.url in page and f"adler32 {replica.adler32}" in page
