@@ -87,7 +87,7 @@ def recover() -> dict[str, Any]:
     return _summary(recovery.recover())
 
 
-@shared_task(name="campaigns.purge_workdirs", soft_time_limit=1700, time_limit=1800, **COMMON)
+@shared_task(name="campaigns.purge_workdirs", soft_time_limit=540, time_limit=600, **COMMON)
 def purge_workdirs() -> dict[str, Any]:
     """Empty the work folders whose outputs are verified in storage, past retention."""
     summary = _summary(retention.purge())

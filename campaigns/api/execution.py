@@ -37,7 +37,16 @@ from ..choices import FailureClass, JobState, SubmissionState
 from ..execution import failures, logs
 from ..execution.catalogue import define_dataset
 from ..execution.stuck import cancel_and_retry
-from ..models import Dataset, FailureRule, Job, OutputFile, StuckFlag, StuckKind, Submission
+from ..models import (
+    Dataset,
+    FailureRule,
+    Job,
+    OutputFile,
+    Replica,
+    StuckFlag,
+    StuckKind,
+    Submission,
+)
 from .views import campaign_errors
 
 REFUSED = {403: ProblemSerializer, 404: ProblemSerializer, 409: ProblemSerializer}
@@ -360,10 +369,21 @@ class DatasetCreateSerializer(serializers.Serializer):
     files = FileInputSerializer(many=True, required=False)
 
 
+class ReplicaSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Replica
+        fields = ["url", "adler32", "verified_at", "adopted"]
+        read_only_fields = fields
+
+
 class OutputFileSerializer(serializers.ModelSerializer):
+    replicas = ReplicaSerializer(
+        many=True, read_only=True, help_text="Verified copies in storage (adler32 compared)."
+    )
+
     class Meta:
         model = OutputFile
-        fields = ["id", "name", "size", "checksum", "events", "job", "path", "created"]
+        fields = ["id", "name", "size", "checksum", "events", "job", "path", "created", "replicas"]
         read_only_fields = fields
 
 
@@ -419,7 +439,11 @@ class DatasetViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["get"])
     def files(self, request, pk=None):
         dataset = self.get_object()
-        files = OutputFile.objects.filter(dataset=dataset).order_by("name", "id")
+        files = (
+            OutputFile.objects.filter(dataset=dataset)
+            .prefetch_related("replicas")
+            .order_by("name", "id")
+        )
         page = self.paginate_queryset(files)
         return self.get_paginated_response(OutputFileSerializer(page, many=True).data)
 

@@ -300,3 +300,20 @@ def test_the_dataset_page_says_where_each_file_is_stored(
     with django_assert_max_num_queries(8):  # as before: the replicas in one more query
         page = client.get(url).content.decode()
     assert replica.url in page and f"adler32 {replica.adler32}" in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_api_lists_each_files_replicas(done_job, client, physicist):
+    replica = Replica.objects.select_related("file").get()
+    client.force_login(physicist)
+    files = client.get(f"/api/v1/datasets/{replica.file.dataset_id}/files/").json()
+    (row,) = files["results"]
+    assert row["replicas"] == [
+        {
+            "url": replica.url,
+            "adler32": replica.adler32,
+            "verified_at": row["replicas"][0]["verified_at"],
+            "adopted": False,
+        }
+    ]
+    assert row["replicas"][0]["verified_at"].startswith(replica.verified_at.strftime("%Y-%m-%d"))
