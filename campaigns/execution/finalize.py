@@ -260,6 +260,8 @@ def finalize(now: dt.datetime | None = None, limit: int = 2000) -> FinalizeRepor
     pending = list(
         Job.objects.filter(state__in=sorted(ACTIVE_JOB_STATES))
         .exclude(outcome="")
+        # Jobs waiting out a transfer's backoff are not read again until it is over.
+        .exclude(transfer__next_try__gt=now)
         .order_by("id")
         .values(*JOB_FIELDS)[:limit]
     )

@@ -190,9 +190,15 @@ def test_an_unreachable_server_is_classed_and_retried_after_a_backoff(
     assert (t.attempts, t.error_kind) == (1, "unreachable")
     assert t.next_try > timezone.now()
     assert report.transfers.failed_attempts == 1 and report.succeeded == 0
-    report = finalize.finalize()  # within the backoff: not tried again
-    assert report.transfers.waiting == 1
+    report = finalize.finalize()  # within the backoff: not even read again
+    assert (report.succeeded, report.failed, report.transfers.failed_attempts) == (0, 0, 0)
     assert Transfer.objects.get(job=job).attempts == 1
+    assert Job.objects.get(pk=job.pk).state == JobState.RUNNING
+    # Once the backoff is over it is tried (and fails) again.
+    Transfer.objects.filter(job=job).update(next_try=timezone.now())
+    report = finalize.finalize()
+    assert report.transfers.failed_attempts == 1
+    assert Transfer.objects.get(job=job).attempts == 2
 
 
 def test_the_server_answers_adler32_as_zlib_computes_it(xrootd_server, tmp_path):
