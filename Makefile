@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 MANAGE := $(BIN)/python manage.py
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install bubblewrap run test test-faults lint format migrations-check slurm-up slurm-down bench clean
+.PHONY: install bubblewrap run test test-faults lint format migrations-check slurm-up slurm-down xrootd-up xrootd-down bench clean
 
 $(UV):
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version.split()[0]'
@@ -74,6 +74,12 @@ slurm-up:
 
 slurm-down:
 	bash scripts/slurm/down.sh
+
+xrootd-up:
+	bash scripts/xrootd/up.sh
+
+xrootd-down:
+	bash scripts/xrootd/down.sh
 
 # Benchmarks at production scale (docs/performance.md). Needs PostgreSQL, the Slurm
 # cluster (make slurm-up; root) and wrk (apt-get install -y wrk); creates and uses its

@@ -86,6 +86,7 @@ class FailureClass(models.TextChoices):
     CODE_MISMATCH = "code_mismatch", "Production code checksum mismatch"
     OUTPUT = "output", "Output refused by the catalogue"
     STORAGE = "storage", "Output area full or not writable"
+    TRANSFER = "transfer", "Outputs could not be copied to storage and verified"
     FATAL = "fatal", "Exit code never retried"
     LOST = "lost", "Lost by the batch system"
     CANCELLED = "cancelled", "Cancelled"

@@ -21,7 +21,7 @@ from django.utils.dateparse import parse_datetime
 from .batch import BackendUnavailable
 from .execution import finalize as finalizing
 from .execution import heartbeat as heartbeats
-from .execution import polling, recovery, stuck, submission, usage
+from .execution import polling, recovery, retention, stuck, submission, usage
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,14 @@ def finalize() -> dict[str, Any]:
 def recover() -> dict[str, Any]:
     """Resolve submissions left in `submitting`; recount stage counters."""
     return _summary(recovery.recover())
+
+
+@shared_task(name="campaigns.purge_workdirs", soft_time_limit=540, time_limit=600, **COMMON)
+def purge_workdirs() -> dict[str, Any]:
+    """Empty the work folders whose outputs are verified in storage, past retention."""
+    summary = _summary(retention.purge())
+    summary.pop("folders", None)  # the count is enough for the result; the folders are many
+    return summary
 
 
 @shared_task(name="campaigns.detect_stuck", soft_time_limit=240, time_limit=300, **COMMON)

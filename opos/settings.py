@@ -434,6 +434,18 @@ CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "celery")
 # --- Batch execution --------------------------------------------------------
 OPOS_DEFAULT_BACKEND = env_str("OPOS_DEFAULT_BACKEND", "local")
 OPOS_WORK_DIR = Path(env_str("OPOS_WORK_DIR", str(DATA_DIR / "work"))).resolve()
+# Output storage (docs/storage.md): an experiment without its own area (root://host:port//path
+# or a local folder, set by operators) stores into a folder of its own under this one.
+OPOS_STORAGE_DIR = Path(env_str("OPOS_STORAGE_DIR", str(DATA_DIR / "storage"))).resolve()
+# A job's outputs are copied and verified up to this many times before the job fails
+# (class `transfer`) and is retried as a new attempt; each copy or query is bounded in time.
+OPOS_TRANSFER_MAX_ATTEMPTS = env_int("OPOS_TRANSFER_MAX_ATTEMPTS", 5)
+OPOS_TRANSFER_TIMEOUT_S = env_int("OPOS_TRANSFER_TIMEOUT_S", 240)
+# A finalize cycle starts no new copy after this many seconds (the task's limit is 540).
+OPOS_TRANSFER_BUDGET_S = env_int("OPOS_TRANSFER_BUDGET_S", 240)
+# Work folders of jobs whose outputs are verified in storage lose their files (logs kept)
+# this long after the job finished; the beat task runs every OPOS_RETENTION_INTERVAL_S.
+OPOS_WORKDIR_RETENTION_DAYS = env_int("OPOS_WORKDIR_RETENTION_DAYS", 7)
 
 # --- Intake -----------------------------------------------------------------
 # Service-desk ticket references: letters followed by digits (RITM0012345).
@@ -473,6 +485,7 @@ OPOS_POLL_INTERVAL_S = env_int("OPOS_POLL_INTERVAL_S", 60 if PRODUCTION else 5)
 OPOS_FINALIZE_INTERVAL_S = env_int("OPOS_FINALIZE_INTERVAL_S", 30 if PRODUCTION else 5)
 OPOS_RECOVER_INTERVAL_S = env_int("OPOS_RECOVER_INTERVAL_S", 300 if PRODUCTION else 60)
 OPOS_STUCK_INTERVAL_S = env_int("OPOS_STUCK_INTERVAL_S", 600 if PRODUCTION else 60)
+OPOS_RETENTION_INTERVAL_S = env_int("OPOS_RETENTION_INTERVAL_S", 3600)
 # The poller keeps the jobs in flight between polls and reads again those whose state
 # changed within OPOS_POLL_RECENT_S (longer than any transaction that moves a job into
 # flight, plus the clock skew between hosts), and all of them every OPOS_POLL_FULL_READ_S.
@@ -504,6 +517,7 @@ CELERY_BEAT_SCHEDULE.update(
         "execution-recover": _beat("campaigns.recover", OPOS_RECOVER_INTERVAL_S),
         "execution-detect-stuck": _beat("campaigns.detect_stuck", OPOS_STUCK_INTERVAL_S),
         "execution-heartbeat": _beat("campaigns.heartbeat", OPOS_HEARTBEAT_INTERVAL_S),
+        "execution-purge-workdirs": _beat("campaigns.purge_workdirs", OPOS_RETENTION_INTERVAL_S),
     }
 )
 

@@ -57,6 +57,7 @@ def _fast_tests(settings, tmp_path):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.OPOS_WORK_DIR = tmp_path / "work"
+    settings.OPOS_STORAGE_DIR = tmp_path / "storage"
     # Batch spools and records in the test's folder too, not in the shared data folder
     # where parallel workers (and runs) would see each other's jobs.
     settings.OPOS_BACKEND_OPTIONS = {

@@ -26,7 +26,7 @@ from requests_app.models import Experiment
 
 from ..execution import lifecycle
 from ..execution.catalogue import define_dataset
-from ..models import Dataset, DatasetState, OutputFile
+from ..models import Dataset, DatasetState, OutputFile, Replica
 from .execution import REFUSED, IdFilter, Pagination
 from .views import campaign_errors
 
@@ -85,7 +85,18 @@ class DatasetCreateSerializer(serializers.Serializer):
     files = FileInputSerializer(many=True, required=False)
 
 
+class ReplicaSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Replica
+        fields = ["url", "adler32", "verified_at", "adopted"]
+        read_only_fields = fields
+
+
 class OutputFileSerializer(serializers.ModelSerializer):
+    replicas = ReplicaSerializer(
+        many=True, read_only=True, help_text="Verified copies in storage (adler32 compared)."
+    )
+
     class Meta:
         model = OutputFile
         fields = [
@@ -97,6 +108,7 @@ class OutputFileSerializer(serializers.ModelSerializer):
             "job",
             "path",
             "created",
+            "replicas",
             "invalidated",
             "invalid_reason",
             "from_invalid_input",
@@ -180,7 +192,11 @@ class DatasetViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["get"])
     def files(self, request, pk=None):
         dataset = self.get_object()
-        files = OutputFile.objects.filter(dataset=dataset).order_by("name", "id")
+        files = (
+            OutputFile.objects.filter(dataset=dataset)
+            .prefetch_related("replicas")
+            .order_by("name", "id")
+        )
         page = self.paginate_queryset(files)
         return self.get_paginated_response(OutputFileSerializer(page, many=True).data)
 

@@ -3,14 +3,17 @@
 For each job the poller saw finish (``outcome`` set, state still in flight):
 
 * **succeeded** (exit 0): its ``manifest.json`` is read and every listed file checked
-  (inside the job folder, size and sha256 as declared); the files are declared into the
-  stage's output dataset. A missing manifest, a checksum mismatch or a name the dataset
-  already has is refused: the job fails with class ``output`` and that reason.
+  (inside the job folder, size and sha256 as declared); the files are copied to the
+  experiment's storage and verified there by adler32 (``transfer``), then declared into
+  the stage's output dataset with their replicas. A missing manifest, a checksum mismatch
+  or a name the dataset already has is refused: the job fails with class ``output`` and
+  that reason. A transfer that failed leaves the job in flight until a later cycle
+  stores its outputs (or, attempts spent, fails it with class ``transfer``).
 * **failed, lost, cancelled**: classified by ``failures``; a retry (new job,
   ``attempt + 1``, ``parent`` set) waits out its backoff as ``planned``.
 
-File reads and checksums happen before any transaction; the writes for a chunk of jobs are
-one transaction: job states, output files, dataset and stage counters, retries and the
+File reads, checksums and transfers happen before any transaction; the writes for a chunk
+of jobs are one transaction: job states, output files, dataset and stage counters, retries and the
 release of the next stage's jobs, so a crash leaves either all of it or none. Then
 requests move on through the intake service (``start`` once a job ran, ``complete`` once
 every sample's last stage is done) and campaigns complete when all their work is.
@@ -22,6 +25,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import zlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,12 +55,15 @@ from ..models import (
     Dataset,
     Job,
     OutputFile,
+    Replica,
     Stage,
+    Transfer,
 )
 from ..services.campaigns import complete_campaign_if_done
 from ..services.planning import release_dependents
-from . import failures, logs
+from . import failures, logs, transfer
 from .bulk import bulk_set
+from .catalogue import FILE_NAME
 from .wrapper import MANIFEST_FILE
 
 log = logging.getLogger(__name__)
@@ -76,6 +83,7 @@ class FinalizeReport:
     retried: int = 0
     files: int = 0
     released: int = 0
+    transfers: transfer.TransferReport = field(default_factory=transfer.TransferReport)
     requests_started: list[int] = field(default_factory=list)
     requests_completed: list[int] = field(default_factory=list)
     campaigns_completed: list[int] = field(default_factory=list)
@@ -94,6 +102,8 @@ class Outcome:
     started: dt.datetime | None = None
     finished: dt.datetime | None = None
     host: str = ""
+    # name -> (storage.Stored, storage area id or None for the default), set by transfer
+    replicas: dict[str, Any] = field(default_factory=dict)
 
 
 class Refused(Exception):
@@ -103,12 +113,14 @@ class Refused(Exception):
 # --- reading (no transaction) -----------------------------------------------------------------
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+def _checksums(path: Path) -> tuple[str, str]:
+    """(sha256, adler32) in one read: the catalogue's checksum and storage's."""
+    digest, adler = hashlib.sha256(), 1
     with path.open("rb") as fh:
         while block := fh.read(1 << 20):
             digest.update(block)
-    return digest.hexdigest()
+            adler = zlib.adler32(block, adler)
+    return digest.hexdigest(), f"{adler:08x}"
 
 
 def _when(value: Any) -> dt.datetime | None:
@@ -136,7 +148,8 @@ def read_manifest(workdir: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
             events = int(entry.get("events", 0))
         except (KeyError, TypeError, ValueError) as exc:
             raise Refused(f"malformed manifest entry {entry!r}") from exc
-        if not name or "/" in name or len(name) > 255 or events < 0:
+        # The catalogue's rule for names: they also name the file in storage.
+        if not FILE_NAME.fullmatch(name) or events < 0:
             raise Refused(f"output name not acceptable: {name!r}")
         path = (workdir / rel).resolve()
         if not path.is_relative_to(root):  # a manifest may only declare the job's own files
@@ -145,12 +158,20 @@ def read_manifest(workdir: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
             actual_size = path.stat().st_size
             if actual_size != size:
                 raise Refused(f"{name}: size {actual_size} on disk, {size} in the manifest")
-            if verify and _sha256(path) != checksum:
+            actual, adler32 = _checksums(path)
+            if verify and actual != checksum:
                 raise Refused(f"{name}: checksum mismatch with the manifest")
         except OSError as exc:
             raise Refused(f"{name}: cannot read {rel}: {exc.strerror or exc}") from exc
         files.append(
-            {"name": name, "path": str(path), "size": size, "checksum": checksum, "events": events}
+            {
+                "name": name,
+                "path": str(path),
+                "size": size,
+                "checksum": checksum,
+                "events": events,
+                "adler32": adler32,
+            }
         )
     return files, manifest
 
@@ -239,28 +260,38 @@ def finalize(now: dt.datetime | None = None, limit: int = 2000) -> FinalizeRepor
     pending = list(
         Job.objects.filter(state__in=sorted(ACTIVE_JOB_STATES))
         .exclude(outcome="")
+        # Jobs waiting out a transfer's backoff are not read again until it is over.
+        .exclude(transfer__next_try__gt=now)
         .order_by("id")
         .values(*JOB_FIELDS)[:limit]
     )
     if pending:
-        stages = {
-            s["id"]: s
-            for s in Stage.objects.filter(pk__in={j["stage_id"] for j in pending}).values(
-                "id",
-                "campaign_id",
-                "campaign__state",
-                "output_dataset_id",
-                "memory_mb",
-                "walltime_s",
-                "template_stage__template_id",
-            )
-        }
+        stages = stage_rows(pending)
         rules = failures.load_rules(s["template_stage__template_id"] for s in stages.values())
         outcomes = [inspect(job, stages[job["stage_id"]], rules) for job in pending]
+        # Refuse clashing names before copying: a clash must not overwrite a stored file.
+        _refuse_duplicates(outcomes, stages)
+        outcomes = transfer.deliver(outcomes, stages, now, report.transfers)
         for start in range(0, len(outcomes), CHUNK):
             write(outcomes[start : start + CHUNK], stages, now, report)
     advance(report)
     return report
+
+
+def stage_rows(pending: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """What finalize reads of the stages of ``pending`` jobs (one query)."""
+    return {
+        s["id"]: s
+        for s in Stage.objects.filter(pk__in={j["stage_id"] for j in pending}).values(
+            "id",
+            "campaign_id",
+            "campaign__state",
+            "output_dataset_id",
+            "memory_mb",
+            "walltime_s",
+            "template_stage__template_id",
+        )
+    }
 
 
 def write(
@@ -284,6 +315,7 @@ def write(
             return
         _refuse_duplicates(outcomes, stages)
         files: list[OutputFile] = []
+        stored: list[tuple[Any, Any]] = []
         jobs: list[Job] = []
         retries: list[Job] = []
         deltas: dict[int, Counter[str]] = defaultdict(Counter)
@@ -316,8 +348,13 @@ def write(
                 events[job["stage_id"]] += job["events"]
                 for f in o.files:
                     files.append(
-                        OutputFile(dataset_id=stage["output_dataset_id"], job_id=job["id"], **f)
+                        OutputFile(
+                            dataset_id=stage["output_dataset_id"],
+                            job_id=job["id"],
+                            **{k: f[k] for k in ("name", "path", "size", "checksum", "events")},
+                        )
                     )
+                    stored.append(o.replicas[f["name"]])
                     totals = datasets[stage["output_dataset_id"]]
                     totals["file_count"] += 1
                     totals["size_bytes"] += f["size"]
@@ -341,6 +378,21 @@ def write(
         )
         Job.objects.bulk_create(retries, batch_size=CHUNK)
         OutputFile.objects.bulk_create(files, batch_size=CHUNK)
+        Replica.objects.bulk_create(
+            (
+                Replica(
+                    file_id=f.pk,
+                    storage_id=area_id,
+                    url=copy.url,
+                    adler32=copy.adler32,
+                    verified_at=now,
+                    adopted=copy.adopted,
+                )
+                for f, (copy, area_id) in zip(files, stored, strict=True)
+            ),
+            batch_size=CHUNK,
+        )
+        Transfer.objects.filter(job_id__in=[o.job["id"] for o in outcomes]).delete()
         for dataset_id, totals in datasets.items():
             Dataset.objects.filter(pk=dataset_id).update(
                 **{name: limits.saturating_add(name, n) for name, n in totals.items()}

@@ -31,6 +31,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from django.db import transaction
 from django.db.models import F, Max
@@ -52,6 +53,7 @@ from ..models import (
     DatasetState,
     Job,
     OutputFile,
+    Replica,
     Stage,
     Submission,
 )
@@ -398,12 +400,25 @@ def _missing_outputs(stage_ids: list[int], skip: set[int]) -> list[dict[str, Any
 
     Jobs in ``skip`` (with an invalidated output) are a dataset's remake to launch."""
     gone: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for row in OutputFile.objects.filter(
-        job__stage_id__in=stage_ids, job__state=JobState.SUCCEEDED, invalidated__isnull=True
-    ).values("id", "job_id", "path", "size", "events", "dataset_id"):
-        if row["job_id"] in skip:
-            continue
-        if row["path"] and not Path(row["path"]).exists():
+    rows = list(
+        OutputFile.objects.filter(
+            job__stage_id__in=stage_ids, job__state=JobState.SUCCEEDED, invalidated__isnull=True
+        ).values("id", "job_id", "path", "size", "events", "dataset_id")
+    )
+    missing = [
+        r for r in rows if r["job_id"] not in skip and r["path"] and not Path(r["path"]).exists()
+    ]
+    # The job's folder may be emptied by retention: a file is gone only when its replicas
+    # are too. Local replicas are looked at; XRootD ones are trusted (durable storage, and
+    # asking the server per file would make recovery as slow as the production is big).
+    replicas: dict[int, list[str]] = defaultdict(list)
+    for file_id, url in Replica.objects.filter(file_id__in=[r["id"] for r in missing]).values_list(
+        "file_id", "url"
+    ):
+        replicas[file_id].append(url)
+    for row in missing:
+        urls = replicas.get(row["id"], [])
+        if not any(_replica_present(url) for url in urls):
             gone[row["job_id"]].append(row)
     if not gone:
         return []
@@ -426,6 +441,12 @@ def _missing_outputs(stage_ids: list[int], skip: set[int]) -> list[dict[str, Any
     for sid, n in lost_events.items():
         Stage.objects.filter(pk=sid).update(events_done=F("events_done") - n)
     return chosen
+
+
+def _replica_present(url: str) -> bool:
+    if url.startswith("file://"):
+        return Path(unquote(url[len("file://") :])).exists()
+    return True
 
 
 def _jobs(stage_ids: list[int], states: list[str], ids: list[int] | None = None) -> list[dict]:

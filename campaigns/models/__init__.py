@@ -4,6 +4,7 @@ from .campaigns import FAR_FUTURE, Campaign, CampaignEvent, CampaignRequest, dea
 from .catalogue import Dataset, DatasetState, OutputFile
 from .execution import FailureRule, RetryAction, StuckFlag, StuckKind
 from .plan import COUNTER_FOR_STATE, RETRIED_COUNTER_FOR_STATE, Job, Stage, Submission
+from .storage import Replica, StorageArea, Transfer
 from .workers import ProcessRole, WorkerHeartbeat
 
 __all__ = [
@@ -19,11 +20,14 @@ __all__ = [
     "Job",
     "OutputFile",
     "ProcessRole",
+    "Replica",
     "RetryAction",
     "Stage",
+    "StorageArea",
     "StuckFlag",
     "StuckKind",
     "Submission",
+    "Transfer",
     "WorkerHeartbeat",
     "deadline_moment",
 ]

@@ -325,6 +325,14 @@ class Job(models.Model):
     usage_at = models.DateTimeField(
         null=True, blank=True, help_text="When the usage was recorded (or given up on)."
     )
+    workdir_purged_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        default=None,
+        db_default=None,  # as host: older workers' and raw inserts leave it out
+        help_text="When retention removed the folder's files (its logs kept), once its "
+        "outputs were verified in storage.",
+    )
 
     objects = JobQuerySet.as_manager()
 

@@ -135,7 +135,12 @@ def dataset_detail(request, pk: int):
     """One dataset and its files (valid or not), with the job that made each, and the
     lifecycle actions the user may take."""
     dataset = _visible(request.user, pk)
-    files = OutputFile.objects.filter(dataset=dataset).order_by("name", "id")
+    # The page's replicas in one more query (where each file is kept, verified when).
+    files = (
+        OutputFile.objects.filter(dataset=dataset)
+        .prefetch_related("replicas")
+        .order_by("name", "id")
+    )
     steer = lifecycle.may_steer(request.user, dataset)
     operator = is_operator(request.user)
     moves = [

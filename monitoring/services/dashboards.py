@@ -372,6 +372,7 @@ class OperatorOverview:
     stuck_count: int
     backends: list[operations.BackendLoad]
     now: dt.datetime
+    storage: operations.StorageStatus | None = None
 
 
 def operator_overview(now: dt.datetime | None = None) -> OperatorOverview:
@@ -417,4 +418,5 @@ def operator_overview(now: dt.datetime | None = None) -> OperatorOverview:
         stuck_count=stuck_count,
         backends=sorted(loads.values(), key=lambda b: b.name),
         now=now,
+        storage=operations.storage_status(),
     )

@@ -18,8 +18,9 @@ from django.db.models.functions import RowNumber
 
 from campaigns import conf as campaigns_conf
 from campaigns.choices import FailureClass, JobState
+from campaigns.execution import retention
 from campaigns.execution.failures import describe_exit
-from campaigns.models import Job, Stage, StuckFlag
+from campaigns.models import Job, Stage, StuckFlag, Transfer
 
 FAILED_STATES = (JobState.FAILED, JobState.LOST)
 EXAMPLE_FIELDS = (
@@ -203,3 +204,25 @@ def backend_loads() -> dict[str, BackendLoad]:
         load = loads.setdefault(row["campaign__backend"], BackendLoad(row["campaign__backend"], 0))
         load.queued, load.running, load.held = row["q"] or 0, row["r"] or 0, row["h"] or 0
     return loads
+
+
+@dataclass
+class StorageStatus:
+    """The work area's disk use (last measured by retention, free space now) and the
+    succeeded jobs whose outputs are still waiting for storage (a failed transfer)."""
+
+    work_area: dict[str, Any]
+    transfers: list[Transfer]
+    transfers_count: int
+
+
+def storage_status(limit: int = 20) -> StorageStatus:
+    """Two queries: the waiting transfers (latest first, bounded) and their count."""
+    waiting = Transfer.objects.select_related(
+        "job__stage__campaign", "job__stage__request"
+    ).order_by("-updated", "-id")
+    return StorageStatus(
+        work_area=retention.work_area_usage(),
+        transfers=list(waiting[:limit]),
+        transfers_count=Transfer.objects.count(),
+    )

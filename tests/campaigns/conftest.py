@@ -86,5 +86,41 @@ def slurm_cluster() -> None:
         pytest.skip(message)
 
 
+XROOTD_URL = os.environ.get("OPOS_XROOTD_URL", "root://127.0.0.1:1094//data")
+
+
+@pytest.fixture(scope="session")
+def xrootd_server() -> str:
+    """The root:// base of a responding XRootD server (scripts/xrootd/up.sh), else skip.
+
+    With OPOS_REQUIRE_XROOTD=1 (CI) a missing server fails the tests instead of skipping them.
+    """
+    required = os.environ.get("OPOS_REQUIRE_XROOTD") == "1"
+    problem = None
+    missing = [c for c in ("xrdcp", "xrdfs") if not shutil.which(c)]
+    server, _, path = XROOTD_URL.partition("//")[2].partition("/")
+    if missing:
+        problem = f"XRootD client commands not installed: {', '.join(missing)}"
+    else:
+        try:
+            done = subprocess.run(
+                ["xrdfs", f"root://{server}", "stat", "/" + path.lstrip("/")],
+                capture_output=True,
+                text=True,
+                timeout=20,
+                env={**os.environ, "XRD_CONNECTIONRETRY": "1"},
+            )
+            if done.returncode != 0:
+                problem = f"no XRootD server answers at {XROOTD_URL}: {done.stderr.strip()}"
+        except subprocess.TimeoutExpired:
+            problem = f"the XRootD server at {XROOTD_URL} did not answer in 20 s"
+    if problem:
+        message = f"{problem} (start one with: sudo scripts/xrootd/up.sh)"
+        if required:
+            pytest.fail(f"OPOS_REQUIRE_XROOTD=1 but {message}")
+        pytest.skip(message)
+    return XROOTD_URL.rstrip("/")
+
+
 # Fixtures of the execution tests (tests/campaigns/test_exec_*.py), defined with their helpers.
 from tests.campaigns.exec_support import exec_env, fake_backend  # noqa: E402, F401

@@ -2,6 +2,7 @@
 whose outputs are missing, linked to their parents; the reconciler heals counter drift."""
 
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
@@ -65,6 +66,8 @@ def test_recovery_resubmits_exactly_the_failed_and_missing_output_jobs(half_fail
     campaign, request = half_failed
     lost_file = OutputFile.objects.get(job__index=1)
     Path(lost_file.path).unlink()  # a disk went away
+    replica = lost_file.replicas.get()  # and with it the copy in the (local) storage
+    Path(unquote(replica.url.removeprefix("file://"))).unlink()
     failed = Job.objects.get(index=2)
     done = Job.objects.get(index=1)
 
@@ -128,3 +131,15 @@ def test_recover_action_through_the_api(half_failed, api, operator, liaison):
     assert answer.status_code == 200, answer.json()
     retry = Job.objects.get(index=2, attempt=2)
     assert retry.state == JobState.READY and retry.parent.attempt == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_file_whose_folder_copy_is_gone_but_is_in_storage_is_not_remade(half_failed, operator):
+    campaign, _request = half_failed
+    kept = OutputFile.objects.get(job__index=1)
+    Path(kept.path).unlink()  # retention emptied the job's folder; the replica is safe
+
+    result = recovery.recover_campaign(campaign, operator, note="only the failed one")
+
+    assert (result.failed, result.missing_outputs) == (1, 0)
+    assert OutputFile.objects.filter(pk=kept.pk).exists()

@@ -15,6 +15,7 @@ NAMES = [
     "campaigns.finalize",
     "campaigns.recover",
     "campaigns.detect_stuck",
+    "campaigns.purge_workdirs",
 ]
 
 
@@ -37,7 +38,14 @@ def test_beat_entries_expire_before_the_next_run():
 
 @pytest.mark.django_db
 def test_tasks_run_their_service_and_return_json(exec_env):
-    for task in (tasks.submit_ready, tasks.poll, tasks.finalize, tasks.recover, tasks.detect_stuck):
+    for task in (
+        tasks.submit_ready,
+        tasks.poll,
+        tasks.finalize,
+        tasks.recover,
+        tasks.detect_stuck,
+        tasks.purge_workdirs,
+    ):
         result = task.apply()
         assert result.successful(), result.traceback
         assert isinstance(result.result, dict)

@@ -28,7 +28,7 @@ MAX_QUERIES = {
     "experiment": 20,
     "campaign": 18,
     "request": 16,
-    "operations": 19,
+    "operations": 21,  # + accounting's allocations, + storage's waiting transfers and count
     "report": 27,
     "csv": 18,
     "campaign_api": 13,
