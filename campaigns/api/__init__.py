@@ -1,7 +1,8 @@
 """REST API of the execution side: campaigns and their plans, workflow templates."""
 
 from .execution import register as register_execution
-from .views import CampaignViewSet, WorkflowTemplateViewSet
+from .templates import WorkflowTemplateViewSet
+from .views import CampaignViewSet
 
 
 def register(router) -> None:

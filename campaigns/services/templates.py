@@ -7,7 +7,7 @@ and refuses to plan from one that could not run.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -26,6 +26,7 @@ from requests_app.models import (
     WorkflowTemplate,
 )
 from requests_app.parameters import validate_spec
+from requests_app.services.audit import record
 
 from .errors import CampaignError, require_operator
 
@@ -227,6 +228,16 @@ def clone_template(
             copy = copies[stage.id]
             copy.input_stage = copies[stage.input_stage_id]
             copy.save(update_fields=["input_stage"])
+    record(
+        "clone_template",
+        f"{clone.name} v{clone.version}",
+        actor=actor,
+        experiment=experiment,
+        template=clone.pk,
+        cloned_from=template.pk,
+        source=f"{template.name} v{template.version}",
+        warnings=warnings,
+    )
     return clone, warnings
 
 
@@ -370,13 +381,23 @@ def parse_template(text: str | bytes, experiment: Experiment | None) -> dict[str
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise CampaignError("The template is not valid YAML.", [f"{where}{problem}"]) from None
-    errors: list[str] = list(doc.duplicates)
-    data = doc.data
+    return clean_template(doc.data, experiment, at=doc.at, errors=list(doc.duplicates))
+
+
+def clean_template(
+    data: Any,
+    experiment: Experiment | None,
+    at: Callable[[str], str] = str,
+    errors: list[str] | None = None,
+) -> dict[str, Any]:
+    """Validate a template given as data (a parsed document, or a JSON body); return its
+    cleaned content. ``at`` names a field's place (``parse_template``: its line)."""
+    errors = list(errors or [])
     if not isinstance(data, dict):
         raise CampaignError("The template is not valid.", ["the document must be a mapping"])
 
     def err(path: str, message: str) -> None:
-        errors.append(f"{doc.at(path)}: {message}")
+        errors.append(f"{at(path)}: {message}")
 
     for key in data:
         if key not in TEMPLATE_KEYS:
@@ -519,7 +540,22 @@ def import_template(
     """Create a template from a YAML document (see ``export_template``), for
     ``experiment`` or shared when None. Nothing is created unless all of it is valid."""
     require_operator(actor, "import templates")
-    cleaned = parse_template(text, experiment)
+    return _create(parse_template(text, experiment), experiment, actor, "import_template")
+
+
+@transaction.atomic
+def create_template(
+    data: Any, experiment: Experiment | None, actor: AbstractBaseUser
+) -> WorkflowTemplate:
+    """Create a template from data shaped like the YAML document (a JSON body), with the
+    same checks as ``import_template``; errors name the field (``stages[1].cores``)."""
+    require_operator(actor, "create templates")
+    return _create(clean_template(data, experiment), experiment, actor, "create_template")
+
+
+def _create(
+    cleaned: dict[str, Any], experiment: Experiment | None, actor: AbstractBaseUser, action: str
+) -> WorkflowTemplate:
     if WorkflowTemplate.objects.filter(
         experiment=experiment, name=cleaned["name"], version=cleaned["version"]
     ).exists():
@@ -556,4 +592,12 @@ def import_template(
             row = created[stage["name"]]
             row.input_stage = created[stage["input_stage"]]
             row.save(update_fields=["input_stage"])
+    record(
+        action,
+        f"{template.name} v{template.version}",
+        actor=actor,
+        experiment=experiment,
+        template=template.pk,
+        stages=[stage["name"] for stage in cleaned["stages"]],
+    )
     return template
