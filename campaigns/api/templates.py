@@ -21,7 +21,7 @@ from rest_framework.response import Response
 
 from opos.parsers import BoundedJSONParser
 from requests_app.api.audit import IsOperator
-from requests_app.api.errors import ProblemSerializer
+from requests_app.api.errors import FIELD_ERRORS, ProblemSerializer
 from requests_app.api.serializers import SlugReference
 from requests_app.models import Experiment, StageTemplate, WorkflowTemplate
 
@@ -32,8 +32,9 @@ from .serializers import WorkflowTemplateSerializer
 from .views import campaign_errors
 
 REFUSED = {403: ProblemSerializer, 404: ProblemSerializer}
-# 400: the service's refusal, each reason naming its field (and line, for YAML).
-INVALID = {400: ProblemSerializer}
+# 400: messages keyed by field (the body's shape), or the service's refusal
+# ``{"detail", "reasons"}`` with each reason naming its field (and line, for YAML).
+INVALID = {400: FIELD_ERRORS}
 
 
 class TemplateWriters(IsOperator):
