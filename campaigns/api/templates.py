@@ -44,7 +44,7 @@ class TemplateWriters(IsOperator):
     message = "Only OPOS operators create, import or clone workflow templates."
 
     def has_permission(self, request, view) -> bool:
-        if view.action in ("list", "retrieve", "export"):
+        if view.action in ("list", "retrieve", "export", "metadata"):
             return bool(request.user and request.user.is_authenticated)
         return super().has_permission(request, view)
 
