@@ -74,6 +74,14 @@ class TemplateCreateSerializer(serializers.Serializer):
             " input_stage."
         ),
     )
+    failure_rules = serializers.JSONField(
+        required=False,
+        help_text=(
+            "The template's own failure rules, each as in /failure-rules/ without"
+            " `template`: position, exit_codes, stderr_pattern, batch_reason,"
+            " failure_class, action, max_attempts, factor, description."
+        ),
+    )
 
 
 class TemplateImportSerializer(serializers.Serializer):

@@ -7,9 +7,10 @@ the audit trail like the other records that decide how production runs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import transaction
 
 from requests_app.models import WorkflowTemplate
@@ -120,3 +121,75 @@ def delete_rule(actor: AbstractBaseUser, rule: FailureRule) -> None:
     label, snapshot, experiment = _label(rule), _snapshot(rule), _experiment(rule.template)
     rule.delete()
     record("delete_failure_rule", label, actor=actor, experiment=experiment, rule=snapshot)
+
+
+# --- rules travelling with their template (export, import, clone) ---------------------------
+
+MAX_RULES = 50
+DOCUMENT_KEYS = tuple(field for field in RULE_FIELDS if field != "template")
+
+
+def rules_document(template: WorkflowTemplate) -> list[dict[str, Any]]:
+    """The template's own rules as plain data, in the order they are tried."""
+    rules = FailureRule.objects.filter(template=template).order_by("position", "id")
+    out = []
+    for rule in rules:
+        item = {key: getattr(rule, key) for key in DOCUMENT_KEYS}
+        # Leave out what is empty or the default, so the document stays short.
+        out.append({k: v for k, v in item.items() if v not in ("", [], None)})
+    return out
+
+
+def parse_rules(value: Any, err: Callable[[str, str], None]) -> list[dict[str, Any]]:
+    """Check the ``failure_rules`` of a template document with the model's own rules;
+    every problem goes to ``err(path, message)``, e.g. ``failure_rules[0].factor``."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        err("failure_rules", "must be a list of rules")
+        return []
+    if len(value) > MAX_RULES:
+        err("failure_rules", f"at most {MAX_RULES} rules")
+        return []
+    rules = []
+    for index, item in enumerate(value):
+        path = f"failure_rules[{index}]"
+        if not isinstance(item, dict):
+            err(path, "each rule must be a mapping")
+            continue
+        unknown = [key for key in item if key not in DOCUMENT_KEYS]
+        for key in unknown:
+            err(f"{path}.{key}", f"unknown field (allowed: {', '.join(DOCUMENT_KEYS)})")
+        fields = {key: item[key] for key in DOCUMENT_KEYS if key in item}
+        for key in ("stderr_pattern", "batch_reason", "description"):
+            if fields.get(key) is None:
+                fields.pop(key, None)
+        rule = FailureRule(**fields)
+        # Field types first: the rule's own checks compare values of the right type.
+        try:
+            rule.clean_fields(exclude=["template"])
+            rule.clean()
+        except ValidationError as exc:
+            by_field = (
+                exc.message_dict if hasattr(exc, "error_dict") else {NON_FIELD_ERRORS: exc.messages}
+            )
+            for field, messages in by_field.items():
+                where = path if field == NON_FIELD_ERRORS else f"{path}.{field}"
+                for message in messages:
+                    err(where, message)
+            continue
+        if not unknown:
+            rules.append({key: getattr(rule, key) for key in DOCUMENT_KEYS})
+    return rules
+
+
+def add_rules(template: WorkflowTemplate, rules: list[dict[str, Any]]) -> int:
+    """Create checked rules (``parse_rules``) for a new template, in one query."""
+    FailureRule.objects.bulk_create([FailureRule(template=template, **rule) for rule in rules])
+    return len(rules)
+
+
+def copy_rules(source: WorkflowTemplate, target: WorkflowTemplate) -> int:
+    """Give a clone the rules of the template it was cloned from."""
+    rules = FailureRule.objects.filter(template=source).order_by("position", "id")
+    return add_rules(target, [{key: getattr(r, key) for key in DOCUMENT_KEYS} for r in rules])

@@ -28,6 +28,7 @@ from requests_app.models import (
 from requests_app.parameters import validate_spec
 from requests_app.services.audit import record
 
+from . import failure_rules
 from .errors import CampaignError, require_operator
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 
 MAX_STAGES = 20
 MAX_TEMPLATE_BYTES = 256 * 1024
-TEMPLATE_KEYS = ("name", "version", "description", "stages")
+TEMPLATE_KEYS = ("name", "version", "description", "stages", "failure_rules")
 STAGE_KEYS = (
     "name",
     "code",
@@ -228,6 +229,7 @@ def clone_template(
             copy = copies[stage.id]
             copy.input_stage = copies[stage.input_stage_id]
             copy.save(update_fields=["input_stage"])
+    rules = failure_rules.copy_rules(template, clone)
     record(
         "clone_template",
         f"{clone.name} v{clone.version}",
@@ -236,6 +238,7 @@ def clone_template(
         template=clone.pk,
         cloned_from=template.pk,
         source=f"{template.name} v{template.version}",
+        failure_rules=rules,
         warnings=warnings,
     )
     return clone, warnings
@@ -273,10 +276,14 @@ def export_template(template: WorkflowTemplate) -> str:
         if stage.input_stage_id:
             item["input_stage"] = stage.input_stage.name
         doc["stages"].append(item)
+    rules = failure_rules.rules_document(template)
+    if rules:
+        doc["failure_rules"] = rules
     owner = template.experiment.slug if template.experiment_id else "shared"
     header = (
         f"# OPOS workflow template {template.name} v{template.version} ({owner}).\n"
         "# Stages run in list order; input_stage names the stage whose output a stage reads.\n"
+        "# failure_rules (if any) are the template's own, tried in position order.\n"
     )
     return header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
 
@@ -437,9 +444,16 @@ def clean_template(
     cycle = find_cycle({s["name"]: s.get("input_stage") for s in stages if s.get("name")})
     if cycle and len(cycle) > 2:  # a stage reading itself is reported above
         err("stages", f"input_stage links form a cycle: {' -> '.join(cycle)}")
+    rules = failure_rules.parse_rules(data.get("failure_rules"), err)
     if errors:
         raise CampaignError("The template is not valid.", errors)
-    return {"name": name.strip(), "version": version, "description": description, "stages": stages}
+    return {
+        "name": name.strip(),
+        "version": version,
+        "description": description,
+        "stages": stages,
+        "failure_rules": rules,
+    }
 
 
 def _parse_stage(item, path: str, experiment: Experiment | None, err) -> dict[str, Any]:
@@ -592,6 +606,7 @@ def _create(
             row = created[stage["name"]]
             row.input_stage = created[stage["input_stage"]]
             row.save(update_fields=["input_stage"])
+    rules = failure_rules.add_rules(template, cleaned["failure_rules"])
     record(
         action,
         f"{template.name} v{template.version}",
@@ -599,5 +614,6 @@ def _create(
         experiment=experiment,
         template=template.pk,
         stages=[stage["name"] for stage in cleaned["stages"]],
+        failure_rules=rules,
     )
     return template

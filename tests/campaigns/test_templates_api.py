@@ -7,6 +7,7 @@ import pytest
 import yaml
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from campaigns.models import FailureRule
 from requests_app.models import AuditEvent, StageTemplate, WorkflowTemplate
 from tests.campaigns.factories import approved_code, workflow
 from tests.factories import ExperimentFactory
@@ -51,7 +52,7 @@ def test_an_operator_creates_a_template_from_json(api, operator, experiment, gen
     assert created["stages"][1]["memory_mb"] == 4000
     event = AuditEvent.objects.get(action="create_template")
     assert event.actor == operator and event.experiment == experiment
-    assert event.data == {"template": created["id"], "stages": ["gen", "sim"]}
+    assert event.data == {"template": created["id"], "stages": ["gen", "sim"], "failure_rules": 0}
 
 
 def test_a_bad_template_is_refused_naming_every_field_and_nothing_is_written(
@@ -185,3 +186,69 @@ def test_only_operators_write_templates(api, liaison, physicist, experiment, gen
 def test_another_experiments_template_cannot_be_exported(api, other_liaison, experiment):
     template = workflow(experiment)
     assert api(other_liaison).get(f"/api/v1/templates/{template.pk}/export/").status_code == 404
+
+
+def test_failure_rules_travel_with_the_template(api, operator, experiment, gen):
+    template = workflow(experiment, name="gen-sim-reco")
+    FailureRule.objects.create(
+        template=template,
+        position=1,
+        exit_codes=[17],
+        failure_class="other",
+        action="more_walltime",
+        factor=2.0,
+        description="slow site",
+    )
+    exported = api(operator).get(f"/api/v1/templates/{template.pk}/export/").json()["document"]
+    assert yaml.safe_load(exported)["failure_rules"] == [
+        {
+            "position": 1,
+            "exit_codes": [17],
+            "failure_class": "other",
+            "action": "more_walltime",
+            "factor": 2.0,
+            "description": "slow site",
+        }
+    ]
+    imported = api(operator).post(
+        "/api/v1/templates/import/",
+        {"experiment": "dune", "document": exported.replace("version: 1\n", "version: 2\n")},
+        format="json",
+    )
+    assert imported.status_code == 201, imported.json()
+    copy = FailureRule.objects.get(template_id=imported.json()["id"])
+    assert (copy.exit_codes, copy.action, copy.factor) == ([17], "more_walltime", 2.0)
+    assert AuditEvent.objects.get(action="import_template").data["failure_rules"] == 1
+
+    cloned = api(operator).post(
+        f"/api/v1/templates/{template.pk}/clone/", {"experiment": "dune"}, format="json"
+    )
+    assert cloned.status_code == 201
+    clone_rule = FailureRule.objects.get(template_id=cloned.json()["template"]["id"])
+    assert clone_rule.description == "slow site"
+
+
+def test_bad_failure_rules_are_refused_by_field_and_nothing_is_written(
+    api, operator, experiment, gen
+):
+    rules = [
+        {"failure_class": "other", "action": "retry"},
+        {"exit_codes": [1], "failure_class": "other", "action": "retry", "factor": "fast"},
+        {"exit_codes": [999], "failure_class": "other", "action": "pray", "colour": "red"},
+        "retry",
+    ]
+    body = {"experiment": "dune", **_document(gen), "failure_rules": rules}
+    answer = api(operator).post("/api/v1/templates/", body, format="json")
+
+    assert answer.status_code == 400
+    reasons = answer.json()["reasons"]
+    for expected in (
+        "failure_rules[0]: A rule needs an exit code",
+        "failure_rules[1].factor:",
+        "failure_rules[2].colour: unknown field",
+        "failure_rules[2].action:",
+        "failure_rules[3]: each rule must be a mapping",
+    ):
+        assert any(r.startswith(expected) for r in reasons), (expected, reasons)
+    assert not WorkflowTemplate.objects.filter(name="mc-chain").exists()
+    assert not FailureRule.objects.exists()
