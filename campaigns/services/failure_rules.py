@@ -161,6 +161,12 @@ def parse_rules(value: Any, err: Callable[[str, str], None]) -> list[dict[str, A
         for key in unknown:
             err(f"{path}.{key}", f"unknown field (allowed: {', '.join(DOCUMENT_KEYS)})")
         fields = {key: item[key] for key in DOCUMENT_KEYS if key in item}
+        # PostgreSQL can neither store nor compare text holding a NUL character.
+        nul = [key for key, v in fields.items() if isinstance(v, str) and "\x00" in v]
+        for key in nul:
+            err(f"{path}.{key}", "NUL characters are not allowed")
+        if nul:
+            continue
         for key in ("stderr_pattern", "batch_reason", "description"):
             if fields.get(key) is None:
                 fields.pop(key, None)

@@ -252,3 +252,20 @@ def test_bad_failure_rules_are_refused_by_field_and_nothing_is_written(
         assert any(r.startswith(expected) for r in reasons), (expected, reasons)
     assert not WorkflowTemplate.objects.filter(name="mc-chain").exists()
     assert not FailureRule.objects.exists()
+
+
+def test_a_nul_in_an_imported_rule_is_refused_by_name(api, operator, experiment, gen):
+    document = (
+        "name: chain\n"
+        f"stages:\n  - name: gen\n    code: {{name: {gen.name}, version: '{gen.version}'}}\n"
+        "failure_rules:\n  - {exit_codes: [1], failure_class: other, action: retry,"
+        ' stderr_pattern: "a\\0b"}\n'
+    )
+    answer = api(operator).post(
+        "/api/v1/templates/import/", {"experiment": "dune", "document": document}, format="json"
+    )
+    assert answer.status_code == 400, answer.json()
+    assert answer.json()["reasons"] == [
+        "line 6: failure_rules[0].stderr_pattern: NUL characters are not allowed"
+    ]
+    assert not WorkflowTemplate.objects.filter(name="chain").exists()
