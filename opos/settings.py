@@ -361,6 +361,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "RequestStateEnum": "requests_app.choices.RequestState",
         "RequestActionEnum": "requests_app.workflow.USER_ACTIONS",
+        "CodeKindEnum": "requests_app.choices.CodeKind",
     },
 }
 

@@ -2,7 +2,8 @@
 
 from .catalogue import DatasetViewSet
 from .execution import register as register_execution
-from .views import CampaignViewSet, WorkflowTemplateViewSet
+from .templates import WorkflowTemplateViewSet
+from .views import CampaignViewSet
 
 
 def register(router) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import django_filters
 from django import forms
-from django.core.exceptions import ValidationError
 from django.db.models import F
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import (
@@ -24,7 +23,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
 from common.parsers import BoundedJSONParser
-from requests_app.api.errors import Problem, ProblemSerializer
+from requests_app.api.errors import FIELD_ERRORS, Problem, ProblemSerializer, service_errors
 from requests_app.api.filters import CharInFilter, ListWidget
 from requests_app.choices import BackendName
 from requests_app.models import WorkflowTemplate
@@ -35,6 +34,7 @@ from ..choices import FailureClass, JobState, SubmissionState
 from ..execution import failures, logs
 from ..execution.stuck import cancel_and_retry
 from ..models import FailureRule, Job, StuckFlag, StuckKind, Submission
+from ..services import failure_rules
 from .views import campaign_errors
 
 REFUSED = {403: ProblemSerializer, 404: ProblemSerializer, 409: ProblemSerializer}
@@ -350,8 +350,14 @@ class StuckFlagViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 class FailureRuleSerializer(serializers.ModelSerializer):
+    """The shape of a rule; its rules (one criterion at least, safe pattern, factor) are
+    checked by the service, which the browser and the API share."""
+
     template = serializers.PrimaryKeyRelatedField(
-        queryset=WorkflowTemplate.objects.all(), allow_null=True, required=False
+        queryset=WorkflowTemplate.objects.all(),
+        allow_null=True,
+        required=False,
+        help_text="The template's id; empty: the rule applies to every template.",
     )
 
     class Meta:
@@ -370,25 +376,40 @@ class FailureRuleSerializer(serializers.ModelSerializer):
             "description",
         ]
 
-    def validate(self, attrs):
-        rule = FailureRule(**{**({} if self.instance is None else self._current()), **attrs})
-        try:
-            rule.clean()
-        except ValidationError as exc:
-            raise serializers.ValidationError(
-                exc.message_dict if hasattr(exc, "error_dict") else exc.messages
-            ) from exc
-        return attrs
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")
+        if request is not None:
+            # A template the caller may not see is "does not exist", like any unknown id.
+            self.fields["template"].queryset = WorkflowTemplate.objects.visible_to(request.user)
 
-    def _current(self) -> dict:
-        return {f: getattr(self.instance, f) for f in self.Meta.fields if f not in ("id",)}
+
+RULE_WRITE = {400: FIELD_ERRORS, **REFUSED}
 
 
 @extend_schema_view(
     list=extend_schema(summary="Failure classification rules (per template, then general)"),
+    retrieve=extend_schema(summary="One failure rule"),
+    create=extend_schema(
+        summary="Add a failure rule (operators; audited)",
+        responses={201: FailureRuleSerializer, **RULE_WRITE},
+    ),
+    update=extend_schema(
+        summary="Replace a failure rule (operators; audited with old and new values)",
+        responses={200: FailureRuleSerializer, **RULE_WRITE},
+    ),
+    partial_update=extend_schema(
+        summary="Change a failure rule (operators; audited with old and new values)",
+        responses={200: FailureRuleSerializer, **RULE_WRITE},
+    ),
+    destroy=extend_schema(
+        summary="Remove a failure rule (operators; audited)",
+        responses={204: None, **REFUSED},
+    ),
 )
 class FailureRuleViewSet(viewsets.ModelViewSet):
-    """Rules that classify failures and decide retries; operators change them."""
+    """Rules that classify failures and decide retries; operators change them through the
+    failure-rule service, which validates and audits every change."""
 
     serializer_class = FailureRuleSerializer
     pagination_class = Pagination
@@ -407,6 +428,27 @@ class FailureRuleViewSet(viewsets.ModelViewSet):
             raise Problem(
                 "Only OPOS operators change failure rules.", [], status.HTTP_403_FORBIDDEN
             )
+
+    def create(self, request, *args, **kwargs):
+        payload = self.get_serializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        with campaign_errors(), service_errors():
+            rule = failure_rules.create_rule(request.user, **payload.validated_data)
+        return Response(self.get_serializer(rule).data, status=status.HTTP_201_CREATED)
+
+    def update(self, request, *args, partial=False, **kwargs):
+        rule = self.get_object()
+        payload = self.get_serializer(rule, data=request.data, partial=partial)
+        payload.is_valid(raise_exception=True)
+        with campaign_errors(), service_errors():
+            rule = failure_rules.update_rule(request.user, rule, dict(payload.validated_data))
+        return Response(self.get_serializer(rule).data)
+
+    def destroy(self, request, *args, **kwargs):
+        rule = self.get_object()
+        with campaign_errors(), service_errors():
+            failure_rules.delete_rule(request.user, rule)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 def register(router) -> None:

@@ -1,4 +1,4 @@
-"""``/api/v1/campaigns/`` and ``/api/v1/templates/``.
+"""``/api/v1/campaigns/`` (workflow templates: ``templates.py``).
 
 Thin: querysets come from ``visible_to`` (a campaign the caller may not see
 is a 404, never a 403), every write goes through a service, and the
@@ -20,7 +20,6 @@ from rest_framework.response import Response
 
 from common.parsers import BoundedJSONParser
 from requests_app.api.errors import FIELD_ERRORS, TRANSITION_STATUS, Problem, ProblemSerializer
-from requests_app.models import StageTemplate, WorkflowTemplate
 from requests_app.models.visibility import is_operator
 
 from ..execution.recovery import recover_campaign
@@ -34,7 +33,7 @@ from ..services import (
     update_campaign,
 )
 from ..services.overview import campaign_plan, with_counts
-from .filtersets import CampaignFilterSet, TemplateFilterSet
+from .filtersets import CampaignFilterSet
 from .serializers import (
     ActionSerializer,
     CampaignCreateSerializer,
@@ -44,7 +43,6 @@ from .serializers import (
     RemoveRequestSerializer,
     ScheduleResultSerializer,
     ScheduleSerializer,
-    WorkflowTemplateSerializer,
     plan_payload,
 )
 
@@ -238,25 +236,3 @@ class CampaignViewSet(
     def plan(self, request, pk=None):
         campaign = self.get_object()
         return Response(PlanSerializer(plan_payload(campaign_plan(campaign))).data)
-
-
-@extend_schema_view(
-    list=extend_schema(summary="Workflow templates visible to the caller (shared and own)"),
-    retrieve=extend_schema(summary="One workflow template with its stages"),
-)
-class WorkflowTemplateViewSet(viewsets.ReadOnlyModelViewSet):
-    """Workflow templates: shared ones and those of the caller's experiments."""
-
-    serializer_class = WorkflowTemplateSerializer
-    filter_backends = [DjangoFilterBackend, filters.SearchFilter]
-    filterset_class = TemplateFilterSet
-    search_fields = ["name", "description"]
-
-    def get_queryset(self):
-        stages = StageTemplate.objects.select_related("code", "input_stage").order_by("position")
-        return (
-            WorkflowTemplate.objects.visible_to(self.request.user)
-            .select_related("experiment")
-            .prefetch_related(Prefetch("stages", queryset=stages))
-            .order_by("name", "version", "id")
-        )

@@ -23,7 +23,9 @@ from .planning import (
     release_dependents,
 )
 from .templates import (
+    clean_template,
     clone_template,
+    create_template,
     export_template,
     find_cycle,
     import_template,
@@ -37,9 +39,11 @@ __all__ = [
     "Forecast",
     "ScheduleResult",
     "campaign_action",
+    "clean_template",
     "clone_template",
     "complete_campaign_if_done",
     "create_campaign",
+    "create_template",
     "export_template",
     "find_cycle",
     "forecast_campaigns",

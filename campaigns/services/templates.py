@@ -7,7 +7,7 @@ and refuses to plan from one that could not run.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -26,7 +26,9 @@ from requests_app.models import (
     WorkflowTemplate,
 )
 from requests_app.parameters import validate_spec
+from requests_app.services.audit import record
 
+from . import failure_rules
 from .errors import CampaignError, require_operator
 
 if TYPE_CHECKING:
@@ -34,7 +36,7 @@ if TYPE_CHECKING:
 
 MAX_STAGES = 20
 MAX_TEMPLATE_BYTES = 256 * 1024
-TEMPLATE_KEYS = ("name", "version", "description", "stages")
+TEMPLATE_KEYS = ("name", "version", "description", "stages", "failure_rules")
 STAGE_KEYS = (
     "name",
     "code",
@@ -227,6 +229,18 @@ def clone_template(
             copy = copies[stage.id]
             copy.input_stage = copies[stage.input_stage_id]
             copy.save(update_fields=["input_stage"])
+    rules = failure_rules.copy_rules(template, clone)
+    record(
+        "clone_template",
+        f"{clone.name} v{clone.version}",
+        actor=actor,
+        experiment=experiment,
+        template=clone.pk,
+        cloned_from=template.pk,
+        source=f"{template.name} v{template.version}",
+        failure_rules=rules,
+        warnings=warnings,
+    )
     return clone, warnings
 
 
@@ -262,10 +276,14 @@ def export_template(template: WorkflowTemplate) -> str:
         if stage.input_stage_id:
             item["input_stage"] = stage.input_stage.name
         doc["stages"].append(item)
+    rules = failure_rules.rules_document(template)
+    if rules:
+        doc["failure_rules"] = rules
     owner = template.experiment.slug if template.experiment_id else "shared"
     header = (
         f"# OPOS workflow template {template.name} v{template.version} ({owner}).\n"
         "# Stages run in list order; input_stage names the stage whose output a stage reads.\n"
+        "# failure_rules (if any) are the template's own, tried in position order.\n"
     )
     return header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
 
@@ -370,13 +388,23 @@ def parse_template(text: str | bytes, experiment: Experiment | None) -> dict[str
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise CampaignError("The template is not valid YAML.", [f"{where}{problem}"]) from None
-    errors: list[str] = list(doc.duplicates)
-    data = doc.data
+    return clean_template(doc.data, experiment, at=doc.at, errors=list(doc.duplicates))
+
+
+def clean_template(
+    data: Any,
+    experiment: Experiment | None,
+    at: Callable[[str], str] = str,
+    errors: list[str] | None = None,
+) -> dict[str, Any]:
+    """Validate a template given as data (a parsed document, or a JSON body); return its
+    cleaned content. ``at`` names a field's place (``parse_template``: its line)."""
+    errors = list(errors or [])
     if not isinstance(data, dict):
         raise CampaignError("The template is not valid.", ["the document must be a mapping"])
 
     def err(path: str, message: str) -> None:
-        errors.append(f"{doc.at(path)}: {message}")
+        errors.append(f"{at(path)}: {message}")
 
     for key in data:
         if key not in TEMPLATE_KEYS:
@@ -416,9 +444,16 @@ def parse_template(text: str | bytes, experiment: Experiment | None) -> dict[str
     cycle = find_cycle({s["name"]: s.get("input_stage") for s in stages if s.get("name")})
     if cycle and len(cycle) > 2:  # a stage reading itself is reported above
         err("stages", f"input_stage links form a cycle: {' -> '.join(cycle)}")
+    rules = failure_rules.parse_rules(data.get("failure_rules"), err)
     if errors:
         raise CampaignError("The template is not valid.", errors)
-    return {"name": name.strip(), "version": version, "description": description, "stages": stages}
+    return {
+        "name": name.strip(),
+        "version": version,
+        "description": description,
+        "stages": stages,
+        "failure_rules": rules,
+    }
 
 
 def _parse_stage(item, path: str, experiment: Experiment | None, err) -> dict[str, Any]:
@@ -519,7 +554,22 @@ def import_template(
     """Create a template from a YAML document (see ``export_template``), for
     ``experiment`` or shared when None. Nothing is created unless all of it is valid."""
     require_operator(actor, "import templates")
-    cleaned = parse_template(text, experiment)
+    return _create(parse_template(text, experiment), experiment, actor, "import_template")
+
+
+@transaction.atomic
+def create_template(
+    data: Any, experiment: Experiment | None, actor: AbstractBaseUser
+) -> WorkflowTemplate:
+    """Create a template from data shaped like the YAML document (a JSON body), with the
+    same checks as ``import_template``; errors name the field (``stages[1].cores``)."""
+    require_operator(actor, "create templates")
+    return _create(clean_template(data, experiment), experiment, actor, "create_template")
+
+
+def _create(
+    cleaned: dict[str, Any], experiment: Experiment | None, actor: AbstractBaseUser, action: str
+) -> WorkflowTemplate:
     if WorkflowTemplate.objects.filter(
         experiment=experiment, name=cleaned["name"], version=cleaned["version"]
     ).exists():
@@ -556,4 +606,14 @@ def import_template(
             row = created[stage["name"]]
             row.input_stage = created[stage["input_stage"]]
             row.save(update_fields=["input_stage"])
+    rules = failure_rules.add_rules(template, cleaned["failure_rules"])
+    record(
+        action,
+        f"{template.name} v{template.version}",
+        actor=actor,
+        experiment=experiment,
+        template=template.pk,
+        stages=[stage["name"] for stage in cleaned["stages"]],
+        failure_rules=rules,
+    )
     return template

@@ -3,6 +3,7 @@
 from .audit import AuditEventViewSet
 from .auth import ObtainTokenView
 from .experiments import ExperimentViewSet
+from .records import ProductionCodeViewSet, TrainingRecordViewSet
 from .requests import ProductionRequestViewSet
 
 
@@ -11,6 +12,8 @@ def register(router) -> None:
     router.register("experiments", ExperimentViewSet, basename="experiment")
     router.register("requests", ProductionRequestViewSet, basename="request")
     router.register("audit", AuditEventViewSet, basename="audit-event")
+    router.register("code", ProductionCodeViewSet, basename="code")
+    router.register("training", TrainingRecordViewSet, basename="training")
 
 
 __all__ = ["ObtainTokenView", "register"]

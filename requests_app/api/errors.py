@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import exceptions, serializers, status
@@ -53,7 +53,12 @@ def error_detail(exc: ValidationError) -> dict | list:
     """A service ``ValidationError`` as JSON, keeping the per-sample-line structure."""
     if not hasattr(exc, "error_dict"):
         return {"non_field_errors": exc.messages}
-    return {field: _messages(errors) for field, errors in exc.error_dict.items()}
+    # A model's ``full_clean`` files errors of no one field under "__all__": the API's
+    # name for them is "non_field_errors", whichever way they were raised.
+    return {
+        ("non_field_errors" if field == NON_FIELD_ERRORS else field): _messages(errors)
+        for field, errors in exc.error_dict.items()
+    }
 
 
 def _messages(errors: list[ValidationError]) -> list:

@@ -332,8 +332,53 @@ SPECS: dict[str, Spec] = {
         a("a_campaign"),
         writes=[Write("post", API_OPERATOR_ON_A, lambda w: {"requests": [w.a_draft.pk]})],
     ),
-    "template-list": Spec(get=API_ALL, query="?search=SECRET"),
+    "template-list": Spec(
+        get=API_ALL,
+        query="?search=SECRET",
+        writes=[
+            Write("post", API_OPERATOR_ANY, lambda w: {"experiment": w.a.slug, "name": "matrix"})
+        ],
+    ),
     "template-detail": Spec(a("a_template"), get=API_MEMBER),
+    "template-export": Spec(a("a_template"), get=API_MEMBER),
+    "template-import": Spec(
+        writes=[
+            Write(
+                "post",
+                API_OPERATOR_ANY,
+                lambda w: {"experiment": w.a.slug, "document": "name: matrix\n"},
+            )
+        ]
+    ),
+    "template-clone": Spec(
+        a("a_template"),
+        writes=[Write("post", API_OPERATOR_ANY, lambda w: {"experiment": w.a.slug})],
+    ),
+    # The operators' SLA records: refused by role before any lookup.
+    "code-list": Spec(
+        get=API_OPERATOR,
+        query="?search=SECRET",
+        writes=[
+            Write(
+                "post",
+                API_OPERATOR_ANY,
+                lambda w: {"experiment": w.a.slug, "name": "m", "version": "1", "location": "/m"},
+            )
+        ],
+    ),
+    "code-detail": Spec(a("a_code"), get=API_OPERATOR),
+    "code-approve": Spec(a("a_code"), writes=[Write("post", API_OPERATOR_ANY)]),
+    "training-list": Spec(
+        get=API_OPERATOR,
+        writes=[
+            Write(
+                "post",
+                API_OPERATOR_ANY,
+                lambda w: {"experiment": w.a.slug, "held_on": "2026-01-01", "topics": ["x"]},
+            )
+        ],
+    ),
+    "training-detail": Spec(a("a_training"), get=API_OPERATOR),
     "job-list": Spec(get=API_ALL),
     "job-detail": Spec(a("a_job"), get=API_MEMBER),
     "job-cancel-retry": Spec(a("a_job"), writes=[Write("post", API_OPERATOR_ON_A)]),
