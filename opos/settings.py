@@ -111,6 +111,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "knox",
     "django_filters",
+    "django_tables2",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "requests_app",
@@ -148,6 +149,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "requests_app.context_processors.roles",
+                "requests_app.context_processors.time_zone",
             ],
         },
     },
@@ -433,6 +435,10 @@ OPOS_WORK_DIR = Path(env_str("OPOS_WORK_DIR", str(DATA_DIR / "work"))).resolve()
 # --- Intake -----------------------------------------------------------------
 # Service-desk ticket references: letters followed by digits (RITM0012345).
 OPOS_TICKET_PATTERN = env_str("OPOS_TICKET_PATTERN", r"^[A-Z]{2,10}[0-9]{4,12}$")
+# Where a ticket number links to on the pages: a URL with "{ticket}" where the number goes,
+# e.g. https://example.service-now.com/nav_to.do?uri=sc_req_item.do?sysparm_query=number={ticket}
+# Empty: tickets show as plain text.
+OPOS_TICKET_URL = env_str("OPOS_TICKET_URL", "")
 # Bounds of every input (opos/limits.py): refused with a 400 / form error naming the limit.
 OPOS_DEADLINE_HORIZON_DAYS = env_int("OPOS_DEADLINE_HORIZON_DAYS", 5 * 365)
 OPOS_MAX_EVENTS_PER_SAMPLE = env_int("OPOS_MAX_EVENTS_PER_SAMPLE", 10**12)

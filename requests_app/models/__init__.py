@@ -9,6 +9,7 @@ from .experiments import (
     ProductionCode,
     TrainingRecord,
 )
+from .preferences import SavedFilter
 from .requests import Comment, ProductionRequest, RequestCounter, Sample, Transition
 from .templates import SplitRule, StageTemplate, WorkflowTemplate
 
@@ -23,6 +24,7 @@ __all__ = [
     "ProductionRequest",
     "RequestCounter",
     "Sample",
+    "SavedFilter",
     "SplitRule",
     "StageTemplate",
     "TrainingRecord",

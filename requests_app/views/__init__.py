@@ -3,6 +3,7 @@
 from .audit import audit
 from .confirm import request_confirm
 from .editing import request_edit, request_new
+from .lists import request_list, saved_filter_delete, saved_filter_save
 from .records import code_approve, code_list, code_new, training_list, training_new
 from .requests import (
     home,
@@ -10,7 +11,6 @@ from .requests import (
     request_assign,
     request_comment,
     request_detail,
-    request_list,
 )
 from .tokens import token_list
 from .triage import triage
@@ -29,6 +29,8 @@ __all__ = [
     "request_edit",
     "request_list",
     "request_new",
+    "saved_filter_delete",
+    "saved_filter_save",
     "token_list",
     "training_list",
     "training_new",

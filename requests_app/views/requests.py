@@ -11,8 +11,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
-from django.db.models import Count, Q, Sum
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -20,7 +18,7 @@ from django.utils.module_loading import import_string
 from django.views.decorators.http import require_POST
 
 from ..choices import TERMINAL_STATES, RequestState
-from ..forms import ActionForm, AssignForm, CommentForm, RequestFilterForm, attach_errors
+from ..forms import ActionForm, AssignForm, CommentForm, attach_errors
 from ..models import Experiment, ProductionRequest
 from ..models.visibility import experiment_roles, is_operator
 from ..services import PermissionDenied as NotAllowed
@@ -30,7 +28,6 @@ from ..services import (
     allowed_actions,
     assign,
     can_comment,
-    can_file,
     editable_fields,
     eligibility,
     transition,
@@ -42,7 +39,6 @@ from .confirm import CONFIRM_FIRST, stash_note, take_notes
 
 log = logging.getLogger(__name__)
 
-LIST_PAGE_SIZE = 25
 # Buttons that move a request on stand out; those that end or refuse it look dangerous.
 PRIMARY = {"submit", "approve", "resume", "close"}
 DANGEROUS = {"reject", "cancel"}
@@ -61,46 +57,6 @@ def home(request):
             "liaison_of": [e for e in experiments if roles.get(e.id) == "liaison"],
             "physicist_of": [e for e in experiments if roles.get(e.id) == "physicist"],
             "operator": is_operator(request.user),
-        },
-    )
-
-
-@login_required
-def request_list(request):
-    """The requests of the user's experiments (all of them for operators), filtered."""
-    user = request.user
-    experiments = list(Experiment.objects.visible_to(user).order_by("name"))
-    filters = RequestFilterForm(request.GET or None, experiments=experiments)
-    queryset = (
-        ProductionRequest.objects.visible_to(user)
-        .select_related("experiment", "physics_group", "assignee")
-        .annotate(sample_count=Count("samples"), events=Sum("samples__events"))
-        .order_by("-updated", "-id")
-    )
-    if filters.is_bound and not filters.is_valid():
-        queryset = queryset.none()  # the errors show by the filters; don't show everything
-    elif filters.is_bound:
-        data = filters.cleaned_data
-        if data["q"]:
-            queryset = queryset.filter(
-                Q(number__icontains=data["q"])
-                | Q(title__icontains=data["q"])
-                | Q(ticket__icontains=data["q"])
-            )
-        if data["state"]:
-            queryset = queryset.filter(state=data["state"])
-        if data["experiment"]:
-            queryset = queryset.filter(experiment__slug=data["experiment"])
-        if data["mine"]:
-            queryset = queryset.filter(requester=user)
-    page = Paginator(queryset, LIST_PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(
-        request,
-        "requests_app/request_list.html",
-        {
-            "page": page,
-            "filters": filters,
-            "can_file_any": any(can_file(user, e) for e in experiments),
         },
     )
 
