@@ -7,7 +7,7 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
-from ..choices import Priority, RequestState
+from ..choices import Priority
 from ..models import Experiment
 from ..services import check_request_fields, operator_accounts
 from ..workflow import ACTIONS
