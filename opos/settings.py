@@ -470,6 +470,9 @@ OPOS_DEMO_SEEDERS = ["requests_app.demo.seed", "campaigns.demo.seed"]
 # The request page's "would finish around D" comes from execution's forecast,
 # named by dotted path so intake never imports execution.
 OPOS_REQUEST_FORECAST = "campaigns.services.forecast_request"
+# What else waits for the user on the home page, beyond intake's own lists: each a
+# function of the user returning a titled list (or None when it is not for them).
+OPOS_HOME_WAITING = ["campaigns.services.waiting.blocked_campaigns"]
 
 # --- Execution ---------------------------------------------------------------
 # Beat intervals in seconds. Short by default in development, so that `make run` takes a

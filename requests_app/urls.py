@@ -21,6 +21,7 @@ urlpatterns = [
         name="confirm",
     ),
     path("requests/<str:number>/comments/", views.request_comment, name="comment"),
+    path("requests/<str:number>/watch/", views.request_watch, name="watch"),
     path("requests/<str:number>/assign/", views.request_assign, name="assign"),
     path("triage/", views.triage, name="triage"),
     path("training/", views.training_list, name="training_list"),

@@ -1,4 +1,4 @@
-"""Home, the requests list and a request's page with its decisions and comments."""
+"""A request's page with its decisions, comments and watchers."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from django.views.decorators.http import require_POST
 
 from ..choices import TERMINAL_STATES, RequestState
 from ..forms import ActionForm, AssignForm, CommentForm, attach_errors
-from ..models import Experiment, ProductionRequest
-from ..models.visibility import experiment_roles, is_operator
+from ..models import ProductionRequest
+from ..models.visibility import is_operator
 from ..services import PermissionDenied as NotAllowed
 from ..services import (
     TransitionError,
@@ -33,7 +33,8 @@ from ..services import (
     transition,
 )
 from ..services.transitions import actor_kinds
-from ..workflow import ACTIONS
+from ..services.watching import set_watching
+from ..workflow import ACTIONS, Actor
 from .access import edit_mode, visible_request
 from .confirm import CONFIRM_FIRST, stash_note, take_notes
 
@@ -42,23 +43,6 @@ log = logging.getLogger(__name__)
 # Buttons that move a request on stand out; those that end or refuse it look dangerous.
 PRIMARY = {"submit", "approve", "resume", "close"}
 DANGEROUS = {"reject", "cancel"}
-
-
-@login_required
-def home(request):
-    """Tell each role where to go: operators to triage, liaisons to their requests."""
-    experiments = Experiment.objects.visible_to(request.user).order_by("name")
-    roles = experiment_roles(request.user)
-    return render(
-        request,
-        "requests_app/home.html",
-        {
-            "experiments": experiments,
-            "liaison_of": [e for e in experiments if roles.get(e.id) == "liaison"],
-            "physicist_of": [e for e in experiments if roles.get(e.id) == "physicist"],
-            "operator": is_operator(request.user),
-        },
-    )
 
 
 @dataclass
@@ -92,10 +76,15 @@ def _hold(obj: ProductionRequest) -> dict[str, Any]:
     return {"current": current, "total": obj.hold_seconds + current}
 
 
+# Not approved yet: no forecast. "On track, would finish around D" on a request nobody
+# has decided on (perhaps ineligible) reads as a promise; the page says "not scheduled yet".
+NOT_SCHEDULED_YET = {RequestState.DRAFT, RequestState.SUBMITTED, RequestState.NEEDS_INFO}
+
+
 def _forecast(obj: ProductionRequest):
     """Execution's projection for the request, or None (see OPOS_REQUEST_FORECAST)."""
     path = getattr(settings, "OPOS_REQUEST_FORECAST", "")
-    if not path or obj.state in TERMINAL_STATES or obj.state == RequestState.DRAFT:
+    if not path or obj.state in TERMINAL_STATES or obj.state in NOT_SCHEDULED_YET:
         return None
     try:
         return import_string(path)(obj)
@@ -127,6 +116,21 @@ def _fix_links(user, obj: ProductionRequest, fields: set[str], operator: bool) -
         # Only the liaison edits the ticket, once the request is sent back to them.
         links["ticket"].append(("Ask the liaison for information", "#note-request_info"))
     return links
+
+
+def _needs_answer(user, obj: ProductionRequest, timeline: list[TimelineEntry]) -> dict | None:
+    """For a liaison of a request in needs-info: the operators' question, to show first."""
+    if obj.state != RequestState.NEEDS_INFO or Actor.LIAISON not in actor_kinds(user, obj):
+        return None
+    asked = [
+        e for e in timeline if e.kind == "transition" and e.obj.to_state == RequestState.NEEDS_INFO
+    ]
+    last = asked[-1] if asked else None
+    return {
+        "note": last.obj.note if last else "",
+        "who": last.who if last else None,
+        "when": last.created if last else None,
+    }
 
 
 def _render_detail(
@@ -161,6 +165,8 @@ def _render_detail(
     operator = is_operator(user)
     fields = editable_fields(user, obj)
     links = _fix_links(user, obj, fields, operator)
+    timeline = _timeline(obj)
+    watchers = list(obj.watchers.all())
     context = {
         "object": obj,
         "samples": samples,
@@ -169,10 +175,13 @@ def _render_detail(
         "checks": checks,
         "checklist": [(c, links.get(c.key, [])) for c in checks],
         "forecast": _forecast(obj),
+        "not_scheduled_yet": obj.state in NOT_SCHEDULED_YET - {RequestState.DRAFT},
+        "needs_answer": _needs_answer(user, obj, timeline),
         "actions": actions,
         "hold": _hold(obj),
-        "timeline": _timeline(obj),
-        "watchers": list(obj.watchers.all()),
+        "timeline": timeline,
+        "watchers": watchers,
+        "watching": any(w.pk == user.pk for w in watchers),
         "edit_mode": edit_mode(fields),
         "can_comment": can_comment(user, obj),
         "comment_form": comment_form or CommentForm(),
@@ -267,4 +276,18 @@ def request_assign(request, number):
     else:
         who = f"assigned to {assignee.get_username()}" if assignee else "unassigned"
         messages.success(request, f"{obj.number} {who}.")
+    return redirect(obj)
+
+
+@login_required
+@require_POST
+def request_watch(request, number):
+    """Watch (``watch=1``) or stop watching (``watch=0``) a request one may see."""
+    obj = visible_request(request.user, number)
+    watch = request.POST.get("watch") == "1"
+    set_watching(obj, request.user, watch)
+    if watch:
+        messages.success(request, f"You are watching {obj.number}: you will be emailed on changes.")
+    else:
+        messages.success(request, f"You no longer watch {obj.number}.")
     return redirect(obj)
