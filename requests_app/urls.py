@@ -31,4 +31,5 @@ urlpatterns = [
     path("code/<int:pk>/approve/", views.code_approve, name="code_approve"),
     path("audit/", views.audit, name="audit"),
     path("account/tokens/", views.token_list, name="tokens"),
+    path("account/preferences/", views.preferences, name="preferences"),
 ]

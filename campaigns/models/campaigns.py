@@ -34,7 +34,12 @@ def deadline_moment(day: dt.date) -> dt.datetime:
     operator repairs it) and everyone's schedule still compute.
     """
     day = min(day, LAST_DEADLINE_DAY)
-    return timezone.make_aware(dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min))
+    # The site's zone, not the viewer's (pages activate each user's own): every page, the
+    # scheduler and the exports must agree on when a deadline ends.
+    return timezone.make_aware(
+        dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min),
+        timezone.get_default_timezone(),
+    )
 
 
 class CampaignQuerySet(VisibleQuerySet):

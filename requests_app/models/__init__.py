@@ -9,7 +9,7 @@ from .experiments import (
     ProductionCode,
     TrainingRecord,
 )
-from .preferences import SavedFilter
+from .preferences import SavedFilter, UserPreference
 from .requests import Comment, ProductionRequest, RequestCounter, Sample, Transition
 from .templates import SplitRule, StageTemplate, WorkflowTemplate
 
@@ -29,5 +29,6 @@ __all__ = [
     "StageTemplate",
     "TrainingRecord",
     "Transition",
+    "UserPreference",
     "WorkflowTemplate",
 ]

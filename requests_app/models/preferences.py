@@ -32,3 +32,16 @@ class SavedFilter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} · {self.page} · {self.name}"
+
+
+class UserPreference(models.Model):
+    """A person's display preferences: the time zone the pages and exports show times in
+    (empty: the site's, ``TIME_ZONE``)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preference"
+    )
+    time_zone = models.CharField(max_length=64, blank=True, default="", db_default="")
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.time_zone or 'site zone'}"

@@ -5,6 +5,7 @@ from .confirm import request_confirm
 from .editing import request_edit, request_new
 from .home import home
 from .lists import request_list, saved_filter_delete, saved_filter_save
+from .preferences import preferences
 from .records import code_approve, code_list, code_new, training_list, training_new
 from .requests import (
     request_action,
@@ -22,6 +23,7 @@ __all__ = [
     "code_list",
     "code_new",
     "home",
+    "preferences",
     "request_action",
     "request_assign",
     "request_comment",

@@ -41,9 +41,9 @@ CSV_HEADER = [
 ]
 
 
-def _instant(value) -> str:
+def _instant(value, zone) -> str:
     """ISO 8601 with the offset of the zone the pages show (the user's)."""
-    return timezone.localtime(value).isoformat(timespec="seconds") if value else ""
+    return timezone.localtime(value, zone).isoformat(timespec="seconds") if value else ""
 
 
 def export_csv(table: RequestTable, name: str) -> HttpResponse:
@@ -63,9 +63,12 @@ def export_csv(table: RequestTable, name: str) -> HttpResponse:
             return value
 
     writer = csv.writer(Echo())
+    # The rows are written while the response streams, after the middleware that activated
+    # the user's zone has returned: take the zone now.
+    zone = timezone.get_current_timezone()
 
     def lines():
-        yield writer.writerow([f"# time zone: {timezone.get_current_timezone_name()}"])
+        yield writer.writerow([f"# time zone: {zone.key if hasattr(zone, 'key') else zone}"])
         yield writer.writerow(CSV_HEADER)
         for r in rows.iterator(chunk_size=EXPORT_CHUNK):
             yield writer.writerow(
@@ -82,8 +85,8 @@ def export_csv(table: RequestTable, name: str) -> HttpResponse:
                     r.assignee.get_username() if r.assignee_id else "",
                     r.sample_count,
                     r.events or 0,
-                    _instant(r.submitted),
-                    _instant(r.updated),
+                    _instant(r.submitted, zone),
+                    _instant(r.updated, zone),
                 ]
             )
 
