@@ -20,3 +20,34 @@
     }
   });
 })();
+
+/* Wide tables scroll sideways in their .table-wrap box: a box that scrolls can be reached
+   and scrolled from the keyboard (focusable, named as a region); one that fits is not a
+   needless tab stop. Checked again when the window changes size. */
+(function () {
+  "use strict";
+  function label(box) {
+    var section = box.closest("section");
+    var heading = section && section.querySelector("h2, h3");
+    var caption = box.querySelector("caption");
+    var text = (caption || heading || {}).textContent || "Table";
+    return text.trim() + " (scrolls sideways)";
+  }
+  function tag() {
+    document.querySelectorAll(".table-wrap").forEach(function (box) {
+      var scrolls = box.scrollWidth > box.clientWidth + 1;
+      if (scrolls && !box.hasAttribute("tabindex")) {
+        box.setAttribute("tabindex", "0");
+        box.setAttribute("role", "region");
+        box.setAttribute("aria-label", label(box));
+        box.setAttribute("data-tagged", "");
+      } else if (!scrolls && box.hasAttribute("data-tagged")) {
+        ["tabindex", "role", "aria-label", "data-tagged"].forEach(function (a) {
+          box.removeAttribute(a);
+        });
+      }
+    });
+  }
+  tag();
+  window.addEventListener("resize", tag);
+})();
