@@ -48,6 +48,17 @@
       }
     });
   }
+  var pending = false;
+  function later() {  // once per frame, however many changes came
+    if (pending) return;
+    pending = true;
+    window.requestAnimationFrame(function () { pending = false; tag(); });
+  }
   tag();
   window.addEventListener("resize", tag);
+  // Dashboards replace their parts in place, and details open: check the new boxes too.
+  document.addEventListener("toggle", later, true);
+  if (window.MutationObserver) {
+    new MutationObserver(later).observe(document.body, { childList: true, subtree: true });
+  }
 })();
