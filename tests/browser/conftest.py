@@ -40,6 +40,7 @@ CHROMIUM_ARGS = [
 ]
 BROWSER_ONLY = pytest.StashKey[bool]()
 SCREENSHOTS = pytest.StashKey[bool]()
+CLEARED = pytest.StashKey[set]()
 
 
 def _required(variable: str) -> bool:
@@ -267,9 +268,12 @@ def journey(request, browser, live_server, axe_source):
     ``journey.finish()`` takes the screenshots and asserts the pages' checks."""
     name = request.module.__name__.rpartition(".")[2].removeprefix("test_")
     folder = ARTIFACTS / name
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
+    cleared = request.config.stash.setdefault(CLEARED, set())
+    if name not in cleared:  # a module's later journeys keep its earlier ones' pictures
+        cleared.add(name)
+        if folder.exists():
+            shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     trip = Journey(
         name=name, folder=folder, browser=browser, base_url=live_server.url, axe=axe_source
     )

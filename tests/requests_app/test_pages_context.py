@@ -35,3 +35,10 @@ def test_the_menu_folds_behind_a_button_without_inline_script(client, operator):
     assert 'class="nav-toggle" aria-expanded="false" aria-controls="site-menu"' in html
     assert 'id="site-menu"' in html and "/static/js/nav.js" in html
     assert "<script>" not in html and "style=" not in html
+
+
+def test_no_template_comment_leaks_into_a_page(client, operator, liaison):
+    """Django's {# #} is one line only; a longer one would show as text."""
+    for user, url in ((operator, reverse("requests:home")), (liaison, reverse("requests:new"))):
+        client.force_login(user)
+        assert "{#" not in client.get(url).content.decode()
