@@ -56,7 +56,7 @@ class RequestListFilter(django_filters.FilterSet):
         choices=RequestState.choices, widget=StateChoices, label="States"
     )
     experiment = django_filters.ChoiceFilter(
-        field_name="experiment__slug", empty_label="Any experiment"
+        field_name="experiment__slug", label="Experiment", empty_label="Any experiment"
     )
     mine = django_filters.BooleanFilter(
         label="Filed by me", method="filed_by_me", widget=forms.CheckboxInput
@@ -86,7 +86,7 @@ class TriageFilter(django_filters.FilterSet):
         help_text="Number, title, ticket or sample name.",
     )
     experiment = django_filters.ChoiceFilter(
-        field_name="experiment__slug", empty_label="Any experiment"
+        field_name="experiment__slug", label="Experiment", empty_label="Any experiment"
     )
     physics_group = django_filters.ChoiceFilter(
         label="Working group", field_name="physics_group_id", empty_label="Any group"
