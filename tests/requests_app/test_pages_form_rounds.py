@@ -114,3 +114,22 @@ def test_a_draft_can_be_cleared_but_a_needs_info_request_cannot(experiment, liai
     with pytest.raises(ValidationError) as exc:
         update_request(asked, liaison, {"deadline": None})
     assert "deadline" in exc.value.message_dict
+
+
+def test_a_bare_draft_opens_everywhere(client, experiment, liaison, template):
+    from requests_app.services import create_request
+
+    draft = create_request(liaison, experiment, {"title": ""}, [], incomplete=True)
+    client.force_login(liaison)
+    for url in (
+        draft.get_absolute_url(),
+        reverse("requests:edit", args=[draft.number]),
+        reverse("monitoring:request", args=[draft.number]),
+        reverse("requests:list") + "?sort=deadline",
+        reverse("requests:list") + "?format=csv",
+        f"/api/v1/requests/{draft.number}/",
+        reverse("requests:home"),
+        reverse("monitoring:experiment", args=[experiment.slug]),
+        reverse("monitoring:csv", args=[experiment.slug]),
+    ):
+        assert client.get(url).status_code == 200, url
