@@ -42,3 +42,9 @@ def test_no_template_comment_leaks_into_a_page(client, operator, liaison):
     for user, url in ((operator, reverse("requests:home")), (liaison, reverse("requests:new"))):
         client.force_login(user)
         assert "{#" not in client.get(url).content.decode()
+
+
+def test_the_dataset_catalogue_is_in_the_navigation(client, physicist):
+    client.force_login(physicist)
+    html = client.get(reverse("requests:home")).content.decode()
+    assert f'href="{reverse("campaigns:dataset_list")}">Datasets</a>' in html
