@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 MANAGE := $(BIN)/python manage.py
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install bubblewrap run test test-faults lint format migrations-check slurm-up slurm-down xrootd-up xrootd-down bench clean
+.PHONY: install axe bubblewrap run test test-faults lint format migrations-check slurm-up slurm-down xrootd-up xrootd-down bench clean
 
 $(UV):
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version.split()[0]'
@@ -19,7 +19,15 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --python $(PYTHON)
 	@touch $@
 
-install: $(VENV)/.synced bubblewrap
+install: $(VENV)/.synced bubblewrap axe
+
+# axe-core (npm) is the accessibility check the browser journeys run inside each page;
+# it is fetched here, never committed. Without npm the journeys say so.
+AXE := .axe/node_modules/axe-core/axe.min.js
+axe: $(AXE)
+$(AXE):
+	@command -v npm >/dev/null 2>&1 && npm install --silent --no-save --prefix .axe axe-core@4 \
+	    || echo "npm is missing: the browser journeys' accessibility check needs axe-core (apt-get install npm)" >&2
 
 # Local jobs run in a bubblewrap sandbox (README, "Jobs and the service's secrets"): install
 # it when it is missing and we may (root, apt); otherwise say how. Without it the local

@@ -111,6 +111,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "knox",
     "django_filters",
+    "django_tables2",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "requests_app",
@@ -129,6 +130,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "requests_app.middleware.UserTimeZoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -150,6 +152,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "requests_app.context_processors.roles",
+                "requests_app.context_processors.time_zone",
             ],
         },
     },
@@ -451,6 +454,10 @@ OPOS_WORKDIR_RETENTION_DAYS = env_int("OPOS_WORKDIR_RETENTION_DAYS", 7)
 # --- Intake -----------------------------------------------------------------
 # Service-desk ticket references: letters followed by digits (RITM0012345).
 OPOS_TICKET_PATTERN = env_str("OPOS_TICKET_PATTERN", r"^[A-Z]{2,10}[0-9]{4,12}$")
+# Where a ticket number links to on the pages: a URL with "{ticket}" where the number goes,
+# e.g. https://example.service-now.com/nav_to.do?uri=sc_req_item.do?sysparm_query=number={ticket}
+# Empty: tickets show as plain text.
+OPOS_TICKET_URL = env_str("OPOS_TICKET_URL", "")
 # Bounds of every input (common/limits.py): refused with a 400 / form error naming the limit.
 OPOS_DEADLINE_HORIZON_DAYS = env_int("OPOS_DEADLINE_HORIZON_DAYS", 5 * 365)
 OPOS_MAX_EVENTS_PER_SAMPLE = env_int("OPOS_MAX_EVENTS_PER_SAMPLE", 10**12)

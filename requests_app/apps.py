@@ -9,4 +9,4 @@ class RequestsAppConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401 - connects the handlers
+        from . import middleware, signals  # noqa: F401 - connects the handlers

@@ -13,3 +13,10 @@ def roles(request):
         "is_admin": "admin" in roles,
         "member_roles": experiment_roles(user),
     }
+
+
+def time_zone(request):
+    """The zone the page's times are shown in (the user's choice, else the site's)."""
+    from django.utils import timezone
+
+    return {"TIME_ZONE_NAME": timezone.get_current_timezone_name()}

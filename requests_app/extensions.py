@@ -12,8 +12,10 @@ from collections.abc import Callable
 from typing import Any
 
 RequestForecaster = Callable[[Any], Any]
+HomeSection = Callable[[Any], dict | None]
 
 _request_forecaster: list[RequestForecaster] = []
+_home_sections: list[HomeSection] = []
 
 
 def provide_request_forecast(forecaster: RequestForecaster) -> None:
@@ -24,3 +26,15 @@ def provide_request_forecast(forecaster: RequestForecaster) -> None:
 def request_forecaster() -> RequestForecaster | None:
     """The forecaster execution provided, or None when no app did (intake alone)."""
     return _request_forecaster[0] if _request_forecaster else None
+
+
+def add_home_section(section: HomeSection) -> None:
+    """Show ``section(user) -> {"title", ...} | None`` on the home page, after intake's own
+    lists of what waits for the user (once, however often the apps load)."""
+    if section not in _home_sections:
+        _home_sections.append(section)
+
+
+def home_sections() -> list[HomeSection]:
+    """What the apps above intake add to the home page, in the order they were added."""
+    return list(_home_sections)

@@ -24,17 +24,23 @@ LAST_DEADLINE_DAY = dt.date(5000, 1, 1)
 FAR_FUTURE = dt.datetime.combine(LAST_DEADLINE_DAY + dt.timedelta(days=2), dt.time.min, dt.UTC)
 
 
-def deadline_moment(day: dt.date) -> dt.datetime:
+def deadline_moment(day: dt.date | None) -> dt.datetime:
     """The instant a deadline date ends: midnight after it, in the site's time zone.
 
     Deadlines are dates (what a collaboration announces); the scheduler and the
     forecasts compare instants, so the whole deadline day counts as on time. A
     deadline stored before the horizon was enforced (``9999-12-31``) ends on
     ``LAST_DEADLINE_DAY`` instead of raising, so its campaign's pages (where an
-    operator repairs it) and everyone's schedule still compute.
+    operator repairs it) and everyone's schedule still compute. A draft saved before
+    its deadline was given (``None``) ends there too, for the same reason.
     """
-    day = min(day, LAST_DEADLINE_DAY)
-    return timezone.make_aware(dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min))
+    day = LAST_DEADLINE_DAY if day is None else min(day, LAST_DEADLINE_DAY)
+    # The site's zone, not the viewer's (pages activate each user's own): every page, the
+    # scheduler and the exports must agree on when a deadline ends.
+    return timezone.make_aware(
+        dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min),
+        timezone.get_default_timezone(),
+    )
 
 
 class CampaignQuerySet(VisibleQuerySet):

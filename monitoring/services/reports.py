@@ -244,6 +244,16 @@ def _when(value: dt.datetime | None) -> str:
     return timezone.localtime(value).isoformat(timespec="minutes") if value else ""
 
 
+def _deadline_day(moment: dt.datetime | None) -> str:
+    """The deadline as the date the pages show. A forecast holds the instant the deadline
+    day ends (midnight after it, in the site's zone); written as that instant it read as
+    the next day ("due 2026-12-24" exported as 2026-12-25T00:00+00:00)."""
+    if moment is None:
+        return ""
+    end = timezone.localtime(moment, timezone.get_default_timezone())
+    return (end - dt.timedelta(days=1)).date().isoformat()
+
+
 def progress_csv(overview: ExperimentOverview) -> str:
     """One row per campaign, request, sample and stage of the overview."""
     out = io.StringIO()
@@ -262,7 +272,7 @@ def progress_csv(overview: ExperimentOverview) -> str:
                 _when(f.eta),
                 _when(f.eta_low),
                 _when(f.eta_high),
-                _when(f.deadline),
+                _deadline_day(f.deadline),
             ]
             if f
             else ["", "", "", "", "", ""]

@@ -13,8 +13,6 @@ from .decisions import (
     BulkForm,
     CommentForm,
     OperatorChangeForm,
-    RequestFilterForm,
-    TriageFilterForm,
 )
 from .filing import (
     FilingOptions,
@@ -34,11 +32,9 @@ __all__ = [
     "CommentForm",
     "FilingOptions",
     "OperatorChangeForm",
-    "RequestFilterForm",
     "RequestForm",
     "SampleForm",
     "TrainingForm",
-    "TriageFilterForm",
     "attach_errors",
     "form_values",
     "parse_parameters",

@@ -7,7 +7,7 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
-from ..choices import Priority, RequestState
+from ..choices import Priority
 from ..models import Experiment
 from ..services import check_request_fields, operator_accounts
 from ..workflow import ACTIONS
@@ -77,54 +77,12 @@ class AssignForm(forms.Form):
         self.fields["assignee"].choices, self.operators = operator_choices("Nobody")
 
 
-class RequestFilterForm(forms.Form):
-    """Filters of the requests list."""
-
-    q = forms.CharField(label="Search", required=False, max_length=100)
-    state = forms.ChoiceField(required=False, choices=[("", "Any state"), *RequestState.choices])
-    experiment = forms.ChoiceField(required=False)
-    mine = forms.BooleanField(label="Filed by me", required=False)
-
-    def __init__(self, *args, experiments, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["experiment"].choices = [("", "Any experiment")] + [
-            (e.slug, e.name) for e in experiments
-        ]
-
-
 TRIAGE_ACTIONS = [
     ("approve", "Approve"),
     ("request_info", "Ask for information"),
     ("reject", "Reject"),
     ("assign", "Assign"),
 ]
-
-
-class TriageFilterForm(forms.Form):
-    experiment = forms.ChoiceField(required=False)
-    physics_group = forms.TypedChoiceField(
-        label="Working group", coerce=int, required=False, empty_value=None
-    )
-    state = forms.MultipleChoiceField(
-        required=False, choices=RequestState.choices, widget=forms.SelectMultiple(attrs={"size": 4})
-    )
-    assignee = forms.ChoiceField(required=False)
-
-    def __init__(self, *args, experiments, groups, operators, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["experiment"].choices = [("", "Any experiment")] + [
-            (e.slug, e.name) for e in experiments
-        ]
-        grouped: dict[str, list] = {}
-        for group in groups:
-            grouped.setdefault(group.experiment.name, []).append((group.id, group.name))
-        self.fields["physics_group"].choices = [("", "Any group"), *grouped.items()]
-        self.fields["assignee"].choices = [
-            ("", "Anyone"),
-            ("none", "Unassigned"),
-            ("me", "Me"),
-            *[(str(u.pk), u.get_username()) for u in operators],
-        ]
 
 
 class BulkForm(forms.Form):

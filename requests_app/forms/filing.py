@@ -15,7 +15,7 @@ from common import limits
 from ..choices import Priority
 from ..models import Experiment, PhysicsGroup, WorkflowTemplate
 from ..services import can_file, check_request_fields, validate_sample
-from ..services.requests import MAX_SAMPLES, REQUEST_FIELDS
+from ..services.requests import DRAFT_OPTIONAL, MAX_SAMPLES, REQUEST_FIELDS
 from .base import DATE_INPUT, attach_errors
 
 
@@ -179,7 +179,7 @@ class RequestForm(forms.Form):
         help_text="The ticket this request answers, e.g. RITM0012345.",
     )
     physics_group = forms.TypedChoiceField(
-        label="Physics working group", coerce=int, widget=TaggedSelect
+        label="Physics working group", coerce=int, empty_value=None, widget=TaggedSelect
     )
     title = forms.CharField(max_length=200)
     description = forms.CharField(
@@ -192,10 +192,22 @@ class RequestForm(forms.Form):
     deadline = forms.DateField(widget=forms.DateInput(attrs=DATE_INPUT, format="%Y-%m-%d"))
     priority = forms.ChoiceField(choices=Priority.choices, initial=Priority.NORMAL)
 
-    def __init__(self, *args, options: FilingOptions, experiment: Experiment | None = None, **kw):
+    def __init__(
+        self,
+        *args,
+        options: FilingOptions,
+        experiment: Experiment | None = None,
+        draft: bool = True,
+        **kw,
+    ):
         super().__init__(*args, **kw)
         self.options = options
         self.fixed_experiment = experiment
+        # A draft is saved with any subset of its fields; Submit names what is missing.
+        self.draft = draft
+        if draft:
+            for name in DRAFT_OPTIONAL:
+                self.fields[name].required = False
         if experiment is not None:
             del self.fields["experiment"]
         else:
@@ -230,7 +242,7 @@ class RequestForm(forms.Form):
         names = set(self.changed_data) if self.fixed_experiment else set(REQUEST_FIELDS)
         data = {k: cleaned[k] for k in REQUEST_FIELDS if k in cleaned and k in names}
         try:
-            check_request_fields(experiment, data, partial=True)
+            check_request_fields(experiment, data, partial=True, draft=self.draft)
         except ValidationError as exc:
             attach_errors(self, exc)
         return cleaned

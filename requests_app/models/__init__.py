@@ -9,6 +9,7 @@ from .experiments import (
     ProductionCode,
     TrainingRecord,
 )
+from .preferences import SavedFilter, UserPreference
 from .requests import Comment, ProductionRequest, RequestCounter, Sample, Transition
 from .templates import SplitRule, StageTemplate, WorkflowTemplate
 
@@ -23,9 +24,11 @@ __all__ = [
     "ProductionRequest",
     "RequestCounter",
     "Sample",
+    "SavedFilter",
     "SplitRule",
     "StageTemplate",
     "TrainingRecord",
     "Transition",
+    "UserPreference",
     "WorkflowTemplate",
 ]

@@ -42,17 +42,19 @@ class ProductionRequest(models.Model):
     """
 
     number = models.CharField(max_length=64, unique=True, editable=False)
-    ticket = models.CharField("service-desk ticket", max_length=40, db_index=True)
+    # Ticket, group, title and deadline may be missing from a draft (saved with any subset
+    # of its fields); submitting requires them (services.transitions).
+    ticket = models.CharField("service-desk ticket", max_length=40, db_index=True, blank=True)
     experiment = models.ForeignKey(Experiment, on_delete=models.PROTECT, related_name="requests")
     physics_group = models.ForeignKey(
-        PhysicsGroup, on_delete=models.PROTECT, related_name="requests"
+        PhysicsGroup, on_delete=models.PROTECT, related_name="requests", null=True, blank=True
     )
     requester = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="requests_filed"
     )
-    title = models.CharField(max_length=200)
+    title = models.CharField(max_length=200, blank=True)
     description = models.TextField("justification", blank=True)
-    deadline = models.DateField()
+    deadline = models.DateField(null=True, blank=True)
     priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.NORMAL)
     state = models.CharField(
         max_length=16, choices=RequestState.choices, default=RequestState.DRAFT, db_index=True

@@ -1,4 +1,6 @@
-"""Email to the requester and watchers on every transition and comment.
+"""Email to the requester and watchers on every transition and comment, "needs your
+answer" to them when the operators ask for information, and to the operators when a
+request is submitted.
 
 Sent after the transaction commits, and a failing mail server is logged,
 never raised: a notification must not undo or block a decision.
@@ -12,8 +14,9 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.template.loader import render_to_string
+from django.urls import reverse
 
-from ..choices import GlobalRoleName
+from ..choices import GlobalRoleName, RequestState
 from ..models import Comment, ProductionRequest, Transition
 
 log = logging.getLogger(__name__)
@@ -48,15 +51,43 @@ def _send(request: ProductionRequest, subject: str, template: str, context: dict
 
 def notify_transition(transition_id: int) -> None:
     record = (
-        Transition.objects.select_related("request__requester", "request__assignee", "actor")
+        Transition.objects.select_related(
+            "request__requester",
+            "request__assignee",
+            "request__experiment",
+            "request__physics_group",
+            "actor",
+        )
         .filter(pk=transition_id)
         .first()
     )
     if record is None:
         return
     request = record.request
-    subject = f"{record.action.replace('_', ' ')}: now {record.get_to_state_display().lower()}"
-    _send(request, subject, "emails/transition.txt", {"t": record}, record.actor_id)
+    if record.to_state == RequestState.NEEDS_INFO:
+        # The liaison's next step, said in the subject line they see first.
+        subject = f"needs your answer: {record.actor or 'the operators'} asked for information"
+        _send(request, subject, "emails/needs_answer.txt", {"t": record}, record.actor_id)
+    else:
+        subject = f"{record.action.replace('_', ' ')}: now {record.get_to_state_display().lower()}"
+        _send(request, subject, "emails/transition.txt", {"t": record}, record.actor_id)
+    if record.action == "submit":
+        notify_submitted(record)
+
+
+def notify_submitted(record: Transition) -> None:
+    """Tell the operators a request awaits their decision (and where to decide)."""
+    request = record.request
+    body = render_to_string(
+        "emails/submitted.txt",
+        {
+            "t": record,
+            "request": request,
+            "url": f"{settings.SITE_URL}{request.get_absolute_url()}",
+            "triage": f"{settings.SITE_URL}{reverse('requests:triage')}",
+        },
+    )
+    notify_operators(f"{request.number} submitted: {request.title}", body)
 
 
 def operator_emails() -> list[str]:

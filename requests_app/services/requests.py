@@ -13,7 +13,7 @@ from django.db.models import Q
 
 from common import limits
 
-from ..choices import EDITABLE_STATES, TERMINAL_STATES, ExperimentRole, Priority
+from ..choices import EDITABLE_STATES, TERMINAL_STATES, ExperimentRole, Priority, RequestState
 from ..models import (
     Comment,
     Experiment,
@@ -103,11 +103,24 @@ def editable_fields(user: AbstractBaseUser, request: ProductionRequest) -> set[s
     return fields
 
 
+# What a draft may leave blank (submitting checks them: services.transitions).
+DRAFT_OPTIONAL = ("ticket", "physics_group", "title", "deadline")
+
+
 def _validate_request_fields(
-    experiment: Experiment, data: dict[str, Any], partial: bool
+    experiment: Experiment, data: dict[str, Any], partial: bool, draft: bool = False
 ) -> dict[str, Any]:
+    """Clean the request fields. ``draft``: the fields of ``DRAFT_OPTIONAL`` may be left
+    blank (absent, "" or None), and those given are checked as usual."""
     errors: dict[str, list[str]] = {}
     cleaned: dict[str, Any] = {}
+    if draft:
+        blank = [
+            k for k in DRAFT_OPTIONAL if (k in data or not partial) and data.get(k) in (None, "")
+        ]
+        cleaned.update({k: None if k in ("physics_group", "deadline") else "" for k in blank})
+        data = {k: v for k, v in data.items() if k not in blank}
+        partial = True
     if "ticket" in data or not partial:
         ticket = _text(data.get("ticket"))
         if not ticket_is_valid(ticket):
@@ -317,17 +330,21 @@ def create_request(
     experiment: Experiment,
     data: dict[str, Any],
     samples: list[dict[str, Any]],
+    *,
+    incomplete: bool = False,
 ) -> ProductionRequest:
     """File a draft request with its samples (submit it with ``transition``).
 
     Everything is validated first; the request, its number and its samples
-    are written in one transaction, so a refusal leaves nothing behind.
+    are written in one transaction, so a refusal leaves nothing behind. With
+    ``incomplete`` the draft may lack ticket, group, title or deadline (the browser's
+    *Save draft*); submitting it asks for them.
     """
     if not can_file(user, experiment):
         raise PermissionDenied(f"You are not a liaison of {experiment.name}.")
     errors: dict = {}
     try:
-        fields = _validate_request_fields(experiment, data, partial=False)
+        fields = _validate_request_fields(experiment, data, partial=False, draft=incomplete)
     except ValidationError as exc:
         errors.update(exc.message_dict)
         fields = {}
@@ -385,7 +402,12 @@ def update_request(
     errors: dict = {}
     request_data = {k: v for k, v in data.items() if k != "assignee"}
     try:
-        cleaned = _validate_request_fields(request.experiment, request_data, partial=True)
+        cleaned = _validate_request_fields(
+            request.experiment,
+            request_data,
+            partial=True,
+            draft=request.state == RequestState.DRAFT,
+        )
     except ValidationError as exc:
         errors.update(exc.message_dict)
         cleaned = {}

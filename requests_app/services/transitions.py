@@ -65,12 +65,20 @@ def allowed_actions(user: AbstractBaseUser, request: ProductionRequest) -> list[
 def _check_content(request: ProductionRequest) -> list[str]:
     """What a request must have before it can be submitted."""
     reasons = []
+    if not request.title.strip():
+        reasons.append("title: required")
+    if request.physics_group_id is None:
+        reasons.append("physics_group: choose a working group")
+    if request.deadline is None:
+        reasons.append("deadline: required")
     if not request.samples.exists():
         reasons.append("samples: add at least one sample")
-    if not ticket_is_valid(request.ticket):
+    if not request.ticket:
+        reasons.append("ticket: required")
+    elif not ticket_is_valid(request.ticket):
         reasons.append(f"ticket: {request.ticket!r} is not a valid service-desk reference")
     # A draft filed before the bounds (or that aged past today) is caught here too.
-    if problem := limits.deadline_problem(request.deadline):
+    if request.deadline is not None and (problem := limits.deadline_problem(request.deadline)):
         reasons.append(f"deadline: {problem}")
     return reasons
 

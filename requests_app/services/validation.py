@@ -13,11 +13,11 @@ from .requests import _validate_request_fields
 
 
 def check_request_fields(
-    experiment: Experiment, data: dict[str, Any], partial: bool = True
+    experiment: Experiment, data: dict[str, Any], partial: bool = True, draft: bool = False
 ) -> dict[str, Any]:
     """Clean the request fields given in ``data`` (ticket, group, title, ...) for ``experiment``.
 
     Raises ``ValidationError`` keyed by field name, as ``create_request`` and
     ``update_request`` would; with ``partial`` only the fields present are checked.
     """
-    return _validate_request_fields(experiment, data, partial=partial)
+    return _validate_request_fields(experiment, data, partial=partial, draft=draft)

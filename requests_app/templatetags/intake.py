@@ -78,3 +78,25 @@ def change_value(value) -> str:
     if isinstance(value, list | tuple):
         return ", ".join(map(str, value))
     return str(value)
+
+
+@register.filter
+def ticket_url(ticket: str) -> str:
+    """The service-desk page of ``ticket`` from ``OPOS_TICKET_URL`` ("" when unset)."""
+    from urllib.parse import quote
+
+    from django.conf import settings
+
+    pattern = getattr(settings, "OPOS_TICKET_URL", "")
+    if not pattern or not ticket:
+        return ""
+    return pattern.replace("{ticket}", quote(str(ticket), safe=""))
+
+
+@register.simple_tag(takes_context=True)
+def with_format(context, value: str) -> str:
+    """The current query string with ``format`` set and no page (an export of every page)."""
+    query = context["request"].GET.copy()
+    query["format"] = value
+    query.pop("page", None)
+    return query.urlencode()

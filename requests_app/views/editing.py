@@ -8,7 +8,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.shortcuts import redirect, render
 
-from ..choices import ExperimentRole
+from ..choices import ExperimentRole, RequestState
 from ..forms import (
     FilingOptions,
     OperatorChangeForm,
@@ -77,16 +77,21 @@ def _request_form_page(request, options, obj, initial, lines, can_submit):
     """Show, re-show with every value kept and each error by its field, or save."""
     fixed = obj.experiment if obj is not None else None
     intent = request.POST.get("intent", "save")
+    draft = obj is None or obj.state == RequestState.DRAFT
     sample_errors: list[str] = []
     if request.method != "POST":
-        form = RequestForm(initial=initial, options=options, experiment=fixed)
+        form = RequestForm(initial=initial, options=options, experiment=fixed, draft=draft)
         formset = _formset(options, fixed or form.selected_experiment(), initial=lines)
     else:
-        form = RequestForm(request.POST, initial=initial, options=options, experiment=fixed)
+        form = RequestForm(
+            request.POST, initial=initial, options=options, experiment=fixed, draft=draft
+        )
         formset = _formset(options, form.selected_experiment(), data=request.POST)
         if intent == "add_line":
             # No script in the browser: add a line by re-showing what was typed, unsaved.
-            form = RequestForm(initial=form_values(form), options=options, experiment=fixed)
+            form = RequestForm(
+                initial=form_values(form), options=options, experiment=fixed, draft=draft
+            )
             kept = [form_values(f) for f in formset.kept_forms()]
             formset = _formset(options, form.selected_experiment(), initial=kept, extra=1)
         elif all([form.is_valid(), formset.is_valid()]):
@@ -135,7 +140,7 @@ def _save(user, obj, form, formset, submit: bool) -> ProductionRequest:
     with transaction.atomic():
         if obj is None:
             experiment = form.cleaned_data["experiment"]
-            saved = create_request(user, experiment, form.request_data(), lines)
+            saved = create_request(user, experiment, form.request_data(), lines, incomplete=True)
         else:
             data = form.request_data(only_changed=True)
             samples = lines if _lines_changed(obj, lines) else None

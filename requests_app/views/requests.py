@@ -1,4 +1,4 @@
-"""Home, the requests list and a request's page with its decisions and comments."""
+"""A request's page with its decisions, comments and watchers."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
-from django.db.models import Count, Q, Sum
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -19,9 +17,9 @@ from django.views.decorators.http import require_POST
 
 from ..choices import TERMINAL_STATES, RequestState
 from ..extensions import request_forecaster
-from ..forms import ActionForm, AssignForm, CommentForm, RequestFilterForm, attach_errors
-from ..models import Experiment, ProductionRequest
-from ..models.visibility import experiment_roles, is_operator
+from ..forms import ActionForm, AssignForm, CommentForm, attach_errors
+from ..models import ProductionRequest
+from ..models.visibility import is_operator
 from ..services import PermissionDenied as NotAllowed
 from ..services import (
     TransitionError,
@@ -29,79 +27,21 @@ from ..services import (
     allowed_actions,
     assign,
     can_comment,
-    can_file,
     editable_fields,
     eligibility,
     transition,
 )
 from ..services.transitions import actor_kinds
-from ..workflow import ACTIONS
+from ..services.watching import set_watching
+from ..workflow import ACTIONS, Actor
 from .access import edit_mode, visible_request
 from .confirm import CONFIRM_FIRST, stash_note, take_notes
 
 log = logging.getLogger(__name__)
 
-LIST_PAGE_SIZE = 25
 # Buttons that move a request on stand out; those that end or refuse it look dangerous.
 PRIMARY = {"submit", "approve", "resume", "close"}
 DANGEROUS = {"reject", "cancel"}
-
-
-@login_required
-def home(request):
-    """Tell each role where to go: operators to triage, liaisons to their requests."""
-    experiments = Experiment.objects.visible_to(request.user).order_by("name")
-    roles = experiment_roles(request.user)
-    return render(
-        request,
-        "requests_app/home.html",
-        {
-            "experiments": experiments,
-            "liaison_of": [e for e in experiments if roles.get(e.id) == "liaison"],
-            "physicist_of": [e for e in experiments if roles.get(e.id) == "physicist"],
-            "operator": is_operator(request.user),
-        },
-    )
-
-
-@login_required
-def request_list(request):
-    """The requests of the user's experiments (all of them for operators), filtered."""
-    user = request.user
-    experiments = list(Experiment.objects.visible_to(user).order_by("name"))
-    filters = RequestFilterForm(request.GET or None, experiments=experiments)
-    queryset = (
-        ProductionRequest.objects.visible_to(user)
-        .select_related("experiment", "physics_group", "assignee")
-        .annotate(sample_count=Count("samples"), events=Sum("samples__events"))
-        .order_by("-updated", "-id")
-    )
-    if filters.is_bound and not filters.is_valid():
-        queryset = queryset.none()  # the errors show by the filters; don't show everything
-    elif filters.is_bound:
-        data = filters.cleaned_data
-        if data["q"]:
-            queryset = queryset.filter(
-                Q(number__icontains=data["q"])
-                | Q(title__icontains=data["q"])
-                | Q(ticket__icontains=data["q"])
-            )
-        if data["state"]:
-            queryset = queryset.filter(state=data["state"])
-        if data["experiment"]:
-            queryset = queryset.filter(experiment__slug=data["experiment"])
-        if data["mine"]:
-            queryset = queryset.filter(requester=user)
-    page = Paginator(queryset, LIST_PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(
-        request,
-        "requests_app/request_list.html",
-        {
-            "page": page,
-            "filters": filters,
-            "can_file_any": any(can_file(user, e) for e in experiments),
-        },
-    )
 
 
 @dataclass
@@ -135,10 +75,15 @@ def _hold(obj: ProductionRequest) -> dict[str, Any]:
     return {"current": current, "total": obj.hold_seconds + current}
 
 
+# Not approved yet: no forecast. "On track, would finish around D" on a request nobody
+# has decided on (perhaps ineligible) reads as a promise; the page says "not scheduled yet".
+NOT_SCHEDULED_YET = {RequestState.DRAFT, RequestState.SUBMITTED, RequestState.NEEDS_INFO}
+
+
 def _forecast(obj: ProductionRequest):
     """Execution's projection for the request, or None (``requests_app.extensions``)."""
     forecaster = request_forecaster()
-    if forecaster is None or obj.state in TERMINAL_STATES or obj.state == RequestState.DRAFT:
+    if forecaster is None or obj.state in TERMINAL_STATES or obj.state in NOT_SCHEDULED_YET:
         return None
     try:
         return forecaster(obj)
@@ -170,6 +115,21 @@ def _fix_links(user, obj: ProductionRequest, fields: set[str], operator: bool) -
         # Only the liaison edits the ticket, once the request is sent back to them.
         links["ticket"].append(("Ask the liaison for information", "#note-request_info"))
     return links
+
+
+def _needs_answer(user, obj: ProductionRequest, timeline: list[TimelineEntry]) -> dict | None:
+    """For a liaison of a request in needs-info: the operators' question, to show first."""
+    if obj.state != RequestState.NEEDS_INFO or Actor.LIAISON not in actor_kinds(user, obj):
+        return None
+    asked = [
+        e for e in timeline if e.kind == "transition" and e.obj.to_state == RequestState.NEEDS_INFO
+    ]
+    last = asked[-1] if asked else None
+    return {
+        "note": last.obj.note if last else "",
+        "who": last.who if last else None,
+        "when": last.created if last else None,
+    }
 
 
 def _render_detail(
@@ -204,6 +164,8 @@ def _render_detail(
     operator = is_operator(user)
     fields = editable_fields(user, obj)
     links = _fix_links(user, obj, fields, operator)
+    timeline = _timeline(obj)
+    watchers = list(obj.watchers.all())
     context = {
         "object": obj,
         "samples": samples,
@@ -212,10 +174,13 @@ def _render_detail(
         "checks": checks,
         "checklist": [(c, links.get(c.key, [])) for c in checks],
         "forecast": _forecast(obj),
+        "not_scheduled_yet": obj.state in NOT_SCHEDULED_YET - {RequestState.DRAFT},
+        "needs_answer": _needs_answer(user, obj, timeline),
         "actions": actions,
         "hold": _hold(obj),
-        "timeline": _timeline(obj),
-        "watchers": list(obj.watchers.all()),
+        "timeline": timeline,
+        "watchers": watchers,
+        "watching": any(w.pk == user.pk for w in watchers),
         "edit_mode": edit_mode(fields),
         "can_comment": can_comment(user, obj),
         "comment_form": comment_form or CommentForm(),
@@ -310,4 +275,18 @@ def request_assign(request, number):
     else:
         who = f"assigned to {assignee.get_username()}" if assignee else "unassigned"
         messages.success(request, f"{obj.number} {who}.")
+    return redirect(obj)
+
+
+@login_required
+@require_POST
+def request_watch(request, number):
+    """Watch (``watch=1``) or stop watching (``watch=0``) a request one may see."""
+    obj = visible_request(request.user, number)
+    watch = request.POST.get("watch") == "1"
+    set_watching(obj, request.user, watch)
+    if watch:
+        messages.success(request, f"You are watching {obj.number}: you will be emailed on changes.")
+    else:
+        messages.success(request, f"You no longer watch {obj.number}.")
     return redirect(obj)

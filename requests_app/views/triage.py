@@ -4,52 +4,29 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
-from django.db.models import Case, Count, IntegerField, QuerySet, Sum, Value, When
+from django.db.models import Count, QuerySet, Sum
 from django.shortcuts import redirect, render
+from django_tables2 import RequestConfig
 
-from ..choices import PRIORITY_WEIGHT, RequestState
-from ..forms import BulkForm, TriageFilterForm
-from ..models import Experiment, PhysicsGroup, ProductionRequest
+from ..choices import RequestState
+from ..filters import TriageFilter, priority_weight
+from ..forms import BulkForm
+from ..models import Experiment, PhysicsGroup, ProductionRequest, SavedFilter
 from ..services import PermissionDenied as NotAllowed
 from ..services import TransitionError, assign, operator_accounts, transition
+from ..tables import TriageTable
 from .access import operator_required
+from .exports import export_csv, saved_filters_context
 
 PAGE_SIZE = 50
 MAX_BULK = 100
-DEFAULT_STATES = [RequestState.SUBMITTED, RequestState.NEEDS_INFO]
 
 
-def priority_weight() -> Case:
-    """``PRIORITY_WEIGHT`` as SQL, so the database orders the queue."""
-    return Case(
-        *[When(priority=p, then=Value(w)) for p, w in PRIORITY_WEIGHT.items()],
-        default=Value(0),
-        output_field=IntegerField(),
-    )
-
-
-def triage_queryset(user, filters: TriageFilterForm) -> QuerySet:
-    """The filtered queue: nearest deadline first, then highest priority, then oldest."""
-    if filters.is_bound and not filters.is_valid():
-        return ProductionRequest.objects.none()  # the errors show by the filters
-    data = filters.cleaned_data if filters.is_bound else {}
-    queryset = ProductionRequest.objects.visible_to(user).filter(
-        state__in=data.get("state") or DEFAULT_STATES
-    )
-    if data.get("experiment"):
-        queryset = queryset.filter(experiment__slug=data["experiment"])
-    if data.get("physics_group"):
-        queryset = queryset.filter(physics_group_id=data["physics_group"])
-    assignee = data.get("assignee")
-    if assignee == "none":
-        queryset = queryset.filter(assignee__isnull=True)
-    elif assignee == "me":
-        queryset = queryset.filter(assignee=user)
-    elif assignee:
-        queryset = queryset.filter(assignee_id=int(assignee))
+def triage_rows(user) -> QuerySet:
+    """The queue before filters: nearest deadline first, then highest priority, then oldest."""
     return (
-        queryset.select_related("experiment", "physics_group", "assignee", "requester")
+        ProductionRequest.objects.visible_to(user)
+        .select_related("experiment", "physics_group", "assignee", "requester")
         .annotate(
             priority_weight=priority_weight(),
             sample_count=Count("samples"),
@@ -81,22 +58,30 @@ def triage(request):
         status = 400
     else:
         status = 200
-    filters = TriageFilterForm(
-        request.GET or None, experiments=experiments, groups=groups, operators=operators
+    filters = TriageFilter(
+        request.GET,
+        triage_rows(request.user),
+        request=request,
+        experiments=experiments,
+        groups=groups,
+        operators=operators,
     )
-    page = Paginator(triage_queryset(request.user, filters), PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
+    rows = filters.qs if filters.is_valid() else ProductionRequest.objects.none()
+    table = TriageTable(rows, picked=set(map(int, picked)))
+    RequestConfig(request, paginate={"per_page": PAGE_SIZE}).configure(table)
+    if request.method == "GET" and request.GET.get("format") == "csv":
+        return export_csv(table, "triage")
     return render(
         request,
         "requests_app/triage.html",
         {
             "filters": filters,
-            "page": page,
+            "table": table,
+            "page": table.page,
             "bulk": bulk,
-            "picked": set(map(int, picked)),
             "nothing_picked": request.method == "POST" and not picked,
-            "default_states": [RequestState(s).label for s in DEFAULT_STATES],
+            "default_states": [RequestState(s).label for s in TriageFilter.DEFAULT_STATES],
+            **saved_filters_context(request, SavedFilter.Page.TRIAGE),
         },
         status=status,
     )

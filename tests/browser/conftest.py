@@ -27,7 +27,7 @@ from django.db import connection, connections
 
 from tests.opos.test_celery_worker import REDIS_URL, redis_reachable
 
-from .support import ARTIFACTS, ROOT, Journey, Worker, wait_started
+from .support import ARTIFACTS, AXE_SOURCE, ROOT, Journey, Worker, wait_started
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -40,6 +40,7 @@ CHROMIUM_ARGS = [
 ]
 BROWSER_ONLY = pytest.StashKey[bool]()
 SCREENSHOTS = pytest.StashKey[bool]()
+CLEARED = pytest.StashKey[set]()
 
 
 def _required(variable: str) -> bool:
@@ -249,16 +250,33 @@ def browser(chromium_executable, live_server, monkeypatch):
     playwright.stop()
 
 
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    """axe-core's script (``make install`` fetches it from npm into .axe/)."""
+    if not AXE_SOURCE.is_file():
+        _skip_or_fail(
+            f"axe-core is missing at {AXE_SOURCE}: run `make axe` (npm install --prefix .axe "
+            "axe-core@4)",
+            "OPOS_REQUIRE_BROWSER",
+        )
+    return AXE_SOURCE.read_text()
+
+
 @pytest.fixture
-def journey(request, browser, live_server):
+def journey(request, browser, live_server, axe_source):
     """The journey of this test module: ``journey.tab(who)`` opens a person's window;
     ``journey.finish()`` takes the screenshots and asserts the pages' checks."""
     name = request.module.__name__.rpartition(".")[2].removeprefix("test_")
     folder = ARTIFACTS / name
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    trip = Journey(name=name, folder=folder, browser=browser, base_url=live_server.url)
+    cleared = request.config.stash.setdefault(CLEARED, set())
+    if name not in cleared:  # a module's later journeys keep its earlier ones' pictures
+        cleared.add(name)
+        if folder.exists():
+            shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    trip = Journey(
+        name=name, folder=folder, browser=browser, base_url=live_server.url, axe=axe_source
+    )
     request.config.stash[SCREENSHOTS] = True
     yield trip
     trip.close()

@@ -82,6 +82,22 @@ OVERFLOW = """
 """
 
 
+# axe-core (from npm, fetched by `make install` into .axe/, never committed) checks each
+# page as it is shown: serious and critical violations are problems of the journey.
+AXE_SOURCE = ROOT / ".axe" / "node_modules" / "axe-core" / "axe.min.js"
+AXE_RUN = """
+async () => {
+  const result = await axe.run(document, {resultTypes: ["violations"]});
+  return result.violations
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => `${v.impact} ${v.id} (${v.help}): ` + v.nodes.slice(0, 3)
+      .map((n) => n.target.join(" ") + " "
+        + (n.failureSummary || "").replace(/\\s+/g, " ").slice(0, 160))
+      .join(" | "));
+}
+"""
+
+
 def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
@@ -95,6 +111,7 @@ class Journey:
     browser: Any
     base_url: str
     tabs: list[Tab] = field(default_factory=list)
+    axe: str = ""  # axe-core's source, loaded into every page of every window
     finished: bool = False
     signed_in_once: bool = False
 
@@ -134,6 +151,9 @@ class Tab:
         self.who = who
         self.context = browser.new_context(base_url=base_url, viewport=DESKTOP)
         self.context.add_init_script(CSP_LISTENER)
+        if journey.axe:
+            # An init script runs before the page's own and is not subject to its CSP.
+            self.context.add_init_script(journey.axe)
         self.page = self.context.new_page()
         self.page.set_default_timeout(15_000)
         self.errors: list[str] = []
@@ -219,15 +239,24 @@ class Tab:
             self.page.goto(url)
             self.capture(name)
 
+    def check_accessibility(self, label: str) -> None:
+        """axe-core inside the page: serious or critical violations are problems."""
+        if not self.journey.axe:
+            return
+        for problem in self.page.evaluate(AXE_RUN):
+            self.errors.append(f"{self.who}: {self.path()} ({label}): accessibility: {problem}")
+
     def capture(self, name: str) -> None:
         """Full-page screenshots of the page as it is (a form showing its errors, say) at
-        desktop and phone widths; a page wider than a phone's screen is a problem."""
+        desktop and phone widths, each checked by axe-core; a page wider than a phone's
+        screen is a problem."""
         for label, size in (("desktop", DESKTOP), ("phone", PHONE)):
             self.page.set_viewport_size(size)
             self.page.screenshot(
                 path=self.journey.folder / f"{slug(self.who)}-{slug(name)}-{label}.png",
                 full_page=True,
             )
+            self.check_accessibility(label)
             if label == "phone":
                 overflow = self.page.evaluate(OVERFLOW)
                 if overflow["wider"] > 1:

@@ -30,6 +30,7 @@ def protected_pages(request, campaign) -> list[str]:
         f"/monitoring/campaigns/{campaign.pk}/",
         f"/monitoring/requests/{request.number}/",
         "/servicedesk/health/",
+        "/account/preferences/",
     ]
 
 

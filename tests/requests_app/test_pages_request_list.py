@@ -21,7 +21,7 @@ def requests(experiment, other_experiment, liaison, other_liaison, operator):
 
 
 def numbers(response):
-    return {r.number for r in response.context["page"].object_list}
+    return {row.record.number for row in response.context["page"].object_list}
 
 
 def test_each_user_sees_their_experiments_requests(

@@ -42,10 +42,10 @@ def test_transition_mails_requester_and_watchers(req, operator, django_capture_o
     assert len(mail.outbox) == 1
     message = mail.outbox[0]
     assert sorted(message.to) == ["liaison@example.org", "watcher@example.org"]
-    assert message.subject == f"[{req.number}] request info: now needs information"
+    assert message.subject == f"[{req.number}] needs your answer: op asked for information"
     assert "Which flux file?" in message.body
     assert link(req) in message.body
-    assert "op took the action" in message.body
+    assert "op asked for information" in message.body
 
 
 def test_the_actor_is_not_mailed_about_their_own_action(
@@ -54,7 +54,8 @@ def test_the_actor_is_not_mailed_about_their_own_action(
     transition(req, "request_info", operator, "more please")
     with django_capture_on_commit_callbacks(execute=True):
         transition(req, "submit", liaison)
-    assert [m.to for m in mail.outbox] == [["watcher@example.org"]]
+    # The watcher, and the operators (a request awaits their decision); not the liaison.
+    assert [m.to for m in mail.outbox] == [["watcher@example.org"], ["op@example.org"]]
 
 
 def test_assignee_is_mailed(req, operator, admin_user, django_capture_on_commit_callbacks):

@@ -334,10 +334,14 @@ def test_assign_only_to_operators(experiment, liaison, operator, template):
 def test_bad_samples_keep_the_old_ones(experiment, liaison, template):
     req = make_request(experiment, liaison, samples=2)
     exc = refused_update(
-        ValidationError, req, liaison, {"title": ""}, samples=[sample_line(), sample_line(events=0)]
+        ValidationError,
+        req,
+        liaison,
+        {"deadline": "someday"},
+        samples=[sample_line(), sample_line(events=0)],
     )
     assert errors_of(exc) == {
-        "title": ["required"],
+        "deadline": ["'someday' is not a date (YYYY-MM-DD)"],
         "samples": [{}, {"events": ["must be greater than zero"]}],
     }
 
