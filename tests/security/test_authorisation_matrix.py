@@ -122,6 +122,25 @@ def new_allocation(experiment) -> dict:
 SPECS: dict[str, Spec] = {
     # --- intake pages -----------------------------------------------------------------------
     "requests:home": Spec(get=PAGE_ALL),
+    # Each user's own: saved filters (anyone's id but their own is "no longer exists") and
+    # the time-zone preference.
+    "requests:filter_save": Spec(
+        writes=[Write("post", roles(LOGIN, ACT, ACT, ACT, ACT, ACT), lambda w: {"name": "m"})]
+    ),
+    "requests:filter_delete": Spec(
+        lambda w: {"pk": 999999}, writes=[Write("post", roles(LOGIN, ACT, ACT, ACT, ACT, ACT))]
+    ),
+    "requests:preferences": Spec(
+        get=PAGE_ALL,
+        writes=[
+            Write("post", roles(LOGIN, ACT, ACT, ACT, ACT, ACT), lambda w: {"time_zone": "UTC"})
+        ],
+    ),
+    # Watching: anyone who may see the request (404 for another experiment's).
+    "requests:watch": Spec(
+        A_REQUEST,
+        writes=[Write("post", roles(LOGIN, ACT, ACT, HIDDEN, ACT, ACT), lambda w: {"watch": "1"})],
+    ),
     # Each user's own tokens; a revoke names a key of the user's own or nothing is revoked.
     "requests:tokens": Spec(
         get=PAGE_ALL,
