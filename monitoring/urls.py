@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import commitment_views, views
 
 app_name = "monitoring"
 
@@ -14,6 +14,16 @@ urlpatterns = [
     path("experiments/<slug:slug>/progress.csv", views.progress_csv, name="csv"),
     path("campaigns/<int:pk>/", views.campaign_page, name="campaign"),
     path("requests/<str:number>/", views.request_page, name="request"),
+    path(
+        "requests/<str:number>/commitments/",
+        commitment_views.request_commitments,
+        name="request_commitments",
+    ),
+    path(
+        "campaigns/<int:pk>/commitments/",
+        commitment_views.campaign_commitments,
+        name="campaign_commitments",
+    ),
     path("jobs/<int:pk>/log/", views.job_log, name="job_log"),
     path("digest/", views.digest_settings, name="digest"),
 ]

@@ -30,6 +30,7 @@ from requests_app.models import Experiment, ProductionRequest, Transition
 
 from ..choices import SnapshotLevel
 from ..models import DigestPreference, StatusReport
+from . import commitments as promises
 from . import operations, snapshots
 from .dashboards import OPEN_REQUEST_STATES, ExperimentOverview, experiment_overview
 from .forecast import window_start
@@ -78,6 +79,12 @@ class StatusReportData:
     @property
     def events_gained(self) -> int:
         return sum(row.gained for row in self.campaigns)
+
+    @property
+    def promised(self) -> list[Tracked]:
+        """Campaigns and requests with commitments, to show against actuals."""
+        rows = [r.tracked for r in self.campaigns] + [r.tracked for r in self.requests]
+        return [t for t in rows if t.commitments]
 
     @property
     def has_blockers(self) -> bool:
@@ -213,6 +220,8 @@ CSV_HEADER = [
     "eta_high",
     "deadline",
     "blocked_reason",
+    "commitment_status",
+    "commitments",
 ]
 
 
@@ -235,7 +244,8 @@ def progress_csv(overview: ExperimentOverview) -> str:
     campaign_ids = [r.obj.pk for r in overview.campaigns]
     data = load_breakdown(Stage.objects.filter(campaign_id__in=campaign_ids))
 
-    def row(level, campaign, request, sample, stage, p, f=None):
+    def row(level, campaign, request, sample, stage, p, f=None, promised=()):
+        worst = promises.worst(promised)
         jobs = [p.jobs.get(s, 0) for s in CSV_HEADER[10:19]]
         forecast = (
             [
@@ -266,16 +276,18 @@ def progress_csv(overview: ExperimentOverview) -> str:
                     *jobs,
                     *forecast,
                     f.reason if f else p.blocked_reason,
+                    worst.status if worst else "",
+                    "; ".join(r.text for r in promised),
                 ]
             ]
         )
 
     for t in overview.campaigns:
-        row("campaign", t.obj.name, "", "", "", t.progress, t.forecast)
+        row("campaign", t.obj.name, "", "", "", t.progress, t.forecast, t.commitments)
     names = {r.obj.pk: r.obj.name for r in overview.campaigns}
     for t in overview.requests:
         campaign = t.campaign.name if t.campaign else ""
-        row("request", campaign, t.obj.number, "", "", t.progress, t.forecast)
+        row("request", campaign, t.obj.number, "", "", t.progress, t.forecast, t.commitments)
     numbers = {t.obj.pk: t.obj.number for t in overview.requests}
     for sid, p in data.samples.items():
         rid = data.sample_request[sid]

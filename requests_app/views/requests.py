@@ -272,6 +272,11 @@ def request_action(request, number):
         stash_note(request, obj.number, action, note)
         return redirect(f"{obj.get_absolute_url()}#actions-heading")
     messages.success(request, f"{obj.number} is now {obj.get_state_display().lower()}.")
+    follow_up = getattr(settings, "OPOS_COMMITMENTS_URLS", {}).get("request")
+    if action == "approve" and follow_up:
+        # Right after the approval, the operator confirms what is promised to the experiment.
+        messages.info(request, "Confirm or edit the commitments the tracker proposes.")
+        return redirect(follow_up, number=obj.number)
     return redirect(obj)
 
 
