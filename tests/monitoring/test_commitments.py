@@ -9,8 +9,8 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
-from monitoring.choices import CommitmentStatus, MilestoneKind
 from campaigns.models import CampaignRequest
+from monitoring.choices import CommitmentStatus, MilestoneKind
 from monitoring.models import Commitment, CommitmentChange, Milestone
 from monitoring.services import commitments as promises
 from monitoring.services.forecast import Forecast
