@@ -224,6 +224,12 @@ SPECS: dict[str, Spec] = {
     "monitoring:campaign": Spec(a("a_campaign"), get=PAGE_MEMBER),
     "monitoring:request": Spec(A_REQUEST, get=PAGE_MEMBER),
     "monitoring:job_log": Spec(a("a_job"), get=PAGE_OPERATOR),
+    "monitoring:request_commitments": Spec(
+        A_REQUEST, get=PAGE_OPERATOR, writes=[Write("post", PAGE_OPERATOR_ANY)]
+    ),
+    "monitoring:campaign_commitments": Spec(
+        a("a_campaign"), get=PAGE_OPERATOR, writes=[Write("post", PAGE_OPERATOR_ANY)]
+    ),
     "monitoring:digest": Spec(
         get=PAGE_ALL,
         writes=[Write("post", roles(LOGIN, ACT, ACT, ACT, ACT, ACT), lambda w: {"daily": "on"})],
