@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import commitment_views, views
+from . import commitment_views, sla_views, views
 
 app_name = "monitoring"
 
@@ -26,4 +26,5 @@ urlpatterns = [
     ),
     path("jobs/<int:pk>/log/", views.job_log, name="job_log"),
     path("digest/", views.digest_settings, name="digest"),
+    path("sla/", sla_views.sla_page, name="sla"),
 ]

@@ -30,7 +30,7 @@ from requests_app.models.visibility import is_operator
 
 from . import charts, conf
 from .forms import DigestForm, ReportPeriodForm
-from .services import dashboards, reports
+from .services import dashboards, reports, sla
 
 LOG_TAIL_BYTES = 64 * 1024
 
@@ -187,7 +187,12 @@ def request_page(request, number: str):
         request,
         "monitoring/request.html",
         "monitoring/_request_live.html",
-        {"object": production_request, "detail": detail, "chart_span": span},
+        {
+            "object": production_request,
+            "detail": detail,
+            "chart_span": span,
+            "clock": sla.request_clock(production_request),
+        },
     )
 
 
@@ -237,6 +242,7 @@ def report_page(request, slug: str):
         {
             "experiment": experiment,
             "report": data,
+            "sla_measures": [(k, label) for k, (label, _t) in sla.MEASURES.items()],
             "form": form,
             "operator": is_operator(request.user),
         },

@@ -31,7 +31,7 @@ from requests_app.models import Experiment, ProductionRequest, Transition
 from ..choices import SnapshotLevel
 from ..models import DigestPreference, StatusReport
 from . import commitments as promises
-from . import operations, snapshots
+from . import operations, sla, snapshots
 from .dashboards import OPEN_REQUEST_STATES, ExperimentOverview, experiment_overview
 from .forecast import window_start
 from .progress import load_breakdown
@@ -75,6 +75,7 @@ class StatusReportData:
     completed: list[Transition]
     last_report: StatusReport | None = None
     previous: list[StatusReport] = field(default_factory=list)
+    sla: list = field(default_factory=list)  # sla.Aggregate of the last months
 
     @property
     def events_gained(self) -> int:
@@ -174,6 +175,7 @@ def status_report(
         completed=completed,
         last_report=previous[0] if previous else None,
         previous=previous,
+        sla=sla.aggregates([experiment], now, months=3)[0],
     )
 
 

@@ -224,6 +224,7 @@ SPECS: dict[str, Spec] = {
     "monitoring:campaign": Spec(a("a_campaign"), get=PAGE_MEMBER),
     "monitoring:request": Spec(A_REQUEST, get=PAGE_MEMBER),
     "monitoring:job_log": Spec(a("a_job"), get=PAGE_OPERATOR),
+    "monitoring:sla": Spec(get=PAGE_ALL),
     "monitoring:request_commitments": Spec(
         A_REQUEST, get=PAGE_OPERATOR, writes=[Write("post", PAGE_OPERATOR_ANY)]
     ),
