@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import commitment_views, sla_views, views
+from . import commitment_views, sla_views, views, whatif_views
 
 app_name = "monitoring"
 
@@ -27,4 +27,5 @@ urlpatterns = [
     path("jobs/<int:pk>/log/", views.job_log, name="job_log"),
     path("digest/", views.digest_settings, name="digest"),
     path("sla/", sla_views.sla_page, name="sla"),
+    path("campaigns/<int:pk>/what-if/", whatif_views.campaign_what_if, name="campaign_what_if"),
 ]
