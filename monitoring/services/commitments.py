@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from campaigns.choices import CLOSED_CAMPAIGN_STATES
@@ -384,13 +384,19 @@ def confirm(
         raise ValidationError({"__all__": [f"not a commitment of {_name(target)}: {unknown}"]})
     _check_order(moments)
     proposed = proposed or {}
+    taken = CommitmentError(
+        f"{_name(target)} already has commitments: change them with a reason.", "conflict"
+    )
+    try:
+        return _confirm(target, user, moments, proposed, now, kinds, taken)
+    except IntegrityError:  # another operator confirmed at the same moment: theirs stands
+        raise taken from None
+
+
+def _confirm(target, user, moments, proposed, now, kinds, taken) -> list[Commitment]:
     with transaction.atomic():
-        scope = Commitment.objects.select_for_update().filter(**_target_fields(target))
-        if scope.exists():
-            raise CommitmentError(
-                f"{_name(target)} already has commitments: change them with a reason.",
-                "conflict",
-            )
+        if Commitment.objects.filter(**_target_fields(target)).exists():
+            raise taken
         made = Commitment.objects.bulk_create(
             [
                 Commitment(

@@ -262,3 +262,42 @@ def test_the_beat_task_runs_the_check(round_, operator):
 
     _promise(round_, operator)
     assert check_commitments_task.apply().get()["announced"] == 1
+
+
+def test_a_second_confirmation_is_refused_as_a_conflict(round_, operator):
+    _promise(round_, operator)
+    with pytest.raises(promises.CommitmentError) as refused:
+        _promise(round_, operator)
+    assert refused.value.kind == "conflict"
+    assert Commitment.objects.filter(campaign=round_).count() == 4
+
+
+def test_pages_with_promises_stay_within_their_query_ceilings(
+    client, round_, operator, experiment, django_assert_max_num_queries
+):
+    """Promises on the campaign and on each of its requests add a fixed two queries to an
+    overview (the promises, their milestones) and one to a dashboard, whatever their number."""
+    from campaigns.models import CampaignRequest as Link
+
+    from .test_query_counts import MAX_QUERIES
+
+    _promise(round_, operator)
+    for link in Link.objects.filter(campaign=round_).select_related("request"):
+        promises.confirm(
+            link.request,
+            operator,
+            {
+                k: timezone.now() + dt.timedelta(hours=i + 1)
+                for i, k in enumerate(promises.REQUEST_KINDS)
+            },
+        )
+    client.force_login(operator)
+    pages = {
+        "experiment": reverse("monitoring:experiment", args=[experiment.slug]),
+        "campaign": reverse("monitoring:campaign", args=[round_.pk]),
+        "operations": reverse("monitoring:operations"),
+        "csv": reverse("monitoring:csv", args=[experiment.slug]),
+    }
+    for name, url in pages.items():
+        with django_assert_max_num_queries(MAX_QUERIES[name]):
+            assert client.get(url).status_code == 200
