@@ -471,6 +471,9 @@ OPOS_COMMITMENTS_URLS = {
     "request": "monitoring:request_commitments",
     "campaign": "monitoring:campaign_commitments",
 }
+# The request page's commitments and service-desk clock come from the read side (named
+# by dotted path, as the forecast).
+OPOS_REQUEST_PROMISES = "monitoring.services.commitments.for_request_page"
 # Commitments proposed at approval or launch start this long after it (seconds).
 OPOS_COMMITMENT_START_LAG_S = env_int("OPOS_COMMITMENT_START_LAG_S", 7200)
 

@@ -354,6 +354,7 @@ def _name(target: ProductionRequest | Campaign) -> str:
 def _check_promisable(target: ProductionRequest | Campaign, user: AbstractBaseUser) -> None:
     if not is_operator(user):
         raise CommitmentError("Only OPOS operators record commitments.", "forbidden")
+    target.refresh_from_db(fields=["state"])  # judged on its state now, not as loaded
     if isinstance(target, Campaign):
         if target.state in CLOSED_CAMPAIGN_STATES:
             raise CommitmentError(f"{_name(target)} is {target.state}: nothing left to promise.")
@@ -565,3 +566,27 @@ def _store(row: CommitmentRow, tracked, now: dt.datetime) -> bool:
         pagecache.bump_data_version()
     c.status = row.status
     return True
+
+
+def for_request_page(request: ProductionRequest) -> dict:
+    """What the intake request page shows (``OPOS_REQUEST_PROMISES``): its promises with
+    the status last judged by the check, and its service-desk clock (two queries)."""
+    from . import sla
+
+    return {
+        "commitments": [
+            {
+                "label": SHORT[c.kind],
+                "promised_at": c.promised_at,
+                "status": CommitmentStatus(c.status).label,
+                "badge": COMMITMENT_BADGE.get(c.status, "info"),
+            }
+            for c in sorted(of_request(request.pk), key=lambda c: CAMPAIGN_KINDS.index(c.kind))
+        ],
+        # Steps reached, and the waits that happened (no "on hold: 0 min" on every page).
+        "clock": [
+            row
+            for row in sla.request_clock(request)
+            if row.seconds is not None and (row.seconds > 0 or row.target_s is not None)
+        ],
+    }

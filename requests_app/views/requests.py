@@ -148,6 +148,18 @@ def _forecast(obj: ProductionRequest):
         return None
 
 
+def _promises(obj: ProductionRequest) -> dict | None:
+    """The read side's commitments and service-desk clock (see OPOS_REQUEST_PROMISES)."""
+    path = getattr(settings, "OPOS_REQUEST_PROMISES", "")
+    if not path or obj.state == RequestState.DRAFT:
+        return None
+    try:
+        return import_string(path)(obj)
+    except Exception:  # advice, as the forecast: the request page must still open
+        log.exception("commitments failed for %s", obj.number)
+        return None
+
+
 def _fix_links(user, obj: ProductionRequest, fields: set[str], operator: bool) -> dict:
     """Where each checklist item is fixed, for the pages this viewer may open."""
     links: dict[str, list[tuple[str, str]]] = {"sla": [], "code": [], "training": [], "ticket": []}
@@ -213,6 +225,7 @@ def _render_detail(
         "checks": checks,
         "checklist": [(c, links.get(c.key, [])) for c in checks],
         "forecast": _forecast(obj),
+        "promises": _promises(obj),
         "actions": actions,
         "hold": _hold(obj),
         "timeline": _timeline(obj),

@@ -301,3 +301,20 @@ def test_pages_with_promises_stay_within_their_query_ceilings(
     for name, url in pages.items():
         with django_assert_max_num_queries(MAX_QUERIES[name]):
             assert client.get(url).status_code == 200
+
+
+def test_the_request_page_shows_its_promises_and_clock(client, experiment, operator, liaison):
+    qualify(experiment, liaison)
+    request = make_request(experiment, liaison, RequestState.DRAFT)
+    client.force_login(liaison)
+    client.post(reverse("requests:action", args=[request.number]), {"action": "submit"})
+    client.force_login(operator)
+    client.post(reverse("requests:action", args=[request.number]), {"action": "approve"})
+    moments = promises.proposal(request)
+    promises.confirm(request, operator, moments)
+    client.force_login(liaison)
+    page = client.get(reverse("requests:detail", args=[request.number])).content.decode()
+    assert "Commitments" in page and "100 %: promised" in page
+    assert "Service-desk clock" in page and "First operator response" in page
+    assert "Change them" not in page  # the liaison sees, operators change
+    assert "Waiting for the liaison" not in page  # it never waited
