@@ -28,4 +28,5 @@ urlpatterns = [
     path("digest/", views.digest_settings, name="digest"),
     path("sla/", sla_views.sla_page, name="sla"),
     path("campaigns/<int:pk>/what-if/", whatif_views.campaign_what_if, name="campaign_what_if"),
+    path("requests/<str:number>/what-if/", whatif_views.request_what_if, name="request_what_if"),
 ]

@@ -78,7 +78,7 @@ def _promise_status(promised: dt.datetime, finish: dt.datetime | None) -> str:
     return "on_track" if finish is not None and finish <= promised else "at_risk"
 
 
-def payload(campaign: Campaign, result) -> dict:
+def payload(campaign: Campaign | None, result) -> dict:
     """The answer: effects named, and the 100 % commitments they move (three queries)."""
     effects = result.effects + ([result.subject] if result.subject else [])
     names = dict(
@@ -127,7 +127,7 @@ def payload(campaign: Campaign, result) -> dict:
             )
     return {
         "change": result.change,
-        "campaign": campaign.pk,
+        "campaign": campaign.pk if campaign else None,
         "subject": row(result.subject) if result.subject else None,
         "effects": [row(e) for e in result.effects],
         "commitments": moved,

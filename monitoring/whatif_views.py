@@ -7,11 +7,12 @@ from django.shortcuts import get_object_or_404, render
 from rest_framework.exceptions import ValidationError
 
 from campaigns.models import Campaign, CampaignRequest
+from campaigns.services.whatif import what_if
 from requests_app.choices import PRIORITY_WEIGHT, RequestState
 from requests_app.models import ProductionRequest
 
 from .views import operator_required
-from .whatif_api import run
+from .whatif_api import payload, run
 
 
 @operator_required
@@ -49,3 +50,14 @@ def campaign_what_if(request, pk: int):
         },
         status=status,
     )
+
+
+@operator_required
+def request_what_if(request, number: str):
+    """Before an approval: the request as a campaign of its own from now (as the approval's
+    forecast assumes), and what that does to every running campaign and promise."""
+    target = get_object_or_404(
+        ProductionRequest.objects.select_related("experiment"), number=number
+    )
+    answer = payload(None, what_if("approve", requests=[target]))
+    return render(request, "monitoring/what_if_request.html", {"target": target, "answer": answer})

@@ -107,3 +107,28 @@ def test_the_decision_page_shows_the_effect_before_the_launch(client, busy, oper
     assert b"SBND reprocessing" in page.content and b"Effect, projected" in page.content
     bad = client.get(url, {"change": "priority", "priority": "nope"})
     assert bad.status_code == 400 and b"priority" in bad.content
+
+
+def test_before_an_approval_the_request_page_leads_to_its_effect(
+    client, busy, operator, experiment
+):
+    from django.urls import reverse
+
+    from requests_app.choices import RequestState
+
+    _busy = busy
+    waiting = approved_request(
+        experiment,
+        template=workflow(experiment, name="asked"),
+        events=40_000,
+        priority="critical",
+        state=RequestState.SUBMITTED,
+    )
+    client.force_login(operator)
+    detail = client.get(reverse("requests:detail", args=[waiting.number]))
+    url = reverse("monitoring:request_what_if", args=[waiting.number])
+    assert url.encode() in detail.content
+    page = client.get(url)
+    assert page.status_code == 200
+    texts = [e["text"] for e in page.context["answer"]["effects"]]
+    assert any(t.startswith("SBND reprocessing") for t in texts), texts

@@ -226,6 +226,7 @@ SPECS: dict[str, Spec] = {
     "monitoring:job_log": Spec(a("a_job"), get=PAGE_OPERATOR),
     "monitoring:sla": Spec(get=PAGE_ALL),
     "monitoring:campaign_what_if": Spec(a("a_campaign"), get=PAGE_OPERATOR),
+    "monitoring:request_what_if": Spec(A_REQUEST, get=PAGE_OPERATOR),
     "monitoring:request_commitments": Spec(
         A_REQUEST, get=PAGE_OPERATOR, writes=[Write("post", PAGE_OPERATOR_ANY)]
     ),
