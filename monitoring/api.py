@@ -25,7 +25,7 @@ from common import pagecache
 from requests_app.api.errors import ProblemSerializer
 from requests_app.models import ProductionRequest
 
-from .choices import ForecastBasis, MilestoneKind, ProgressStatus
+from .choices import CommitmentStatus, ForecastBasis, MilestoneKind, ProgressStatus
 from .services.dashboards import Detail, campaign_detail, request_detail
 
 JobCountsSerializer = type(
@@ -60,6 +60,24 @@ class ThroughputSerializer(serializers.Serializer):
     window_hours = serializers.FloatField()
     events_per_hour = serializers.FloatField(allow_null=True)
     jobs_per_hour = serializers.FloatField(allow_null=True)
+
+
+class CommitmentSerializer(serializers.Serializer):
+    """A promised milestone against its actual or forecast moment."""
+
+    kind = serializers.ChoiceField(choices=MilestoneKind.choices)
+    label = serializers.CharField(help_text='As said: "start", "full speed", "50 %", "100 %".')
+    promised_at = serializers.DateTimeField()
+    actual_at = serializers.DateTimeField(allow_null=True, help_text="When it was reached.")
+    forecast_at = serializers.DateTimeField(
+        allow_null=True, help_text="When it is expected (not reached yet; null: no forecast)."
+    )
+    status = serializers.ChoiceField(choices=CommitmentStatus.choices)
+    text = serializers.CharField(
+        help_text='In words: "50 %: promised Dec 2 12:00, forecast Dec 3 04:00, at risk".'
+    )
+    confirmed_by = serializers.CharField(allow_null=True)
+    confirmed_at = serializers.DateTimeField()
 
 
 class ProgressSerializer(serializers.Serializer):
@@ -97,6 +115,9 @@ class ProgressSerializer(serializers.Serializer):
     )
     hold_seconds = serializers.IntegerField(min_value=0)
     milestones = MilestonesSerializer()
+    commitments = CommitmentSerializer(
+        many=True, help_text="What was promised (empty: nothing yet), judged now."
+    )
     snapshots = SnapshotPointSerializer(many=True)
 
 
@@ -142,6 +163,7 @@ def payload(pk: int, detail: Detail) -> dict:
         "basis": f.basis,
         "hold_seconds": detail.hold_s,
         "milestones": {kind: detail.milestone_times.get(kind) for kind in MilestoneKind.values},
+        "commitments": [row.as_dict() for row in detail.commitments],
         "snapshots": [],
     }
 

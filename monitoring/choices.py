@@ -76,3 +76,26 @@ class MilestoneKind(models.TextChoices):
     FULL_SPEED = "full_speed", "Full speed"
     HALF_EVENTS = "half_events", "50% of events"
     ALL_EVENTS = "all_events", "100% of events"
+
+
+class CommitmentStatus(models.TextChoices):
+    """Where a promised milestone stands: against its actual date once reached, else
+    against its forecast (``at_risk``: forecast after the promise; ``missed``: the
+    promised moment passed without it, or it was reached late)."""
+
+    ON_TRACK = "on_track", "On track"
+    AT_RISK = "at_risk", "At risk"
+    MISSED = "missed", "Missed"
+    MET = "met", "Met"
+    UNKNOWN = "unknown", "No forecast"
+
+
+COMMITMENT_BADGE = {
+    CommitmentStatus.ON_TRACK: "ok",
+    CommitmentStatus.AT_RISK: "warn",
+    CommitmentStatus.MISSED: "bad",
+    CommitmentStatus.MET: "ok",
+    CommitmentStatus.UNKNOWN: "info",
+}
+# Statuses whose arrival is announced (operators, requester, watchers, the ticket).
+ANNOUNCED_COMMITMENT_STATUSES = (CommitmentStatus.AT_RISK, CommitmentStatus.MISSED)

@@ -64,3 +64,39 @@ class AllocationForm(forms.ModelForm):
             "start": forms.DateInput(attrs={"type": "date"}),
             "end": forms.DateInput(attrs={"type": "date"}),
         }
+
+
+class CommitmentForm(forms.Form):
+    """The promised moment of each milestone, and the reason when changing them.
+
+    Built for the kinds of a request (start, 50%, 100%) or a campaign (and full speed);
+    ``changing``: commitments exist, so a reason is required for any moved date.
+    """
+
+    reason = forms.CharField(
+        required=False,
+        max_length=5000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        label="Why change them?",
+        help_text="Required to change a promise; kept in its history.",
+    )
+
+    def __init__(
+        self, *args, kinds: tuple[str, ...], labels: dict[str, str], changing: bool, **kwargs
+    ):
+        super().__init__(*args, **kwargs)
+        self.kinds = kinds
+        self.changing = changing
+        for kind in kinds:
+            self.fields[kind] = forms.DateTimeField(
+                label=f"{labels[kind]} by",
+                widget=forms.DateTimeInput(
+                    attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"
+                ),
+            )
+        self.order_fields([*kinds, "reason"])
+        if not changing:
+            del self.fields["reason"]
+
+    def moments(self) -> dict:
+        return {kind: self.cleaned_data[kind] for kind in self.kinds}

@@ -15,7 +15,7 @@ from campaigns.models import Campaign
 from requests_app.models import Experiment, ProductionRequest, Sample
 from requests_app.models.visibility import VisibleQuerySet
 
-from .choices import MilestoneKind, SnapshotLevel, SnapshotTier
+from .choices import CommitmentStatus, MilestoneKind, SnapshotLevel, SnapshotTier
 
 
 class ProgressSnapshotQuerySet(VisibleQuerySet):
@@ -125,6 +125,92 @@ class Milestone(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} of campaign {self.campaign_id} at {self.reached_at:%Y-%m-%d %H:%M}"
+
+
+class CommitmentQuerySet(VisibleQuerySet):
+    experiment_path = "experiment"
+
+
+class Commitment(models.Model):
+    """A milestone promised to an experiment: "50% of the events by Dec 2 12:00".
+
+    Of a request (proposed at its approval; ``campaign`` empty) or of a campaign
+    (proposed at its launch; ``request`` empty). Recorded with who confirmed it and
+    when; the promised moment changes only through ``monitoring.services.commitments.
+    change`` with a reason, each change kept as a ``CommitmentChange``. ``status`` is the
+    last one announced (at risk and missed reach people once per change); pages compute
+    the current one from the actual or forecast date.
+    """
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="+")
+    campaign = models.ForeignKey(
+        Campaign, null=True, blank=True, on_delete=models.CASCADE, related_name="commitments"
+    )
+    request = models.ForeignKey(
+        ProductionRequest,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="commitments",
+    )
+    kind = models.CharField(max_length=16, choices=MilestoneKind.choices)
+    promised_at = models.DateTimeField()
+    status = models.CharField(
+        max_length=10, choices=CommitmentStatus.choices, default=CommitmentStatus.ON_TRACK
+    )
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    confirmed_at = models.DateTimeField()
+    proposed_at = models.DateTimeField(
+        null=True, blank=True, help_text="What the tracker proposed from its forecast."
+    )
+
+    objects = CommitmentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["promised_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(campaign__isnull=True, request__isnull=False)
+                | models.Q(campaign__isnull=False, request__isnull=True),
+                name="commitment_of_request_or_campaign",
+            ),
+            models.UniqueConstraint(
+                fields=["campaign", "kind"],
+                condition=models.Q(request__isnull=True),
+                name="commitment_campaign_once",
+            ),
+            models.UniqueConstraint(
+                fields=["request", "kind"],
+                condition=models.Q(request__isnull=False),
+                name="commitment_request_once",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        whose = f"request {self.request_id}" if self.request_id else f"campaign {self.campaign_id}"
+        return f"{self.kind} of {whose} by {self.promised_at:%Y-%m-%d %H:%M}"
+
+
+class CommitmentChange(models.Model):
+    """One change of a promised moment, with its reason (the history; rows never edited)."""
+
+    commitment = models.ForeignKey(Commitment, on_delete=models.CASCADE, related_name="changes")
+    promised_before = models.DateTimeField()
+    promised_after = models.DateTimeField()
+    reason = models.TextField()
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created", "id"]
+
+    def __str__(self) -> str:
+        return f"commitment {self.commitment_id}: {self.promised_before} -> {self.promised_after}"
 
 
 class DigestPreference(models.Model):

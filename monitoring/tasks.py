@@ -13,7 +13,7 @@ from typing import Any
 from celery import shared_task
 from django.db import OperationalError
 
-from .services import record_snapshots, send_digests, thin_snapshots
+from .services import commitments, record_snapshots, send_digests, thin_snapshots
 
 COMMON: dict[str, Any] = {
     "acks_late": True,
@@ -42,3 +42,10 @@ def thin_snapshots_task() -> dict[str, Any]:
 def send_digests_task() -> dict[str, Any]:
     """Email the daily digest to users who opted in."""
     return asdict(send_digests())
+
+
+@shared_task(name="monitoring.check_commitments", soft_time_limit=120, time_limit=180, **COMMON)
+def check_commitments_task() -> dict[str, Any]:
+    """Judge the commitments not settled; announce those newly at risk or missed."""
+    report = commitments.check()
+    return {"checked": report.checked, "changed": report.changed, "announced": report.announced}

@@ -30,7 +30,7 @@ from requests_app.views.access import operator_required
 from . import charts, conf
 from .forms import DigestForm, ReportPeriodForm
 from .models import Allocation
-from .services import accounting, dashboards, reports
+from .services import accounting, dashboards, reports, sla
 
 LOG_TAIL_BYTES = 64 * 1024
 
@@ -188,7 +188,12 @@ def request_page(request, number: str):
         request,
         "monitoring/request.html",
         "monitoring/_request_live.html",
-        {"object": production_request, "detail": detail, "chart_span": span},
+        {
+            "object": production_request,
+            "detail": detail,
+            "chart_span": span,
+            "clock": sla.request_clock(production_request),
+        },
     )
 
 
@@ -242,6 +247,7 @@ def report_page(request, slug: str):
         {
             "experiment": experiment,
             "report": data,
+            "sla_measures": [(k, label) for k, (label, _t) in sla.MEASURES.items()],
             "form": form,
             "operator": is_operator(request.user),
         },

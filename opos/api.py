@@ -6,6 +6,7 @@ from rest_framework.routers import DefaultRouter
 from campaigns.api import register as register_campaigns
 from monitoring.accounting_api import AllocationViewSet, LedgerView
 from monitoring.api import CampaignProgressView, RequestProgressView
+from monitoring.whatif_api import CampaignWhatIfView
 from requests_app.api import ObtainTokenView
 from requests_app.api import register as register_requests
 from requests_app.api.tokens import TokenListView, TokenRevokeView
@@ -28,6 +29,7 @@ urlpatterns = [
     path("accounting/", LedgerView.as_view(), name="accounting-ledger"),
     # Progress (monitoring): before the router, whose campaign and request routes share prefixes.
     path("campaigns/<int:id>/progress/", CampaignProgressView.as_view(), name="campaign-progress"),
+    path("campaigns/<int:id>/what-if/", CampaignWhatIfView.as_view(), name="campaign-what-if"),
     re_path(
         rf"^requests/(?P<id>[0-9]+|{NUMBER_PATTERN})/progress/$",
         RequestProgressView.as_view(),

@@ -484,6 +484,16 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
 
+# Where an approval (of a request) or a launch (of a campaign) leads next: the read
+# side's commitments page, where the operator confirms what is promised. URL names, so
+# neither intake nor execution imports the read side. Empty: back to the page, as before.
+OPOS_COMMITMENTS_URLS = {
+    "request": "monitoring:request_commitments",
+    "campaign": "monitoring:campaign_commitments",
+}
+# Commitments proposed at approval or launch start this long after it (seconds).
+OPOS_COMMITMENT_START_LAG_S = env_int("OPOS_COMMITMENT_START_LAG_S", 7200)
+
 # --- Execution ---------------------------------------------------------------
 # Beat intervals in seconds. Short by default in development, so that `make run` takes a
 # launched demo request to completed within a couple of minutes; production defaults are
@@ -706,6 +716,10 @@ CELERY_BEAT_SCHEDULE.update(
             "monitoring.record_snapshots", OPOS_SNAPSHOT_INTERVAL_S
         ),
         "monitoring-thin-snapshots": _beat("monitoring.thin_snapshots", OPOS_THIN_INTERVAL_S),
+        # Promises judged as often as the snapshots that move their forecasts.
+        "monitoring-check-commitments": _beat(
+            "monitoring.check_commitments", OPOS_SNAPSHOT_INTERVAL_S
+        ),
         "monitoring-send-digests": {
             "task": "monitoring.send_digests",
             "schedule": crontab(hour=OPOS_DIGEST_HOUR, minute=0),
@@ -716,6 +730,9 @@ CELERY_BEAT_SCHEDULE.update(
 # One schema component for the progress status, whichever serializer names it.
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["ProgressStatusEnum"] = (
     "monitoring.choices.ProgressStatus"
+)
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["CommitmentStatusEnum"] = (
+    "monitoring.choices.CommitmentStatus"
 )
 # The interpreter that runs the job wrapper on the batch nodes (default: the worker's own).
 OPOS_JOB_PYTHON = env_str("OPOS_JOB_PYTHON", "")

@@ -194,4 +194,29 @@ def progress(
         lines.append(text)
     elif status:
         lines.append(f"status    {status}")
+    lines += commitment_lines(p.get("commitments") or [])
     return "\n".join(lines)
+
+
+def _short(moment: dt.datetime) -> str:
+    return f"{moment:%b} {moment.day} {moment:%H:%M}"
+
+
+def commitment_lines(commitments: list[dict]) -> list[str]:
+    """'promised  50 %: promised Dec 2 12:00, forecast Dec 3 04:00, at risk' per promise."""
+    lines = []
+    for c in commitments:
+        promised = parse_moment(c.get("promised_at"))
+        if promised is None:
+            continue
+        actual, expected = parse_moment(c.get("actual_at")), parse_moment(c.get("forecast_at"))
+        parts = [f"{c.get('label') or c.get('kind')}: promised {_short(promised)}"]
+        if actual is not None:
+            parts.append(f"reached {_short(actual)}")
+        elif expected is not None:
+            parts.append(f"forecast {_short(expected)}")
+        else:
+            parts.append("no forecast")
+        parts.append(str(c.get("status") or "").replace("_", " "))
+        lines.append(("promised  " if not lines else "          ") + ", ".join(parts))
+    return lines

@@ -15,6 +15,7 @@ RequestForecaster = Callable[[Any], Any]
 HomeSection = Callable[[Any], dict | None]
 
 _request_forecaster: list[RequestForecaster] = []
+_request_promises: list[RequestForecaster] = []
 _home_sections: list[HomeSection] = []
 
 
@@ -26,6 +27,17 @@ def provide_request_forecast(forecaster: RequestForecaster) -> None:
 def request_forecaster() -> RequestForecaster | None:
     """The forecaster execution provided, or None when no app did (intake alone)."""
     return _request_forecaster[0] if _request_forecaster else None
+
+
+def provide_request_promises(promises: RequestForecaster) -> None:
+    """Use ``promises(request) -> dict`` (the read side's commitments and service-desk
+    clock) on the request page (the last one given)."""
+    _request_promises[:] = [promises]
+
+
+def request_promises() -> RequestForecaster | None:
+    """The read side's commitments for the request page, or None when no app gave them."""
+    return _request_promises[0] if _request_promises else None
 
 
 def add_home_section(section: HomeSection) -> None:

@@ -8,6 +8,7 @@ else gets a 404 (a campaign's existence is not their business).
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -210,6 +211,11 @@ def campaign_do(request, campaign: Campaign):
         refused(request, exc)
     else:
         messages.success(request, f"Campaign {campaign.name}: {action} done.")
+        follow_up = getattr(settings, "OPOS_COMMITMENTS_URLS", {}).get("campaign")
+        if action == "launch" and follow_up:
+            # Right after the launch, the operator confirms what is promised.
+            messages.info(request, "Confirm or edit the commitments the tracker proposes.")
+            return redirect(follow_up, pk=campaign.pk)
     return redirect(campaign)
 
 

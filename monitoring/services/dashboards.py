@@ -24,6 +24,7 @@ from requests_app.models import Comment, Experiment, ProductionRequest, Sample, 
 from .. import charts, conf
 from ..choices import MilestoneKind, SnapshotLevel
 from ..models import Milestone
+from . import commitments as promises
 from . import milestones as ms
 from . import operations, snapshots
 from .forecast import Forecast, Point, measure, window_start
@@ -131,6 +132,7 @@ class Detail:
     stuck: list[StuckFlag] = field(default_factory=list)
     stuck_count: int = 0
     timeline: list[dict[str, Any]] = field(default_factory=list)
+    commitments: list[promises.CommitmentRow] = field(default_factory=list)
 
     @property
     def has_full_speed(self) -> bool:
@@ -230,6 +232,7 @@ def campaign_detail(
         hold_s=sum(hold_seconds(r, now) for r in requests),
         paused_s=paused_seconds(campaign, now),
         snapshots=series,
+        commitments=promises.rows(promises.of_campaign(campaign.pk), f, progress, reached, now),
     )
     if triage:
         jobs = Job.objects.filter(stage__campaign=campaign)
@@ -293,6 +296,7 @@ def request_detail(
         samples=_sample_rows(data, request.pk) if full else [],
         hold_s=hold_seconds(request, now),
         snapshots=series,
+        commitments=promises.rows(promises.of_request(request.pk), f, progress, reached, now),
     )
     if campaign is not None:
         jobs = Job.objects.filter(stage__request=request, stage__campaign=campaign)
@@ -356,12 +360,14 @@ def experiment_overview(
     for r in requests:
         if r.pk not in r_progress:
             r_progress[r.pk] = Progress(events_target=r.events_total)
-    return ExperimentOverview(
+    overview = ExperimentOverview(
         experiment=experiment,
         campaigns=track_campaigns(campaigns, c_progress, now, estimates),
         requests=track_requests(requests, r_progress, _campaign_of(ids), now, estimates),
         now=now,
     )
+    promises.attach(overview.campaigns + overview.requests, now)
+    return overview
 
 
 @dataclass
@@ -387,6 +393,7 @@ def operator_overview(now: dt.datetime | None = None) -> OperatorOverview:
     ids = [c.pk for c in campaigns]
     progress = totals(Stage.objects.filter(campaign_id__in=ids), "campaign_id")
     rows = track_campaigns(campaigns, progress, now, estimates)
+    promises.attach(rows, now)
     loads = operations.backend_loads()
     # Throughput per backend over the shortest window, from each campaign's snapshots.
     window = conf.forecast_windows_s()[0]

@@ -33,10 +33,10 @@ from campaigns.models import (
     Submission,
 )
 from campaigns.services.planning import plan_cycle
-from requests_app.models import ProductionRequest
+from requests_app.models import Experiment, ProductionRequest
 
 from ..models import Allocation, TaskStat
-from . import accounting
+from . import accounting, sla
 from .operations import FAILED_STATES
 from .progress import jobs_by_state, totals
 from .snapshots import last_snapshot_at
@@ -305,6 +305,32 @@ def accounting_families(now: dt.datetime | None = None) -> list[Family]:
     return [used, cpu, granted, spent, projected, ends]
 
 
+def sla_families(now: dt.datetime) -> list[Family]:
+    """The service-desk clock of this month's submissions: median and 90th percentile of
+    each step per experiment, and how many went over the SLA target (three queries)."""
+    seconds = Family(
+        "opos_sla_seconds",
+        "gauge",
+        "Service-desk clock of this month's submitted requests, per experiment and step "
+        "(quantile 0.5 and 0.9).",
+    )
+    over = Family(
+        "opos_sla_over_target", "gauge", "This month's requests over the experiment's SLA target."
+    )
+    month = timezone.localtime(now).strftime("%Y-%m")
+    per_experiment, _ = sla.aggregates(list(Experiment.objects.all()), now, months=1)
+    for agg in per_experiment:
+        if agg.month != month:
+            continue
+        for step, median, p90, late in agg.cells:
+            if median is not None:
+                seconds.add(median, experiment=agg.experiment.slug, step=step, quantile="0.5")
+                seconds.add(p90, experiment=agg.experiment.slug, step=step, quantile="0.9")
+            if sla.MEASURES[step][1]:
+                over.add(late, experiment=agg.experiment.slug, step=step)
+    return [seconds, over]
+
+
 def render_metrics(now: dt.datetime | None = None) -> str:
     """The whole exposition."""
     now = now or timezone.now()
@@ -315,6 +341,7 @@ def render_metrics(now: dt.datetime | None = None) -> str:
         *task_families(),
         *scheduler_families(),
         *accounting_families(now),
+        *sla_families(now),
     ]
     snap = Family(
         "opos_snapshot_last_timestamp_seconds", "gauge", "When progress was last recorded."

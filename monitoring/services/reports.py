@@ -30,7 +30,8 @@ from requests_app.models import Experiment, ProductionRequest, Transition
 
 from ..choices import SnapshotLevel
 from ..models import Allocation, DigestPreference, StatusReport
-from . import accounting, operations, snapshots
+from . import accounting, operations, sla, snapshots
+from . import commitments as promises
 from .dashboards import OPEN_REQUEST_STATES, ExperimentOverview, experiment_overview
 from .forecast import window_start
 from .progress import load_breakdown
@@ -83,9 +84,17 @@ class StatusReportData:
     def usage_total(self) -> accounting.Usage:
         return accounting.add_up(self.usage_by_group, "All groups")
 
+    sla: list = field(default_factory=list)  # sla.Aggregate of the last months
+
     @property
     def events_gained(self) -> int:
         return sum(row.gained for row in self.campaigns)
+
+    @property
+    def promised(self) -> list[Tracked]:
+        """Campaigns and requests with commitments, to show against actuals."""
+        rows = [r.tracked for r in self.campaigns] + [r.tracked for r in self.requests]
+        return [t for t in rows if t.commitments]
 
     @property
     def has_blockers(self) -> bool:
@@ -185,6 +194,7 @@ def status_report(
             Job.objects.filter(stage__campaign__experiment=experiment),
             now,
         ),
+        sla=sla.aggregates([experiment], now, months=3)[0],
     )
 
 
@@ -231,6 +241,8 @@ CSV_HEADER = [
     "eta_high",
     "deadline",
     "blocked_reason",
+    "commitment_status",
+    "commitments",
 ]
 
 
@@ -263,7 +275,8 @@ def progress_csv(overview: ExperimentOverview) -> str:
     campaign_ids = [r.obj.pk for r in overview.campaigns]
     data = load_breakdown(Stage.objects.filter(campaign_id__in=campaign_ids))
 
-    def row(level, campaign, request, sample, stage, p, f=None):
+    def row(level, campaign, request, sample, stage, p, f=None, promised=()):
+        worst = promises.worst(promised)
         jobs = [p.jobs.get(s, 0) for s in CSV_HEADER[10:19]]
         forecast = (
             [
@@ -294,16 +307,18 @@ def progress_csv(overview: ExperimentOverview) -> str:
                     *jobs,
                     *forecast,
                     f.reason if f else p.blocked_reason,
+                    worst.status if worst else "",
+                    "; ".join(r.text for r in promised),
                 ]
             ]
         )
 
     for t in overview.campaigns:
-        row("campaign", t.obj.name, "", "", "", t.progress, t.forecast)
+        row("campaign", t.obj.name, "", "", "", t.progress, t.forecast, t.commitments)
     names = {r.obj.pk: r.obj.name for r in overview.campaigns}
     for t in overview.requests:
         campaign = t.campaign.name if t.campaign else ""
-        row("request", campaign, t.obj.number, "", "", t.progress, t.forecast)
+        row("request", campaign, t.obj.number, "", "", t.progress, t.forecast, t.commitments)
     numbers = {t.obj.pk: t.obj.number for t in overview.requests}
     for sid, p in data.samples.items():
         rid = data.sample_request[sid]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from campaigns.choices import OPEN_CAMPAIGN_STATES, CampaignEventKind, CampaignState
@@ -198,6 +198,13 @@ class Tracked:
     forecast: Forecast
     campaign: Campaign | None = None
     hold_s: int = 0
+    commitments: list[Any] = field(default_factory=list)  # commitments.attach
+
+    @property
+    def worst_commitment(self) -> Any:
+        from .commitments import worst  # commitments imports this module
+
+        return worst(self.commitments)
 
     @property
     def risk_key(self) -> tuple:

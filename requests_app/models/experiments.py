@@ -44,6 +44,22 @@ class Experiment(models.Model):
     job_quota = models.PositiveIntegerField(
         default=500, help_text="Maximum jobs of this experiment in flight at once."
     )
+    # The service-desk side of the SLA: how long a ticket may wait (hours), per experiment.
+    sla_response_hours = models.PositiveIntegerField(
+        default=24,
+        db_default=24,
+        help_text="SLA target: hours from a submitted ticket to the first operator response.",
+    )
+    sla_approval_hours = models.PositiveIntegerField(
+        default=120,
+        db_default=120,
+        help_text="SLA target: hours from a submitted ticket to its approval.",
+    )
+    sla_first_job_hours = models.PositiveIntegerField(
+        default=168,
+        db_default=168,
+        help_text="SLA target: hours from a submitted ticket to its first job running.",
+    )
     created = models.DateTimeField(auto_now_add=True)
 
     objects = ExperimentQuerySet.as_manager()

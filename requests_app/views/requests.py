@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -16,7 +17,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from ..choices import TERMINAL_STATES, RequestState
-from ..extensions import request_forecaster
+from ..extensions import request_forecaster, request_promises
 from ..forms import ActionForm, AssignForm, CommentForm, attach_errors
 from ..models import ProductionRequest
 from ..models.visibility import is_operator
@@ -89,6 +90,18 @@ def _forecast(obj: ProductionRequest):
         return forecaster(obj)
     except Exception:  # a forecast is advice: the request page must still open
         log.exception("forecast failed for %s", obj.number)
+        return None
+
+
+def _promises(obj: ProductionRequest) -> dict | None:
+    """The read side's commitments and service-desk clock (``requests_app.extensions``)."""
+    promises = request_promises()
+    if promises is None or obj.state == RequestState.DRAFT:
+        return None
+    try:
+        return promises(obj)
+    except Exception:  # advice, as the forecast: the request page must still open
+        log.exception("commitments failed for %s", obj.number)
         return None
 
 
@@ -176,6 +189,7 @@ def _render_detail(
         "forecast": _forecast(obj),
         "not_scheduled_yet": obj.state in NOT_SCHEDULED_YET - {RequestState.DRAFT},
         "needs_answer": _needs_answer(user, obj, timeline),
+        "promises": _promises(obj),
         "actions": actions,
         "hold": _hold(obj),
         "timeline": timeline,
@@ -236,6 +250,11 @@ def request_action(request, number):
         stash_note(request, obj.number, action, note)
         return redirect(f"{obj.get_absolute_url()}#actions-heading")
     messages.success(request, f"{obj.number} is now {obj.get_state_display().lower()}.")
+    follow_up = getattr(settings, "OPOS_COMMITMENTS_URLS", {}).get("request")
+    if action == "approve" and follow_up:
+        # Right after the approval, the operator confirms what is promised to the experiment.
+        messages.info(request, "Confirm or edit the commitments the tracker proposes.")
+        return redirect(follow_up, number=obj.number)
     return redirect(obj)
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from campaigns.choices import CampaignState
 from campaigns.models import Campaign, Job
+from monitoring.models import Commitment
 from requests_app.choices import RequestState
 from requests_app.models import ProductionRequest
 
@@ -89,9 +90,18 @@ def test_operator_approves_schedules_and_launches(journey):
     approve = page.get_by_role("button", name="Approve", exact=True)
     with page.expect_navigation():
         press(page, approve, key="Enter", start=page.locator("#note-approve"))
-    tab.arrived()
+    tab.arrived("request commitments")
     assert f"{ours.number} is now approved." in page.locator(".messages").inner_text()
     assert ProductionRequest.objects.get(pk=ours.pk).state == RequestState.APPROVED
+    # The approval leads to the commitments the tracker proposes; the operator confirms.
+    assert page.get_by_label("100 % by").input_value()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Confirm commitments").click()
+    tab.arrived()
+    assert "Commitments recorded." in page.locator(".messages").inner_text()
+    assert Commitment.objects.filter(request=ours).count() == 3
+    page.goto(tab.url(f"/requests/{ours.number}/"))
+    tab.arrived()
     forecast = page.locator("section", has=page.get_by_role("heading", name="Deadline forecast"))
     assert "finish around" in forecast.inner_text()
 
@@ -128,8 +138,13 @@ def test_operator_approves_schedules_and_launches(journey):
     launch = page.get_by_role("button", name="Launch", exact=True)
     with page.expect_navigation():
         press(page, launch, key="Space")
-    tab.arrived()
+    tab.arrived("campaign commitments")
     assert "launch done" in page.locator(".messages").inner_text()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Confirm commitments").click()
+    tab.arrived()
+    assert Commitment.objects.filter(campaign=campaign).count() == 4
+    assert page.get_by_role("heading", name="Commitments").count() == 1
     assert page.locator(".badges .cstate-active").count() == 1
     assert Campaign.objects.get(pk=campaign.pk).state == CampaignState.ACTIVE
 

@@ -10,7 +10,11 @@ DUNE demo experiment:
 * "MCC5.0 cosmogenics": launched 1.5 days ago at a slow pace against a close
   deadline (at risk), one request on hold for an account permission problem,
   a stuck job;
-* "MCC5.1 planning": scheduled, not launched (the scheduler's estimate).
+* "MCC5.1 planning": scheduled, not launched (the scheduler's estimate);
+* commitments of every request of the two rounds, as the operator confirmed the
+  tracker's proposals: met or on track for the three working groups of the good round,
+  100 % promised a day before the forecast for cosmogenics (at risk), then checked
+  (the at-risk promise announced on its ticket).
 
 ``build(scale=...)`` multiplies the events (and so the jobs) for benchmarks.
 """
@@ -156,6 +160,23 @@ def build(scale: int = 1, now: dt.datetime | None = None) -> dict[str, int]:
     )
     ids["planned"] = planned.pk
     Campaign.objects.filter(pk__in=ids.values()).update(backend="local")
+
+    # 4. What was promised to each working group, then judged.
+    from monitoring.choices import MilestoneKind
+    from monitoring.services import commitments as promises
+
+    for campaign, tighter in ((good, dt.timedelta(0)), (slow, dt.timedelta(days=1))):
+        for link in campaign.links.select_related("request__experiment"):
+            request = link.request
+            if request.state == "on_hold":
+                continue  # its promises wait for the hold to be solved
+            moments = promises.proposal(request, now)
+            # The proposal is the slow end of the band; cosmogenics promised a day sooner.
+            moments[MilestoneKind.ALL_EVENTS] = max(
+                moments[MilestoneKind.ALL_EVENTS] - tighter, moments[MilestoneKind.HALF_EVENTS]
+            )
+            promises.confirm(request, operator, moments, now=now)
+    promises.check(now)
     return ids
 
 

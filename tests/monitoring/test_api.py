@@ -34,6 +34,7 @@ FIELDS = {
     "basis",
     "hold_seconds",
     "milestones",
+    "commitments",
     "snapshots",
 }
 

@@ -267,6 +267,15 @@ SPECS: dict[str, Spec] = {
     "monitoring:campaign": Spec(a("a_campaign"), get=PAGE_MEMBER),
     "monitoring:request": Spec(A_REQUEST, get=PAGE_MEMBER),
     "monitoring:job_log": Spec(a("a_job"), get=PAGE_OPERATOR),
+    "monitoring:sla": Spec(get=PAGE_ALL),
+    "monitoring:campaign_what_if": Spec(a("a_campaign"), get=PAGE_OPERATOR),
+    "monitoring:request_what_if": Spec(A_REQUEST, get=PAGE_OPERATOR),
+    "monitoring:request_commitments": Spec(
+        A_REQUEST, get=PAGE_OPERATOR, writes=[Write("post", PAGE_OPERATOR_ANY)]
+    ),
+    "monitoring:campaign_commitments": Spec(
+        a("a_campaign"), get=PAGE_OPERATOR, writes=[Write("post", PAGE_OPERATOR_ANY)]
+    ),
     "monitoring:digest": Spec(
         get=PAGE_ALL,
         writes=[Write("post", roles(LOGIN, ACT, ACT, ACT, ACT, ACT), lambda w: {"daily": "on"})],
@@ -297,6 +306,7 @@ SPECS: dict[str, Spec] = {
         writes=[Write("post", roles(UNAUTH, UNAUTH, UNAUTH, UNAUTH, UNAUTH, UNAUTH))]
     ),
     "campaign-progress": Spec(a("a_campaign", param="id"), get=API_MEMBER),
+    "campaign-what-if": Spec(a("a_campaign", param="id"), get=API_OPERATOR_ANY),
     "request-progress": Spec(a("a_request", param="id"), get=API_MEMBER),
     "experiment-list": Spec(get=API_ALL, query="?search=SECRET"),
     "experiment-detail": Spec(A_SLUG, get=API_MEMBER),
