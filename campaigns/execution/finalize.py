@@ -227,6 +227,7 @@ JOB_FIELDS = (
     "input_files",
     "memory_mb",
     "walltime_s",
+    "parameters",
     "started",
     "finished",
 )
@@ -415,6 +416,7 @@ def _retry(job: dict[str, Any], verdict: failures.Verdict, now: dt.datetime) -> 
         input_files=job["input_files"],
         memory_mb=verdict.memory_mb or job["memory_mb"],
         walltime_s=verdict.walltime_s or job["walltime_s"],
+        parameters=job.get("parameters") or {},
     )
 
 

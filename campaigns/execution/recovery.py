@@ -14,10 +14,11 @@
 Jobs the batch system no longer knows come back from the poller as ``lost``, and finalize
 retries them; nothing else is needed for them here.
 
-``recover_campaign`` is the operator's action on a campaign or one of its stages: it
-resubmits exactly the jobs that failed for good (their latest attempt failed or was lost,
-no retry pending) and the succeeded jobs whose output files are gone, each as a new
-attempt linked to its parent.
+``recover_campaign`` is the operator's action on a campaign, one of its stages or a
+selection of jobs: it resubmits exactly the jobs that failed for good (their latest attempt
+failed or was lost, no retry pending) and the succeeded jobs whose output files are gone,
+each as a new attempt linked to its parent, optionally with more memory or walltime or
+other parameter values (checked against the template) for those attempts only.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
@@ -54,6 +56,7 @@ from ..models import (
     Submission,
 )
 from ..services.errors import CampaignError, require_operator
+from ..services.overrides import Overrides, clean_overrides, parameters_for_stages
 from ..services.planning import recount_stages
 from . import backends, heartbeat
 from .submission import element_ids, grace_seconds, record, submit_claimed
@@ -216,6 +219,9 @@ def recover_campaign(
     user: AbstractBaseUser,
     stage: Stage | int | None = None,
     note: str = "",
+    *,
+    jobs: Sequence[int] | None = None,
+    overrides: Overrides | Mapping[str, Any] | None = None,
 ) -> RecoveryResult:
     """Resubmit exactly the failed jobs and those whose outputs are missing (operators).
 
@@ -223,8 +229,15 @@ def recover_campaign(
     still open, whose latest attempt failed or was lost: a new attempt, ready now. For
     each succeeded index whose declared files are no longer on disk: the files leave the
     catalogue and a new attempt runs. Recorded as a campaign event.
+
+    ``jobs`` narrows the recovery to a selection (job ids, each the latest attempt of its
+    index, failed, lost or cancelled, nothing pending). ``overrides`` (memory, walltime,
+    parameter values; ``campaigns.services.overrides``) go on the new attempts, checked
+    against the template first, and into the event.
     """
     require_operator(user, "launch recoveries")
+    if not isinstance(overrides, Overrides):
+        overrides = clean_overrides(overrides)
     campaign_id = campaign if isinstance(campaign, int) else campaign.pk
     stage_id = stage if isinstance(stage, int) or stage is None else stage.pk
     with transaction.atomic():
@@ -242,19 +255,38 @@ def recover_campaign(
                 raise CampaignError(
                     "The stage is not part of this campaign.", [f"stage: {stage_id}"]
                 )
-        stage_rows = {s["id"]: s for s in stages.values("id", "output_dataset_id")}
-        failed = _failed_for_good(list(stage_rows))
-        missing = _missing_outputs(list(stage_rows))
+        stage_rows = {
+            s["id"]: s
+            for s in stages.values(
+                "id", "name", "output_dataset_id", "parameters", "template_stage_id"
+            )
+        }
+        if jobs is not None:
+            failed = _selected(list(stage_rows), list(jobs))
+            missing: list[dict[str, Any]] = []
+        else:
+            failed = _failed_for_good(list(stage_rows))
+            missing = _missing_outputs(list(stage_rows))
+        chosen = [*failed, *missing]
+        per_stage_params = parameters_for_stages(
+            overrides, [stage_rows[sid] for sid in sorted({j["stage_id"] for j in chosen})]
+        )
         now = timezone.now()
-        top = _latest_attempts(list(stage_rows), [*failed, *missing])
+        top = _latest_attempts(list(stage_rows), chosen)
         retries = [
-            _next_attempt(job, top[(job["stage_id"], job["index"])] + 1, now)
-            for job in [*failed, *missing]
+            _next_attempt(
+                job,
+                top[(job["stage_id"], job["index"])] + 1,
+                now,
+                overrides,
+                per_stage_params.get(job["stage_id"], {}),
+            )
+            for job in chosen
         ]
         Job.objects.bulk_create(retries)
         per_stage = Counter(job.stage_id for job in retries)
         replaced: dict[int, Counter[str]] = defaultdict(Counter)
-        for job in [*failed, *missing]:
+        for job in chosen:
             replaced[job["stage_id"]][job["state"]] += 1
         for sid, n in per_stage.items():
             Stage.objects.filter(pk=sid).update(
@@ -264,19 +296,56 @@ def recover_campaign(
                     for state, k in replaced[sid].items()
                 },
             )
+        changes: dict[str, Any] = {
+            "stage": [None, stage_id],
+            "failed": [None, len(failed)],
+            "missing_outputs": [None, len(missing)],
+        }
+        if jobs is not None:
+            changes["jobs"] = [None, sorted(j["id"] for j in failed)[:MAX_RECORDED_JOBS]]
+        if overrides:
+            changes["overrides"] = [None, overrides.record()]
         CampaignEvent.objects.create(
             campaign=current,
             kind=CampaignEventKind.RECOVERED,
             actor=user,
             reason=note.strip(),
-            changes={
-                "stage": [None, stage_id],
-                "failed": [None, len(failed)],
-                "missing_outputs": [None, len(missing)],
-            },
+            changes=changes,
         )
         pagecache.bump_data_version()  # after commit
     return RecoveryResult(current, len(failed), len(missing), [j.pk for j in retries])
+
+
+MAX_RECORDED_JOBS = 1000
+"""Job ids a recovery event lists at most (the new attempts name their parents anyway)."""
+RECOVERABLE = (JobState.FAILED, JobState.LOST, JobState.CANCELLED)
+
+
+def _selected(stage_ids: list[int], job_ids: list[int]) -> list[dict[str, Any]]:
+    """The chosen jobs, each checked: of the campaign (or stage), the latest attempt of its
+    index, failed, lost or cancelled. Refused as a whole, naming each job at fault."""
+    wanted = sorted({int(pk) for pk in job_ids})
+    if not wanted:
+        raise CampaignError("Choose at least one job to recover.", ["jobs: empty"])
+    rows = {j["id"]: j for j in _jobs(stage_ids, list(JobState.values), ids=wanted)}
+    top = _latest_attempts(stage_ids, list(rows.values()))
+    problems = []
+    for pk in wanted:
+        job = rows.get(pk)
+        if job is None:
+            problems.append(f"job {pk}: not a job of this campaign (or stage)")
+        elif top[(job["stage_id"], job["index"])] != job["attempt"]:
+            problems.append(
+                f"job {pk}: attempt {job['attempt']} of index {job['index']} was already "
+                "tried again; choose the latest attempt"
+            )
+        elif job["state"] not in RECOVERABLE:
+            problems.append(
+                f"job {pk}: it is {job['state']}; only failed, lost or cancelled jobs recover"
+            )
+    if problems:
+        raise CampaignError("These jobs cannot be recovered.", problems, kind="conflict")
+    return [rows[pk] for pk in wanted]
 
 
 def _failed_for_good(stage_ids: list[int]) -> list[dict[str, Any]]:
@@ -355,11 +424,18 @@ def _jobs(stage_ids: list[int], states: list[str], ids: list[int] | None = None)
             "input_files",
             "memory_mb",
             "walltime_s",
+            "parameters",
         )
     )
 
 
-def _next_attempt(parent: dict[str, Any], attempt: int, now: dt.datetime) -> Job:
+def _next_attempt(
+    parent: dict[str, Any],
+    attempt: int,
+    now: dt.datetime,
+    overrides: Overrides | None = None,
+    parameters: dict[str, Any] | None = None,
+) -> Job:
     return Job(
         stage_id=parent["stage_id"],
         index=parent["index"],
@@ -372,6 +448,7 @@ def _next_attempt(parent: dict[str, Any], attempt: int, now: dt.datetime) -> Job
         input_first=parent["input_first"],
         input_count=parent["input_count"],
         input_files=parent["input_files"],
-        memory_mb=parent["memory_mb"],
-        walltime_s=parent["walltime_s"],
+        memory_mb=(overrides and overrides.memory_mb) or parent["memory_mb"],
+        walltime_s=(overrides and overrides.walltime_s) or parent["walltime_s"],
+        parameters={**(parent["parameters"] or {}), **(parameters or {})},
     )

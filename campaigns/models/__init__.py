@@ -4,6 +4,7 @@ from .campaigns import FAR_FUTURE, Campaign, CampaignEvent, CampaignRequest, dea
 from .catalogue import Dataset, OutputFile
 from .execution import FailureRule, RetryAction, StuckFlag, StuckKind
 from .plan import COUNTER_FOR_STATE, RETRIED_COUNTER_FOR_STATE, Job, Stage, Submission
+from .steering import Extension
 from .workers import ProcessRole, WorkerHeartbeat
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "CampaignEvent",
     "CampaignRequest",
     "Dataset",
+    "Extension",
     "FailureRule",
     "Job",
     "OutputFile",

@@ -12,16 +12,16 @@ from tests.monitoring.builders import planned_campaign
 pytestmark = pytest.mark.django_db
 
 NEW_COLUMNS = {
-    Campaign: {"fault"},
+    Campaign: {"fault", "test_jobs", "test_auto_continue", "test_phase", "test_result"},
     Stage: {"retried_succeeded", "retried_failed", "retried_lost", "retried_cancelled"},
-    Job: {"host"},
+    Job: {"host", "parameters"},
 }
 
 
 def insert_copy(model: type[models.Model], pk: int, changes: dict[str, str]) -> None:
     """Insert a copy of a row as the previous version would: without the new columns
     (and without the nullable ones added with them); ``changes`` are SQL per column."""
-    left_out = NEW_COLUMNS[model] | {"fault_since"}
+    left_out = NEW_COLUMNS[model] | {"fault_since", "completion_pct"}
     columns = [
         f.column
         for f in model._meta.concrete_fields
@@ -47,7 +47,14 @@ def test_rows_without_the_new_columns_are_accepted(experiment, operator):
     insert_copy(Stage, stage.pk, {"position": "position + 10"})
     insert_copy(Job, job.pk, {"index": "999"})
 
-    assert Campaign.objects.get(experiment=experiment, name="copy").fault == ""
+    copied = Campaign.objects.get(experiment=experiment, name="copy")
+    assert (copied.fault, copied.test_jobs, copied.test_auto_continue, copied.test_phase) == (
+        "",
+        0,
+        False,
+        "",
+    )
     copy = Stage.objects.get(sample_id=stage.sample_id, position=stage.position + 10)
     assert [getattr(copy, f) for f in sorted(NEW_COLUMNS[Stage])] == [0, 0, 0, 0]
-    assert Job.objects.get(stage=stage, index=999).host == ""
+    copied_job = Job.objects.get(stage=stage, index=999)
+    assert (copied_job.host, copied_job.parameters) == ("", {})
