@@ -155,6 +155,20 @@ def read_manifest(workdir: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     return files, manifest
 
 
+def _open(stage: dict[str, Any]) -> bool:
+    """Whether a failed job of the stage may be retried: its campaign is open and its request
+    still wants the work (not force-completed, cancelled or closed meanwhile)."""
+    return (
+        stage["campaign__state"] in OPEN_CAMPAIGN_STATES
+        and stage.get("request__state") not in FINISHED_REQUEST_STATES
+    )
+
+
+FINISHED_REQUEST_STATES = frozenset(
+    {RequestState.COMPLETED, RequestState.CLOSED, RequestState.CANCELLED}
+)
+
+
 def inspect(
     job: dict[str, Any], stage: dict[str, Any], rules: dict[int | None, list[failures.Rule]]
 ) -> Outcome:
@@ -184,8 +198,7 @@ def inspect(
             out.verdict = failures.Verdict(
                 FailureClass.OUTPUT,
                 out.reason,
-                job["attempt"] < int(getattr(settings, "OPOS_MAX_ATTEMPTS", 3))
-                and stage["campaign__state"] in OPEN_CAMPAIGN_STATES,
+                job["attempt"] < int(getattr(settings, "OPOS_MAX_ATTEMPTS", 3)) and _open(stage),
                 delay_s=failures.backoff_s(job["attempt"]),
             )
             return out
@@ -199,7 +212,7 @@ def inspect(
         memory_mb=job["memory_mb"] or stage["memory_mb"],
         walltime_s=job["walltime_s"] or stage["walltime_s"],
         rules=failures.rules_for(stage["template_stage__template_id"], rules),
-        may_retry=stage["campaign__state"] in OPEN_CAMPAIGN_STATES,
+        may_retry=_open(stage),
     )
     out.failure_class = out.verdict.failure_class
     out.reason = out.verdict.reason
@@ -250,6 +263,7 @@ def finalize(now: dt.datetime | None = None, limit: int = 2000) -> FinalizeRepor
                 "id",
                 "campaign_id",
                 "campaign__state",
+                "request__state",
                 "output_dataset_id",
                 "memory_mb",
                 "walltime_s",

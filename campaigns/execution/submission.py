@@ -58,6 +58,7 @@ from ..batch.base import JOB_READABLE, write_atomic
 from ..choices import JobState, SubmissionState
 from ..models import Job, OutputFile, Stage, Submission
 from ..services.planning import plan_cycle
+from ..services.testlaunch import check_test_launches
 from . import backends, faults, heartbeat
 from .wrapper import ARRAY_FILE, JOBS_FILE, SPEC_FILE
 
@@ -142,6 +143,9 @@ def submit_ready(now: datetime | None = None) -> SubmitReport:
     """
     report = SubmitReport()
     report.released_retries = release_backoffs(now)
+    # Test launches whose jobs finished pass or fail before the plan (campaigns paused by
+    # a failed test submit nothing more this cycle).
+    check_test_launches()
     plan = plan_cycle(now)
     # A campaign the scheduler could not read is blocked with the reason; the rest go on.
     for campaign_id, exc in plan.inputs.failed.items():
