@@ -201,7 +201,7 @@ class CampaignSteeringViewSet(viewsets.GenericViewSet):
                     "failed": result.failed,
                     "missing_outputs": result.missing_outputs,
                     "jobs": result.jobs,
-                    "overrides": overrides.record(),
+                    "overrides": result.overrides,
                 }
             ).data
         )

@@ -212,6 +212,7 @@ class RecoveryResult:
     failed: int = 0
     missing_outputs: int = 0
     jobs: list[int] = field(default_factory=list)
+    overrides: dict[str, Any] = field(default_factory=dict)  # as recorded: values coerced
 
 
 def recover_campaign(
@@ -303,8 +304,11 @@ def recover_campaign(
         }
         if jobs is not None:
             changes["jobs"] = [None, sorted(j["id"] for j in failed)[:MAX_RECORDED_JOBS]]
-        if overrides:
-            changes["overrides"] = [None, overrides.record()]
+        recorded = overrides.record()
+        if "parameters" in recorded:  # the values as checked (coerced to their types)
+            recorded["parameters"] = {k: v for p in per_stage_params.values() for k, v in p.items()}
+        if recorded:
+            changes["overrides"] = [None, recorded]
         CampaignEvent.objects.create(
             campaign=current,
             kind=CampaignEventKind.RECOVERED,
@@ -313,7 +317,7 @@ def recover_campaign(
             changes=changes,
         )
         pagecache.bump_data_version()  # after commit
-    return RecoveryResult(current, len(failed), len(missing), [j.pk for j in retries])
+    return RecoveryResult(current, len(failed), len(missing), [j.pk for j in retries], recorded)
 
 
 MAX_RECORDED_JOBS = 1000
