@@ -349,6 +349,8 @@ def _complete_campaign_when_all_done(
         updated=now,
         cancel_pending=in_flight.exists() or campaign.cancel_pending,
     )
+    # The campaign's flag now cancels everything in flight: the links' would do it twice.
+    CampaignRequest.objects.filter(campaign=campaign).update(cancel_pending=False)
     CampaignEvent.objects.create(
         campaign=campaign,
         kind=CampaignEventKind.COMPLETED,
