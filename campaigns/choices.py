@@ -138,7 +138,7 @@ class CampaignEventKind(models.TextChoices):
     EXTENDED = "extended", "Request extended"
 
 
-class TestPhase(models.TextChoices):
+class LaunchPhase(models.TextChoices):
     """Where a test launch stands (``campaigns.services.testlaunch``); empty: no test."""
 
     NONE = "", "No test launch"
@@ -149,7 +149,7 @@ class TestPhase(models.TextChoices):
 
 
 # Test phases during which only the test jobs may be submitted.
-TEST_GATED_PHASES = frozenset({TestPhase.TESTING, TestPhase.PASSED, TestPhase.FAILED})
+TEST_GATED_PHASES = frozenset({LaunchPhase.TESTING, LaunchPhase.PASSED, LaunchPhase.FAILED})
 
 
 class ExtensionState(models.TextChoices):

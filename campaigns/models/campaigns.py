@@ -13,7 +13,7 @@ from requests_app.choices import BackendName, Priority
 from requests_app.models import Experiment, ProductionRequest
 from requests_app.models.visibility import VisibleQuerySet
 
-from ..choices import CampaignEventKind, CampaignState, TestPhase
+from ..choices import CampaignEventKind, CampaignState, LaunchPhase
 
 # The latest day a deadline counts as ending on. Far beyond any horizon, yet early enough
 # that arithmetic on the instant stays representable: the day after 9999-12-31 does not
@@ -104,7 +104,7 @@ class Campaign(models.Model):
         help_text="Go on with the full launch by itself once the test jobs succeeded.",
     )
     test_phase = models.CharField(
-        max_length=8, choices=TestPhase.choices, blank=True, default="", db_default=""
+        max_length=8, choices=LaunchPhase.choices, blank=True, default="", db_default=""
     )
     test_result = models.CharField(
         max_length=500, blank=True, default="", db_default="", help_text="Why a test failed."

@@ -30,7 +30,7 @@ from ..choices import (
     CampaignState,
     JobState,
     SubmissionState,
-    TestPhase,
+    LaunchPhase,
 )
 from ..models import Campaign, CampaignEvent, CampaignRequest, Dataset, Job, Stage, Submission
 from ..workflow import CAMPAIGN_ACTIONS, OPERATOR_ACTIONS
@@ -299,7 +299,7 @@ def campaign_action(
                 )
             fields["launched_at"] = current.launched_at or now
             if current.test_jobs:  # a test launch first (campaigns.services.testlaunch)
-                fields["test_phase"] = TestPhase.TESTING
+                fields["test_phase"] = LaunchPhase.TESTING
         elif action == "cancel":
             fields["cancelled_at"] = now
         won = Campaign.objects.filter(pk=current.pk, state=current.state).update(**fields)

@@ -31,7 +31,7 @@ from ..choices import (
     CampaignEventKind,
     CampaignState,
     JobState,
-    TestPhase,
+    LaunchPhase,
 )
 from ..models import Campaign, CampaignEvent, Job, Stage
 from .errors import CampaignError, require_operator
@@ -130,7 +130,7 @@ def check_test_launches() -> dict[str, list[int]]:
     testing = {
         c["id"]: c
         for c in Campaign.objects.filter(
-            state=CampaignState.ACTIVE, test_phase=TestPhase.TESTING
+            state=CampaignState.ACTIVE, test_phase=LaunchPhase.TESTING
         ).values("id", "name", "test_jobs", "test_auto_continue", "experiment__slug")
     }
     outcome: dict[str, list[int]] = {"passed": [], "failed": [], "continued": []}
@@ -173,10 +173,10 @@ def _fail(campaign: dict[str, Any], stage: dict[str, Any]) -> None:
     with transaction.atomic():
         now = timezone.now()
         won = Campaign.objects.filter(
-            pk=campaign["id"], state=CampaignState.ACTIVE, test_phase=TestPhase.TESTING
+            pk=campaign["id"], state=CampaignState.ACTIVE, test_phase=LaunchPhase.TESTING
         ).update(
             state=CampaignState.PAUSED,
-            test_phase=TestPhase.FAILED,
+            test_phase=LaunchPhase.FAILED,
             test_result=detail,
             updated=now,
         )
@@ -188,7 +188,7 @@ def _fail(campaign: dict[str, Any], stage: dict[str, Any]) -> None:
             reason=detail,
             changes={
                 "state": [CampaignState.ACTIVE, CampaignState.PAUSED],
-                "test_phase": [TestPhase.TESTING, TestPhase.FAILED],
+                "test_phase": [LaunchPhase.TESTING, LaunchPhase.FAILED],
             },
         )
         pagecache.bump_data_version()
@@ -203,11 +203,11 @@ def _fail(campaign: dict[str, Any], stage: dict[str, Any]) -> None:
 
 def _pass(campaign: dict[str, Any], needed: dict[str, int]) -> bool:
     auto = campaign["test_auto_continue"]
-    target = TestPhase.FULL if auto else TestPhase.PASSED
+    target = LaunchPhase.FULL if auto else LaunchPhase.PASSED
     summary = ", ".join(f"{name}: {n}" for name, n in sorted(needed.items()))
     with transaction.atomic():
         won = Campaign.objects.filter(
-            pk=campaign["id"], state=CampaignState.ACTIVE, test_phase=TestPhase.TESTING
+            pk=campaign["id"], state=CampaignState.ACTIVE, test_phase=LaunchPhase.TESTING
         ).update(test_phase=target, test_result="", updated=timezone.now())
         if not won:
             return False
@@ -215,14 +215,14 @@ def _pass(campaign: dict[str, Any], needed: dict[str, int]) -> bool:
             campaign_id=campaign["id"],
             kind=CampaignEventKind.TEST_PASSED,
             reason=f"test jobs succeeded ({summary})",
-            changes={"test_phase": [TestPhase.TESTING, TestPhase.PASSED]},
+            changes={"test_phase": [LaunchPhase.TESTING, LaunchPhase.PASSED]},
         )
         if auto:
             CampaignEvent.objects.create(
                 campaign_id=campaign["id"],
                 kind=CampaignEventKind.FULL_LAUNCH,
                 reason="automatically, as the campaign's setting says",
-                changes={"test_phase": [TestPhase.PASSED, TestPhase.FULL]},
+                changes={"test_phase": [LaunchPhase.PASSED, LaunchPhase.FULL]},
             )
         pagecache.bump_data_version()
     if not auto:
@@ -248,10 +248,10 @@ def launch_full(campaign: Campaign | int, user: AbstractBaseUser, note: str = ""
     with transaction.atomic():
         current = Campaign.objects.select_for_update().get(pk=campaign_id)
         phase = current.test_phase
-        if phase not in (TestPhase.PASSED, TestPhase.FAILED, TestPhase.TESTING):
+        if phase not in (LaunchPhase.PASSED, LaunchPhase.FAILED, LaunchPhase.TESTING):
             raise CampaignError(
                 "The campaign has no test launch waiting.",
-                [f"test phase: {TestPhase(phase).label.lower()}"],
+                [f"test phase: {LaunchPhase(phase).label.lower()}"],
                 kind="conflict",
             )
         if current.state not in (CampaignState.ACTIVE, CampaignState.PAUSED):
@@ -260,16 +260,16 @@ def launch_full(campaign: Campaign | int, user: AbstractBaseUser, note: str = ""
                 ["launch-full needs the state: active or paused"],
                 kind="conflict",
             )
-        if phase != TestPhase.PASSED and not note.strip():
+        if phase != LaunchPhase.PASSED and not note.strip():
             raise CampaignError(
                 "A reason is required to launch fully without a passed test.",
-                [f"note: the test is {TestPhase(phase).label.lower()}; say why to go on"],
+                [f"note: the test is {LaunchPhase(phase).label.lower()}; say why to go on"],
                 kind="invalid",
             )
         now = timezone.now()
-        fields: dict[str, Any] = {"test_phase": TestPhase.FULL, "updated": now}
-        changes: dict[str, Any] = {"test_phase": [phase, TestPhase.FULL]}
-        if current.state == CampaignState.PAUSED and phase == TestPhase.FAILED:
+        fields: dict[str, Any] = {"test_phase": LaunchPhase.FULL, "updated": now}
+        changes: dict[str, Any] = {"test_phase": [phase, LaunchPhase.FULL]}
+        if current.state == CampaignState.PAUSED and phase == LaunchPhase.FAILED:
             fields["state"] = CampaignState.ACTIVE
             changes["state"] = [CampaignState.PAUSED, CampaignState.ACTIVE]
         won = Campaign.objects.filter(pk=current.pk, test_phase=phase).update(**fields)
