@@ -29,8 +29,8 @@ from ..choices import (
     CampaignEventKind,
     CampaignState,
     JobState,
-    SubmissionState,
     LaunchPhase,
+    SubmissionState,
 )
 from ..models import Campaign, CampaignEvent, CampaignRequest, Dataset, Job, Stage, Submission
 from ..workflow import CAMPAIGN_ACTIONS, OPERATOR_ACTIONS
