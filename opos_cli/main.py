@@ -18,6 +18,7 @@ from typing import Any
 
 from . import config, render, requestfile
 from .client import Api
+from .commands import steering
 from .errors import CliError, Exit
 
 TOKEN_KEY_LENGTH = 15
@@ -344,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     prog.add_argument("--interval", type=float, default=10.0, help="seconds between refreshes")
     prog.add_argument("--count", type=int, help="stop after this many refreshes")
     prog.set_defaults(func=cmd_campaigns_progress)
+    steering.register({"campaigns": csub, "requests": rsub}, common)
     return parser
 
 

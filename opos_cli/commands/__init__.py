@@ -1,0 +1,1 @@
+"""Groups of ``opos`` subcommands, each registered on the parser by its module."""
