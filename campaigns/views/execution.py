@@ -59,10 +59,27 @@ def dataset_detail(request, pk: int):
         Dataset.objects.visible_to(request.user).select_related("experiment", "campaign"), pk=pk
     )
     files = OutputFile.objects.filter(dataset=dataset).order_by("name", "id")
+    # A dataset of a request completed in part (force-complete) says what it lacks.
+    partial = [
+        {
+            **row,
+            "missing": max(row["jobs_total"] - row["n_succeeded"] + row["retried_succeeded"], 0),
+        }
+        for row in Stage.objects.filter(
+            output_dataset=dataset, request__campaign_link__abandoned_at__isnull=False
+        ).values(
+            "name",
+            "jobs_total",
+            "n_succeeded",
+            "retried_succeeded",
+            "request__number",
+            "request__campaign_link__abandon_reason",
+        )
+    ]
     return render(
         request,
         "campaigns/execution/dataset_detail.html",
-        {"dataset": dataset, "page": _page(request, files)},
+        {"dataset": dataset, "page": _page(request, files), "partial": partial},
     )
 
 

@@ -31,7 +31,12 @@ from requests_app.models import Experiment, ProductionRequest, Transition
 from ..choices import SnapshotLevel
 from ..models import DigestPreference, StatusReport
 from . import operations, snapshots
-from .dashboards import OPEN_REQUEST_STATES, ExperimentOverview, experiment_overview
+from .dashboards import (
+    OPEN_REQUEST_STATES,
+    ExperimentOverview,
+    abandoned_parts,
+    experiment_overview,
+)
 from .forecast import window_start
 from .progress import load_breakdown
 from .snapshots import record_snapshots
@@ -73,6 +78,8 @@ class StatusReportData:
     failures: list[operations.FailureGroup]
     completed: list[Transition]
     last_report: StatusReport | None = None
+    # Of the requests completed in the period, those completed in part: what is missing.
+    partial: list[dict] = field(default_factory=list)
     previous: list[StatusReport] = field(default_factory=list)
 
     @property
@@ -165,6 +172,7 @@ def status_report(
         stuck_by_campaign=stuck,
         failures=operations.failures_by_class(period_jobs, now, examples=0)[:5],
         completed=completed,
+        partial=abandoned_parts(sorted({t.request_id for t in completed})),
         last_report=previous[0] if previous else None,
         previous=previous,
     )

@@ -3,6 +3,7 @@ the rest is abandoned through the cancel path, recorded, and the requester is to
 
 import pytest
 from django.core import mail
+from django.urls import reverse
 
 from campaigns.choices import CampaignEventKind, CampaignState, JobState
 from campaigns.execution import polling, submission
@@ -16,6 +17,7 @@ from campaigns.services import (
 )
 from campaigns.services.completion import force_complete_campaign, force_complete_request
 from campaigns.services.testlaunch import update_test_settings
+from monitoring.services.reports import status_report
 from requests_app.choices import RequestState
 from requests_app.models import Comment, ProductionRequest
 from tests.campaigns.exec_support import DEMO_STAGES, all_final, demo_template, launch, run_until
@@ -47,7 +49,7 @@ def nine_of_ten(exec_env, experiment, operator, settings, tmp_path):
     return campaign, request
 
 
-def test_force_complete_a_request_at_its_threshold(nine_of_ten, operator, liaison):
+def test_force_complete_a_request_at_its_threshold(nine_of_ten, operator, liaison, client):
     campaign, request = nine_of_ten
     with pytest.raises(CampaignError) as refused:
         force_complete_request(request, liaison, "enough")
@@ -92,6 +94,18 @@ def test_force_complete_a_request_at_its_threshold(nine_of_ten, operator, liaiso
     assert CampaignEvent.objects.filter(kind=CampaignEventKind.COMPLETED).exists()
     with pytest.raises(CampaignError):
         force_complete_request(request, operator, "again")
+
+    # The dashboards, the catalogue and the report say which part is missing.
+    client.force_login(operator)
+    page = client.get(reverse("monitoring:request", args=[request.number])).content.decode()
+    assert "Completed in part" in page and "1 job abandoned" in page
+    page = client.get(reverse("monitoring:campaign", args=[campaign.pk])).content.decode()
+    assert f"<strong>{request.number}</strong>: 90.0 % of the final jobs done" in page
+    dataset = Stage.objects.get(campaign=campaign).output_dataset
+    page = client.get(reverse("campaigns:dataset_detail", args=[dataset.pk])).content.decode()
+    assert "Partial: 1 of 10 jobs of generation were abandoned" in page
+    report = status_report(campaign.experiment)
+    assert [p["request__number"] for p in report.partial] == [request.number]
 
 
 def test_jobs_in_flight_are_cancelled_through_the_cancel_path(
