@@ -43,6 +43,7 @@ from ..choices import (
     OPEN_JOB_STATES,
     FailureClass,
     JobState,
+    LaunchPhase,
 )
 from ..models import (
     COUNTER_FOR_STATE,
@@ -157,10 +158,13 @@ def read_manifest(workdir: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
 
 def _open(stage: dict[str, Any]) -> bool:
     """Whether a failed job of the stage may be retried: its campaign is open and its request
-    still wants the work (not force-completed, cancelled or closed meanwhile)."""
+    still wants the work (not force-completed, cancelled or closed meanwhile). A test job is
+    not retried: its failure is the test's answer (the operator recovers it, with overrides
+    if need be)."""
     return (
         stage["campaign__state"] in OPEN_CAMPAIGN_STATES
         and stage.get("request__state") not in FINISHED_REQUEST_STATES
+        and stage.get("campaign__test_phase") != LaunchPhase.TESTING
     )
 
 
@@ -263,6 +267,7 @@ def finalize(now: dt.datetime | None = None, limit: int = 2000) -> FinalizeRepor
                 "id",
                 "campaign_id",
                 "campaign__state",
+                "campaign__test_phase",
                 "request__state",
                 "output_dataset_id",
                 "memory_mb",
