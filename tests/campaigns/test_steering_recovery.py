@@ -142,3 +142,42 @@ def test_recover_endpoint_with_overrides(all_failed, api, operator, liaison):
     assert (data["failed"], data["missing_outputs"], len(data["jobs"])) == (3, 0, 3)
     assert data["overrides"] == {"memory_mb": 800, "parameters": {"energy_gev": 11.0}}
     assert set(Job.objects.filter(attempt=2).values_list("memory_mb", flat=True)) == {800}
+
+
+@pytest.mark.slurm
+def test_overrides_reach_slurm(slurm_cluster, exec_env, experiment, operator, settings, tmp_path):
+    """The recovered attempts are submitted with the memory and walltime asked for: Slurm's
+    own record of the job (``scontrol show job``) says so."""
+    import subprocess
+
+    from campaigns.execution import submission
+
+    settings.OPOS_MAX_ATTEMPTS = 1
+    script = tmp_path / "picky.py"
+    script.write_text(SCRIPT)
+    template = demo_template(experiment, stages=DEMO_STAGES[:1], scripts={"generation": script})
+    campaign, _request = launch(
+        experiment, operator, events=10, per_job=10, template=template, backend="slurm"
+    )
+    run_until(lambda: all_final(stage__campaign=campaign), timeout=240, pause=1.0)
+
+    recovery.recover_campaign(
+        campaign,
+        operator,
+        overrides={"memory_mb": 700, "walltime_s": 300, "parameters": {"energy_gev": 15}},
+    )
+    submission.submit_ready()
+
+    job = Job.objects.get(attempt=2)
+    assert job.batch_id
+    shown = subprocess.run(
+        ["scontrol", "show", "job", job.batch_id],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
+    assert "MinMemoryNode=700M" in shown, shown
+    assert "TimeLimit=00:05:00" in shown, shown
+    run_until(lambda: all_final(stage__campaign=campaign), timeout=240, pause=1.0)
+    assert Job.objects.get(pk=job.pk).state == JobState.SUCCEEDED
