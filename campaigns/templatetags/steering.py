@@ -39,11 +39,23 @@ def campaign_steering(context) -> dict[str, Any]:
         "open": campaign.state in OPEN_CAMPAIGN_STATES,
         "phases": LaunchPhase,
     }
-    if operator and campaign.state in ("active", "paused"):
-        progress = progress_of(campaign.pk)
-        out["done"] = _total(progress)
-        out["threshold"], out["threshold_source"] = threshold_of(campaign, list(progress))
+    fragments = context.get("fragments") or {}
+    figures = fragments.get("completion") if "completion" in fragments else None
+    if operator and figures is None and "completion" not in fragments:
+        figures = completion_figures(campaign)  # a page without the cached plan
+    if figures:
+        out.update(figures)
     return out
+
+
+def completion_figures(campaign) -> dict[str, Any] | None:
+    """Done and threshold for the force-complete form of an active or paused campaign (two
+    queries; the plan page caches them with its fragments)."""
+    if campaign.state not in ("active", "paused"):
+        return None
+    progress = progress_of(campaign.pk)
+    threshold, source = threshold_of(campaign, list(progress))
+    return {"done": _total(progress), "threshold": threshold, "threshold_source": source}
 
 
 @register.inclusion_tag("campaigns/_request_steering.html", takes_context=True)
