@@ -132,3 +132,30 @@ class CampaignEventKind(models.TextChoices):
     RECOVERED = "recover", "Recovery launched"
     BLOCKED = "blocked", "Blocked by an error"
     UNBLOCKED = "unblocked", "Error cleared"
+    FORCE_COMPLETED = "force_complete", "Force-completed"
+    TEST_PASSED = "test_passed", "Test jobs succeeded"
+    TEST_FAILED = "test_failed", "Test jobs failed"
+    FULL_LAUNCH = "full_launch", "Full launch"
+    EXTENDED = "extended", "Request extended"
+
+
+class LaunchPhase(models.TextChoices):
+    """Where a test launch stands (``campaigns.services.testlaunch``); empty: no test."""
+
+    NONE = "", "No test launch"
+    TESTING = "testing", "Test jobs running"
+    PASSED = "passed", "Test passed: waiting for the full launch"
+    FAILED = "failed", "Test failed"
+    FULL = "full", "Full launch"
+
+
+# Test phases during which only the test jobs may be submitted.
+TEST_GATED_PHASES = frozenset({LaunchPhase.TESTING, LaunchPhase.PASSED, LaunchPhase.FAILED})
+
+
+class ExtensionState(models.TextChoices):
+    """An extension of a running request: filed, then approved (applied) or rejected."""
+
+    SUBMITTED = "submitted", "Submitted"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"

@@ -3,7 +3,7 @@
 from django.urls import path
 
 from . import views
-from .views import catalogue, execution
+from .views import catalogue, execution, steering
 
 app_name = "campaigns"
 
@@ -30,7 +30,20 @@ urlpatterns = [
     ),
     path("datasets/<int:pk>/<slug:action>/", catalogue.dataset_move, name="dataset_move"),
     path("stages/<int:pk>/jobs/", execution.stage_jobs, name="stage_jobs"),
-    path("stages/<int:pk>/recover/", execution.stage_recover, name="stage_recover"),
+    path("stages/<int:pk>/recover/", steering.stage_recover, name="stage_recover"),
     path("jobs/<int:pk>/cancel-retry/", execution.job_cancel_retry, name="job_cancel_retry"),
     path("stuck/", execution.stuck_list, name="stuck_list"),
+    # Steering: recovery with overrides, force-complete, test launches, clones, extensions.
+    path("<int:pk>/recover/", steering.campaign_recover, name="recover"),
+    path("<int:pk>/force-complete/", steering.campaign_force_complete, name="force_complete"),
+    path("<int:pk>/launch-full/", steering.campaign_launch_full, name="launch_full"),
+    path("<int:pk>/settings/", steering.campaign_settings, name="settings"),
+    path("requests/<str:number>/clone/", steering.request_clone, name="request_clone"),
+    path("requests/<str:number>/extend/", steering.request_extend, name="request_extend"),
+    path(
+        "requests/<str:number>/force-complete/",
+        steering.request_force_complete,
+        name="request_force_complete",
+    ),
+    path("extensions/<int:pk>/decide/", steering.extension_decide, name="extension_decide"),
 ]

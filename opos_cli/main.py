@@ -18,7 +18,7 @@ from typing import Any
 
 from . import config, render, requestfile
 from .client import Api
-from .commands import campaign_actions, records
+from .commands import campaign_actions, records, steering
 from .errors import CliError, Exit
 
 TOKEN_KEY_LENGTH = 15
@@ -347,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     prog.set_defaults(func=cmd_campaigns_progress)
     campaign_actions.register(csub, common)
     records.register(commands, common)
+    steering.register({"campaigns": csub, "requests": rsub}, common)
     return parser
 
 

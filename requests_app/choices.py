@@ -73,8 +73,11 @@ class RequestState(models.TextChoices):
 EDITABLE_STATES = frozenset({RequestState.DRAFT, RequestState.NEEDS_INFO})
 # States that end the request's life.
 TERMINAL_STATES = frozenset({RequestState.CLOSED, RequestState.REJECTED, RequestState.CANCELLED})
-# States whose jobs are not submitted: a blocker is being solved, or the request was dropped.
-WORK_HELD_STATES = frozenset({RequestState.ON_HOLD, RequestState.CANCELLED})
+# States whose jobs are not submitted nor retried: a blocker is being solved, the request
+# was dropped, or it was completed with the rest abandoned (force-complete).
+WORK_HELD_STATES = frozenset(
+    {RequestState.ON_HOLD, RequestState.CANCELLED, RequestState.COMPLETED, RequestState.CLOSED}
+)
 # States whose work is done and delivered: complete, or complete and closed.
 DELIVERED_STATES = frozenset({RequestState.COMPLETED, RequestState.CLOSED})
 # States whose work will never run: dropped by the experiment or refused by an operator.

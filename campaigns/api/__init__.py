@@ -2,6 +2,7 @@
 
 from .catalogue import DatasetViewSet
 from .execution import register as register_execution
+from .steering import register as register_steering
 from .templates import WorkflowTemplateViewSet
 from .views import CampaignViewSet
 
@@ -12,6 +13,7 @@ def register(router) -> None:
     router.register("templates", WorkflowTemplateViewSet, basename="template")
     register_execution(router)  # jobs, submissions, stuck, failure-rules
     router.register("datasets", DatasetViewSet, basename="dataset")
+    register_steering(router)  # recover, force-complete, launch-full, clone, extensions
 
 
 __all__ = ["register"]

@@ -62,6 +62,11 @@ class CampaignSerializer(serializers.ModelSerializer):
             "launched_at",
             "completed_at",
             "cancelled_at",
+            "test_jobs",
+            "test_auto_continue",
+            "test_phase",
+            "test_result",
+            "completion_pct",
             "requests",
             "jobs",
         ]

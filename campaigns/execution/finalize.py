@@ -47,6 +47,7 @@ from ..choices import (
     OPEN_JOB_STATES,
     FailureClass,
     JobState,
+    LaunchPhase,
 )
 from ..models import (
     COUNTER_FOR_STATE,
@@ -176,6 +177,23 @@ def read_manifest(workdir: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     return files, manifest
 
 
+def _open(stage: dict[str, Any]) -> bool:
+    """Whether a failed job of the stage may be retried: its campaign is open and its request
+    still wants the work (not force-completed, cancelled or closed meanwhile). A test job is
+    not retried: its failure is the test's answer (the operator recovers it, with overrides
+    if need be)."""
+    return (
+        stage["campaign__state"] in OPEN_CAMPAIGN_STATES
+        and stage.get("request__state") not in FINISHED_REQUEST_STATES
+        and stage.get("campaign__test_phase") != LaunchPhase.TESTING
+    )
+
+
+FINISHED_REQUEST_STATES = frozenset(
+    {RequestState.COMPLETED, RequestState.CLOSED, RequestState.CANCELLED}
+)
+
+
 def inspect(
     job: dict[str, Any], stage: dict[str, Any], rules: dict[int | None, list[failures.Rule]]
 ) -> Outcome:
@@ -205,8 +223,7 @@ def inspect(
             out.verdict = failures.Verdict(
                 FailureClass.OUTPUT,
                 out.reason,
-                job["attempt"] < int(getattr(settings, "OPOS_MAX_ATTEMPTS", 3))
-                and stage["campaign__state"] in OPEN_CAMPAIGN_STATES,
+                job["attempt"] < int(getattr(settings, "OPOS_MAX_ATTEMPTS", 3)) and _open(stage),
                 delay_s=failures.backoff_s(job["attempt"]),
             )
             return out
@@ -220,7 +237,7 @@ def inspect(
         memory_mb=job["memory_mb"] or stage["memory_mb"],
         walltime_s=job["walltime_s"] or stage["walltime_s"],
         rules=failures.rules_for(stage["template_stage__template_id"], rules),
-        may_retry=stage["campaign__state"] in OPEN_CAMPAIGN_STATES,
+        may_retry=_open(stage),
     )
     out.failure_class = out.verdict.failure_class
     out.reason = out.verdict.reason
@@ -248,6 +265,7 @@ JOB_FIELDS = (
     "input_files",
     "memory_mb",
     "walltime_s",
+    "parameters",
     "started",
     "finished",
 )
@@ -286,6 +304,8 @@ def stage_rows(pending: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
             "id",
             "campaign_id",
             "campaign__state",
+            "campaign__test_phase",
+            "request__state",
             "output_dataset_id",
             "memory_mb",
             "walltime_s",
@@ -468,6 +488,7 @@ def _retry(job: dict[str, Any], verdict: failures.Verdict, now: dt.datetime) -> 
         input_files=job["input_files"],
         memory_mb=verdict.memory_mb or job["memory_mb"],
         walltime_s=verdict.walltime_s or job["walltime_s"],
+        parameters=job.get("parameters") or {},
     )
 
 

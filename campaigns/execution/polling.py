@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from ..batch import ACTIVE_STATES, BackendError, BackendUnavailable, JobStatus, StatusAnswer
 from ..choices import ACTIVE_JOB_STATES, JobState
-from ..models import COUNTER_FOR_STATE, Campaign, Job, Stage
+from ..models import COUNTER_FOR_STATE, Campaign, CampaignRequest, Job, Stage
 from . import backends
 from .bulk import array_literal, bulk_add, bulk_set_rows
 from .inflight import KNOWN, BackendView, InFlight
@@ -335,4 +335,33 @@ def cancel_requested() -> list[int]:
             continue
         Campaign.objects.filter(pk=campaign_id).update(cancel_pending=False)
         done.append(campaign_id)
+    _cancel_abandoned()
     return done
+
+
+def _cancel_abandoned() -> None:
+    """The same for requests force-completed with jobs still in flight (the flag on their
+    campaign link; ``campaigns.services.completion``): only their own jobs are cancelled."""
+    for link_id, campaign_id, request_id in CampaignRequest.objects.filter(
+        cancel_pending=True
+    ).values_list("id", "campaign_id", "request_id"):
+        by_backend: dict[str, list[str]] = defaultdict(list)
+        for name, batch_id in (
+            Job.objects.filter(
+                stage__campaign_id=campaign_id,
+                stage__request_id=request_id,
+                state__in=sorted(ACTIVE_JOB_STATES),
+            )
+            .exclude(batch_id="")
+            .values_list("backend", "batch_id")
+        ):
+            by_backend[name].append(batch_id)
+        try:
+            for name, ids in by_backend.items():
+                backends.backend(name).cancel(ids)
+        except BackendError as exc:
+            log.warning(
+                "request %s: cancel at the batch system failed, retrying: %s", request_id, exc
+            )
+            continue
+        CampaignRequest.objects.filter(pk=link_id).update(cancel_pending=False)

@@ -14,13 +14,14 @@
 Jobs the batch system no longer knows come back from the poller as ``lost``, and finalize
 retries them; nothing else is needed for them here.
 
-``recover_campaign`` is the operator's action on a campaign or one of its stages: it
-resubmits exactly the jobs that failed for good (their latest attempt failed or was lost,
-no retry pending) and the succeeded jobs whose output files are gone, each as a new
-attempt linked to its parent. With ``invalid_only`` (a dataset's remake,
-``execution/lifecycle.py``) it resubmits instead the succeeded jobs whose outputs were
-invalidated. Stages whose output dataset is closed or retired are left out: no file may
-be added to it.
+``recover_campaign`` is the operator's action on a campaign, one of its stages or a
+selection of jobs: it resubmits exactly the jobs that failed for good (their latest attempt
+failed or was lost, no retry pending) and the succeeded jobs whose output files are gone,
+each as a new attempt linked to its parent, optionally with more memory or walltime or
+other parameter values (checked against the template) for those attempts only. With
+``invalid_only`` (a dataset's remake, ``execution/lifecycle.py``) it resubmits instead the
+succeeded jobs whose outputs were invalidated. Stages whose output dataset is closed or
+retired are left out: no file may be added to it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,6 +60,7 @@ from ..models import (
     Submission,
 )
 from ..services.errors import CampaignError, require_operator
+from ..services.overrides import Overrides, clean_overrides, parameters_for_stages
 from ..services.planning import recount_stages
 from . import backends, heartbeat
 from .catalogue import take_out_of_counts
@@ -217,6 +220,7 @@ class RecoveryResult:
     invalid_outputs: int = 0
     closed: list[str] = field(default_factory=list)
     """Output datasets left out because they are closed or retired."""
+    overrides: dict[str, Any] = field(default_factory=dict)  # as recorded: values coerced
 
 
 def recover_campaign(
@@ -226,6 +230,8 @@ def recover_campaign(
     note: str = "",
     *,
     invalid_only: bool = False,
+    jobs: Sequence[int] | None = None,
+    overrides: Overrides | Mapping[str, Any] | None = None,
 ) -> RecoveryResult:
     """Resubmit exactly the failed jobs and those whose outputs are missing (operators).
 
@@ -235,8 +241,15 @@ def recover_campaign(
     catalogue and a new attempt runs. With ``invalid_only``, only the latest succeeded
     attempts with an invalidated output are redone (see the module docstring). Recorded
     as a campaign event.
+
+    ``jobs`` narrows the recovery to a selection (job ids, each the latest attempt of its
+    index, failed, lost or cancelled, nothing pending). ``overrides`` (memory, walltime,
+    parameter values; ``campaigns.services.overrides``) go on the new attempts, checked
+    against the template first, and into the event.
     """
     require_operator(user, "launch recoveries")
+    if not isinstance(overrides, Overrides):
+        overrides = clean_overrides(overrides)
     campaign_id = campaign if isinstance(campaign, int) else campaign.pk
     stage_id = stage if isinstance(stage, int) or stage is None else stage.pk
     with transaction.atomic():
@@ -255,28 +268,49 @@ def recover_campaign(
                     "The stage is not part of this campaign.", [f"stage: {stage_id}"]
                 )
         stage_rows = {
-            s["id"]: s for s in stages.values("id", "output_dataset_id", "output_dataset__state")
+            s["id"]: s
+            for s in stages.values(
+                "id",
+                "name",
+                "output_dataset_id",
+                "output_dataset__state",
+                "parameters",
+                "template_stage_id",
+            )
         }
         closed = _closed_datasets(stage_rows, stage_id)
         ids = [sid for sid, s in stage_rows.items() if s["output_dataset__state"] not in CLOSED]
         tainted = _with_invalid_outputs(ids)
+        invalid: list[dict[str, Any]] = []
+        missing: list[dict[str, Any]] = []
         if invalid_only:
-            failed, missing = [], []
+            failed = []
             invalid = _invalid_outputs(ids, tainted)
+        elif jobs is not None:
+            failed = _selected(ids, list(jobs))
         else:
             failed = _failed_for_good(ids)
             missing = _missing_outputs(ids, skip=tainted)
-            invalid = []
-        redo = [*failed, *missing, *invalid]
+        chosen = [*failed, *missing, *invalid]
+        per_stage_params = parameters_for_stages(
+            overrides, [stage_rows[sid] for sid in sorted({j["stage_id"] for j in chosen})]
+        )
         now = timezone.now()
-        top = _latest_attempts(ids, redo)
+        top = _latest_attempts(ids, chosen)
         retries = [
-            _next_attempt(job, top[(job["stage_id"], job["index"])] + 1, now) for job in redo
+            _next_attempt(
+                job,
+                top[(job["stage_id"], job["index"])] + 1,
+                now,
+                overrides,
+                per_stage_params.get(job["stage_id"], {}),
+            )
+            for job in chosen
         ]
         Job.objects.bulk_create(retries)
         per_stage = Counter(job.stage_id for job in retries)
         replaced: dict[int, Counter[str]] = defaultdict(Counter)
-        for job in redo:
+        for job in chosen:
             replaced[job["stage_id"]][job["state"]] += 1
         for sid, n in per_stage.items():
             Stage.objects.filter(pk=sid).update(
@@ -286,21 +320,35 @@ def recover_campaign(
                     for state, k in replaced[sid].items()
                 },
             )
+        changes: dict[str, Any] = {
+            "stage": [None, stage_id],
+            "failed": [None, len(failed)],
+            "missing_outputs": [None, len(missing)],
+            "invalid_outputs": [None, len(invalid)],
+            "closed_datasets": [None, closed],
+        }
+        if jobs is not None:
+            changes["jobs"] = [None, sorted(j["id"] for j in failed)[:MAX_RECORDED_JOBS]]
+        recorded = overrides.record()
+        if "parameters" in recorded:  # the values as checked (coerced to their types)
+            recorded["parameters"] = {k: v for p in per_stage_params.values() for k, v in p.items()}
+        if recorded:
+            changes["overrides"] = [None, recorded]
         CampaignEvent.objects.create(
             campaign=current,
             kind=CampaignEventKind.RECOVERED,
             actor=user,
             reason=note.strip(),
-            changes={
-                "stage": [None, stage_id],
-                "failed": [None, len(failed)],
-                "missing_outputs": [None, len(missing)],
-                "invalid_outputs": [None, len(invalid)],
-                "closed_datasets": [None, closed],
-            },
+            changes=changes,
         )
     return RecoveryResult(
-        current, len(failed), len(missing), [j.pk for j in retries], len(invalid), closed
+        current,
+        len(failed),
+        len(missing),
+        [j.pk for j in retries],
+        len(invalid),
+        closed,
+        recorded,
     )
 
 
@@ -370,6 +418,38 @@ def _busy(stage_ids: list[int]) -> set[tuple[int, int]]:
             "stage_id", "index"
         )
     )
+
+
+MAX_RECORDED_JOBS = 1000
+"""Job ids a recovery event lists at most (the new attempts name their parents anyway)."""
+RECOVERABLE = (JobState.FAILED, JobState.LOST, JobState.CANCELLED)
+
+
+def _selected(stage_ids: list[int], job_ids: list[int]) -> list[dict[str, Any]]:
+    """The chosen jobs, each checked: of the campaign (or stage), the latest attempt of its
+    index, failed, lost or cancelled. Refused as a whole, naming each job at fault."""
+    wanted = sorted({int(pk) for pk in job_ids})
+    if not wanted:
+        raise CampaignError("Choose at least one job to recover.", ["jobs: empty"])
+    rows = {j["id"]: j for j in _jobs(stage_ids, list(JobState.values), ids=wanted)}
+    top = _latest_attempts(stage_ids, list(rows.values()))
+    problems = []
+    for pk in wanted:
+        job = rows.get(pk)
+        if job is None:
+            problems.append(f"job {pk}: not a job of this campaign (or stage)")
+        elif top[(job["stage_id"], job["index"])] != job["attempt"]:
+            problems.append(
+                f"job {pk}: attempt {job['attempt']} of index {job['index']} was already "
+                "tried again; choose the latest attempt"
+            )
+        elif job["state"] not in RECOVERABLE:
+            problems.append(
+                f"job {pk}: it is {job['state']}; only failed, lost or cancelled jobs recover"
+            )
+    if problems:
+        raise CampaignError("These jobs cannot be recovered.", problems, kind="conflict")
+    return [rows[pk] for pk in wanted]
 
 
 def _failed_for_good(stage_ids: list[int]) -> list[dict[str, Any]]:
@@ -467,11 +547,18 @@ def _jobs(stage_ids: list[int], states: list[str], ids: list[int] | None = None)
             "input_files",
             "memory_mb",
             "walltime_s",
+            "parameters",
         )
     )
 
 
-def _next_attempt(parent: dict[str, Any], attempt: int, now: dt.datetime) -> Job:
+def _next_attempt(
+    parent: dict[str, Any],
+    attempt: int,
+    now: dt.datetime,
+    overrides: Overrides | None = None,
+    parameters: dict[str, Any] | None = None,
+) -> Job:
     return Job(
         stage_id=parent["stage_id"],
         index=parent["index"],
@@ -484,6 +571,7 @@ def _next_attempt(parent: dict[str, Any], attempt: int, now: dt.datetime) -> Job
         input_first=parent["input_first"],
         input_count=parent["input_count"],
         input_files=parent["input_files"],
-        memory_mb=parent["memory_mb"],
-        walltime_s=parent["walltime_s"],
+        memory_mb=(overrides and overrides.memory_mb) or parent["memory_mb"],
+        walltime_s=(overrides and overrides.walltime_s) or parent["walltime_s"],
+        parameters={**(parent["parameters"] or {}), **(parameters or {})},
     )

@@ -364,4 +364,5 @@ def _retry_of(job: Job, attempt: int, now: dt.datetime) -> Job:
         input_files=job.input_files,
         memory_mb=job.memory_mb,
         walltime_s=job.walltime_s,
+        parameters=job.parameters,
     )

@@ -57,6 +57,7 @@ from ..batch.base import JOB_READABLE, write_atomic
 from ..choices import JobState, SubmissionState
 from ..models import Job, OutputFile, Stage, Submission
 from ..services.planning import plan_cycle
+from ..services.testlaunch import check_test_launches
 from . import backends, faults, heartbeat
 from .wrapper import ARRAY_FILE, JOBS_FILE, SPEC_FILE
 
@@ -138,6 +139,9 @@ def submit_ready(now: datetime | None = None) -> SubmitReport:
     """
     report = SubmitReport()
     report.released_retries = release_backoffs(now)
+    # Test launches whose jobs finished pass or fail before the plan (campaigns paused by
+    # a failed test submit nothing more this cycle).
+    check_test_launches()
     plan = plan_cycle(now)
     # A campaign the scheduler could not read is blocked with the reason; the rest go on.
     for campaign_id, exc in plan.inputs.failed.items():
@@ -240,6 +244,7 @@ JOB_FIELDS = (
     "input_files",
     "memory_mb",
     "walltime_s",
+    "parameters",
 )
 """What prepare needs of each job; claim returns it so that prepare need not read it again."""
 
@@ -324,14 +329,18 @@ def _lock_ready(stage: Stage, limit: int, held: set[int]) -> Rows:
         # Django's psycopg setup hands jsonb over as text; the ORM would decode it.
         if isinstance(row["input_files"], str):
             row["input_files"] = json.loads(row["input_files"])
+        if isinstance(row["parameters"], str):
+            row["parameters"] = json.loads(row["parameters"])
     return rows
 
 
 def _grouped(rows: Rows) -> list[Rows]:
-    """Rows split by resource request, each group in element order ``(index, id)``."""
-    groups: dict[tuple[Any, Any], Rows] = defaultdict(list)
+    """Rows split by resource request and parameter overrides (one array shares both),
+    each group in element order ``(index, id)``."""
+    groups: dict[tuple[Any, Any, str], Rows] = defaultdict(list)
     for row in sorted(rows, key=lambda r: (r["index"], r["id"])):
-        groups[(row["memory_mb"], row["walltime_s"])].append(row)
+        params = json.dumps(row.get("parameters") or {}, sort_keys=True)
+        groups[(row["memory_mb"], row["walltime_s"], params)].append(row)
     return sorted(groups.values(), key=len, reverse=True)
 
 
@@ -465,14 +474,20 @@ def _inputs(stage: Stage, jobs: Sequence[dict[str, Any]]) -> dict[int, list[str]
     return paths
 
 
-def common_description(stage: Stage, memory_mb: int | None, walltime_s: int | None) -> dict:
-    """What every element of an array shares (``array.json``): the code, the parameters, the
-    stage, and the resources (one resource request per array, see ``claim``)."""
+def common_description(
+    stage: Stage,
+    memory_mb: int | None,
+    walltime_s: int | None,
+    parameters: dict[str, Any] | None = None,
+) -> dict:
+    """What every element of an array shares (``array.json``): the code, the parameters (the
+    stage's, with a recovery's overrides on top), the stage, and the resources (one resource
+    request and one set of overrides per array, see ``claim``)."""
     return {
         "campaign": stage.campaign_id,
         "stage": stage.name,
         "stage_id": stage.pk,
-        "parameters": stage.parameters or {},
+        "parameters": {**(stage.parameters or {}), **(parameters or {})},
         "output_dataset": stage.output_dataset.name if stage.output_dataset_id else "",
         "code": {"path": stage.code_location, "sha256": stage.code_sha256},
         "resources": {
@@ -523,7 +538,7 @@ def job_description(stage: Stage, job: dict[str, Any], inputs: list[str]) -> dic
     wrapper checks the code against ``code.sha256`` and hands the rest to the code as
     ``job.json``."""
     return {
-        **common_description(stage, job["memory_mb"], job["walltime_s"]),
+        **common_description(stage, job["memory_mb"], job["walltime_s"], job.get("parameters")),
         **element_description(job, inputs),
     }
 
@@ -552,7 +567,10 @@ def prepare_with_paths(
     root.mkdir(parents=True, exist_ok=True)
     lines = [element_line(job, inputs.get(job["id"], [])) for job in jobs]
     write_atomic(root / JOBS_FILE, "".join(lines), JOB_READABLE)
-    common = common_description(stage, jobs[0]["memory_mb"], jobs[0]["walltime_s"])
+    first = jobs[0]
+    common = common_description(
+        stage, first["memory_mb"], first["walltime_s"], first.get("parameters")
+    )
     write_atomic(root / ARRAY_FILE, _dumps(common), JOB_READABLE)
     return jobs, read_paths(stage, inputs)
 

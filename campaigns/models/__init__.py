@@ -4,6 +4,7 @@ from .campaigns import FAR_FUTURE, Campaign, CampaignEvent, CampaignRequest, dea
 from .catalogue import Dataset, DatasetState, OutputFile
 from .execution import FailureRule, RetryAction, StuckFlag, StuckKind
 from .plan import COUNTER_FOR_STATE, RETRIED_COUNTER_FOR_STATE, Job, Stage, Submission
+from .steering import Extension
 from .storage import Replica, StorageArea, Transfer
 from .workers import ProcessRole, WorkerHeartbeat
 
@@ -16,6 +17,7 @@ __all__ = [
     "CampaignRequest",
     "Dataset",
     "DatasetState",
+    "Extension",
     "FailureRule",
     "Job",
     "OutputFile",

@@ -13,7 +13,7 @@ from requests_app.choices import BackendName, Priority
 from requests_app.models import Experiment, ProductionRequest
 from requests_app.models.visibility import VisibleQuerySet
 
-from ..choices import CampaignEventKind, CampaignState
+from ..choices import CampaignEventKind, CampaignState, LaunchPhase
 
 # The latest day a deadline counts as ending on. Far beyond any horizon, yet early enough
 # that arithmetic on the instant stays representable: the day after 9999-12-31 does not
@@ -97,6 +97,29 @@ class Campaign(models.Model):
         help_text="The error that blocks this campaign, if any.",
     )
     fault_since = models.DateTimeField(null=True, blank=True)
+    # Steering settings and state (campaigns.services.testlaunch, .completion). Database
+    # defaults: workers of the previous version insert campaigns without these columns.
+    test_jobs = models.PositiveSmallIntegerField(
+        default=0,
+        db_default=0,
+        help_text="Test launch: jobs of each stage submitted first; 0 for none.",
+    )
+    test_auto_continue = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="Go on with the full launch by itself once the test jobs succeeded.",
+    )
+    test_phase = models.CharField(
+        max_length=8, choices=LaunchPhase.choices, blank=True, default="", db_default=""
+    )
+    test_result = models.CharField(
+        max_length=500, blank=True, default="", db_default="", help_text="Why a test failed."
+    )
+    completion_pct = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="Force-complete threshold in percent; empty for the templates' default.",
+    )
 
     objects = CampaignQuerySet.as_manager()
 
@@ -114,6 +137,11 @@ class Campaign(models.Model):
             models.CheckConstraint(
                 condition=models.Q(throttle__isnull=True) | models.Q(throttle__gt=0),
                 name="campaign_throttle_positive",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(completion_pct__isnull=True)
+                | models.Q(completion_pct__gte=1, completion_pct__lte=100),
+                name="campaign_completion_pct_range",
             ),
         ]
 
@@ -149,6 +177,19 @@ class CampaignRequest(models.Model):
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
     added = models.DateTimeField(auto_now_add=True)
+    # Partial completion (campaigns.services.completion): the request was completed by an
+    # operator with part of its work abandoned. ``cancel_pending`` asks execution to cancel
+    # the request's jobs still at the batch system, as ``Campaign.cancel_pending`` does for
+    # a whole campaign. Database defaults: older workers insert links without them.
+    abandoned_at = models.DateTimeField(null=True, blank=True)
+    abandon_reason = models.TextField(
+        blank=True, default="", db_default="", validators=[MaxLengthValidator(5000)]
+    )
+    abandoned_jobs = models.PositiveIntegerField(default=0, db_default=0)
+    done_pct = models.FloatField(
+        null=True, blank=True, help_text="Share of the final stages' jobs done when completed."
+    )
+    cancel_pending = models.BooleanField(default=False, db_default=False)
 
     objects = CampaignRequestQuerySet.as_manager()
 

@@ -228,7 +228,8 @@ class Job(models.Model):
 
     A retry is a new row with the same ``index``, ``attempt + 1`` and
     ``parent`` pointing at the failed attempt; ``memory_mb``/``walltime_s``
-    override the stage's request when a retry asks for more.
+    override the stage's request when a retry asks for more, and ``parameters`` the
+    stage's parameter values (an operator's recovery with overrides).
     """
 
     stage = models.ForeignKey(
@@ -252,6 +253,15 @@ class Job(models.Model):
     input_files = models.JSONField(default=list, blank=True)
     memory_mb = models.PositiveIntegerField(null=True, blank=True)
     walltime_s = models.PositiveIntegerField(null=True, blank=True)
+    # Parameter values that replace the stage's for this attempt (a recovery with
+    # overrides); later retries of it keep them. Database default: older workers and raw
+    # inserts leave it out.
+    parameters = models.JSONField(
+        default=dict,
+        db_default=models.Value({}, output_field=models.JSONField()),
+        blank=True,
+        help_text="Overrides of the stage's parameter values for this attempt.",
+    )
     backend = models.CharField(max_length=16, choices=BackendName.choices, blank=True)
     batch_id = models.CharField(max_length=64, blank=True)
     submission = models.ForeignKey(

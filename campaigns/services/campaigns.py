@@ -29,6 +29,7 @@ from ..choices import (
     CampaignEventKind,
     CampaignState,
     JobState,
+    LaunchPhase,
     SubmissionState,
 )
 from ..models import Campaign, CampaignEvent, CampaignRequest, Dataset, Job, Stage, Submission
@@ -294,6 +295,8 @@ def campaign_action(
                     kind="conflict",
                 )
             fields["launched_at"] = current.launched_at or now
+            if current.test_jobs:  # a test launch first (campaigns.services.testlaunch)
+                fields["test_phase"] = LaunchPhase.TESTING
         elif action == "cancel":
             fields["cancelled_at"] = now
         won = Campaign.objects.filter(pk=current.pk, state=current.state).update(**fields)
@@ -301,7 +304,10 @@ def campaign_action(
             raise CampaignError(
                 "Someone changed the campaign at the same time; reload.", kind="conflict"
             )
-        _record(current, spec.event, actor, note.strip(), {"state": [current.state, spec.target]})
+        changes = {"state": [current.state, spec.target]}
+        if "test_phase" in fields:
+            changes["test_phase"] = [current.test_phase, fields["test_phase"]]
+        _record(current, spec.event, actor, note.strip(), changes)
         if action == "cancel":
             _cancel_work(current, actor, note)
         current.refresh_from_db()

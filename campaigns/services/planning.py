@@ -38,6 +38,7 @@ from ..models import (
 )
 from ..scheduler import CampaignLoad, Decision, SchedulerInput, StageLoad, decide
 from .blockage import gave_up
+from .testlaunch import ready_caps
 
 MEDIAN_WINDOW = 101  # the latest succeeded jobs of a stage that make its walltime estimate
 ID_CHUNK = 500  # ids per IN (...) list: far below SQLite's variable limit
@@ -107,8 +108,12 @@ def load_inputs(
             "throttle",
             "created",
             "fault",
+            "test_phase",
+            "test_jobs",
         )
     )
+    # A test launch lets the scheduler see only the test jobs (no query without one).
+    caps = ready_caps(campaigns)
     stage_rows = list(
         Stage.objects.filter(campaign__state__in=sorted(OPEN_CAMPAIGN_STATES))
         .values_list(
@@ -180,6 +185,8 @@ def load_inputs(
             if day not in deadlines:
                 deadlines[day] = deadline_moment(day).timestamp()
             ready, planned = max(s.n_ready, 0), max(s.n_planned, 0)
+            if s.id in caps:
+                ready = min(ready, caps[s.id])
             flight = in_flight.get(s.id, 0)
             by_campaign[s.campaign_id].append(
                 StageLoad(

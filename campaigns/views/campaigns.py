@@ -43,6 +43,7 @@ from ..services import (
 )
 from ..services.feasibility import forecast_campaigns, forecast_unscheduled
 from ..services.overview import campaign_plan, with_counts
+from ..templatetags.steering import completion_figures
 from ..workflow import available_actions
 from .access import form_errors, operator_on, refused, visible_campaign
 
@@ -193,6 +194,8 @@ def plan_fragments(campaign: Campaign, operator: bool) -> dict:
             [row.request.pk for row in plan.requests if row.removable] if operator and open_ else []
         ),
         "as_of": pagecache.as_of(),
+        # The force-complete figures (operators): cached with the rest of the plan.
+        "completion": completion_figures(campaign) if operator else None,
     }
 
 

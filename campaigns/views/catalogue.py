@@ -22,7 +22,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from requests_app.models.visibility import is_operator
 
 from ..execution import lifecycle
-from ..models import Dataset, DatasetState, OutputFile
+from ..models import Dataset, DatasetState, OutputFile, Stage
 from ..services import CampaignError
 from .access import refused
 
@@ -153,6 +153,23 @@ def dataset_detail(request, pk: int):
         OutputFile.objects.filter(dataset=dataset, invalidated__isnull=False).exists()
     ):
         moves = [m for m in moves if m.name != "remake"]
+    # A dataset of a request completed in part (force-complete) says what it lacks.
+    partial = [
+        {
+            **row,
+            "missing": max(row["jobs_total"] - row["n_succeeded"] + row["retried_succeeded"], 0),
+        }
+        for row in Stage.objects.filter(
+            output_dataset=dataset, request__campaign_link__abandoned_at__isnull=False
+        ).values(
+            "name",
+            "jobs_total",
+            "n_succeeded",
+            "retried_succeeded",
+            "request__number",
+            "request__campaign_link__abandon_reason",
+        )
+    ]
     return render(
         request,
         "campaigns/execution/dataset_detail.html",
@@ -161,6 +178,7 @@ def dataset_detail(request, pk: int):
             "page": _page(request, files),
             "moves": moves,
             "steer": steer and dataset.state != DatasetState.RETIRED,
+            "partial": partial,
         },
     )
 

@@ -20,7 +20,6 @@ from requests_app.views.access import operator_required
 
 from ..choices import ACTIVE_JOB_STATES, FailureClass, JobState
 from ..execution.logs import stderr_tail
-from ..execution.recovery import recover_campaign
 from ..execution.stuck import cancel_and_retry
 from ..models import Job, Stage, StuckFlag
 from ..services import CampaignError
@@ -64,6 +63,9 @@ def stage_jobs(request, pk: int):
         {
             "stage": stage,
             "campaign": stage.campaign,
+            # The stage's values, as the example of what a recovery may override.
+            "param_hint": " ".join(f"{k}={v}" for k, v in (stage.parameters or {}).items()),
+            "recoverable": [JobState.FAILED, JobState.LOST, JobState.CANCELLED],
             "page": _page(request, jobs.order_by("index", "attempt")),
             "state": state,
             "failure_class": failure,
@@ -93,24 +95,6 @@ def stuck_list(request):
         "campaigns/execution/stuck_list.html",
         {"page": _page(request, flags), "operator": is_operator(request.user)},
     )
-
-
-@require_POST
-@operator_required
-def stage_recover(request, pk: int):
-    """Recovery launch for one stage: failed jobs and missing outputs, resubmitted."""
-    stage = get_object_or_404(Stage.objects.select_related("campaign"), pk=pk)
-    try:
-        result = recover_campaign(stage.campaign, request.user, stage, request.POST.get("note", ""))
-    except CampaignError as exc:
-        refused(request, exc)
-    else:
-        messages.success(
-            request,
-            f"Recovery launched: {result.failed} failed jobs and {result.missing_outputs} "
-            "with missing outputs resubmitted.",
-        )
-    return redirect("campaigns:stage_jobs", pk=stage.pk)
 
 
 @require_POST

@@ -133,6 +133,8 @@ class Detail:
     stuck_count: int = 0
     timeline: list[dict[str, Any]] = field(default_factory=list)
     commitments: list[promises.CommitmentRow] = field(default_factory=list)
+    # Requests completed with part of their work abandoned (force-complete): what is missing.
+    partial: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def has_full_speed(self) -> bool:
@@ -234,6 +236,7 @@ def campaign_detail(
         snapshots=series,
         commitments=promises.rows(promises.of_campaign(campaign.pk), f, progress, reached, now),
     )
+    detail.partial = abandoned_parts([r.pk for r in requests])
     if triage:
         jobs = Job.objects.filter(stage__campaign=campaign)
         detail.failures = operations.failures_by_class(jobs, now)
@@ -301,9 +304,47 @@ def request_detail(
     if campaign is not None:
         jobs = Job.objects.filter(stage__request=request, stage__campaign=campaign)
         detail.failures = operations.failures_by_class(jobs, now)
+    if link is not None and link.abandoned_at is not None:
+        detail.partial = [
+            {
+                "request__number": request.number,
+                "abandoned_at": link.abandoned_at,
+                "abandon_reason": link.abandon_reason,
+                "abandoned_jobs": link.abandoned_jobs,
+                "done_pct": link.done_pct,
+            }
+        ]
     if timeline:
         detail.timeline = request_timeline(request)
     return detail
+
+
+def _partial_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: row[key]
+        for key in (
+            "request__number",
+            "abandoned_at",
+            "abandon_reason",
+            "abandoned_jobs",
+            "done_pct",
+        )
+    }
+
+
+def abandoned_parts(request_ids: list[int]) -> list[dict[str, Any]]:
+    """What was abandoned of each force-completed request among ``request_ids`` (one query;
+    none without requests)."""
+    if not request_ids:
+        return []
+    return [
+        _partial_row(row)
+        for row in CampaignRequest.objects.filter(
+            request_id__in=request_ids, abandoned_at__isnull=False
+        )
+        .order_by("request__number")
+        .values("request__number", "abandoned_at", "abandon_reason", "abandoned_jobs", "done_pct")
+    ]
 
 
 def request_timeline(request: ProductionRequest) -> list[dict[str, Any]]:

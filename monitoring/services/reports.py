@@ -32,7 +32,12 @@ from ..choices import SnapshotLevel
 from ..models import Allocation, DigestPreference, StatusReport
 from . import accounting, operations, sla, snapshots
 from . import commitments as promises
-from .dashboards import OPEN_REQUEST_STATES, ExperimentOverview, experiment_overview
+from .dashboards import (
+    OPEN_REQUEST_STATES,
+    ExperimentOverview,
+    abandoned_parts,
+    experiment_overview,
+)
 from .forecast import window_start
 from .progress import load_breakdown
 from .snapshots import record_snapshots
@@ -74,6 +79,8 @@ class StatusReportData:
     failures: list[operations.FailureGroup]
     completed: list[Transition]
     last_report: StatusReport | None = None
+    # Of the requests completed in the period, those completed in part: what is missing.
+    partial: list[dict] = field(default_factory=list)
     previous: list[StatusReport] = field(default_factory=list)
     # CPU hours of the attempts that ended in the period, per physics working group, and
     # the experiment's current allocation (monitoring.services.accounting).
@@ -182,6 +189,7 @@ def status_report(
         stuck_by_campaign=stuck,
         failures=operations.failures_by_class(period_jobs, now, examples=0)[:5],
         completed=completed,
+        partial=abandoned_parts(sorted({t.request_id for t in completed})),
         last_report=previous[0] if previous else None,
         previous=previous,
         usage_by_group=accounting.usage_between(

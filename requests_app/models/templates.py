@@ -5,7 +5,7 @@ against them (parameters, events per job) before any execution exists;
 execution (``campaigns``) reads them and snapshots them into its plans.
 """
 
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from .experiments import Experiment, ProductionCode
@@ -48,6 +48,15 @@ class WorkflowTemplate(models.Model):
     description = models.TextField(blank=True)
     cloned_from = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="clones"
+    )
+    # The default share of a request's final jobs that must be done before an operator may
+    # force-complete it (a campaign may set its own). Database default: older workers insert
+    # templates without the column.
+    completion_pct = models.PositiveSmallIntegerField(
+        default=95,
+        db_default=95,
+        validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text="Force-complete threshold in percent (a campaign may override it).",
     )
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)

@@ -13,9 +13,9 @@ from tests.monitoring.builders import planned_campaign
 pytestmark = pytest.mark.django_db
 
 NEW_COLUMNS = {
-    Campaign: {"fault"},
+    Campaign: {"fault", "test_jobs", "test_auto_continue", "test_phase", "test_result"},
     Stage: {"retried_succeeded", "retried_failed", "retried_lost", "retried_cancelled"},
-    Job: {"host", "batch_state", "batch_exit_code", "usage_source"},
+    Job: {"host", "batch_state", "batch_exit_code", "usage_source", "parameters"},
     Dataset: {"state", "state_reason"},
     OutputFile: {"invalid_reason", "from_invalid_input"},
 }
@@ -31,6 +31,7 @@ NULLABLE = {
     "state_by",
     "invalidated",
     "invalidated_by",
+    "completion_pct",
 }
 
 
@@ -63,7 +64,13 @@ def test_rows_without_the_new_columns_are_accepted(experiment, operator):
     insert_copy(Stage, stage.pk, {"position": "position + 10"})
     insert_copy(Job, job.pk, {"index": "999"})
 
-    assert Campaign.objects.get(experiment=experiment, name="copy").fault == ""
+    copied = Campaign.objects.get(experiment=experiment, name="copy")
+    assert (copied.fault, copied.test_jobs, copied.test_auto_continue, copied.test_phase) == (
+        "",
+        0,
+        False,
+        "",
+    )
     copy = Stage.objects.get(sample_id=stage.sample_id, position=stage.position + 10)
     assert [getattr(copy, f) for f in sorted(NEW_COLUMNS[Stage])] == [0, 0, 0, 0]
     copied = Job.objects.get(stage=stage, index=999)
@@ -74,6 +81,7 @@ def test_rows_without_the_new_columns_are_accepted(experiment, operator):
         "",
     )
     assert copied.cpu_time_s is None and copied.usage_at is None
+    assert copied.parameters == {}
 
 
 def test_catalogue_rows_without_the_lifecycle_columns_are_accepted(experiment, liaison):
