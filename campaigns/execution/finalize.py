@@ -63,6 +63,7 @@ from ..models import (
 from ..services.campaigns import complete_campaign_if_done
 from ..services.planning import release_dependents
 from . import failures, logs, transfer
+from .attempts import next_attempt
 from .bulk import bulk_set
 from .catalogue import FILE_NAME
 from .wrapper import MANIFEST_FILE
@@ -380,7 +381,17 @@ def write(
                     totals["size_bytes"] += f["size"]
                     totals["events"] += f["events"]
             elif o.verdict is not None and o.verdict.retry:
-                retries.append(_retry(job, o.verdict, now))
+                retries.append(
+                    next_attempt(
+                        job,
+                        job["attempt"] + 1,
+                        now,
+                        state=JobState.PLANNED,  # after a backoff
+                        not_before=now + dt.timedelta(seconds=o.verdict.delay_s),
+                        memory_mb=o.verdict.memory_mb,
+                        walltime_s=o.verdict.walltime_s,
+                    )
+                )
                 deltas[job["stage_id"]][JobState.PLANNED] += 1
                 retried[job["stage_id"]][o.state] += 1
         bulk_set(
@@ -469,27 +480,6 @@ def _refuse_duplicates(outcomes: list[Outcome], stages: dict[int, dict[str, Any]
             o.files = []
         else:
             taken.update((dataset_id, f["name"]) for f in o.files)
-
-
-def _retry(job: dict[str, Any], verdict: failures.Verdict, now: dt.datetime) -> Job:
-    """The next attempt of a failed job: same work, maybe more resources, after a backoff."""
-    return Job(
-        stage_id=job["stage_id"],
-        index=job["index"],
-        attempt=job["attempt"] + 1,
-        parent_id=job["id"],
-        state=JobState.PLANNED,
-        state_since=now,
-        not_before=now + dt.timedelta(seconds=verdict.delay_s),
-        events_first=job["events_first"],
-        events=job["events"],
-        input_first=job["input_first"],
-        input_count=job["input_count"],
-        input_files=job["input_files"],
-        memory_mb=verdict.memory_mb or job["memory_mb"],
-        walltime_s=verdict.walltime_s or job["walltime_s"],
-        parameters=job.get("parameters") or {},
-    )
 
 
 # --- requests and campaigns ------------------------------------------------------------------

@@ -63,6 +63,7 @@ from ..services.errors import CampaignError, require_operator
 from ..services.overrides import Overrides, clean_overrides, parameters_for_stages
 from ..services.planning import recount_stages
 from . import backends, heartbeat
+from .attempts import next_attempt
 from .catalogue import take_out_of_counts
 from .submission import element_ids, grace_seconds, record, submit_claimed
 
@@ -298,12 +299,13 @@ def recover_campaign(
         now = timezone.now()
         top = _latest_attempts(ids, chosen)
         retries = [
-            _next_attempt(
+            next_attempt(
                 job,
                 top[(job["stage_id"], job["index"])] + 1,
                 now,
-                overrides,
-                per_stage_params.get(job["stage_id"], {}),
+                memory_mb=overrides.memory_mb,
+                walltime_s=overrides.walltime_s,
+                parameters=per_stage_params.get(job["stage_id"], {}),
             )
             for job in chosen
         ]
@@ -549,29 +551,4 @@ def _jobs(stage_ids: list[int], states: list[str], ids: list[int] | None = None)
             "walltime_s",
             "parameters",
         )
-    )
-
-
-def _next_attempt(
-    parent: dict[str, Any],
-    attempt: int,
-    now: dt.datetime,
-    overrides: Overrides | None = None,
-    parameters: dict[str, Any] | None = None,
-) -> Job:
-    return Job(
-        stage_id=parent["stage_id"],
-        index=parent["index"],
-        attempt=attempt,
-        parent_id=parent["id"],
-        state=JobState.READY,
-        state_since=now,
-        events_first=parent["events_first"],
-        events=parent["events"],
-        input_first=parent["input_first"],
-        input_count=parent["input_count"],
-        input_files=parent["input_files"],
-        memory_mb=(overrides and overrides.memory_mb) or parent["memory_mb"],
-        walltime_s=(overrides and overrides.walltime_s) or parent["walltime_s"],
-        parameters={**(parent["parameters"] or {}), **(parameters or {})},
     )

@@ -45,6 +45,7 @@ from ..services.blockage import gave_up_reason
 from ..services.errors import CampaignError, require_operator
 from . import backends
 from .announcements import announce
+from .attempts import next_attempt
 from .submission import grace_seconds
 
 if TYPE_CHECKING:
@@ -328,7 +329,7 @@ def cancel_and_retry(
             job.failure_class = FailureClass.CANCELLED
             job.failure_reason = reason[:500]
             if job.stage.campaign.state in OPEN_CAMPAIGN_STATES:
-                retries.append(_retry_of(job, top[(job.stage_id, job.index)] + 1, now))
+                retries.append(next_attempt(job, top[(job.stage_id, job.index)] + 1, now))
                 deltas[job.stage_id][JobState.READY] += 1
                 replaced[job.stage_id] += 1
         Job.objects.bulk_update(
@@ -347,22 +348,3 @@ def cancel_and_retry(
     result.cancelled = [j.pk for j in jobs]
     result.retries = [j.pk for j in retries]
     return result
-
-
-def _retry_of(job: Job, attempt: int, now: dt.datetime) -> Job:
-    return Job(
-        stage_id=job.stage_id,
-        index=job.index,
-        attempt=attempt,
-        parent=job,
-        state=JobState.READY,
-        state_since=now,
-        events_first=job.events_first,
-        events=job.events,
-        input_first=job.input_first,
-        input_count=job.input_count,
-        input_files=job.input_files,
-        memory_mb=job.memory_mb,
-        walltime_s=job.walltime_s,
-        parameters=job.parameters,
-    )
