@@ -32,10 +32,6 @@ KEEP_RAW_S = 48 * HOUR
 KEEP_HOURLY_S = 30 * DAY
 
 
-def snapshot_interval_s() -> int:
-    return int(getattr(settings, "OPOS_SNAPSHOT_INTERVAL_S", 300))
-
-
 def forecast_windows_s() -> tuple[int, ...]:
     windows = getattr(settings, "OPOS_FORECAST_WINDOWS_S", None) or (6 * HOUR, 24 * HOUR)
     return tuple(sorted(int(w) for w in windows))

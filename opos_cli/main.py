@@ -188,14 +188,7 @@ def cmd_campaigns_list(args: argparse.Namespace, out: Output) -> int:
 
 
 def _campaigns(api: Api, **params: Any):
-    try:
-        yield from api.pages("/campaigns/", **params)
-    except CliError as exc:
-        if exc.status == 404 and exc.body is None:
-            raise CliError(
-                Exit.REFUSED, f"{api.url} has no campaigns API yet (GET /api/v1/campaigns/ is 404)"
-            ) from exc
-        raise
+    yield from api.pages("/campaigns/", **params)
 
 
 def find_campaign(api: Api, name: str, experiment: str | None) -> dict:
@@ -221,16 +214,7 @@ def find_campaign(api: Api, name: str, experiment: str | None) -> dict:
 
 
 def _progress(api: Api, campaign: dict) -> dict:
-    try:
-        return api.get(f"/campaigns/{campaign['id']}/progress/")
-    except CliError as exc:
-        if exc.status == 404 and exc.body is None:
-            raise CliError(
-                Exit.REFUSED,
-                f"{api.url} has no campaign progress endpoint yet "
-                f"(GET /api/v1/campaigns/{campaign['id']}/progress/ is 404)",
-            ) from exc
-        raise
+    return api.get(f"/campaigns/{campaign['id']}/progress/")
 
 
 def cmd_campaigns_progress(args: argparse.Namespace, out: Output) -> int:

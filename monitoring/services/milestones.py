@@ -117,16 +117,6 @@ def load(campaign: Campaign, request_id: int | None = None) -> dict[str, dt.date
     return {kind: at for kind, at in rows.values_list("kind", "reached_at")}
 
 
-def load_many(campaign_ids: Iterable[int]) -> dict[int, dict[str, dt.datetime]]:
-    """Campaign-level milestones of many campaigns: one query."""
-    result: dict[int, dict[str, dt.datetime]] = {}
-    for cid, kind, at in Milestone.objects.filter(
-        campaign_id__in=list(campaign_ids), request__isnull=True
-    ).values_list("campaign_id", "kind", "reached_at"):
-        result.setdefault(cid, {})[kind] = at
-    return result
-
-
 # --- from the jobs ------------------------------------------------------------------------------
 
 

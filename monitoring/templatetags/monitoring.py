@@ -17,7 +17,7 @@ from django.utils.safestring import mark_safe
 from campaigns.choices import JobState
 
 from ..charts import human
-from ..choices import STATUS_BADGE, ProgressStatus
+from ..choices import ProgressStatus
 
 register = template.Library()
 
@@ -98,11 +98,6 @@ def status_label(status: str) -> str:
         return ProgressStatus(status).label
     except ValueError:
         return status
-
-
-@register.filter
-def status_badge(status: str) -> str:
-    return STATUS_BADGE.get(status, "info")
 
 
 # The three tags below draw small pieces that pages repeat dozens or hundreds of times (a

@@ -1,10 +1,8 @@
 """``opos campaigns ...``: list against the live server; progress and watch mode.
 
-The progress endpoint (``GET /api/v1/campaigns/{id}/progress/``, monitoring)
-may not exist yet on the live server: the test against it expects either
-the progress or the CLI's clear "no progress endpoint" message. Watch mode
-is also run against a small local server that implements the progress
-contract, so its output is tested whatever the live server has.
+Watch mode is also run against a small local server that implements the progress
+contract (``GET /api/v1/campaigns/{id}/progress/``), so its output is tested on figures
+the test chooses.
 """
 
 from __future__ import annotations
@@ -15,7 +13,6 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from django.urls import Resolver404, resolve
 
 from campaigns.models import Campaign
 
@@ -45,24 +42,15 @@ def test_list_campaigns(cli, live_server, mcc):
 def test_progress_against_the_live_server(cli, live_server, mcc):
     cli.login(live_server.url)
     result = cli("campaigns", "progress", "MCC5.0")
-    try:
-        resolve(f"/api/v1/campaigns/{mcc.id}/progress/")
-    except Resolver404:
-        # A server without the monitoring app: the CLI says so instead of failing obscurely.
-        assert result.code == 1
-        assert "has no campaign progress endpoint yet" in result.err
-    else:
-        assert result.code == 0, result.err
-        assert result.out.startswith("MCC5.0 (dune) · planned")
-        assert "0 / 0 events" in result.out or " events" in result.out
-        assert f"deadline  {DEADLINE.isoformat()}" in result.out
-        watched = cli(
-            "campaigns", "progress", "MCC5.0", "--watch", "--interval", "0.2", "--count", "3"
-        )
-        assert watched.code == 0, watched.err
-        assert watched.out.count("MCC5.0 (dune) · planned") == 3
-        as_json = cli("campaigns", "progress", str(mcc.id), "--json")
-        assert as_json.code == 0 and as_json.json()["id"] == mcc.id
+    assert result.code == 0, result.err
+    assert result.out.startswith("MCC5.0 (dune) · planned")
+    assert " events" in result.out
+    assert f"deadline  {DEADLINE.isoformat()}" in result.out
+    watched = cli("campaigns", "progress", "MCC5.0", "--watch", "--interval", "0.2", "--count", "3")
+    assert watched.code == 0, watched.err
+    assert watched.out.count("MCC5.0 (dune) · planned") == 3
+    as_json = cli("campaigns", "progress", str(mcc.id), "--json")
+    assert as_json.code == 0 and as_json.json()["id"] == mcc.id
 
 
 def test_unknown_campaign_is_refused(cli, live_server, mcc):
@@ -77,9 +65,8 @@ def test_unknown_campaign_is_refused(cli, live_server, mcc):
 class ProgressApi:
     """``/api/v1/campaigns/`` and ``.../progress/``; each progress call advances by 25%."""
 
-    def __init__(self, with_progress: bool = True):
+    def __init__(self):
         self.calls = 0
-        self.with_progress = with_progress
         api = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -102,7 +89,7 @@ class ProgressApi:
                     return self._send(200, {"count": 2, "next": None, "results": api.campaigns})
                 if path == "/api/v1/campaigns/7/":
                     return self._send(200, api.campaigns[0])
-                if path == "/api/v1/campaigns/7/progress/" and api.with_progress:
+                if path == "/api/v1/campaigns/7/progress/":
                     return self._send(200, api.progress())
                 return self._send(404, "<h1>Not Found</h1>", "text/html")
 
@@ -211,15 +198,3 @@ def test_ambiguous_name_and_bad_watch_options_are_usage_errors(cli, progress_api
     assert cli("campaigns", "progress", "7", "--watch", "--interval", "0").code == 2
     assert cli("campaigns", "progress", "7", "--count", "zero").code == 2
     assert progress_api.calls == 0
-
-
-def test_missing_progress_endpoint_is_said_clearly(cli):
-    api = ProgressApi(with_progress=False)
-    try:
-        logged_in(cli, api.url)
-        result = cli("campaigns", "progress", "MCC5.0", "--experiment", "dune")
-    finally:
-        api.stop()
-    assert result.code == 1
-    assert "has no campaign progress endpoint yet" in result.err
-    assert "GET /api/v1/campaigns/7/progress/ is 404" in result.err
