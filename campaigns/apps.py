@@ -12,3 +12,14 @@ class CampaignsConfig(AppConfig):
         from .execution.heartbeat import connect
 
         connect()
+        # Intake's changes that reach jobs queued at the batch system.
+        from requests_app import events
+
+        from .services import controls
+
+        events.request_priority_changed.connect(
+            controls.request_priority_receiver, dispatch_uid="controls-request-priority"
+        )
+        events.experiment_placement_changed.connect(
+            controls.experiment_placement_receiver, dispatch_uid="controls-experiment-placement"
+        )

@@ -17,8 +17,12 @@ from .base import (
     BackendUnavailable,
     BatchBackend,
     BatchState,
+    ControlAnswer,
+    ControlAnswers,
+    ControlOutcome,
     JobRef,
     JobStatus,
+    Placement,
     StatusAnswer,
 )
 
@@ -51,8 +55,12 @@ __all__ = [
     "BackendUnavailable",
     "BatchBackend",
     "BatchState",
+    "ControlAnswer",
+    "ControlAnswers",
+    "ControlOutcome",
     "JobRef",
     "JobStatus",
+    "Placement",
     "StatusAnswer",
     "get_backend",
 ]

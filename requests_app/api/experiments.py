@@ -30,6 +30,11 @@ class ExperimentSerializer(serializers.ModelSerializer):
             "sla_reference",
             "default_backend",
             "job_quota",
+            "batch_partition",
+            "batch_account",
+            "batch_qos",
+            "batch_requirements",
+            "batch_avoid_partitions",
             "groups",
             "open_requests",
         ]

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from opos import limits, pagecache
+from requests_app.events import request_priority_changed
 
 from ..choices import EDITABLE_STATES, TERMINAL_STATES, ExperimentRole, Priority
 from ..models import (
@@ -431,6 +432,9 @@ def update_request(
         note=note,
         changes=changes,
     )
+    if "priority" in changes:
+        # Its jobs already queued at the batch system follow (in this transaction).
+        request_priority_changed.send(sender=ProductionRequest, request_id=request.pk)
     pagecache.bump_data_version()  # title, deadline, priority, samples: on the pages
     return request
 
