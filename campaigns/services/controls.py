@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.conf import settings
-from django.db.models import Count, Q
+from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 
 from opos import pagecache
 from requests_app.choices import PRIORITY_WEIGHT
@@ -235,3 +236,22 @@ def request_priority_receiver(sender, request_id: int, **_) -> None:
 
 def experiment_placement_receiver(sender, experiment: Experiment, actor, changes, **_) -> None:
     on_experiment_placement(experiment, actor, changes)
+
+
+def with_control_counts(queryset):
+    """Campaigns annotated with ``controls_pending`` and ``controls_failed`` (subqueries in
+    the same query, so a page of campaigns costs nothing more)."""
+
+    def count(state: str):
+        rows = (
+            BatchControl.objects.filter(campaign=OuterRef("pk"), state=state)
+            .order_by()
+            .values("campaign")
+            .annotate(n=Count("id"))
+            .values("n")[:1]
+        )
+        return Coalesce(Subquery(rows), 0)
+
+    return queryset.annotate(
+        controls_pending=count(ControlState.PENDING), controls_failed=count(ControlState.FAILED)
+    )
