@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.db.models import Prefetch
+from django.shortcuts import get_object_or_404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import filters, mixins, status, viewsets
@@ -252,7 +253,8 @@ class CampaignViewSet(
     )
     @action(detail=True, methods=["get"], url_path="batch-controls")
     def batch_controls(self, request, pk=None):
-        campaign = self.get_object()
+        # Not get_object(): the campaign list's filters would read ?state= as theirs.
+        campaign = get_object_or_404(Campaign.objects.visible_to(request.user), pk=pk)
         rows = BatchControl.objects.filter(campaign=campaign).select_related("job")
         state = request.query_params.get("state")
         if state:
