@@ -49,7 +49,7 @@ from .choices import Feasibility, WaitReason
 
 POLICIES = ("slack", "slack-only", "fcfs", "priority")
 DEFAULT_MARGIN_S = 3600.0
-MAX_PRIORITY_GROUPS = 48
+MAX_PRIORITY_GROUPS = 400
 INF = math.inf
 
 
@@ -269,31 +269,37 @@ def group_order(
             g[3] += s.walltime_s
     edf = sorted(groups, key=lambda gid: (groups[gid][0], -groups[gid][1], gid))
     mixed = len({g[1] for g in groups.values()}) > 1
-    # The check costs the cube of the number of requests: beyond a few dozen, deadline
+    # The check costs the square of the number of requests: beyond a few hundred, deadline
     # order with priority between equal deadlines.
     if not use_priority or not mixed or share <= 0 or len(groups) > MAX_PRIORITY_GROUPS:
         return {gid: rank for rank, gid in enumerate(edf)}
 
-    def finishes(order: Sequence[int], start: float) -> dict[int, float]:
-        out, done = {}, start
-        for gid in order:
-            done += groups[gid][2] / share
-            out[gid] = max(now + done, now + groups[gid][3])
-        return out
-
-    protected = {gid for gid, t in finishes(edf, 0.0).items() if t <= groups[gid][0]}
+    span = {gid: g[0] - now for gid, g in groups.items()}  # time left to each deadline
+    # Protected: on time in deadline order (its chain fits, its share of the work too).
+    protected, done = set(), 0.0
+    for gid in edf:
+        done += groups[gid][2] / share
+        if max(done, groups[gid][3]) <= span[gid]:
+            protected.add(gid)
     placed: list[int] = []
-    left = list(edf)
+    left = list(edf)  # always in deadline order
     elapsed = 0.0
     while left:
-        by_priority = sorted(left, key=lambda gid: (-groups[gid][1], groups[gid][0], gid))
-        for gid in by_priority:
-            rest = [x for x in left if x != gid]
-            times = finishes([gid, *rest], elapsed)
-            if all(times[x] <= groups[x][0] for x in left if x in protected):
-                break
-        else:  # cannot happen (deadline order from here keeps its promises); stay safe
-            gid = left[0]
+        # Serving ``gid`` next delays only the requests before it in deadline order, by its
+        # own work; those after it finish when they would have anyway. So it may go next
+        # if that delay fits in the room every protected request before it still has.
+        room, best = INF, None
+        prefix = elapsed
+        for gid in left:
+            work = groups[gid][2] / share
+            if work <= room and (
+                best is None or (-groups[gid][1], span[gid]) < (-groups[best][1], span[best])
+            ):
+                best = gid
+            prefix += work
+            if gid in protected:
+                room = min(room, span[gid] - prefix)
+        gid = best if best is not None else left[0]
         placed.append(gid)
         left.remove(gid)
         elapsed += groups[gid][2] / share
