@@ -138,3 +138,41 @@ def test_priority_order_never_passes_a_hopeless_campaign_or_an_equal():
     a, b = Item(5, 2, 80 * H, 2 * H), Item(6, 2, 90 * H, 3 * H)
     order = priority_order([low, a, b], 3600)
     assert [i.campaign.campaign_id for i in order] == [5, 4, 6]
+
+
+def test_inside_a_campaign_priority_never_makes_an_on_time_request_late():
+    """On many random campaigns: every request on time in deadline order (by the fluid
+    estimate) is on time in the priority order too."""
+    import random
+
+    rng = random.Random(7)
+    for _ in range(300):
+        n = rng.randint(2, 9)
+        stages = [
+            req_stage(
+                100 + g,
+                g,
+                deadline_h=rng.uniform(1, 60),
+                priority=rng.randint(0, 3),
+                ready=rng.randint(1, 120),
+            )
+            for g in range(n)
+        ]
+        share = rng.randint(1, 20)
+        work = {s.group: s.ready * s.walltime_s / share for s in stages}
+        due = {s.group: s.group_deadline for s in stages}
+
+        def finishes(order, work=work):
+            done, out = 0.0, {}
+            for gid in order:
+                done += work[gid]
+                out[gid] = max(done, H)  # the chain: one stage of an hour
+            return out
+
+        edf = sorted(due, key=lambda gid: (due[gid], gid))
+        on_time = {gid for gid, t in finishes(edf).items() if t <= due[gid]}
+        ranks = group_order(stages, 0.0, share)
+        ordered = sorted(ranks, key=ranks.get)
+        assert sorted(ordered) == sorted(due)
+        late = {gid for gid, t in finishes(ordered).items() if t > due[gid]}
+        assert not (on_time & late)
