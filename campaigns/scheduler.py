@@ -275,10 +275,12 @@ def group_order(
         return {gid: rank for rank, gid in enumerate(edf)}
 
     span = {gid: g[0] - now for gid, g in groups.items()}  # time left to each deadline
+    work = {gid: g[2] / share for gid, g in groups.items()}  # time it takes at the share
+    key = {gid: (-g[1], span[gid]) for gid, g in groups.items()}  # who goes first if safe
     # Protected: on time in deadline order (its chain fits, its share of the work too).
     protected, done = set(), 0.0
     for gid in edf:
-        done += groups[gid][2] / share
+        done += work[gid]
         if max(done, groups[gid][3]) <= span[gid]:
             protected.add(gid)
     placed: list[int] = []
@@ -288,21 +290,17 @@ def group_order(
         # Serving ``gid`` next delays only the requests before it in deadline order, by its
         # own work; those after it finish when they would have anyway. So it may go next
         # if that delay fits in the room every protected request before it still has.
-        room, best = INF, None
+        room, best = INF, left[0]
         prefix = elapsed
         for gid in left:
-            work = groups[gid][2] / share
-            if work <= room and (
-                best is None or (-groups[gid][1], span[gid]) < (-groups[best][1], span[best])
-            ):
+            if work[gid] <= room and key[gid] < key[best]:
                 best = gid
-            prefix += work
+            prefix += work[gid]
             if gid in protected:
                 room = min(room, span[gid] - prefix)
-        gid = best if best is not None else left[0]
-        placed.append(gid)
-        left.remove(gid)
-        elapsed += groups[gid][2] / share
+        placed.append(best)
+        left.remove(best)
+        elapsed += work[best]
     return {gid: rank for rank, gid in enumerate(placed)}
 
 
