@@ -103,6 +103,10 @@ class PlacementInputSerializer(serializers.Serializer):
 class CampaignSerializer(serializers.ModelSerializer):
     experiment = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     batch_controls = serializers.SerializerMethodField()
+    batch_partition = serializers.CharField(read_only=True)
+    batch_account = serializers.CharField(read_only=True)
+    batch_qos = serializers.CharField(read_only=True)
+    batch_requirements = serializers.CharField(read_only=True)
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     requests = serializers.SerializerMethodField()
     jobs = serializers.SerializerMethodField()

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.db.models import Prefetch
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema, extend_schema_view
@@ -249,11 +250,17 @@ class CampaignViewSet(
             " sent by the next poll cycle; failed ones were refused by the batch system"
             " `OPOS_CONTROL_ATTEMPTS` times (its message in `detail`). `?state=` filters."
         ),
-        responses={200: BatchControlSerializer(many=True), 404: ProblemSerializer},
+        responses={
+            200: BatchControlSerializer(many=True),
+            400: ProblemSerializer,
+            404: ProblemSerializer,
+        },
     )
     @action(detail=True, methods=["get"], url_path="batch-controls")
     def batch_controls(self, request, pk=None):
         # Not get_object(): the campaign list's filters would read ?state= as theirs.
+        if not str(pk).isdigit() or int(pk) > 2**63 - 1:
+            raise Http404
         campaign = get_object_or_404(Campaign.objects.visible_to(request.user), pk=pk)
         rows = BatchControl.objects.filter(campaign=campaign).select_related("job")
         state = request.query_params.get("state")
