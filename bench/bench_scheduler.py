@@ -365,7 +365,7 @@ def measure() -> dict:
 
     repeat = ARGS.repeat
     out["decide"], decision = timed(
-        lambda: decide(inputs.input, "slack", conf.priority_boost_s()), repeat
+        lambda: decide(inputs.input, "slack", conf.priority_margin_s()), repeat
     )
     granted = sum(n for _s, n in decision.submissions())
     print(
@@ -373,7 +373,7 @@ def measure() -> dict:
         f"({granted} jobs granted, {len(decision.submissions())} stages submit)"
     )
     out["project"], _ = timed(
-        lambda: project(inputs.input, "slack", conf.priority_boost_s()), repeat
+        lambda: project(inputs.input, "slack", conf.priority_margin_s()), repeat
     )
     print(f"   feasibility projection:       {fmt(out['project'])}")
 

@@ -8,16 +8,24 @@ class CampaignsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Workers and beat record their heartbeats (campaigns.execution.heartbeat).
+        from requests_app import events
         from requests_app.extensions import add_home_section, provide_request_forecast
 
         from . import checks  # noqa: F401 - registers the configuration checks
         from .execution.heartbeat import connect
-        from .services import forecast_request
+        from .services import controls, forecast_request
         from .services.waiting import blocked_campaigns
 
+        # Workers and beat record their heartbeats (campaigns.execution.heartbeat).
         connect()
         # The request page's "would finish around D" (intake may not import execution).
         provide_request_forecast(forecast_request)
         # The operator's home lists the blocked campaigns among what waits for them.
         add_home_section(blocked_campaigns)
+        # Intake's changes that reach jobs queued at the batch system.
+        events.request_priority_changed.connect(
+            controls.request_priority_receiver, dispatch_uid="controls-request-priority"
+        )
+        events.experiment_placement_changed.connect(
+            controls.experiment_placement_receiver, dispatch_uid="controls-experiment-placement"
+        )

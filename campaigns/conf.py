@@ -11,8 +11,9 @@ may define any of them; the defaults suit the embedded development setup.
     Refuse to plan a sample whose stages together make more jobs than this.
 ``OPOS_EXPANSION_BATCH``
     Rows per ``bulk_create`` statement when planning jobs.
-``OPOS_PRIORITY_BOOST_S``
-    Seconds of slack one priority level is worth to the scheduler.
+``OPOS_PRIORITY_MARGIN_S``
+    Slack (seconds, default an hour) a campaign must keep when one of higher priority
+    is served before it: priority moves work forward only where it costs no deadline.
 ``OPOS_BATCH_JOB_URL``
     The batch system's view of one job, per backend (or one address for all), with
     ``{batch_id}`` and ``{array_id}`` in it, e.g. ``{"slurm":
@@ -46,11 +47,9 @@ def expansion_batch() -> int:
     return int(getattr(settings, "OPOS_EXPANSION_BATCH", 2000))
 
 
-def priority_boost_s() -> float:
-    # Half a day of slack per priority level: a "critical" campaign overtakes a
-    # "normal" one whose slack is less than a day shorter, not one that is
-    # about to miss its deadline.
-    return float(getattr(settings, "OPOS_PRIORITY_BOOST_S", 12 * 3600))
+def priority_margin_s() -> float:
+    # An hour in reserve: the estimates of remaining work are estimates.
+    return float(getattr(settings, "OPOS_PRIORITY_MARGIN_S", 3600))
 
 
 def batch_job_url(backend: str, batch_id: str) -> str:

@@ -21,7 +21,33 @@ class DeadlineBounds:
         self.fields["deadline"].widget.attrs["max"] = limits.latest_deadline().isoformat()
 
 
-class CampaignForm(DeadlineBounds, forms.Form):
+class PlacementFields(forms.Form):
+    """Where the campaign's work runs at the batch system; empty: the experiment's."""
+
+    batch_partition = forms.CharField(
+        label="Slurm partition",
+        max_length=200,
+        required=False,
+        help_text="Empty: the experiment's. Queued jobs that have not started move with it.",
+    )
+    batch_account = forms.CharField(
+        label="Batch account",
+        max_length=200,
+        required=False,
+        help_text="Slurm account, HTCondor accounting group; empty: the experiment's.",
+    )
+    batch_qos = forms.CharField(
+        label="Slurm QOS", max_length=200, required=False, help_text="Empty: the experiment's."
+    )
+    batch_requirements = forms.CharField(
+        label="HTCondor requirements",
+        max_length=1000,
+        required=False,
+        help_text="A ClassAd expression; empty: the experiment's.",
+    )
+
+
+class CampaignForm(DeadlineBounds, PlacementFields, forms.Form):
     """Create a campaign."""
 
     experiment = forms.ModelChoiceField(queryset=Experiment.objects.order_by("name"))
@@ -40,8 +66,9 @@ class CampaignForm(DeadlineBounds, forms.Form):
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
 
 
-class CampaignEditForm(DeadlineBounds, forms.Form):
-    """Change priority, deadline or throttle, with the reason on record."""
+class CampaignEditForm(DeadlineBounds, PlacementFields, forms.Form):
+    """Change priority, deadline, throttle or where the work runs, with the reason on
+    record."""
 
     priority = forms.ChoiceField(choices=Priority.choices)
     deadline = forms.DateField(widget=DATE)

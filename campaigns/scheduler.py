@@ -13,21 +13,26 @@ Policy ("slack"):
 * Campaigns are served least slack first. Slack = deadline - now - the time
   the remaining work needs at the share the campaign can get (its throttle,
   quota and backend capacity), never less than the chain of remaining stages.
-  Each priority level is worth ``priority_boost_s`` of slack (a boost), and
-  breaks ties.
+  Priority breaks ties of slack, and a campaign of higher priority is served
+  before one of lower priority and less slack only when that one can afford
+  to wait for the whole of it and still keep ``margin_s`` (an hour) of its
+  slack (``priority_order``): priority never costs a deadline least slack
+  first would meet.
 * A campaign that cannot meet its deadline even with its whole share
   (negative slack) is served after those that still can: under overload,
   least-slack-first would otherwise pour capacity into work that is late
   anyway and make on-time work late too (the "domino effect").
 * No starvation: before the main pass, every active campaign with ready work
   and nothing in flight gets one slot, while capacity allows.
-* Within a campaign, stages of the request with the earliest deadline go
-  first, and downstream stages before upstream ones, so work streams through
-  to finished samples instead of piling up half-processed.
+* Within a campaign, the requests of higher priority go first as long as
+  every request that would meet its deadline in deadline order still does
+  (``group_order``); and downstream stages before upstream ones, so work
+  streams through to finished samples instead of piling up half-processed.
 
 The baselines "fcfs" (arrival order) and "priority" (priority, then arrival)
 use the same allocation without slack, demotion or the starvation floor;
-the simulator compares them with ours.
+"slack-only" is ours with priority ignored (the yardstick that priority must
+never make miss more deadlines). The simulator compares them with ours.
 """
 
 from __future__ import annotations
@@ -38,10 +43,13 @@ import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .choices import Feasibility, WaitReason
 
-POLICIES = ("slack", "fcfs", "priority")
+POLICIES = ("slack", "slack-only", "fcfs", "priority")
+DEFAULT_MARGIN_S = 3600.0
+MAX_PRIORITY_GROUPS = 400
 INF = math.inf
 
 
@@ -58,6 +66,7 @@ class StageLoad:
     walltime_s: float  # per-job estimate (observed median once known)
     group: int = 0  # the request it belongs to
     group_deadline: float = INF  # that request's deadline (epoch seconds)
+    group_priority: int = 1  # that request's priority, 0 (low) .. 3 (critical)
     name: str = ""
     input_stage_id: int | None = None
     on_hold: bool = False  # its request is on hold (a blocker is being solved)
@@ -180,32 +189,131 @@ def _duration(work: float, chain: float, share: int) -> float:
 
 
 def order_key(
-    campaign: CampaignLoad, slack: float, policy: str, boost_s: float
+    campaign: CampaignLoad, slack: float, policy: str, margin_s: float = 0.0
 ) -> tuple[float, ...]:
-    """Sort key of a campaign under ``policy`` (smaller is served first)."""
+    """Sort key of a campaign under ``policy`` (smaller is served first); under "slack"
+    ``priority_order`` then lets priority move campaigns forward where that is safe."""
     if policy == "fcfs":
         return (campaign.arrival, campaign.campaign_id)
     if policy == "priority":
         return (-campaign.priority, campaign.arrival, campaign.campaign_id)
     hopeless = 1.0 if slack < 0 else 0.0
+    # Between equal slacks, priority (ignored by the "slack-only" yardstick).
+    tie = -campaign.priority if policy == "slack" else 0
     return (
         hopeless,
-        slack - campaign.priority * boost_s,
-        -campaign.priority,
+        slack,
+        tie,
         campaign.deadline,
         campaign.arrival,
         campaign.campaign_id,
     )
 
 
-def _stage_order(stage: StageLoad) -> tuple:
-    return (stage.group_deadline, stage.group, -stage.position, stage.stage_id)
+class _Ranked(NamedTuple):
+    key: tuple
+    campaign: CampaignLoad
+    slack: float
+    duration: float
+    share: int
+
+
+def priority_order(items: Sequence, margin_s: float) -> list:
+    """``items`` (least slack first) with higher priority moved forward where it is safe.
+
+    Each item has ``campaign``, ``slack`` and ``duration`` (its remaining work at its
+    full share). A campaign passes one of lower priority only if that one's slack,
+    less what earlier passes already took from it, covers the passer's whole
+    duration plus ``margin_s``: it could wait until the passer is done and still
+    meet its deadline, so the pass costs nobody a deadline. Campaigns already
+    hopeless (negative slack) neither pass nor are passed.
+    """
+    order: list = []
+    budget: list[float] = []
+    for item in items:
+        pos = len(order)
+        if item.slack >= 0 and math.isfinite(item.duration):
+            need = item.duration + margin_s
+            while (
+                pos > 0
+                and order[pos - 1].slack >= 0
+                and order[pos - 1].campaign.priority < item.campaign.priority
+                and budget[pos - 1] >= need
+            ):
+                pos -= 1
+            for k in range(pos, len(order)):
+                budget[k] -= item.duration
+        order.insert(pos, item)
+        budget.insert(pos, item.slack)
+    return order
+
+
+def group_order(
+    stages: Sequence[StageLoad], now: float, share: int, use_priority: bool = True
+) -> dict[int, int]:
+    """Rank of each group (request) inside a campaign: ``{group: rank}``, 0 served first.
+
+    Deadline order (earliest first) meets every deadline any order can on one
+    share of slots, so it is the guard: the highest-priority request goes next
+    unless that would make a request that meets its deadline in deadline order
+    miss it (by the same fluid estimate as the campaign's slack: its work at
+    the campaign's share, never less than its chain of stages). When all
+    requests share one priority this is plain deadline order.
+    """
+    groups: dict[int, list] = {}
+    for s in stages:
+        g = groups.setdefault(s.group, [s.group_deadline, s.group_priority, 0.0, 0.0])
+        remaining = s.ready + s.planned + s.in_flight
+        if remaining:
+            g[2] += remaining * s.walltime_s
+            g[3] += s.walltime_s
+    edf = sorted(groups, key=lambda gid: (groups[gid][0], -groups[gid][1], gid))
+    mixed = len({g[1] for g in groups.values()}) > 1
+    # The check costs the square of the number of requests: beyond a few hundred, deadline
+    # order with priority between equal deadlines.
+    if not use_priority or not mixed or share <= 0 or len(groups) > MAX_PRIORITY_GROUPS:
+        return {gid: rank for rank, gid in enumerate(edf)}
+
+    span = {gid: g[0] - now for gid, g in groups.items()}  # time left to each deadline
+    work = {gid: g[2] / share for gid, g in groups.items()}  # time it takes at the share
+    key = {gid: (-g[1], span[gid]) for gid, g in groups.items()}  # who goes first if safe
+    # Protected: on time in deadline order (its chain fits, its share of the work too).
+    protected, done = set(), 0.0
+    for gid in edf:
+        done += work[gid]
+        if max(done, groups[gid][3]) <= span[gid]:
+            protected.add(gid)
+    placed: list[int] = []
+    left = list(edf)  # always in deadline order
+    elapsed = 0.0
+    while left:
+        # Serving ``gid`` next delays only the requests before it in deadline order, by its
+        # own work; those after it finish when they would have anyway. So it may go next
+        # if that delay fits in the room every protected request before it still has.
+        room, best = INF, left[0]
+        prefix = elapsed
+        for gid in left:
+            if work[gid] <= room and key[gid] < key[best]:
+                best = gid
+            prefix += work[gid]
+            if gid in protected:
+                room = min(room, span[gid] - prefix)
+        placed.append(best)
+        left.remove(best)
+        elapsed += work[best]
+    return {gid: rank for rank, gid in enumerate(placed)}
+
+
+def _stage_order(stage: StageLoad, ranks: Mapping[int, int]) -> tuple:
+    return (ranks.get(stage.group, 0), stage.group, -stage.position, stage.stage_id)
 
 
 # --- the decision ---------------------------------------------------------------
 
 
-def decide(inp: SchedulerInput, policy: str = "slack", boost_s: float = 12 * 3600) -> Decision:
+def decide(
+    inp: SchedulerInput, policy: str = "slack", margin_s: float = DEFAULT_MARGIN_S
+) -> Decision:
     """Decide how many ready jobs of each stage to submit now, and why others wait."""
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}: choose one of {', '.join(POLICIES)}")
@@ -228,8 +336,10 @@ def decide(inp: SchedulerInput, policy: str = "slack", boost_s: float = 12 * 360
         share = campaign_share(c, inp.capacity, inp.quotas)
         duration = _duration(work, chain, share)
         slack = c.deadline - inp.now - duration
-        ranked.append((order_key(c, slack, policy, boost_s), c, slack, duration, share))
-    ranked.sort(key=lambda item: item[0])
+        ranked.append(_Ranked(order_key(c, slack, policy), c, slack, duration, share))
+    ranked.sort(key=lambda item: item.key)
+    if policy == "slack":
+        ranked = priority_order(ranked, margin_s)
 
     camp_free: dict[int, float] = {}
     stage_rows: dict[int, list[StageDecision]] = {}
@@ -247,7 +357,8 @@ def decide(inp: SchedulerInput, policy: str = "slack", boost_s: float = 12 * 360
         )
         camp_free[c.campaign_id] = INF if c.throttle is None else c.throttle - flying
         rows = []
-        for s in sorted(c.stages, key=_stage_order):
+        ranks = group_order(c.stages, inp.now, share, policy == "slack")
+        for s in sorted(c.stages, key=lambda s, ranks=ranks: _stage_order(s, ranks)):
             row = StageDecision(s.stage_id, c.campaign_id, 0, s.ready, s.planned, s.in_flight)
             decision.stages[s.stage_id] = row
             rows.append(row)
@@ -340,7 +451,7 @@ class Projection:
     share: int = 0
 
 
-def project(inp: SchedulerInput, policy: str = "slack", boost_s: float = 12 * 3600):
+def project(inp: SchedulerInput, policy: str = "slack", margin_s: float = DEFAULT_MARGIN_S):
     """Project when every campaign (and each group in it) finishes, by a fluid model.
 
     Campaigns are served in the policy's order with rates (slots) handed out
@@ -352,8 +463,10 @@ def project(inp: SchedulerInput, policy: str = "slack", boost_s: float = 12 * 36
 
     Returns ``{campaign_id: Projection}``.
     """
-    setups = [_setup(c, inp, policy, boost_s) for c in inp.campaigns]
+    setups = [_setup(c, inp, policy) for c in inp.campaigns]
     ordered = sorted(setups, key=lambda item: item.key)
+    if policy == "slack":
+        ordered = priority_order(ordered, margin_s)
     state = {item.campaign.campaign_id: item.start() for item in setups}
     _simulate(ordered, state, inp, policy)
     return {cid: st["proj"] for cid, st in state.items()}
@@ -363,7 +476,7 @@ def project_each(
     inp: SchedulerInput,
     extras: Sequence[CampaignLoad],
     policy: str = "slack",
-    boost_s: float = 12 * 3600,
+    margin_s: float = DEFAULT_MARGIN_S,
 ) -> list[Projection]:
     """The projection of each of ``extras`` added alone to ``inp``'s campaigns.
 
@@ -374,7 +487,7 @@ def project_each(
     happens to the others after that cannot change its finish. Extras need a
     campaign id none of ``inp``'s campaigns has.
     """
-    base = sorted((_setup(c, inp, policy, boost_s) for c in inp.campaigns), key=lambda i: i.key)
+    base = sorted((_setup(c, inp, policy) for c in inp.campaigns), key=lambda i: i.key)
     keys = [item.key for item in base]
     out = []
     for extra in extras:
@@ -386,9 +499,11 @@ def project_each(
             inp.in_flight_backend,
             inp.in_flight_experiment,
         )
-        mine = _setup(extra, scenario, policy, boost_s)
+        mine = _setup(extra, scenario, policy)
         at = bisect.bisect_right(keys, mine.key)
         ordered = [*base[:at], mine, *base[at:]]
+        if policy == "slack":
+            ordered = priority_order(ordered, margin_s)
         state = {item.campaign.campaign_id: item.start() for item in ordered}
         _simulate(ordered, state, scenario, policy, until=extra.campaign_id)
         out.append(state[extra.campaign_id]["proj"])
@@ -405,6 +520,8 @@ class _Setup:
     chain: float
     share: int
     queue: list[tuple]
+    slack: float = 0.0
+    duration: float = 0.0
 
     def start(self) -> dict:
         return {
@@ -419,10 +536,11 @@ class _Setup:
         }
 
 
-def _setup(c: CampaignLoad, inp: SchedulerInput, policy: str, boost_s: float) -> _Setup:
+def _setup(c: CampaignLoad, inp: SchedulerInput, policy: str) -> _Setup:
     work, chain = campaign_work(c)
     share = campaign_share(c, inp.capacity, inp.quotas)
-    slack = c.deadline - inp.now - _duration(work, chain, share)
+    duration = _duration(work, chain, share)
+    slack = c.deadline - inp.now - duration
     groups: dict[int, list] = {}
     for s in c.stages:
         g = groups.setdefault(s.group, [s.group_deadline, 0.0, 0.0])
@@ -430,9 +548,14 @@ def _setup(c: CampaignLoad, inp: SchedulerInput, policy: str, boost_s: float) ->
         if remaining:
             g[1] += remaining * s.walltime_s
             g[2] += s.walltime_s
-    # Groups are worked in deadline order, like decide() serves their stages.
-    queue = sorted(((d, gid, w, ch) for gid, (d, w, ch) in groups.items()), key=lambda x: x[:2])
-    return _Setup(c, order_key(c, slack, policy, boost_s), work, chain, share, queue)
+    # Groups are worked in the order decide() serves their stages.
+    ranks = group_order(c.stages, inp.now, share, policy == "slack")
+    queue = sorted(
+        ((d, gid, w, ch) for gid, (d, w, ch) in groups.items()),
+        key=lambda x: (ranks.get(x[1], 0), x[1]),
+    )
+    key = order_key(c, slack, policy)
+    return _Setup(c, key, work, chain, share, queue, slack, duration)
 
 
 def _close_groups(st: dict, t: float, now: float) -> None:

@@ -28,7 +28,7 @@ import yaml
 from common import limits
 from requests_app.choices import PRIORITY_WEIGHT, Priority
 
-from .scheduler import POLICIES, CampaignLoad, SchedulerInput, StageLoad, decide
+from .scheduler import DEFAULT_MARGIN_S, POLICIES, CampaignLoad, SchedulerInput, StageLoad, decide
 
 DURATION = re.compile(
     r"^\s*(?:(\d+(?:\.\d+)?)\s*d)?\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m)?\s*(?:(\d+(?:\.\d+)?)\s*s)?\s*$"
@@ -257,7 +257,9 @@ def _campaign(item, path: str, capacity: dict, problems: list[str]) -> SimCampai
     )
 
 
-def simulate(scenario: Scenario, policy: str = "slack", boost_s: float = 12 * 3600) -> SimResult:
+def simulate(
+    scenario: Scenario, policy: str = "slack", margin_s: float = DEFAULT_MARGIN_S
+) -> SimResult:
     """Run ``scenario`` under ``policy``; every campaign's finish against its deadline."""
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}")
@@ -333,7 +335,7 @@ def simulate(scenario: Scenario, policy: str = "slack", boost_s: float = 12 * 36
         decision = decide(
             SchedulerInput(now=t, capacity=scenario.capacity, quotas=quotas, campaigns=loads),
             policy,
-            boost_s,
+            margin_s,
         )
         result.cycles += 1
         submitted = False
@@ -356,6 +358,6 @@ def simulate(scenario: Scenario, policy: str = "slack", boost_s: float = 12 * 36
     return result
 
 
-def compare(scenario: Scenario, boost_s: float = 12 * 3600) -> list[SimResult]:
+def compare(scenario: Scenario, margin_s: float = DEFAULT_MARGIN_S) -> list[SimResult]:
     """The scenario under our policy and both baselines, in that order."""
-    return [simulate(scenario, policy, boost_s) for policy in POLICIES]
+    return [simulate(scenario, policy, margin_s) for policy in POLICIES]

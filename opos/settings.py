@@ -539,8 +539,9 @@ CELERY_BEAT_SCHEDULE.update(
     }
 )
 
-# Options per batch backend, given to campaigns.batch.get_backend; `partition` and
-# `account` go to each submission instead. Several backends can be active at once (the
+# Options per batch backend, given to campaigns.batch.get_backend; `partition`,
+# `account`, `qos` and `requirements` go to each submission instead, as the site defaults
+# an experiment or campaign may override. Several backends can be active at once (the
 # backend is chosen per experiment, overridable per campaign).
 OPOS_BATCH_TIMEOUT_S = env_int("OPOS_BATCH_TIMEOUT_S", 60)
 _restrict(DATA_DIR / "batch", 0o700)  # the backends' records: the service's only
@@ -587,6 +588,7 @@ OPOS_BACKEND_OPTIONS = {
         "state_dir": env_str("OPOS_SLURM_STATE_DIR", str(DATA_DIR / "batch" / "slurm")),
         "partition": env_str("OPOS_SLURM_PARTITION") or None,
         "account": env_str("OPOS_SLURM_ACCOUNT") or None,
+        "qos": env_str("OPOS_SLURM_QOS") or None,
         "max_array_size": env_int("OPOS_SLURM_MAX_ARRAY_SIZE", 0) or None,
         # The batch account jobs run as (sbatch --uid; the worker must run as root).
         "job_user": env_str("OPOS_SLURM_JOB_USER") or None,
@@ -595,6 +597,8 @@ OPOS_BACKEND_OPTIONS = {
     "htcondor": {
         "schedd_name": env_str("OPOS_HTCONDOR_SCHEDD") or None,
         "pool": env_str("OPOS_HTCONDOR_POOL") or None,
+        "account": env_str("OPOS_HTCONDOR_ACCOUNTING_GROUP") or None,
+        "requirements": env_str("OPOS_HTCONDOR_REQUIREMENTS") or None,
         "timeout": OPOS_BATCH_TIMEOUT_S,
     },
 }

@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 
+from . import events
 from .models import (
     AuditEvent,
     Comment,
@@ -89,9 +90,53 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Experiment)
 class ExperimentAdmin(AuditedAdmin):
-    list_display = ["slug", "name", "sla_accepted_on", "default_backend", "job_quota"]
+    list_display = [
+        "slug",
+        "name",
+        "sla_accepted_on",
+        "default_backend",
+        "job_quota",
+        "batch_partition",
+    ]
     search_fields = ["slug", "name"]
     inlines = [PhysicsGroupInline, MembershipInline]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "slug",
+                    "name",
+                    "description",
+                    "sla_accepted_on",
+                    "sla_reference",
+                    "default_backend",
+                    "job_quota",
+                ]
+            },
+        ),
+        (
+            "Where the work runs",
+            {
+                "description": "Empty: the site's default. Campaigns may override the "
+                "partition, account, QOS and requirements. A change moves the queued jobs "
+                "of open campaigns that have not started.",
+                "fields": list(events.PLACEMENT_FIELDS),
+            },
+        ),
+    ]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        moved = [f for f in form.changed_data if f in events.PLACEMENT_FIELDS]
+        if change and moved:
+            # In the admin's transaction, with the audit record AuditedAdmin just wrote.
+            events.experiment_placement_changed.send(
+                sender=Experiment,
+                experiment=obj,
+                actor=request.user,
+                changes={f: [form.initial.get(f, ""), getattr(obj, f)] for f in moved},
+            )
 
 
 @admin.register(PhysicsGroup)

@@ -10,7 +10,8 @@ from requests_app.choices import BackendName, Priority
 from requests_app.models import Experiment, StageTemplate, WorkflowTemplate
 
 from ..choices import CampaignState, Feasibility, JobState, WaitReason
-from ..models import Campaign
+from ..models import BatchControl, Campaign
+from ..services.controls import summary as controls_summary
 from ..services.overview import CampaignPlan
 from ..workflow import OPERATOR_ACTIONS
 
@@ -38,8 +39,74 @@ class JobsByStateSerializer(serializers.Serializer):
     lost = serializers.IntegerField()
 
 
+class BatchControlsSerializer(serializers.Serializer):
+    """Controls (hold, release, priority, move) for jobs queued at the batch system: still
+    to be sent, and refused for good (each job's answer: ``/batch-controls/``)."""
+
+    pending = serializers.IntegerField()
+    failed = serializers.IntegerField()
+
+
+class BatchControlSerializer(serializers.ModelSerializer):
+    batch_id = serializers.CharField(source="job.batch_id", read_only=True)
+
+    class Meta:
+        model = BatchControl
+        fields = [
+            "id",
+            "job",
+            "batch_id",
+            "action",
+            "value",
+            "state",
+            "attempts",
+            "detail",
+            "event",
+            "created",
+            "answered_at",
+        ]
+        read_only_fields = fields
+
+
+PLACEMENT_HELP = {
+    "batch_partition": "Slurm partition; empty: the experiment's. Queued jobs move with it.",
+    "batch_account": "Slurm account, HTCondor accounting group; empty: the experiment's.",
+    "batch_qos": "Slurm QOS; empty: the experiment's.",
+    "batch_requirements": "HTCondor requirements (a ClassAd expression); empty: the experiment's.",
+}
+
+
+class PlacementInputSerializer(serializers.Serializer):
+    """Where a campaign's work runs; the service checks the names and that the partition is
+    not one the experiment must avoid."""
+
+    batch_partition = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=200,
+        help_text=PLACEMENT_HELP["batch_partition"],
+    )
+    batch_account = serializers.CharField(
+        required=False, allow_blank=True, max_length=200, help_text=PLACEMENT_HELP["batch_account"]
+    )
+    batch_qos = serializers.CharField(
+        required=False, allow_blank=True, max_length=200, help_text=PLACEMENT_HELP["batch_qos"]
+    )
+    batch_requirements = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=1000,
+        help_text=PLACEMENT_HELP["batch_requirements"],
+    )
+
+
 class CampaignSerializer(serializers.ModelSerializer):
     experiment = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    batch_controls = serializers.SerializerMethodField()
+    batch_partition = serializers.CharField(read_only=True)
+    batch_account = serializers.CharField(read_only=True)
+    batch_qos = serializers.CharField(read_only=True)
+    batch_requirements = serializers.CharField(read_only=True)
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     requests = serializers.SerializerMethodField()
     jobs = serializers.SerializerMethodField()
@@ -56,6 +123,11 @@ class CampaignSerializer(serializers.ModelSerializer):
             "state",
             "throttle",
             "backend",
+            "batch_partition",
+            "batch_account",
+            "batch_qos",
+            "batch_requirements",
+            "batch_controls",
             "cancel_pending",
             "created_by",
             "created",
@@ -72,6 +144,13 @@ class CampaignSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    @extend_schema_field(BatchControlsSerializer)
+    def get_batch_controls(self, obj: Campaign) -> dict:
+        if hasattr(obj, "controls_pending"):  # annotated by the list (no query per row)
+            return {"pending": obj.controls_pending, "failed": obj.controls_failed}
+        counts = controls_summary([obj.pk]).get(obj.pk, {})
+        return {"pending": counts.get("pending", 0), "failed": counts.get("failed", 0)}
+
     @extend_schema_field(CampaignRequestSerializer(many=True))
     def get_requests(self, obj: Campaign) -> list[dict]:
         return CampaignRequestSerializer([link.request for link in obj.links.all()], many=True).data
@@ -82,7 +161,7 @@ class CampaignSerializer(serializers.ModelSerializer):
         return JobsByStateSerializer({"total": getattr(obj, "jobs_total", 0) or 0, **counts}).data
 
 
-class CampaignCreateSerializer(serializers.Serializer):
+class CampaignCreateSerializer(PlacementInputSerializer):
     experiment = SlugReference(slug_field="slug", queryset=Experiment.objects.all())
     name = serializers.CharField(max_length=120)
     deadline = serializers.DateField()
@@ -97,7 +176,7 @@ class CampaignCreateSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
 
 
-class CampaignUpdateSerializer(serializers.Serializer):
+class CampaignUpdateSerializer(PlacementInputSerializer):
     name = serializers.CharField(max_length=120, required=False)
     description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
     deadline = serializers.DateField(required=False)

@@ -12,10 +12,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.db.models import Prefetch
+from django.http import Http404
+from django.shortcuts import get_object_or_404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import filters, mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from common.parsers import BoundedJSONParser
@@ -23,7 +26,7 @@ from requests_app.api.errors import FIELD_ERRORS, TRANSITION_STATUS, Problem, Pr
 from requests_app.models.visibility import is_operator
 
 from ..execution.recovery import recover_campaign
-from ..models import Campaign, CampaignRequest
+from ..models import BatchControl, Campaign, CampaignRequest, ControlState
 from ..services import (
     CampaignError,
     campaign_action,
@@ -32,10 +35,12 @@ from ..services import (
     schedule_requests,
     update_campaign,
 )
+from ..services.controls import with_control_counts
 from ..services.overview import campaign_plan, with_counts
 from .filtersets import CampaignFilterSet
 from .serializers import (
     ActionSerializer,
+    BatchControlSerializer,
     CampaignCreateSerializer,
     CampaignSerializer,
     CampaignUpdateSerializer,
@@ -110,7 +115,7 @@ class CampaignViewSet(
         # Two queries per page: campaigns with their job counts summed from
         # the stage counters, then the requests of all of them.
         return (
-            with_counts(Campaign.objects.visible_to(self.request.user))
+            with_control_counts(with_counts(Campaign.objects.visible_to(self.request.user)))
             .select_related("experiment", "created_by")
             .prefetch_related(Prefetch("links", queryset=links))
             .order_by("deadline", "id")
@@ -236,3 +241,33 @@ class CampaignViewSet(
     def plan(self, request, pk=None):
         campaign = self.get_object()
         return Response(PlanSerializer(plan_payload(campaign_plan(campaign))).data)
+
+    @extend_schema(
+        summary="Controls sent to jobs queued at the batch system, and each job's answer",
+        description=(
+            "Holds (pause), releases (resume), priority changes and moves (partition, account,"
+            " QOS) of this campaign's queued jobs, newest first, at most 500: pending ones are"
+            " sent by the next poll cycle; failed ones were refused by the batch system"
+            " `OPOS_CONTROL_ATTEMPTS` times (its message in `detail`). `?state=` filters."
+        ),
+        responses={
+            200: BatchControlSerializer(many=True),
+            400: ProblemSerializer,
+            404: ProblemSerializer,
+        },
+    )
+    @action(detail=True, methods=["get"], url_path="batch-controls")
+    def batch_controls(self, request, pk=None):
+        # Not get_object(): the campaign list's filters would read ?state= as theirs.
+        if not str(pk).isdigit() or int(pk) > 2**63 - 1:
+            raise Http404
+        campaign = get_object_or_404(Campaign.objects.visible_to(request.user), pk=pk)
+        rows = BatchControl.objects.filter(campaign=campaign).select_related("job")
+        state = request.query_params.get("state")
+        if state:
+            if state not in ControlState.values:
+                raise ValidationError(
+                    {"state": [f"choose one of {', '.join(ControlState.values)}"]}
+                )
+            rows = rows.filter(state=state)
+        return Response(BatchControlSerializer(rows.order_by("-id")[:500], many=True).data)

@@ -17,9 +17,13 @@ from .base import (
     BackendUnavailable,
     BatchBackend,
     BatchState,
+    ControlAnswer,
+    ControlAnswers,
+    ControlOutcome,
     JobRef,
     JobStatus,
     JobUsage,
+    Placement,
     StatusAnswer,
 )
 
@@ -52,9 +56,13 @@ __all__ = [
     "BackendUnavailable",
     "BatchBackend",
     "BatchState",
+    "ControlAnswer",
+    "ControlAnswers",
+    "ControlOutcome",
     "JobRef",
     "JobStatus",
     "JobUsage",
+    "Placement",
     "StatusAnswer",
     "get_backend",
 ]

@@ -16,6 +16,10 @@ The interface is shaped by the execution rules (docs/architecture.md, "Execution
 * Nothing per element at submission: the caller writes the array's inputs into its folder (a
   few files whatever the size); each element's folder is made by the backend's job shim when
   the element starts. A folder that does not exist means the element never started.
+* Controls, answered per job: :meth:`BatchBackend.hold`, :meth:`~BatchBackend.release`,
+  :meth:`~BatchBackend.set_priority` and :meth:`~BatchBackend.move` act on queued jobs (a pause,
+  a resume, a priority change, a new partition) and say for each job whether it took, did not
+  apply (the job already started or ended) or failed (the caller tries it again later).
 * Transient trouble is not a job state: an unreachable controller or a timed-out command raises
   :class:`BackendUnavailable`; the caller retries later and never marks jobs failed or lost for it.
 """
@@ -85,6 +89,59 @@ TERMINAL_STATES: frozenset[BatchState] = frozenset(
 """The job will not change any more: stop polling."""
 
 
+class ControlOutcome(StrEnum):
+    """What a control did to one job."""
+
+    DONE = "done"  # the batch system took it
+    SKIPPED = "skipped"  # nothing to do: the job started, ended, or is not known any more
+    FAILED = "failed"  # the batch system refused it: tried again by the next cycle
+
+
+class ControlAnswer(NamedTuple):
+    outcome: ControlOutcome
+    detail: str = ""
+
+
+ControlAnswers = dict[str, ControlAnswer]
+
+PRIORITY_LEVELS = range(4)
+"""Priority levels the backends map to their own scale: 0 (low) .. 3 (critical)."""
+
+PLACEMENT_NAME_RE = re.compile(r"^[A-Za-z0-9_.@+-]{1,200}$")
+"""A Slurm partition, account or QOS, an HTCondor accounting group: safe on a command line."""
+
+
+def check_placement_name(name: str, value: str | None) -> None:
+    if value is not None and not PLACEMENT_NAME_RE.match(value):
+        raise ValueError(f"invalid {name}: {value!r}")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where jobs run: Slurm partition, account and QOS (HTCondor: accounting group and
+    requirements), and the partitions they must avoid. ``None``: the site default."""
+
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    avoid_partitions: tuple[str, ...] = ()
+    requirements: str | None = None  # an HTCondor ClassAd expression
+
+    def __post_init__(self) -> None:
+        for name in ("partition", "account", "qos"):
+            check_placement_name(name, getattr(self, name))
+        avoid = tuple(self.avoid_partitions)
+        for value in avoid:
+            check_placement_name("avoided partition", value)
+        if self.partition and self.partition in avoid:
+            raise ValueError(f"partition {self.partition!r} is also one to avoid")
+        object.__setattr__(self, "avoid_partitions", avoid)
+        if self.requirements is not None and (
+            "\n" in self.requirements or "\0" in self.requirements
+        ):
+            raise ValueError("requirements must be one line")
+
+
 class BackendError(Exception):
     """The batch system refused or could not do what was asked (bad request, unknown id, ...)."""
 
@@ -117,6 +174,12 @@ class ArraySpec:
     walltime_s: int = 3600
     partition: str | None = None
     account: str | None = None
+    qos: str | None = None
+    avoid_partitions: tuple[str, ...] = ()
+    requirements: str | None = None
+    priority: int | None = None
+    """The work's priority level (:data:`PRIORITY_LEVELS`), mapped to the batch system's
+    (Slurm nice, HTCondor JobPrio, the local queue's order); ``None``: the default."""
     environment: dict[str, str] = field(default_factory=dict)
     read_paths: tuple[str, ...] = ()
     """What the job reads besides its array folder (the registered code, its inputs): a
@@ -149,10 +212,17 @@ class ArraySpec:
         if not all(p.startswith("/") and "\0" not in p for p in paths):
             raise ValueError(f"read_paths must be absolute paths: {paths!r}")
         object.__setattr__(self, "read_paths", paths)
-        for name in ("partition", "account"):
-            value = getattr(self, name)
-            if value is not None and not re.match(r"^[A-Za-z0-9_.@+-]{1,200}$", value):
-                raise ValueError(f"invalid {name}: {value!r}")
+        # The same checks as a Placement (names safe on a command line, no avoided
+        # partition chosen).
+        object.__setattr__(self, "avoid_partitions", self.placement.avoid_partitions)
+        if self.priority is not None and self.priority not in PRIORITY_LEVELS:
+            raise ValueError(f"priority must be a level 0..3: {self.priority!r}")
+
+    @property
+    def placement(self) -> Placement:
+        return Placement(
+            self.partition, self.account, self.qos, tuple(self.avoid_partitions), self.requirements
+        )
 
     def element_dir(self, index: int) -> Path:
         """The work folder of element ``index``."""
@@ -279,6 +349,22 @@ class BatchBackend(ABC):
         cannot measure). Raises :class:`BackendUnavailable` on transient trouble.
         """
         return {}
+
+    @abstractmethod
+    def hold(self, batch_ids: Sequence[str]) -> ControlAnswers:
+        """Hold queued jobs so they do not start (a pause); one answer per id."""
+
+    @abstractmethod
+    def release(self, batch_ids: Sequence[str]) -> ControlAnswers:
+        """Release jobs :meth:`hold` held (a resume); one answer per id."""
+
+    @abstractmethod
+    def set_priority(self, batch_ids: Sequence[str], level: int) -> ControlAnswers:
+        """Give queued jobs the priority ``level`` (0 low .. 3 critical); one answer per id."""
+
+    @abstractmethod
+    def move(self, batch_ids: Sequence[str], placement: Placement) -> ControlAnswers:
+        """Move jobs that have not started to ``placement``; one answer per id."""
 
     @abstractmethod
     def find(self, token: str) -> list[str]:

@@ -16,8 +16,11 @@ folder
 
 Assumptions: a shared filesystem (element folders visible on execute nodes;
 ``should_transfer_files = NO``); ``executable`` is resolved on the submit host and must exist at
-the same path on execute nodes. ``partition`` has no HTCondor meaning and is ignored;
-``account`` becomes ``accounting_group``; ``walltime_s`` becomes ``allowed_job_duration``.
+the same path on execute nodes. ``partition``, ``qos`` and the partitions to avoid have no
+HTCondor meaning and are ignored; ``account`` becomes ``accounting_group``, ``requirements``
+the job's ``requirements``, the priority level ``priority`` (``JobPrio``); ``walltime_s``
+becomes ``allowed_job_duration``. Controls: hold and release through ``schedd.act``, priority
+and placement through ``schedd.edit`` (``JobPrio``, ``AccountingGroup``, ``Requirements``).
 The exit code comes from the job ad (``ExitCode``, ``ExitBySignal``/``ExitSignal``); a job the
 schedd no longer knows resolves from the ``exit_code`` the shim wrote in its folder.
 
@@ -49,9 +52,13 @@ from .base import (
     BackendUnavailable,
     BatchBackend,
     BatchState,
+    ControlAnswer,
+    ControlAnswers,
+    ControlOutcome,
     JobRef,
     JobStatus,
     JobUsage,
+    Placement,
     StatusAnswer,
     check_array_dir,
     check_start,
@@ -61,6 +68,8 @@ from .base import (
 from .usage import HTCONDOR_USAGE_ATTRIBUTES, usage_from_ad
 
 EVENT_LOG_FILE = "condor.log"
+JOBPRIO_BY_LEVEL = {3: 15, 2: 10, 1: 5, 0: 0}
+"""Priority level -> ``JobPrio`` (higher runs first among one user's jobs)."""
 INDEX_MACRO = "opos_index"
 """Submit variable holding the element index expression ``$(Process) + start``."""
 
@@ -157,6 +166,10 @@ def build_submit_description(spec: ArraySpec, start: int = 0) -> dict[str, str]:
     }
     if spec.account:
         description["accounting_group"] = spec.account
+    if spec.requirements:
+        description["requirements"] = spec.requirements
+    if spec.priority is not None:
+        description["priority"] = str(JOBPRIO_BY_LEVEL[spec.priority])
     return description
 
 
@@ -334,6 +347,93 @@ class HTCondorBackend(BatchBackend):
         self._call(
             "remove", schedd.act, htcondor2.JobAction.Remove, list(batch_ids), "cancelled by OPOS"
         )
+
+    def hold(self, batch_ids: Sequence[str]) -> ControlAnswers:
+        import htcondor2
+
+        def act(schedd: Any, ids: list[str]) -> int:
+            ad = schedd.act(htcondor2.JobAction.Hold, ids, "paused by OPOS")
+            return int(_get(ad, "TotalSuccess", 0) or 0)
+
+        return self._control(batch_ids, act, wanted={BatchState.QUEUED}, already=BatchState.HELD)
+
+    def release(self, batch_ids: Sequence[str]) -> ControlAnswers:
+        import htcondor2
+
+        def act(schedd: Any, ids: list[str]) -> int:
+            ad = schedd.act(htcondor2.JobAction.Release, ids, "resumed by OPOS")
+            return int(_get(ad, "TotalSuccess", 0) or 0)
+
+        return self._control(batch_ids, act, wanted={BatchState.HELD}, already=BatchState.QUEUED)
+
+    def set_priority(self, batch_ids: Sequence[str], level: int) -> ControlAnswers:
+        value = str(JOBPRIO_BY_LEVEL[level])
+        return self._control(
+            batch_ids,
+            lambda schedd, ids: schedd.edit(ids, "JobPrio", value),
+            wanted={BatchState.QUEUED, BatchState.HELD},
+        )
+
+    def move(self, batch_ids: Sequence[str], placement: Placement) -> ControlAnswers:
+        edits = []
+        if placement.account:
+            edits.append(("AccountingGroup", f'"{placement.account}"'))
+        if placement.requirements:
+            edits.append(("Requirements", placement.requirements))
+        if not edits:
+            return {
+                value: ControlAnswer(ControlOutcome.SKIPPED, "nothing HTCondor can change")
+                for value in batch_ids
+            }
+
+        def edit(schedd: Any, ids: list[str]) -> int:
+            return min(schedd.edit(ids, attr, value) for attr, value in edits)
+
+        return self._control(batch_ids, edit, wanted={BatchState.QUEUED, BatchState.HELD})
+
+    def _control(
+        self,
+        batch_ids: Sequence[str],
+        apply: Any,
+        wanted: set[BatchState],
+        already: BatchState | None = None,
+    ) -> ControlAnswers:
+        """Apply a control to the jobs in a ``wanted`` state (one query tells which), all in
+        one call; when fewer took it than were asked, one call per job for its own answer."""
+        answers: ControlAnswers = {}
+        if not batch_ids:
+            return answers
+        clusters = sorted({self._cluster(v) for v in batch_ids})
+        schedd = self._schedd()
+        constraint = f"member(ClusterId, {{{', '.join(clusters)}}})"
+        ads = self._call("query", schedd.query, constraint, PROJECTION)
+        listed = {job_id(ad): map_job_ad(ad) for ad in ads}
+        targets = []
+        for value in batch_ids:
+            status = listed.get(value)
+            if status is None:
+                answers[value] = ControlAnswer(ControlOutcome.SKIPPED, "no longer queued")
+            elif status.state == already:
+                answers[value] = ControlAnswer(ControlOutcome.DONE, f"already {status.state}")
+            elif status.state not in wanted:
+                answers[value] = ControlAnswer(ControlOutcome.SKIPPED, f"job is {status.state}")
+            else:
+                targets.append(value)
+        if targets and self._call("control", apply, schedd, targets) >= len(targets):
+            answers.update({v: ControlAnswer(ControlOutcome.DONE) for v in targets})
+            return answers
+        for value in targets:
+            try:
+                took = self._call("control", apply, schedd, [value])
+            except BackendUnavailable as exc:
+                answers[value] = ControlAnswer(ControlOutcome.FAILED, str(exc)[:300])
+                continue
+            answers[value] = (
+                ControlAnswer(ControlOutcome.DONE)
+                if took
+                else ControlAnswer(ControlOutcome.FAILED, "the schedd did not change the job")
+            )
+        return answers
 
     def find(self, token: str) -> list[str]:
         check_token(token)

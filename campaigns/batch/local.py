@@ -9,7 +9,12 @@ Hence no state lives in memory; everything is on disk, changed under an exclusiv
                                      written before anything starts
     ``next/<token>.<start>``         index of the next element to start; an element below it
                                      has been started (or skipped because cancelled)
-    ``pending/<ns>-<token>.<start>`` arrays with elements still waiting for a slot (FIFO)
+    ``pending/<p><ns>-<token>.<start>`` arrays with elements still waiting for a slot, in
+                                     name order: ``p`` is 4 minus the priority level
+                                     (critical first), then first come first served;
+                                     ``set_priority`` renames the entry
+    ``held/<token>.<index>``         an element held (a pause): it does not start, and the
+                                     elements after it in its array wait behind it
     ``running/<token>.<index>``      one per started element still counted against the slots
 ``<array_dir>/<index>/``  made when the element starts (or is cancelled before it starts)
     ``pid``        ``<pid> <start time>`` of the element's runner (the start time guards
@@ -53,9 +58,13 @@ from .base import (
     BackendUnavailable,
     BatchBackend,
     BatchState,
+    ControlAnswer,
+    ControlAnswers,
+    ControlOutcome,
     JobRef,
     JobStatus,
     JobUsage,
+    Placement,
     StatusAnswer,
     check_array_dir,
     check_start,
@@ -177,7 +186,7 @@ class LocalBackend(BatchBackend):
             raise ValueError("slots must be at least 1")
         self.python = python
         self.kill_grace_s = kill_grace_s
-        for sub in ("arrays", "next", "pending", "running"):
+        for sub in ("arrays", "next", "pending", "running", "held"):
             (self.spool / sub).mkdir(parents=True, exist_ok=True)
         self.isolation = sandbox.build(
             isolation,
@@ -213,7 +222,8 @@ class LocalBackend(BatchBackend):
                 "submitted_at": time.time(),
             }
             write_atomic(self.spool / "next" / key, f"{start}\n")
-            write_atomic(self.spool / "pending" / f"{time.time_ns():020d}-{key}", "")
+            level = 1 if spec.priority is None else spec.priority
+            write_atomic(self.spool / "pending" / f"{4 - level}{time.time_ns():019d}-{key}", "")
             # The record goes last: find() sees an array only once it can be started.
             write_atomic(self.spool / "arrays" / f"{key}.json", json.dumps(record))
             self._fill()
@@ -278,6 +288,51 @@ class LocalBackend(BatchBackend):
                     time.sleep(0.02)
             self._fill()
 
+    def hold(self, batch_ids: Sequence[str]) -> ControlAnswers:
+        answers: ControlAnswers = {}
+        with self._locked():
+            for value, rec, index in self._elements(batch_ids):
+                if not self._waiting(rec, index):
+                    answers[value] = ControlAnswer(ControlOutcome.SKIPPED, "already started")
+                    continue
+                write_atomic(self._held(value), f"{time.time()}\n")
+                answers[value] = ControlAnswer(ControlOutcome.DONE)
+        return answers
+
+    def release(self, batch_ids: Sequence[str]) -> ControlAnswers:
+        answers: ControlAnswers = {}
+        with self._locked():
+            for value, _rec, _index in self._elements(batch_ids):
+                self._held(value).unlink(missing_ok=True)
+                answers[value] = ControlAnswer(ControlOutcome.DONE)
+            self._fill()
+        return answers
+
+    def set_priority(self, batch_ids: Sequence[str], level: int) -> ControlAnswers:
+        """Move the arrays of the jobs in the queue of waiting arrays: a whole array at once
+        (its elements start in order)."""
+        answers: ControlAnswers = {}
+        with self._locked():
+            entries = {e.name.split("-", 1)[1]: e for e in (self.spool / "pending").iterdir()}
+            for value, rec, index in self._elements(batch_ids):
+                key = f"{rec['token']}.{rec['start']}"
+                entry = entries.get(key)
+                if entry is None or not self._waiting(rec, index):
+                    answers[value] = ControlAnswer(ControlOutcome.SKIPPED, "already started")
+                    continue
+                name = f"{4 - level}{entry.name[1:]}"
+                if name != entry.name:
+                    entry.rename(entry.with_name(name))
+                    entries[key] = entry.with_name(name)
+                answers[value] = ControlAnswer(ControlOutcome.DONE)
+        return answers
+
+    def move(self, batch_ids: Sequence[str], placement: Placement) -> ControlAnswers:
+        return {
+            value: ControlAnswer(ControlOutcome.SKIPPED, "the local backend has no partitions")
+            for value in batch_ids
+        }
+
     def find(self, token: str) -> list[str]:
         check_token(token)
         with self._locked():
@@ -318,6 +373,27 @@ class LocalBackend(BatchBackend):
                 records.append(json.loads(path.read_text()))
         return [r for r in records if r["token"] == token]
 
+    def _elements(self, batch_ids: Sequence[str]) -> Iterator[tuple[str, dict[str, Any], int]]:
+        """``(batch id, its array record, index)`` of each id the spool knows."""
+        records: dict[str, list[dict[str, Any]]] = {}
+        for value in batch_ids:
+            token, index = parse_batch_id(value)
+            if token not in records:
+                records[token] = self._records(token)
+            rec = next((r for r in records[token] if r["start"] <= index < r["size"]), None)
+            if rec is not None:
+                yield value, rec, index
+
+    def _waiting(self, rec: dict[str, Any], index: int) -> bool:
+        """The element has not started (nor been cancelled before it could)."""
+        workdir = Path(rec["array_dir"]) / str(index)
+        started = index < self._next(f"{rec['token']}.{rec['start']}")
+        return not started and not (workdir / CANCELLED_FILE).exists()
+
+    def _held(self, value: str) -> Path:
+        token, index = parse_batch_id(value)
+        return self.spool / "held" / f"{token}.{index}"
+
     def _next(self, key: str) -> int:
         try:
             return int((self.spool / "next" / key).read_text())
@@ -331,6 +407,8 @@ class LocalBackend(BatchBackend):
         if done is not None:
             return done
         if index >= self._next(f"{rec['token']}.{rec['start']}"):
+            if (self.spool / "held" / f"{rec['token']}.{index}").exists():
+                return JobStatus(BatchState.HELD, None, "held")
             return JobStatus(BatchState.QUEUED, None, "waiting for a free slot")
         entry = _read_pid(workdir)
         if _alive(entry):
@@ -359,6 +437,9 @@ class LocalBackend(BatchBackend):
             index = self._next(key)
             while free > 0 and index < rec["size"]:
                 workdir = Path(rec["array_dir"]) / str(index)
+                held = (self.spool / "held" / f"{rec['token']}.{index}").exists()
+                if held and not (workdir / CANCELLED_FILE).exists():
+                    break  # held: it and the elements after it wait for the release
                 write_atomic(self.spool / "next" / key, f"{index + 1}\n")
                 if not (workdir / CANCELLED_FILE).exists():
                     try:

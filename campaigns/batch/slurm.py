@@ -48,7 +48,7 @@ import json
 import os
 import pwd
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,9 +62,13 @@ from .base import (
     BackendUnavailable,
     BatchBackend,
     BatchState,
+    ControlAnswer,
+    ControlAnswers,
+    ControlOutcome,
     JobRef,
     JobStatus,
     JobUsage,
+    Placement,
     StatusAnswer,
     check_array_dir,
     check_start,
@@ -97,6 +101,23 @@ TRANSIENT_ERRORS = (
 """stderr fragments meaning "ask again later" rather than "this request is wrong"."""
 
 HELD_REASONS = frozenset({"JobHeldUser", "JobHeldAdmin"})
+
+NICE_BY_LEVEL = {3: 0, 2: 1000, 1: 2000, 0: 3000}
+"""Priority level -> Slurm nice. Never negative: only an administrator may lower a nice
+below zero, and the worker need not be one. Lower nice, higher priority."""
+
+CONTROL_CHUNK = 200
+"""Job ids per ``scontrol`` call (its command line stays short)."""
+
+GONE_ERRORS = (
+    "already completing or completed",
+    "job/step already",
+    "invalid job id",
+    "no longer pending",
+    "job is not pending",
+    "not pending",
+)
+"""scontrol messages meaning the job is past the point a control could change."""
 
 STATE_MAP: dict[str, BatchState] = {
     "PENDING": BatchState.QUEUED,
@@ -193,6 +214,14 @@ def parse_task_string(text: str) -> list[int]:
         first, _, last = span.partition("-")
         tasks.extend(range(int(first), int(last or first) + 1, int(step or 1)))
     return tasks
+
+
+def _expand(expr: str) -> list[str]:
+    """The batch ids of one :func:`compress_ids` entry: "7_[1,2]" -> ["7_1", "7_2"]."""
+    job, sep, tasks = expr.partition("_[")
+    if not sep:
+        return [expr]
+    return [f"{job}_{task}" for task in tasks.rstrip("]").split(",")]
 
 
 def compress_ids(batch_ids: Iterable[str]) -> list[str]:
@@ -492,6 +521,70 @@ class SlurmBackend(BatchBackend):
             ignore=("invalid job id", "already completing or completed", "job/step already"),
         )
 
+    def hold(self, batch_ids: Sequence[str]) -> ControlAnswers:
+        # uhold: a user hold (Reason=JobHeldUser) even when the worker runs as root, so the
+        # pause is told apart from an administrator's hold and released by our release.
+        return self._control(
+            batch_ids,
+            lambda ids: ["scontrol", "uhold", ",".join(ids)],
+            wanted={BatchState.QUEUED},
+            already={BatchState.HELD},
+        )
+
+    def release(self, batch_ids: Sequence[str]) -> ControlAnswers:
+        # Only held jobs: releasing a pending job that is not held resets its nice.
+        return self._control(
+            batch_ids,
+            lambda ids: ["scontrol", "release", ",".join(ids)],
+            wanted={BatchState.HELD},
+            already={BatchState.QUEUED},
+        )
+
+    def set_priority(self, batch_ids: Sequence[str], level: int) -> ControlAnswers:
+        nice = NICE_BY_LEVEL[level]
+        return self._control(
+            batch_ids,
+            lambda ids: ["scontrol", "update", f"JobId={ids[0]}", f"Nice={nice}"],
+            wanted={BatchState.QUEUED, BatchState.HELD},
+            one_each=True,
+        )
+
+    def move(self, batch_ids: Sequence[str], placement: Placement) -> ControlAnswers:
+        fields = [f"Partition={self._partition_list(placement)}"]
+        if placement.account:
+            fields.append(f"Account={placement.account}")
+        if placement.qos:
+            fields.append(f"QOS={placement.qos}")
+        return self._control(
+            batch_ids,
+            lambda ids: ["scontrol", "update", f"JobId={ids[0]}", *fields],
+            wanted={BatchState.QUEUED, BatchState.HELD},
+            one_each=True,
+        )
+
+    def placement_options(self, placement: Placement) -> list[str]:
+        """sbatch options of ``placement``: partition (or every partition but the avoided
+        ones), account, QOS."""
+        argv = []
+        if placement.partition or placement.avoid_partitions:
+            argv.append(f"--partition={self._partition_list(placement)}")
+        if placement.account:
+            argv.append(f"--account={placement.account}")
+        if placement.qos:
+            argv.append(f"--qos={placement.qos}")
+        return argv
+
+    def partitions(self) -> list[str]:
+        """The cluster's partitions (``sinfo``), the default one first."""
+        names: list[str] = []
+        for line in self._run(["sinfo", "--noheader", "--format=%P"]).split():
+            name = line.strip()
+            default = name.endswith("*")
+            name = name.rstrip("*")
+            if name and name not in names:
+                names.insert(0, name) if default else names.append(name)
+        return names
+
     def find(self, token: str) -> list[str]:
         check_token(token)
         chunks: dict[int, tuple[str, int]] = {}
@@ -531,6 +624,85 @@ class SlurmBackend(BatchBackend):
         return ids
 
     # --- internals ---------------------------------------------------------------------------
+
+    def _partition_list(self, placement: Placement) -> str:
+        """The partition to submit or move to: the chosen one, else every partition of the
+        cluster but the avoided ones (Slurm starts the job in whichever frees first)."""
+        if placement.partition:
+            return placement.partition
+        allowed = [p for p in self.partitions() if p not in placement.avoid_partitions]
+        if not allowed:
+            raise BackendError(
+                f"every partition of the cluster is to be avoided: {placement.avoid_partitions}"
+            )
+        return ",".join(allowed)
+
+    def _control(
+        self,
+        batch_ids: Sequence[str],
+        argv_for: Callable[[list[str]], list[str]],
+        wanted: set[BatchState],
+        already: set[BatchState] = frozenset(),
+        one_each: bool = False,
+    ) -> ControlAnswers:
+        """Apply a control to the jobs in a ``wanted`` state; answer every id.
+
+        One squeue tells which jobs the control still applies to (a job that started or
+        ended is skipped; one ``already`` in the state the control makes is done). The
+        others are changed in a few calls; when a call fails, its jobs are tried one by
+        one so that each gets its own answer.
+        """
+        answers: ControlAnswers = {}
+        if not batch_ids:
+            return answers
+        masters = set()
+        for value in batch_ids:
+            match = BATCH_ID_RE.match(value)
+            if not match:
+                raise BackendError(f"not a Slurm batch id: {value!r}")
+            masters.add(match.group(1))
+        listed = parse_job_records(self._squeue(), masters)
+        targets = []
+        for value in batch_ids:
+            status = listed.get(value)
+            if status is None:
+                answers[value] = ControlAnswer(ControlOutcome.SKIPPED, "no longer queued")
+            elif status.state in already:
+                answers[value] = ControlAnswer(ControlOutcome.DONE, f"already {status.state}")
+            elif status.state not in wanted:
+                answers[value] = ControlAnswer(ControlOutcome.SKIPPED, f"job is {status.state}")
+            else:
+                targets.append(value)
+        groups = (
+            [[expr] for expr in compress_ids(targets)]
+            if one_each
+            else [targets[i : i + CONTROL_CHUNK] for i in range(0, len(targets), CONTROL_CHUNK)]
+        )
+        for group in groups:
+            members = [i for expr in group for i in _expand(expr)]
+            try:
+                self._run(argv_for(group))
+            except BackendUnavailable:
+                raise
+            except BackendError:
+                for value in members:
+                    answers[value] = self._control_one(value, argv_for)
+                continue
+            for value in members:
+                answers[value] = ControlAnswer(ControlOutcome.DONE)
+        return answers
+
+    def _control_one(self, value: str, argv_for: Callable[[list[str]], list[str]]) -> ControlAnswer:
+        try:
+            self._run(argv_for([value]))
+        except BackendUnavailable:
+            raise
+        except BackendError as exc:
+            message = str(exc)
+            if any(fragment in message.lower() for fragment in GONE_ERRORS):
+                return ControlAnswer(ControlOutcome.SKIPPED, message[:300])
+            return ControlAnswer(ControlOutcome.FAILED, message[:300])
+        return ControlAnswer(ControlOutcome.DONE)
 
     def _env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         env = dict(os.environ)
@@ -612,10 +784,9 @@ class SlurmBackend(BatchBackend):
             argv += [f"--uid={self.job_user.pw_uid}", f"--gid={self.job_user.pw_gid}"]
             for folder in (spec.array_dir, spec.array_dir / LOGS_DIR):
                 os.chown(folder, self.job_user.pw_uid, self.job_user.pw_gid)
-        if spec.partition:
-            argv.append(f"--partition={spec.partition}")
-        if spec.account:
-            argv.append(f"--account={spec.account}")
+        argv += self.placement_options(spec.placement)
+        if spec.priority is not None:
+            argv.append(f"--nice={NICE_BY_LEVEL[spec.priority]}")
         argv += [str(JOB_SHIM), *spec.argv]
         # sbatch exports its own environment to the job (--export=ALL), so it
         # gets the allow-listed one: the worker's secrets stay with the worker.

@@ -17,8 +17,9 @@ from django.conf import settings
 
 from ..batch import BatchBackend, get_backend
 
-# Options that belong to each submission (ArraySpec), not to the backend object.
-SPEC_OPTIONS = ("partition", "account")
+# Options that belong to each submission (ArraySpec), not to the backend object: the site
+# defaults of where work runs (campaigns.services.controls.placement_of).
+SPEC_OPTIONS = ("partition", "account", "qos", "requirements")
 
 _built: dict[tuple[str, str], BatchBackend] = {}
 
@@ -38,7 +39,7 @@ def backend(name: str) -> BatchBackend:
 
 
 def spec_options(name: str) -> dict[str, str]:
-    """Per-submission options of backend ``name`` (Slurm partition and account)."""
+    """Per-submission options of backend ``name`` (the site's partition, account, ...)."""
     options = _options(name)
     return {k: str(options[k]) for k in SPEC_OPTIONS if options.get(k)}
 

@@ -19,7 +19,7 @@ import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -29,7 +29,7 @@ from django.utils import timezone
 from ..batch import ACTIVE_STATES, BackendError, BackendUnavailable, JobStatus, StatusAnswer
 from ..choices import ACTIVE_JOB_STATES, JobState
 from ..models import COUNTER_FOR_STATE, Campaign, CampaignRequest, Job, Stage
-from . import backends
+from . import backends, controls
 from .bulk import array_literal, bulk_add, bulk_set_rows
 from .inflight import KNOWN, BackendView, InFlight
 
@@ -49,6 +49,7 @@ class PollReport:
     unavailable: set[str] = field(default_factory=set)
     errors: list[str] = field(default_factory=list)
     cancelled_campaigns: list[int] = field(default_factory=list)
+    controls: dict[str, int] = field(default_factory=dict)  # batch controls sent (by answer)
 
 
 class Change(NamedTuple):
@@ -119,6 +120,12 @@ def poll(now: datetime | None = None) -> PollReport:
     """One cycle over every backend with jobs in flight."""
     report = PollReport()
     report.cancelled_campaigns = cancel_requested()
+    try:
+        # Holds, releases, priorities and moves the operators asked for; before the status
+        # query, so this cycle already sees what they did.
+        report.controls = asdict(controls.apply_pending())
+    except Exception:  # a control gone wrong must not stop the polling of every job
+        log.exception("sending the batch controls failed; tried again next cycle")
     for name, jobs, answer in ask(KNOWN.current()):
         if isinstance(answer, BackendUnavailable):
             log.warning(

@@ -52,10 +52,11 @@ from django.utils import timezone
 
 from requests_app.choices import WORK_HELD_STATES
 
-from ..batch import ArraySpec, BackendError, BackendUnavailable
+from ..batch import ArraySpec, BackendError, BackendUnavailable, Placement
 from ..batch.base import JOB_READABLE, write_atomic
 from ..choices import JobState, SubmissionState
 from ..models import Job, OutputFile, Stage, Submission
+from ..services.controls import placement_of, priority_level
 from ..services.planning import plan_cycle
 from ..services.testlaunch import check_test_launches
 from . import backends, faults, heartbeat
@@ -223,7 +224,7 @@ def troubled_backends() -> set[str]:
 def submit_stage(stage_id: int, limit: int) -> list[Submission]:
     """Claim up to ``limit`` ready jobs of a stage and submit them (one array per resource
     request: retries asking for more memory or walltime go in arrays of their own)."""
-    stage = Stage.objects.select_related("campaign").get(pk=stage_id)
+    stage = Stage.objects.select_related(*STAGE_RELATED).get(pk=stage_id)
     claimed = claim(stage, limit)
     checkpoint("claimed")
     done = []
@@ -232,6 +233,9 @@ def submit_stage(stage_id: int, limit: int) -> list[Submission]:
         done.append(submission)
     return done
 
+
+# What array_spec reads besides the stage: where the work runs and its priority.
+STAGE_RELATED = ("campaign", "campaign__experiment", "request")
 
 JOB_FIELDS = (
     "id",
@@ -356,7 +360,7 @@ def submit_claimed(
     an array cut short): only the elements after them are submitted. ``jobs`` are the rows
     claim returned (read again when not given).
     """
-    stage = stage or Stage.objects.select_related("campaign").get(pk=submission.stage_id)
+    stage = stage or Stage.objects.select_related(*STAGE_RELATED).get(pk=submission.stage_id)
     start = len(found)
     try:
         jobs, paths = prepare_with_paths(submission, stage, jobs)
@@ -617,8 +621,21 @@ def array_spec(
         walltime_s=first["walltime_s"] or stage.walltime_s,
         environment=backends.job_environment(),
         read_paths=tuple(paths),
-        **backends.spec_options(submission.backend),
+        # Where the campaign's work runs and at what priority: the same answers the
+        # controls give jobs already queued when either changes.
+        **placement_options(placement_of(stage.campaign, backend=submission.backend)),
+        priority=priority_level(stage.campaign.priority, stage.request.priority),
     )
+
+
+def placement_options(placement: Placement) -> dict[str, Any]:
+    return {
+        "partition": placement.partition,
+        "account": placement.account,
+        "qos": placement.qos,
+        "avoid_partitions": placement.avoid_partitions,
+        "requirements": placement.requirements,
+    }
 
 
 def record(

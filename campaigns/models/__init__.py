@@ -2,6 +2,7 @@
 
 from .campaigns import FAR_FUTURE, Campaign, CampaignEvent, CampaignRequest, deadline_moment
 from .catalogue import Dataset, DatasetState, OutputFile
+from .controls import BatchControl, ControlAction, ControlState
 from .execution import FailureRule, RetryAction, StuckFlag, StuckKind
 from .plan import COUNTER_FOR_STATE, RETRIED_COUNTER_FOR_STATE, Job, Stage, Submission
 from .steering import Extension
@@ -12,9 +13,12 @@ __all__ = [
     "COUNTER_FOR_STATE",
     "FAR_FUTURE",
     "RETRIED_COUNTER_FOR_STATE",
+    "BatchControl",
     "Campaign",
     "CampaignEvent",
     "CampaignRequest",
+    "ControlAction",
+    "ControlState",
     "Dataset",
     "DatasetState",
     "Extension",

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from requests_app.choices import BackendName, Priority
 from requests_app.models import Experiment, ProductionRequest
+from requests_app.models.experiments import BatchPlacement
 from requests_app.models.visibility import VisibleQuerySet
 
 from ..choices import CampaignEventKind, CampaignState, LaunchPhase
@@ -47,7 +48,7 @@ class CampaignQuerySet(VisibleQuerySet):
     experiment_path = "experiment"
 
 
-class Campaign(models.Model):
+class Campaign(BatchPlacement):
     """A production round (DUNE's "MCC5.0"): requests of several groups under one deadline.
 
     ``state`` changes only through ``campaigns.services`` (checked against

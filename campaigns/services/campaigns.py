@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
@@ -34,13 +35,23 @@ from ..choices import (
 )
 from ..models import Campaign, CampaignEvent, CampaignRequest, Dataset, Job, Stage, Submission
 from ..workflow import CAMPAIGN_ACTIONS, OPERATOR_ACTIONS
+from . import controls
 from .errors import CampaignError, require_operator
 from .planning import recount_stages
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
 
-EDITABLE_FIELDS = ("name", "description", "priority", "deadline", "throttle", "backend")
+PLACEMENT_FIELDS = controls.PLACEMENT_FIELDS
+EDITABLE_FIELDS = (
+    "name",
+    "description",
+    "priority",
+    "deadline",
+    "throttle",
+    "backend",
+    *PLACEMENT_FIELDS,
+)
 # Jobs in flight a throttle may allow (beyond it the column overflows; no backend has more).
 MAX_THROTTLE = 1_000_000
 # Changes the collaboration cares about: they need a reason on record.
@@ -106,6 +117,17 @@ def _clean_fields(
         if backend not in BackendName.values:
             problems.append(f"backend: choose one of {', '.join(BackendName.values)}")
         cleaned["backend"] = backend
+    for name in PLACEMENT_FIELDS:
+        if name in values:
+            value = (values[name] or "").strip()
+            field = Campaign._meta.get_field(name)
+            try:
+                field.clean(value, None)
+            except ValidationError as exc:
+                problems.append(f"{name}: {' '.join(exc.messages)}")
+            cleaned[name] = value
+    if experiment is not None:
+        problems += controls.placement_problems(cleaned, experiment)
     return cleaned, problems
 
 
@@ -146,12 +168,20 @@ def create_campaign(
     throttle: int | None = None,
     backend: str = "",
     description: str = "",
+    **placement: str,
 ) -> Campaign:
     """Open a new campaign (state planned) for ``experiment``; operators only.
 
     The backend defaults to the experiment's; the name is unique within the
-    experiment; the deadline may not be in the past.
+    experiment; the deadline may not be in the past. ``placement``: the campaign's own
+    ``batch_partition``, ``batch_account``, ``batch_qos``, ``batch_requirements``
+    (empty: the experiment's).
     """
+    unknown = sorted(set(placement) - set(PLACEMENT_FIELDS))
+    if unknown:
+        raise CampaignError(
+            "The campaign cannot be created.", [f"{name}: not a field" for name in unknown]
+        )
     require_operator(actor, "create campaigns")
     cleaned, problems = _clean_fields(
         {
@@ -161,6 +191,7 @@ def create_campaign(
             "priority": priority,
             "throttle": throttle,
             "backend": backend,
+            **placement,
         },
         experiment,
     )
@@ -240,7 +271,7 @@ def update_campaign(
             raise CampaignError(
                 "Someone changed the campaign at the same time; reload.", kind="conflict"
             )
-        _record(
+        event = _record(
             current,
             CampaignEventKind.EDITED,
             actor,
@@ -248,6 +279,11 @@ def update_campaign(
             {k: [_plain(getattr(current, k)), _plain(v)] for k, v in diff.items()},
         )
         current.refresh_from_db()
+        # Jobs already queued at the batch system follow, in this same transaction.
+        if "priority" in diff:
+            controls.on_priority(current.pk, event)
+        if set(diff) & set(PLACEMENT_FIELDS):
+            controls.on_placement(event, current)
     return current
 
 
@@ -307,9 +343,13 @@ def campaign_action(
         changes = {"state": [current.state, spec.target]}
         if "test_phase" in fields:
             changes["test_phase"] = [current.test_phase, fields["test_phase"]]
-        _record(current, spec.event, actor, note.strip(), changes)
+        event = _record(current, spec.event, actor, note.strip(), changes)
         if action == "cancel":
             _cancel_work(current, actor, note)
+        elif action == "pause":
+            controls.on_pause(event)  # hold what is queued at the batch system
+        elif action == "resume":
+            controls.on_resume(event)
         current.refresh_from_db()
     return current
 

@@ -107,7 +107,7 @@ def forecast_campaigns(
     """
     inputs = inputs or load_inputs(campaign_ids=())  # no stage labels: not shown
     now = inputs.input.now
-    projections = project(inputs.input, "slack", conf.priority_boost_s())
+    projections = project(inputs.input, "slack", conf.priority_margin_s())
     wanted = None if only is None else set(only)
     result: dict[int, CampaignForecast] = {}
     for load in inputs.input.campaigns:
@@ -259,7 +259,7 @@ def forecast_unscheduled(
         )
     # Each request alone on top of the current load (they do not compete with each
     # other): the base campaigns are set up once for all of them.
-    projections = project_each(inputs.input, hypotheticals, "slack", conf.priority_boost_s())
+    projections = project_each(inputs.input, hypotheticals, "slack", conf.priority_margin_s())
     result = {}
     for request, hypothetical, proj in zip(requests, hypotheticals, projections, strict=True):
         result[request.pk] = Forecast(

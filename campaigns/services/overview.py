@@ -130,7 +130,7 @@ def campaign_plan(campaign: Campaign) -> CampaignPlan:
     forecasts: dict[int, Forecast] = {}
     if campaign.state in OPEN_CAMPAIGN_STATES:
         inputs = load_inputs(campaign_ids=[campaign.pk])
-        decision = decide(inputs.input, "slack", conf.priority_boost_s())
+        decision = decide(inputs.input, "slack", conf.priority_margin_s())
         decisions = decision.stages
         summary = decision.campaigns.get(campaign.pk)
         forecast = forecast_campaigns(inputs, only=[campaign.pk]).get(campaign.pk)

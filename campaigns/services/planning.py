@@ -128,6 +128,7 @@ def load_inputs(
             "input_stage_id",
             "request__deadline",
             "request__state",
+            "request__priority",
             # Work from the counters execution keeps (recover recounts them), never a
             # count over the job rows: it grew with the jobs and ran on every page view.
             "n_planned",
@@ -199,6 +200,7 @@ def load_inputs(
                     walltime_s=float(s.walltime_median_s or s.walltime_s),
                     group=s.request_id,
                     group_deadline=deadlines[s.request__deadline],
+                    group_priority=PRIORITY_WEIGHT.get(s.request__priority, 1),
                     name=s.name,
                     input_stage_id=s.input_stage_id,
                     on_hold=s.request__state in WORK_HELD_STATES,
@@ -258,7 +260,7 @@ def plan_cycle(
     """One scheduling decision: how many jobs each ready stage may submit now, and why
     the others wait. Reads the database (four queries), writes nothing."""
     inputs = load_inputs(now, campaign_ids)
-    return CyclePlan(inputs, decide(inputs.input, "slack", conf.priority_boost_s()))
+    return CyclePlan(inputs, decide(inputs.input, "slack", conf.priority_margin_s()))
 
 
 def release_dependents(job_ids: Iterable[int]) -> dict[int, int]:

@@ -41,6 +41,8 @@ from ..services import (
     schedule_requests,
     update_campaign,
 )
+from ..services.controls import PLACEMENT_FIELDS, placement_of
+from ..services.controls import summary as controls_summary
 from ..services.feasibility import forecast_campaigns, forecast_unscheduled
 from ..services.overview import campaign_plan, with_counts
 from ..templatetags.steering import completion_figures
@@ -97,6 +99,7 @@ def campaign_new(request):
                 throttle=data["throttle"],
                 backend=data["backend"],
                 description=data["description"],
+                **{name: data[name] for name in PLACEMENT_FIELDS},
             )
         except CampaignError as exc:
             form_errors(form, exc)
@@ -136,11 +139,16 @@ def campaign_detail(request, pk: int):
             "operator": operator,
             "actions": available_actions(campaign.state) if operator else [],
             "open": open_,
+            # Not in the cached fragments: the answers of the batch system change without
+            # any edit of the campaign.
+            "placement": placement_of(campaign),
+            "controls": controls_summary([campaign.pk]).get(campaign.pk),
             "edit_form": CampaignEditForm(
                 initial={
                     "priority": campaign.priority,
                     "deadline": campaign.deadline,
                     "throttle": campaign.throttle,
+                    **{name: getattr(campaign, name) for name in PLACEMENT_FIELDS},
                 }
             )
             if operator and open_

@@ -15,6 +15,14 @@ class PhysicsGroupSerializer(serializers.ModelSerializer):
 
 class ExperimentSerializer(serializers.ModelSerializer):
     groups = PhysicsGroupSerializer(many=True, read_only=True)
+    # Read only here (edited in the admin): plain strings, empty for the site's default.
+    batch_partition = serializers.CharField(read_only=True)
+    batch_account = serializers.CharField(read_only=True)
+    batch_qos = serializers.CharField(read_only=True)
+    batch_requirements = serializers.CharField(read_only=True)
+    batch_avoid_partitions = serializers.CharField(
+        read_only=True, help_text="Slurm partitions the experiment's work never runs in."
+    )
     sla_accepted = serializers.BooleanField(read_only=True)
     open_requests = serializers.IntegerField(read_only=True)
 
@@ -30,6 +38,11 @@ class ExperimentSerializer(serializers.ModelSerializer):
             "sla_reference",
             "default_backend",
             "job_quota",
+            "batch_partition",
+            "batch_account",
+            "batch_qos",
+            "batch_requirements",
+            "batch_avoid_partitions",
             "groups",
             "open_requests",
         ]

@@ -1,6 +1,7 @@
 """Experiments, their people and what qualifies them under the SLA."""
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 
@@ -11,6 +12,68 @@ sha256_validator = RegexValidator(r"^[0-9a-f]{64}$", "A sha256 is 64 lowercase h
 slug_validator = RegexValidator(
     r"^[a-z0-9][a-z0-9-]{0,48}$", "Use lowercase letters, digits and dashes (at most 49)."
 )
+# A Slurm partition, account or QOS, an HTCondor accounting group: a name safe to pass on a
+# command line (the batch backends check it again).
+batch_name_validator = RegexValidator(
+    r"^[A-Za-z0-9_.@+-]{1,200}$", "Letters, digits and _ . @ + - only (a batch system name)."
+)
+batch_names_validator = RegexValidator(
+    r"^([A-Za-z0-9_.@+-]{1,200}(\s*,\s*[A-Za-z0-9_.@+-]{1,200})*)?$",
+    "Partition names separated by commas.",
+)
+requirements_validator = RegexValidator(
+    r"^[^\n\r\0]*$", "One line: an HTCondor ClassAd expression."
+)
+
+
+def split_names(value: str) -> list[str]:
+    """``"a, b"`` -> ``["a", "b"]`` (the partitions to avoid are stored as one line)."""
+    return [name.strip() for name in (value or "").split(",") if name.strip()]
+
+
+class BatchPlacement(models.Model):
+    """Where the work runs at the batch system; empty fields mean the site's default.
+
+    The same fields on an experiment and, as overrides, on a campaign.
+    """
+
+    batch_partition = models.CharField(
+        "Slurm partition",
+        max_length=200,
+        blank=True,
+        default="",
+        db_default="",
+        validators=[batch_name_validator],
+    )
+    batch_account = models.CharField(
+        "batch account",
+        max_length=200,
+        blank=True,
+        default="",
+        db_default="",
+        validators=[batch_name_validator],
+        help_text="Slurm account; HTCondor accounting group.",
+    )
+    batch_qos = models.CharField(
+        "Slurm QOS",
+        max_length=200,
+        blank=True,
+        default="",
+        db_default="",
+        validators=[batch_name_validator],
+    )
+    batch_requirements = models.CharField(
+        "HTCondor requirements",
+        max_length=1000,
+        blank=True,
+        default="",
+        db_default="",
+        validators=[requirements_validator],
+        help_text="A ClassAd expression the execute machines must match.",
+    )
+
+    class Meta:
+        abstract = True
 
 
 def configured_default_backend() -> str:
@@ -22,7 +85,7 @@ class ExperimentQuerySet(VisibleQuerySet):
     experiment_path = "id"
 
 
-class Experiment(models.Model):
+class Experiment(BatchPlacement):
     """A collaboration that hands production to OPOS under the service level agreement."""
 
     slug = models.SlugField(max_length=49, unique=True, validators=[slug_validator])
@@ -60,6 +123,15 @@ class Experiment(models.Model):
         db_default=168,
         help_text="SLA target: hours from a submitted ticket to its first job running.",
     )
+    batch_avoid_partitions = models.CharField(
+        "partitions to avoid",
+        max_length=1000,
+        blank=True,
+        default="",
+        db_default="",
+        validators=[batch_names_validator],
+        help_text="Slurm partitions this experiment's work must never run in, separated by commas.",
+    )
     created = models.DateTimeField(auto_now_add=True)
 
     objects = ExperimentQuerySet.as_manager()
@@ -69,6 +141,20 @@ class Experiment(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        if self.batch_partition and self.batch_partition in self.avoided_partitions:
+            raise ValidationError(
+                {
+                    "batch_avoid_partitions": f"{self.batch_partition!r} is the experiment's own "
+                    "partition: it cannot also be one to avoid."
+                }
+            )
+
+    @property
+    def avoided_partitions(self) -> list[str]:
+        return split_names(self.batch_avoid_partitions)
 
     @property
     def sla_accepted(self) -> bool:

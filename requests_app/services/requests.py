@@ -14,6 +14,7 @@ from django.db.models import Q
 from common import limits
 
 from ..choices import EDITABLE_STATES, TERMINAL_STATES, ExperimentRole, Priority, RequestState
+from ..events import request_priority_changed
 from ..models import (
     Comment,
     Experiment,
@@ -453,6 +454,9 @@ def update_request(
         note=note,
         changes=changes,
     )
+    if "priority" in changes:
+        # Its jobs already queued at the batch system follow (in this transaction).
+        request_priority_changed.send(sender=ProductionRequest, request_id=request.pk)
     return request
 
 

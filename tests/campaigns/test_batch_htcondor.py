@@ -17,6 +17,7 @@ import pytest
 from campaigns.batch import ArraySpec, BackendError, BackendUnavailable, BatchState, JobRef
 from campaigns.batch.htcondor import (
     JOB_SHIM,
+    JOBPRIO_BY_LEVEL,
     HTCondorBackend,
     build_submit_description,
     make_submit,
@@ -86,6 +87,21 @@ def test_submit_description_as_htcondor_reads_it(spec):
     assert submit.expand("MY.OposToken") == '"tok-condor_1"'
     assert submit.expand("MY.OposIndex") == "0"
     assert "queue" not in submit.expand("arguments")
+
+
+def test_placement_and_priority_reach_the_submit_description(spec):
+    import dataclasses
+
+    spec = dataclasses.replace(
+        spec, requirements='(OpSysAndVer == "AlmaLinux9")', priority=3, partition="ignored"
+    )
+    submit = make_submit(spec)
+    assert submit.expand("requirements") == '(OpSysAndVer == "AlmaLinux9")'
+    assert submit.expand("priority") == str(JOBPRIO_BY_LEVEL[3])
+    assert JOBPRIO_BY_LEVEL[3] > JOBPRIO_BY_LEVEL[1] > JOBPRIO_BY_LEVEL[0]
+    assert "partition" not in build_submit_description(spec)
+    with pytest.raises(ValueError, match="one line"):
+        dataclasses.replace(spec, requirements="true\nqueue 1000")
 
 
 def test_resumed_submission_starts_at_its_element(spec):

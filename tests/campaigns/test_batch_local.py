@@ -15,7 +15,9 @@ from campaigns.batch import (
     ArraySpec,
     BackendError,
     BatchState,
+    ControlOutcome,
     JobRef,
+    Placement,
     StatusAnswer,
     get_backend,
 )
@@ -334,3 +336,43 @@ def test_worker_secrets_do_not_reach_jobs(tmp_path, monkeypatch):
     assert "SECRET_KEY" not in env and "DATABASE_URL" not in env
     assert env["OPOS_STAGE"] == "generation"
     assert env["OPOS_JOB_DIR"] == str(array / "0")
+
+
+# --- controls: hold, release, priority (the queue's order) ---------------------------------
+
+
+def test_held_elements_wait_until_released(make_array, wait_terminal, job_script, spool):
+    array_dir = make_array(3, lambda i: {"sleep": "0.3"})
+    backend = LocalBackend(spool_dir=spool, slots=1)
+    ids = backend.submit(ArraySpec("tok-hold", array_dir, 3, **run(job_script)))
+    answers = backend.hold(ids)
+    # The first element took the one slot at submission: it runs on; the rest are held.
+    assert answers[ids[0]].outcome == ControlOutcome.SKIPPED
+    assert [answers[i].outcome for i in ids[1:]] == [ControlOutcome.DONE] * 2
+    wait_terminal(backend, refs(ids[:1], array_dir))
+    time.sleep(0.3)
+    states = backend.status(refs(ids, array_dir))
+    assert [states[i].state for i in ids[1:]] == [BatchState.HELD] * 2
+    assert not (array_dir / "1" / "out.json").exists()
+    backend.release(ids)
+    states = wait_terminal(backend, refs(ids, array_dir))
+    assert {s.state for s in states.values()} == {BatchState.SUCCEEDED}
+
+
+def test_priority_reorders_the_queue_of_waiting_arrays(
+    make_array, wait_terminal, job_script, spool
+):
+    backend = LocalBackend(spool_dir=spool, slots=1)
+    busy_dir = make_array(1, lambda i: {"sleep": "0.5"}, name="busy")
+    busy = backend.submit(ArraySpec("tok-busy", busy_dir, 1, **run(job_script)))
+    first_dir = make_array(1, lambda i: {}, name="first")
+    first = backend.submit(ArraySpec("tok-first", first_dir, 1, priority=1, **run(job_script)))
+    later_dir = make_array(1, lambda i: {}, name="later")
+    later = backend.submit(ArraySpec("tok-later", later_dir, 1, priority=1, **run(job_script)))
+    # Filed last, made critical: it starts before the one filed before it.
+    assert backend.set_priority(later, 3)[later[0]].outcome == ControlOutcome.DONE
+    assert backend.set_priority(busy, 3)[busy[0]].outcome == ControlOutcome.SKIPPED  # running
+    wait_terminal(backend, refs(busy, busy_dir) + refs(first, first_dir) + refs(later, later_dir))
+    assert out(later_dir, 0)["start"] < out(first_dir, 0)["start"]
+    moved = backend.move(first, Placement(partition="spare"))
+    assert moved[first[0]].outcome == ControlOutcome.SKIPPED

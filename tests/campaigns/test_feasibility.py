@@ -1,5 +1,7 @@
 """Deadline feasibility: projected finish at the current load, labelled against the deadline."""
 
+import datetime as dt
+
 import pytest
 from django.utils import timezone
 
@@ -136,16 +138,19 @@ def test_an_approved_request_would_finish_on_track_on_an_idle_system(experiment,
 @pytest.mark.django_db
 def test_the_current_load_can_make_a_request_late(experiment, operator, settings):
     settings.OPOS_BACKEND_CAPACITY = {"local": 4}
-    settings.OPOS_PRIORITY_BOOST_S = 30 * 86400  # the critical campaign always goes first
     template = workflow(experiment)
-    busy = CampaignFactory(experiment=experiment, priority="critical")
+    # Due in four days with 2.6 days of work at its full share: less slack than the
+    # newcomer's, so it is served first.
+    busy = CampaignFactory(
+        experiment=experiment, priority="critical", deadline=timezone.localdate() + dt.timedelta(4)
+    )
     big = approved_request(experiment, template, events=40_000, per_job=100, days=10)
     schedule_requests(busy, [big.pk], operator)
     campaign_action(busy, "launch", operator)
 
     # 450,000 job-seconds; one slot (the starvation floor) while the busy campaign's
     # 900,000 run on the other three, then all four: about 3.9 days, due in at most 3.
-    newcomer = approved_request(experiment, template, events=20_000, per_job=100, days=2)
+    newcomer = approved_request(experiment, template, events=20_000, per_job=100, days=3)
     forecast = forecast_request(newcomer)
     assert forecast.status == Feasibility.LATE
     assert "(late; deadline" in forecast.message

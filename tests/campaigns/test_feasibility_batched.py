@@ -6,13 +6,17 @@ requests. Both must give exactly what projecting each request alone gives.
 """
 
 import dataclasses
+import datetime as dt
+from types import SimpleNamespace
 
 import pytest
+from django.utils import timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from campaigns import conf
 from campaigns.scheduler import (
+    DEFAULT_MARGIN_S,
     INF,
     CampaignLoad,
     Projection,
@@ -21,7 +25,9 @@ from campaigns.scheduler import (
     _duration,
     campaign_share,
     campaign_work,
+    group_order,
     order_key,
+    priority_order,
     project,
     project_each,
 )
@@ -92,7 +98,7 @@ def worlds(draw):
 # dictionaries, early stop); this is the straightforward version it must agree with.
 
 
-def reference_project(inp, policy="slack", boost_s=12 * 3600):
+def reference_project(inp, policy="slack", margin_s=DEFAULT_MARGIN_S):
     """``project`` as first written (commit 80ccd4a)."""
     now = inp.now
     state: dict[int, dict] = {}
@@ -101,15 +107,19 @@ def reference_project(inp, policy="slack", boost_s=12 * 3600):
         work, chain = campaign_work(c)
         share = campaign_share(c, inp.capacity, inp.quotas)
         slack = c.deadline - now - _duration(work, chain, share)
-        order.append((order_key(c, slack, policy, boost_s), c))
+        order.append((order_key(c, slack, policy), c, slack, _duration(work, chain, share)))
         groups: dict[int, list] = {}
         for s in c.stages:
             g = groups.setdefault(s.group, [s.group_deadline, 0.0, 0.0])
             if s.remaining:
                 g[1] += s.remaining * s.walltime_s
                 g[2] += s.walltime_s
-        # Groups are worked in deadline order, like decide() serves their stages.
-        queue = sorted(((d, gid, w, ch) for gid, (d, w, ch) in groups.items()), key=lambda x: x[:2])
+        # Groups are worked in the order decide() serves their stages.
+        ranks = group_order(c.stages, now, share, policy == "slack")
+        queue = sorted(
+            ((d, gid, w, ch) for gid, (d, w, ch) in groups.items()),
+            key=lambda x: (ranks.get(x[1], 0), x[1]),
+        )
         state[c.campaign_id] = {
             "c": c,
             "work": work,
@@ -121,7 +131,10 @@ def reference_project(inp, policy="slack", boost_s=12 * 3600):
             "proj": Projection(c.campaign_id, None, {}, share),
         }
     order.sort(key=lambda item: item[0])
-    ordered = [c for _k, c in order]
+    items = [SimpleNamespace(campaign=c, slack=sl, duration=du) for _k, c, sl, du in order]
+    if policy == "slack":
+        items = priority_order(items, margin_s)
+    ordered = [item.campaign for item in items]
 
     def close_groups(st, t: float) -> None:
         # Record the groups whose cumulative work is done by time t.
@@ -248,9 +261,11 @@ def test_each_extra_projects_as_if_it_were_alone(world):
 def test_a_page_of_requests_is_forecast_as_each_alone(experiment, operator, settings, monkeypatch):
     """The service: a busy system, several waiting requests, each projected alone."""
     settings.OPOS_BACKEND_CAPACITY = {"local": 4}
-    settings.OPOS_PRIORITY_BOOST_S = 30 * 86400  # the critical campaign always goes first
     template = workflow(experiment)
-    busy = CampaignFactory(experiment=experiment, priority="critical")
+    # Less slack than any of the waiting requests: served before them.
+    busy = CampaignFactory(
+        experiment=experiment, priority="critical", deadline=timezone.localdate() + dt.timedelta(3)
+    )
     big = approved_request(experiment, template, events=40_000, per_job=100, days=10)
     schedule_requests(busy, [big.pk], operator)
     campaign_action(busy, "launch", operator)
@@ -269,7 +284,7 @@ def test_a_page_of_requests_is_forecast_as_each_alone(experiment, operator, sett
         single = forecast_unscheduled([request], inputs)[request.pk]
         extra = _extra_of(request, inputs, monkeypatch)
         scenario = dataclasses.replace(inputs.input, campaigns=[*inputs.input.campaigns, extra])
-        proj = project(scenario, "slack", conf.priority_boost_s())[HYPOTHETICAL]
+        proj = project(scenario, "slack", conf.priority_margin_s())[HYPOTHETICAL]
         assert single.finish == _when(proj.finish)
         assert single.status == feasibility(inputs.input.now, extra.deadline, proj.finish)
     assert len({f.status for f in batched.values()}) > 1  # the cases differ

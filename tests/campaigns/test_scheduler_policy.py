@@ -71,19 +71,26 @@ def test_slack_accounts_for_remaining_work():
     assert d.campaigns[2].rank == 0
 
 
-def test_priority_breaks_ties_and_boosts():
+def test_priority_breaks_ties_and_passes_only_what_can_wait():
     low = camp(1, [stage(1, ready=40)], deadline_h=30, priority=0)
     high = camp(2, [stage(2, ready=40)], deadline_h=30, priority=2)
     d = run([low, high])
     assert d.campaigns[2].rank == 0
-    # A critical campaign overtakes a low one whose slack is a few hours shorter ...
+    # A critical campaign goes before a low one with less slack that can wait for all of
+    # it (4 hours of work on 10 slots) and still keep the margin ...
     low = camp(1, [stage(1, ready=40)], deadline_h=30, priority=0)
-    critical = camp(2, [stage(2, ready=40)], deadline_h=40, priority=3)
-    assert run([low, critical]).campaigns[2].rank == 0
-    # ... but not one that is days more urgent.
-    low = camp(1, [stage(1, ready=40)], deadline_h=20, priority=0)
     critical = camp(2, [stage(2, ready=40)], deadline_h=120, priority=3)
-    assert run([low, critical]).campaigns[1].rank == 0
+    assert run([low, critical]).campaigns[2].rank == 0
+    # ... but not before one that cannot: 1 hour of slack, and the critical one needs 4.
+    low = camp(1, [stage(1, ready=40)], deadline_h=5, priority=0)
+    critical = camp(2, [stage(2, ready=40)], deadline_h=120, priority=3)
+    d = run([low, critical])
+    assert d.campaigns[1].rank == 0
+    assert submitted(d, 1) == 9 and submitted(d, 2) == 1  # the starvation floor only
+    # The slack-only yardstick ignores priority altogether.
+    low = camp(1, [stage(1, ready=40)], deadline_h=30, priority=0)
+    critical = camp(2, [stage(2, ready=40)], deadline_h=120, priority=3)
+    assert run([low, critical], policy="slack-only").campaigns[1].rank == 0
 
 
 def test_experiment_quota_is_never_exceeded():
@@ -217,7 +224,8 @@ def test_backends_are_separate():
 def test_baselines_order_differently(policy, first):
     early = camp(1, [stage(1, ready=100)], deadline_h=500, priority=1, arrival=0)
     important = camp(2, [stage(2, ready=100)], deadline_h=400, priority=3, arrival=5)
-    urgent = camp(3, [stage(3, ready=100)], deadline_h=30, priority=0, arrival=9)
+    # Too urgent to wait 10 hours for the important one: ours serves it first.
+    urgent = camp(3, [stage(3, ready=100)], deadline_h=15, priority=0, arrival=9)
     d = run([early, important, urgent], capacity=10, policy=policy)
     assert d.campaigns[first].rank == 0
     assert submitted(d, first) == 10 if policy != "slack" else 8

@@ -353,6 +353,7 @@ SPECS: dict[str, Spec] = {
         writes=[Write("post", API_OPERATOR_ON_A, lambda w: {"action": "pause", "note": "m"})],
     ),
     "campaign-plan": Spec(a("a_campaign"), get=API_MEMBER),
+    "campaign-batch-controls": Spec(a("a_campaign"), get=API_MEMBER),
     "campaign-remove": Spec(
         a("a_campaign"),
         writes=[Write("post", API_OPERATOR_ON_A, lambda w: {"request": w.a_approved.pk})],

@@ -13,6 +13,7 @@ from campaigns.simulator import ScenarioError, load_scenario, simulate
 SCENARIO_DIR = Path(settings.BASE_DIR) / "campaigns" / "scenarios"
 LABELS = {
     "slack": "least slack (ours)",
+    "slack-only": "least slack, no priority",
     "fcfs": "first come first served",
     "priority": "priority only",
 }
@@ -27,7 +28,8 @@ def _hours(seconds: float | None) -> str:
 class Command(BaseCommand):
     help = (
         "Run the scheduling policy against simulated time on a scenario file and print, for our "
-        "policy and the FCFS and priority-only baselines, the deadlines met and the total lateness."
+        "policy and the baselines (least slack without priority, FCFS, priority only), the "
+        "deadlines met and the total lateness."
     )
 
     def add_arguments(self, parser):
@@ -55,7 +57,7 @@ class Command(BaseCommand):
             raise CommandError(
                 f"{path}: the scenario is not valid:\n  " + "\n  ".join(exc.problems)
             ) from None
-        results = [simulate(loaded, p, conf.priority_boost_s()) for p in (policy or POLICIES)]
+        results = [simulate(loaded, p, conf.priority_margin_s()) for p in (policy or POLICIES)]
 
         capacity = ", ".join(f"{b}={n}" for b, n in loaded.capacity.items())
         out = self.stdout
