@@ -24,8 +24,8 @@ from campaigns.batch import (
     get_backend,
 )
 from campaigns.batch.base import check_array_dir
-from campaigns.batch.slurm import (
-    SlurmBackend,
+from campaigns.batch.slurm import SlurmBackend
+from campaigns.batch.slurm_records import (
     compress_ids,
     decode_exit_code,
     map_slurm_state,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from campaigns.batch.slurm import _job_ids
+from campaigns.batch.slurm_records import _job_ids
 from campaigns.choices import JobState, SubmissionState
 from campaigns.execution import recovery, submission
 from campaigns.execution.submission import CHECKPOINTS, SimulatedCrash
