@@ -23,7 +23,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from campaigns.models import Job
-from requests_app.api.errors import ProblemSerializer
+from requests_app.api.errors import FIELD_ERRORS, ProblemSerializer
 from requests_app.models import Experiment
 from requests_app.models.visibility import is_operator
 
@@ -139,7 +139,7 @@ class LedgerView(APIView):
             OpenApiParameter("start", OpenApiTypes.DATE, description="First day (included)."),
             OpenApiParameter("end", OpenApiTypes.DATE, description="Last day (included)."),
         ],
-        responses={200: LedgerSerializer, 400: ProblemSerializer, 404: ProblemSerializer},
+        responses={200: LedgerSerializer, 400: FIELD_ERRORS, 404: ProblemSerializer},
     )
     def get(self, request: Request) -> Response:
         start, end = parse_period(request.query_params)
@@ -160,7 +160,12 @@ class AllocationSerializer(serializers.ModelSerializer):
     experiment = serializers.SlugRelatedField(
         slug_field="slug", queryset=Experiment.objects.all(), help_text="The experiment's slug."
     )
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(
+        slug_field="username",
+        read_only=True,
+        allow_null=True,
+        help_text="Who set it (null: made outside the tracker's forms, e.g. a data import).",
+    )
 
     class Meta:
         model = Allocation

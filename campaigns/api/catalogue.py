@@ -116,13 +116,13 @@ class OutputFileSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ReasonSerializer(serializers.Serializer):
+class LifecycleReasonSerializer(serializers.Serializer):
     reason = serializers.CharField(
         max_length=lifecycle.MAX_REASON, help_text="Why (required, recorded in the audit trail)."
     )
 
 
-class FileInvalidationSerializer(ReasonSerializer):
+class FileInvalidationSerializer(LifecycleReasonSerializer):
     files = serializers.ListField(
         child=serializers.CharField(max_length=255),
         min_length=1,
@@ -204,7 +204,7 @@ class DatasetViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
 
     def _move(self, request, action_name: str) -> Response:
         dataset = self.get_object()
-        payload = ReasonSerializer(data=request.data)
+        payload = LifecycleReasonSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         with campaign_errors():
             lifecycle.change_state(dataset, action_name, request.user, payload.data["reason"])
@@ -213,7 +213,7 @@ class DatasetViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     @extend_schema(
         summary="Close a dataset: complete, no more files (operators, the experiment's liaisons)",
         description="Refused (409) while jobs of the stage producing it are still to run.",
-        request=ReasonSerializer,
+        request=LifecycleReasonSerializer,
         responses={200: DatasetSerializer, 400: FIELD_ERRORS, **REFUSED},
     )
     @action(detail=True, methods=["post"], parser_classes=[BoundedJSONParser])
@@ -222,7 +222,7 @@ class DatasetViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(
         summary="Reopen a closed dataset (operators, the experiment's liaisons)",
-        request=ReasonSerializer,
+        request=LifecycleReasonSerializer,
         responses={200: DatasetSerializer, 400: FIELD_ERRORS, **REFUSED},
     )
     @action(detail=True, methods=["post"], parser_classes=[BoundedJSONParser])
@@ -231,7 +231,7 @@ class DatasetViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(
         summary="Retire a dataset: kept, hidden from the default list (operators, liaisons)",
-        request=ReasonSerializer,
+        request=LifecycleReasonSerializer,
         responses={200: DatasetSerializer, 400: FIELD_ERRORS, **REFUSED},
     )
     @action(detail=True, methods=["post"], parser_classes=[BoundedJSONParser])
@@ -244,13 +244,13 @@ class DatasetViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
             "Its files leave the counts and the inputs of jobs not yet submitted; files made "
             "from them are marked `from_invalid_input`."
         ),
-        request=ReasonSerializer,
+        request=LifecycleReasonSerializer,
         responses={200: InvalidationSerializer, 400: FIELD_ERRORS, **REFUSED},
     )
     @action(detail=True, methods=["post"], parser_classes=[BoundedJSONParser])
     def invalidate(self, request, pk=None):
         dataset = self.get_object()
-        payload = ReasonSerializer(data=request.data)
+        payload = LifecycleReasonSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         with campaign_errors():
             result = lifecycle.invalidate_dataset(dataset, request.user, payload.data["reason"])
@@ -294,7 +294,7 @@ class DatasetViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         summary="Remake the invalidated files: re-run the jobs that made them (operators)",
         description="A recovery of the producing stage, limited to its invalidated outputs; "
         "the campaign must still be open.",
-        request=ReasonSerializer,
+        request=LifecycleReasonSerializer,
         responses={
             200: inline_serializer(
                 "DatasetRemade",
@@ -307,7 +307,7 @@ class DatasetViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"], parser_classes=[BoundedJSONParser])
     def remake(self, request, pk=None):
         dataset = self.get_object()
-        payload = ReasonSerializer(data=request.data)
+        payload = LifecycleReasonSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         with campaign_errors():
             jobs = lifecycle.remake(dataset, request.user, payload.data["reason"])

@@ -67,7 +67,7 @@ class RecoveryResultSerializer(serializers.Serializer):
     overrides = serializers.DictField()
 
 
-class ReasonSerializer(serializers.Serializer):
+class AbandonReasonSerializer(serializers.Serializer):
     reason = serializers.CharField(
         max_length=5000, help_text="Why the rest is abandoned (recorded, sent to the requester)."
     )
@@ -215,13 +215,13 @@ class CampaignSteeringViewSet(viewsets.GenericViewSet):
             " cancelled, those at the batch system are cancelled by execution; the"
             " requesters are told. 409 below the threshold, with the figures."
         ),
-        request=ReasonSerializer,
+        request=AbandonReasonSerializer,
         responses={200: CompletionResultSerializer, **BAD, **REFUSED},
     )
     @action(detail=True, methods=["post"], url_path="force-complete")
     def force_complete(self, request, pk=None):
         campaign = self.get_object()
-        payload = ReasonSerializer(data=request.data)
+        payload = AbandonReasonSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         with campaign_errors():
             result = completion.force_complete_campaign(
@@ -322,13 +322,13 @@ class RequestSteeringViewSet(viewsets.GenericViewSet):
             "Allowed once its final stages' jobs done reach the completion threshold; the"
             " rest is abandoned with the reason and the requester is told. 409 below it."
         ),
-        request=ReasonSerializer,
+        request=AbandonReasonSerializer,
         responses={200: CompletionResultSerializer, **BAD, **REFUSED},
     )
     @action(detail=True, methods=["post"], url_path="force-complete")
     def force_complete(self, request, pk=None):
         obj = self.get_object()
-        payload = ReasonSerializer(data=request.data)
+        payload = AbandonReasonSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         with campaign_errors():
             result = completion.force_complete_request(

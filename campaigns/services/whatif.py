@@ -160,11 +160,11 @@ def apply(
 
 
 def compare(
-    before: SchedulerInput, after: SchedulerInput, boost_s: float, subject: int | None
+    before: SchedulerInput, after: SchedulerInput, margin_s: float, subject: int | None
 ) -> tuple[list[Effect], Effect | None]:
     """Both projections, and every campaign or request whose finish or status moved."""
-    p_before = project(before, "slack", boost_s)
-    p_after = project(after, "slack", boost_s)
+    p_before = project(before, "slack", margin_s)
+    p_after = project(after, "slack", margin_s)
     now = after.now
     effects: list[Effect] = []
     subject_effect = None
@@ -245,5 +245,5 @@ def what_if(
         extra_campaign=extra_campaign,
     )
     subject = HYPOTHETICAL if change == "approve" else campaign_id
-    effects, subject_effect = compare(before, after, conf.priority_boost_s(), subject)
+    effects, subject_effect = compare(before, after, conf.priority_margin_s(), subject)
     return WhatIf(change, campaign_id, effects, subject_effect, inputs.now)

@@ -66,7 +66,12 @@ def test_test_launch_recovery_with_overrides_and_force_complete(journey, real_wo
     tab.arrived()
     assert "Settings saved." in page.locator(".messages").inner_text()
     page.get_by_role("button", name="Launch").click()
+    # A launch leads to the commitments the tracker proposes; confirmed, on to its dashboard.
+    tab.arrived("campaign commitments")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Confirm commitments").click()
     tab.arrived()
+    tab.visit(detail)
     assert (
         "Test launch: 2 jobs of each stage run first" in page.locator("#test-launch").inner_text()
     )

@@ -39,7 +39,10 @@ def job_reads(ctx):
     return [
         q["sql"]
         for q in ctx.captured_queries
-        if q["sql"].startswith("SELECT") and '"campaigns_job"."batch_id"' in q["sql"]
+        # The in-flight read itself: the controls sent in the same cycle join jobs too.
+        if q["sql"].startswith("SELECT")
+        and '"campaigns_job"."batch_id"' in q["sql"]
+        and 'FROM "campaigns_job"' in q["sql"]
     ]
 
 

@@ -254,6 +254,45 @@ SPECS: dict[str, Spec] = {
     "campaigns:stage_recover": Spec(a("a_stage"), writes=[Write("post", PAGE_OPERATOR_ANY)]),
     "campaigns:job_cancel_retry": Spec(a("a_job"), writes=[Write("post", PAGE_OPERATOR_ANY)]),
     "campaigns:stuck_list": Spec(get=PAGE_ALL),
+    # Steering running production (operators), and the requests' clone and extension.
+    "campaigns:recover": Spec(
+        a("a_campaign"), writes=[Write("post", PAGE_OPERATOR_ON_A, lambda w: {"note": "m"})]
+    ),
+    "campaigns:force_complete": Spec(
+        a("a_campaign"), writes=[Write("post", PAGE_OPERATOR_ON_A, lambda w: {"reason": "m"})]
+    ),
+    "campaigns:launch_full": Spec(a("a_campaign"), writes=[Write("post", PAGE_OPERATOR_ON_A)]),
+    "campaigns:settings": Spec(
+        a("a_campaign"), writes=[Write("post", PAGE_OPERATOR_ON_A, lambda w: {"test_jobs": "0"})]
+    ),
+    "campaigns:request_clone": Spec(
+        A_REQUEST, writes=[Write("post", roles(LOGIN, ACT, ACT, HIDDEN, ACT, ACT))]
+    ),
+    "campaigns:request_extend": Spec(
+        A_REQUEST,
+        writes=[
+            Write(
+                "post",
+                roles(LOGIN, ACT, ACT, HIDDEN, ACT, ACT),
+                lambda w: {"events": "10", "reason": "m"},
+            )
+        ],
+    ),
+    "campaigns:request_force_complete": Spec(
+        A_REQUEST,
+        writes=[Write("post", roles(LOGIN, ACT, ACT, HIDDEN, ACT, ACT), lambda w: {"reason": "m"})],
+    ),
+    # An extension that does not exist: refused by role first, then not found.
+    "campaigns:extension_decide": Spec(
+        lambda w: {"pk": 999999},
+        writes=[
+            Write(
+                "post",
+                roles(LOGIN, FORBID, FORBID, FORBID, HIDDEN, HIDDEN),
+                lambda w: {"decision": "approve"},
+            )
+        ],
+    ),
     # --- monitoring pages -------------------------------------------------------------------
     "monitoring:index": Spec(get=roles(LOGIN, ACT, ACT, ACT, ACT, ACT)),
     "monitoring:operations": Spec(get=PAGE_OPERATOR),
@@ -353,6 +392,49 @@ SPECS: dict[str, Spec] = {
         writes=[Write("post", API_OPERATOR_ON_A, lambda w: {"action": "pause", "note": "m"})],
     ),
     "campaign-plan": Spec(a("a_campaign"), get=API_MEMBER),
+    "campaign-steering-recover": Spec(
+        a("a_campaign"), writes=[Write("post", API_OPERATOR_ON_A, lambda w: {"note": "m"})]
+    ),
+    "campaign-steering-force-complete": Spec(
+        a("a_campaign"), writes=[Write("post", API_OPERATOR_ON_A, lambda w: {"reason": "m"})]
+    ),
+    "campaign-steering-launch-full": Spec(
+        a("a_campaign"), writes=[Write("post", API_OPERATOR_ON_A)]
+    ),
+    "campaign-steering-steering-settings": Spec(
+        a("a_campaign"), writes=[Write("post", API_OPERATOR_ON_A, lambda w: {"test_jobs": 0})]
+    ),
+    "request-steering-clone": Spec(
+        a("a_request"), writes=[Write("post", roles(UNAUTH, ACT, FORBID, HIDDEN, ACT, ACT))]
+    ),
+    "request-steering-force-complete": Spec(
+        a("a_request"), writes=[Write("post", API_OPERATOR_ON_A, lambda w: {"reason": "m"})]
+    ),
+    "request-steering-extensions": Spec(
+        a("a_request"),
+        get=API_MEMBER,
+        writes=[
+            Write(
+                "post",
+                roles(UNAUTH, ACT, FORBID, HIDDEN, ACT, ACT),
+                lambda w: {"events": 10, "reason": "m"},
+            )
+        ],
+    ),
+    "extension-list": Spec(get=API_ALL),
+    "extension-detail": Spec(
+        lambda w: {"pk": 999999}, get=roles(UNAUTH, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN)
+    ),
+    # Looked up before the role is checked: an extension nobody may see is 404 to all.
+    "extension-approve": Spec(
+        lambda w: {"pk": 999999},
+        writes=[Write("post", roles(UNAUTH, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN))],
+    ),
+    # Looked up before the role is checked: an extension nobody may see is 404 to all.
+    "extension-reject": Spec(
+        lambda w: {"pk": 999999},
+        writes=[Write("post", roles(UNAUTH, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN))],
+    ),
     "campaign-batch-controls": Spec(a("a_campaign"), get=API_MEMBER),
     "campaign-remove": Spec(
         a("a_campaign"),
