@@ -287,6 +287,7 @@ class Trial:
             flag = Path(services["hang_flag"])
             flag.touch()
             other_before = self.succeeded(other)
+            other_left = 3 * max(self.jobs, 8) - other_before
             time.sleep(hold)
             other_during = self.succeeded(other) - other_before
             flag.unlink()
@@ -294,6 +295,7 @@ class Trial:
             self.events.append(
                 {
                     "fault": f"squeue hangs for {hold:.0f} s",
+                    "local_campaign_jobs_left_at_start": other_left,
                     "local_campaign_jobs_done_meanwhile": other_during,
                 }
             )
@@ -503,9 +505,12 @@ def main() -> int:
             other_campaign, _ = trial.setup_campaign("local", "faults-local", max(args.jobs, 8))
             other = other_campaign
         trial.start_processes()
-        # Kills start with the first arrays (there are many, they need the whole run);
-        # the other faults strike when a quarter of the work is done.
-        trial.wait_progress(campaign, 0.02 if args.scenario == "worker_kill" else 0.25)
+        # Kills start with the first arrays (there are many, they need the whole run); so
+        # does the hang, while the local campaign beside it still has work to go on with
+        # (at a quarter of the Slurm work it could already be done, proving nothing); the
+        # other faults strike when a quarter of the work is done.
+        early = args.scenario in ("worker_kill", "batch_hang")
+        trial.wait_progress(campaign, 0.02 if early else 0.25)
         trial.inject(campaign, services, other)
         report["duration_s"] = round(trial.wait_done(campaign, *([other] if other else [])), 1)
         shims_log = Path(services["sbatch_log"]) if services.get("sbatch_log") else None

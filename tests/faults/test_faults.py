@@ -221,7 +221,8 @@ def test_batch_command_hangs(services):
     report = run_trial(services, "batch_hang")
     assert_survived(report)
     hang = next(e for e in report["events"] if "squeue hangs" in e.get("fault", ""))
-    # The other campaign (local backend) went on while Slurm's squeue hung.
+    # The other campaign (local backend) had work left and went on while squeue hung.
+    assert hang["local_campaign_jobs_left_at_start"] > 0, report["events"]
     assert hang["local_campaign_jobs_done_meanwhile"] > 0, report["events"]
 
 
