@@ -24,12 +24,21 @@
     var selector = el.tagName.toLowerCase();
     var attr = el.getAttribute("href") !== null ? "href" : (el.getAttribute("name") !== null ? "name" : null);
     if (attr) { selector += "[" + attr + '="' + CSS.escape(el.getAttribute(attr)) + '"]'; }
-    return { selector: selector, index: Array.prototype.indexOf.call(region.querySelectorAll(selector), el) };
+    // Ranked among its likes with the same text too: another link to the same place (a
+    // badge that comes and goes with a status) must not shift it onto its neighbour.
+    var text = el.textContent.trim();
+    return { selector: selector, text: text, index: alike(region, selector, text).indexOf(el) };
+  }
+
+  function alike(region, selector, text) {
+    return Array.prototype.filter.call(region.querySelectorAll(selector), function (el) {
+      return el.textContent.trim() === text;
+    });
   }
 
   function restoreFocus(region, key) {
     if (!key || key.index < 0) { return; }
-    var el = region.querySelectorAll(key.selector)[key.index];
+    var el = alike(region, key.selector, key.text)[key.index];
     if (el) { el.focus({ preventScroll: true }); }
   }
 
