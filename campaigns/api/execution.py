@@ -362,19 +362,7 @@ class FailureRuleSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = FailureRule
-        fields = [
-            "id",
-            "template",
-            "position",
-            "exit_codes",
-            "stderr_pattern",
-            "batch_reason",
-            "failure_class",
-            "action",
-            "max_attempts",
-            "factor",
-            "description",
-        ]
+        fields = ["id", *failure_rules.RULE_FIELDS]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from django.db import OperationalError, connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from ..batch import ACTIVE_STATES, BackendError, BackendUnavailable, JobStatus, StatusAnswer
@@ -325,50 +326,40 @@ def cancel_requested() -> list[int]:
     """
     done = []
     for campaign_id in Campaign.objects.filter(cancel_pending=True).values_list("id", flat=True):
-        by_backend: dict[str, list[str]] = defaultdict(list)
-        for name, batch_id in (
-            Job.objects.filter(stage__campaign_id=campaign_id, state__in=sorted(ACTIVE_JOB_STATES))
-            .exclude(batch_id="")
-            .values_list("backend", "batch_id")
-        ):
-            by_backend[name].append(batch_id)
-        try:
-            for name, ids in by_backend.items():
-                backends.backend(name).cancel(ids)
-        except BackendError as exc:
-            log.warning(
-                "campaign %s: cancel at the batch system failed, retrying: %s", campaign_id, exc
-            )
-            continue
-        Campaign.objects.filter(pk=campaign_id).update(cancel_pending=False)
-        done.append(campaign_id)
+        jobs = Job.objects.filter(stage__campaign_id=campaign_id)
+        if _cancel_in_flight(jobs, f"campaign {campaign_id}"):
+            Campaign.objects.filter(pk=campaign_id).update(cancel_pending=False)
+            done.append(campaign_id)
     _cancel_abandoned()
     return done
 
 
+def _cancel_in_flight(jobs: QuerySet[Job], what: str) -> bool:
+    """Cancel at their batch systems the ``jobs`` in flight; False when one refused (the
+    flag stays up and the next cycle tries again)."""
+    by_backend: dict[str, list[str]] = defaultdict(list)
+    for name, batch_id in (
+        jobs.filter(state__in=sorted(ACTIVE_JOB_STATES))
+        .exclude(batch_id="")
+        .values_list("backend", "batch_id")
+    ):
+        by_backend[name].append(batch_id)
+    try:
+        for name, ids in by_backend.items():
+            backends.backend(name).cancel(ids)
+    except BackendError as exc:
+        log.warning("%s: cancel at the batch system failed, retrying: %s", what, exc)
+        return False
+    return True
+
+
 def _cancel_abandoned() -> None:
-    """The same for requests force-completed with jobs still in flight (the flag on their
-    campaign link; ``campaigns.services.completion``): only their own jobs are cancelled."""
+    """As for a cancelled campaign, for requests force-completed with jobs still in flight
+    (the flag on their campaign link; ``campaigns.services.completion``): only their own
+    jobs are cancelled."""
     for link_id, campaign_id, request_id in CampaignRequest.objects.filter(
         cancel_pending=True
     ).values_list("id", "campaign_id", "request_id"):
-        by_backend: dict[str, list[str]] = defaultdict(list)
-        for name, batch_id in (
-            Job.objects.filter(
-                stage__campaign_id=campaign_id,
-                stage__request_id=request_id,
-                state__in=sorted(ACTIVE_JOB_STATES),
-            )
-            .exclude(batch_id="")
-            .values_list("backend", "batch_id")
-        ):
-            by_backend[name].append(batch_id)
-        try:
-            for name, ids in by_backend.items():
-                backends.backend(name).cancel(ids)
-        except BackendError as exc:
-            log.warning(
-                "request %s: cancel at the batch system failed, retrying: %s", request_id, exc
-            )
-            continue
-        CampaignRequest.objects.filter(pk=link_id).update(cancel_pending=False)
+        jobs = Job.objects.filter(stage__campaign_id=campaign_id, stage__request_id=request_id)
+        if _cancel_in_flight(jobs, f"request {request_id}"):
+            CampaignRequest.objects.filter(pk=link_id).update(cancel_pending=False)
