@@ -69,6 +69,7 @@
           var focused = focusKey(region);
           var doc = new DOMParser().parseFromString(html, "text/html");
           region.replaceChildren.apply(region, Array.from(doc.body.childNodes));
+          if (window.opos && window.opos.tagScrollBoxes) { window.opos.tagScrollBoxes(); }
           restoreDetails(region, opened);
           restoreFocus(region, focused);
           say("Updated " + new Date().toLocaleTimeString([], { hour12: false }) + " · refreshes every " + seconds + " s");
