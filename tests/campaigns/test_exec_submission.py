@@ -14,7 +14,7 @@ import pytest
 
 from campaigns.batch.slurm_records import _job_ids
 from campaigns.choices import JobState, SubmissionState
-from campaigns.execution import recovery, submission
+from campaigns.execution import descriptions, recovery, submission
 from campaigns.execution.submission import CHECKPOINTS, SimulatedCrash
 from campaigns.models import Job, Submission
 from tests.campaigns.exec_support import (
@@ -305,7 +305,7 @@ def test_prepare_writes_two_files_and_no_element_folder(
         folder = Path(job.workdir)
         folder.mkdir()
         described = load_description(folder)
-        assert described == submission.job_description(
+        assert described == descriptions.job_description(
             done.stage,
             {
                 **line,

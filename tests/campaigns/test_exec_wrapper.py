@@ -11,7 +11,7 @@ import pytest
 from django.conf import settings
 
 from campaigns.choices import FailureClass, JobState
-from campaigns.execution import submission
+from campaigns.execution import descriptions
 from campaigns.execution.wrapper import (
     ARRAY_FILE,
     EXIT_BAD_JOB,
@@ -156,21 +156,21 @@ def test_description_parts_merge_into_the_whole_description(exec_env, tmp_path):
         "memory_mb": None,
         "walltime_s": 120,
     }
-    whole = submission.job_description(FakeStage, row, ["/in/f"])
+    whole = descriptions.job_description(FakeStage, row, ["/in/f"])
     parts = {
-        **submission.common_description(FakeStage, None, 120),
-        **submission.element_description(row, ["/in/f"]),
+        **descriptions.common_description(FakeStage, None, 120),
+        **descriptions.element_description(row, ["/in/f"]),
     }
     assert parts == whole
     assert whole["resources"] == {"cores": 2, "memory_mb": 800, "walltime_s": 120}
     # The hand-formatted line of jobs.jsonl decodes to the element's fields, whatever the
     # characters of its paths.
     odd = ['/in/"quoted"\\ and\nnewline ☃']
-    text = submission.element_line({**row, "input_files": odd}, odd)
+    text = descriptions.element_line({**row, "input_files": odd}, odd)
     assert text.endswith("\n") and text.count("\n") == 1
-    assert json.loads(text) == submission.element_description({**row, "input_files": odd}, odd)
+    assert json.loads(text) == descriptions.element_description({**row, "input_files": odd}, odd)
     with pytest.raises((TypeError, ValueError)):
-        submission.element_line({**row, "events": None}, [])
+        descriptions.element_line({**row, "events": None}, [])
 
 
 def test_wrapper_refuses_a_script_whose_checksum_changed(tmp_path):
