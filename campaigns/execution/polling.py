@@ -30,7 +30,7 @@ from django.utils import timezone
 from ..batch import ACTIVE_STATES, BackendError, BackendUnavailable, JobStatus, StatusAnswer
 from ..choices import ACTIVE_JOB_STATES, JobState
 from ..models import COUNTER_FOR_STATE, Campaign, CampaignRequest, Job, Stage
-from . import backends, controls
+from . import backends, controls, leases
 from .bulk import array_literal, bulk_add, bulk_set_rows
 from .inflight import KNOWN, BackendView, InFlight
 
@@ -48,6 +48,7 @@ class PollReport:
     moved: int = 0  # in-flight state changes written
     finished: int = 0  # outcomes recorded for finalize
     unavailable: set[str] = field(default_factory=set)
+    busy: set[str] = field(default_factory=set)  # polled by another worker meanwhile
     errors: list[str] = field(default_factory=list)
     cancelled_campaigns: list[int] = field(default_factory=list)
     controls: dict[str, int] = field(default_factory=dict)  # batch controls sent (by answer)
@@ -127,24 +128,47 @@ def poll(now: datetime | None = None) -> PollReport:
         report.controls = asdict(controls.apply_pending())
     except Exception:  # a control gone wrong must not stop the polling of every job
         log.exception("sending the batch controls failed; tried again next cycle")
-    for name, jobs, answer in ask(KNOWN.current()):
-        if isinstance(answer, BackendUnavailable):
-            log.warning(
-                "backend %s unavailable; %d jobs keep their state: %s", name, len(jobs), answer
-            )
-            report.unavailable.add(name)
+    # One poller per backend at a time (leases.py): a batch command that hangs holds one
+    # worker, never all of them. Each lease is given back as soon as its answer is written.
+    held: dict[str, leases.Lease] = {}
+    in_flight = {}
+    for name, jobs in KNOWN.current().items():
+        lease = leases.try_acquire(f"poll:{name}")
+        if lease is None:
+            report.busy.add(name)
             continue
-        if isinstance(answer, BackendError):
-            log.error("backend %s: status failed: %s", name, answer)
-            report.errors.append(f"{name}: {answer}")
-            continue
-        report.polled += len(jobs)
-        written = write(compare_view(KNOWN.view(name), answer), now or timezone.now())
-        KNOWN.written(name, [(m[0], m[3]) for m in written.moved], written.ended)
-        KNOWN.refresh(name, written.missed)
-        report.moved += len(written.moved)
-        report.finished += len(written.ended)
+        held[name] = lease
+        in_flight[name] = jobs
+    try:
+        for name, jobs, answer in ask(in_flight):
+            try:
+                take(name, jobs, answer, report, now)
+            finally:
+                held.pop(name).release()
+    finally:
+        for lease in held.values():
+            lease.release()
     return report
+
+
+def take(
+    name: str, jobs: list[InFlight], answer: Answer, report: PollReport, now: datetime | None
+) -> None:
+    """Write what backend ``name`` answered (or note that it did not)."""
+    if isinstance(answer, BackendUnavailable):
+        log.warning("backend %s unavailable; %d jobs keep their state: %s", name, len(jobs), answer)
+        report.unavailable.add(name)
+        return
+    if isinstance(answer, BackendError):
+        log.error("backend %s: status failed: %s", name, answer)
+        report.errors.append(f"{name}: {answer}")
+        return
+    report.polled += len(jobs)
+    written = write(compare_view(KNOWN.view(name), answer), now or timezone.now())
+    KNOWN.written(name, [(m[0], m[3]) for m in written.moved], written.ended)
+    KNOWN.refresh(name, written.missed)
+    report.moved += len(written.moved)
+    report.finished += len(written.ended)
 
 
 Answer = dict[str, JobStatus] | BackendError

@@ -112,7 +112,7 @@ def test_bulk_write_of_many_jobs_is_a_few_statements(
     # One UPDATE ... FROM (VALUES ...) on PostgreSQL; SQLite's variable limit makes batches.
     expected = 1 if connection.vendor == "postgresql" else 8
     assert len(updates(ctx, "campaigns_job")) <= expected
-    assert len(ctx.captured_queries) < 20
+    assert len(ctx.captured_queries) < 13 + expected  # two are the lease, taken and given back
     assert_counters_match(campaign)
 
 
