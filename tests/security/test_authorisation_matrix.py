@@ -349,6 +349,9 @@ SPECS: dict[str, Spec] = {
     "request-progress": Spec(a("a_request", param="id"), get=API_MEMBER),
     "experiment-list": Spec(get=API_ALL, query="?search=SECRET"),
     "experiment-detail": Spec(A_SLUG, get=API_MEMBER),
+    "experiment-placement": Spec(
+        A_SLUG, writes=[Write("post", API_OPERATOR_ON_A, lambda w: {"batch_qos": "matrix"})]
+    ),
     "request-list": Spec(
         get=API_ALL,
         query="?search=SECRET",
