@@ -9,7 +9,10 @@ Policy ("slack"):
 
 * Only active campaigns submit. Capacity is counted in jobs in flight, per
   batch backend; every experiment has a quota and every campaign may have a
-  throttle, and none of them is ever exceeded.
+  throttle, and none of them is ever exceeded. A partition may have a capacity
+  of its own, and an experiment a quota on it (``partition_capacity``,
+  ``partition_quotas``): the work of a campaign that runs there counts against
+  them too.
 * Campaigns are served least slack first. Slack = deadline - now - the time
   the remaining work needs at the share the campaign can get (its throttle,
   quota and backend capacity), never less than the chain of remaining stages.
@@ -95,6 +98,7 @@ class CampaignLoad:
     stages: tuple[StageLoad, ...]
     throttle: int | None = None
     arrival: float = 0.0  # when it was created: the FCFS order
+    partition: str | None = None  # where its work runs ("slurm:debug"), if named
 
     @property
     def in_flight(self) -> int:
@@ -112,6 +116,11 @@ class SchedulerInput:
     campaigns: Sequence[CampaignLoad]
     in_flight_backend: Mapping[str, int] | None = None
     in_flight_experiment: Mapping[int, int] | None = None
+    # Partitions with limits of their own; a partition not named here has none.
+    partition_capacity: Mapping[str, int] = field(default_factory=dict)
+    partition_quotas: Mapping[tuple[int, str], int] = field(default_factory=dict)
+    in_flight_partition: Mapping[str, int] | None = None
+    in_flight_experiment_partition: Mapping[tuple[int, str], int] | None = None
 
 
 @dataclass(slots=True)
@@ -171,10 +180,20 @@ def campaign_work(campaign: CampaignLoad) -> tuple[float, float]:
     return work, max(chains.values(), default=0.0)
 
 
-def campaign_share(campaign: CampaignLoad, capacity: Mapping[str, int], quotas) -> int:
+def campaign_share(
+    campaign: CampaignLoad,
+    capacity: Mapping[str, int],
+    quotas,
+    partition_capacity: Mapping[str, int] | None = None,
+    partition_quotas: Mapping[tuple[int, str], int] | None = None,
+) -> int:
     """Jobs in flight the campaign could hold if it had its limits to itself."""
     share = capacity.get(campaign.backend, 0)
     share = min(share, quotas.get(campaign.experiment_id, share))
+    if campaign.partition is not None:
+        share = min(share, (partition_capacity or {}).get(campaign.partition, share))
+        pair = (campaign.experiment_id, campaign.partition)
+        share = min(share, (partition_quotas or {}).get(pair, share))
     if campaign.throttle is not None:
         share = min(share, campaign.throttle)
     return max(share, 0)
@@ -329,11 +348,14 @@ def decide(
                 exp_used[c.experiment_id] = exp_used.get(c.experiment_id, 0) + flying
     backend_free = {b: cap - backend_used.get(b, 0) for b, cap in inp.capacity.items()}
     exp_free = {e: q - exp_used.get(e, 0) for e, q in inp.quotas.items()}
+    part_free = _PartitionRoom(inp)
 
     ranked = []
     for c in inp.campaigns:
         work, chain = campaign_work(c)
-        share = campaign_share(c, inp.capacity, inp.quotas)
+        share = campaign_share(
+            c, inp.capacity, inp.quotas, inp.partition_capacity, inp.partition_quotas
+        )
         duration = _duration(work, chain, share)
         slack = c.deadline - inp.now - duration
         ranked.append(_Ranked(order_key(c, slack, policy), c, slack, duration, share))
@@ -371,9 +393,11 @@ def decide(
             camp_free[c.campaign_id],
             exp_free.get(c.experiment_id, 0),
             backend_free.get(c.backend, 0),
+            part_free.free(c),
         )
         n = int(max(n, 0))
         if n:
+            part_free.take(c, n)
             row.submit += n
             camp_free[c.campaign_id] -= n
             exp_free[c.experiment_id] = exp_free.get(c.experiment_id, 0) - n
@@ -397,13 +421,13 @@ def decide(
         summary = decision.campaigns[c.campaign_id]
         for row in stage_rows[c.campaign_id]:
             summary.submit += row.submit
-            _explain(row, c, inp, camp_free, exp_free, backend_free, row.stage_id in on_hold)
+            _explain(row, c, inp, camp_free, exp_free, part_free, row.stage_id in on_hold)
         reasons = {row.reason for row in stage_rows[c.campaign_id] if row.reason}
         summary.reason = next((r for r in WaitReason.values if r in reasons), None)
     return decision
 
 
-def _explain(row, c, inp, camp_free, exp_free, backend_free, held: bool) -> None:
+def _explain(row, c, inp, camp_free, exp_free, part_free, held: bool) -> None:
     """Fill in why a stage submits fewer jobs than it has waiting."""
     waiting = row.ready - row.submit
     if held and c.state == "active" and waiting + row.planned > 0:
@@ -427,6 +451,9 @@ def _explain(row, c, inp, camp_free, exp_free, backend_free, held: bool) -> None
             row.reason = WaitReason.QUOTA
             quota = inp.quotas.get(c.experiment_id, 0)
             row.detail = f"{waiting} ready jobs wait: experiment quota {quota} reached"
+        elif part_free.free(c) <= 0:
+            row.reason = WaitReason.PARTITION
+            row.detail = f"{waiting} ready jobs wait: {part_free.full(c)}"
         else:
             row.reason = WaitReason.CAPACITY
             cap = inp.capacity.get(c.backend, 0)
@@ -436,6 +463,47 @@ def _explain(row, c, inp, camp_free, exp_free, backend_free, held: bool) -> None
     elif row.planned > 0 and row.ready == 0:
         row.reason = WaitReason.DEPENDENCY
         row.detail = f"{row.planned} jobs wait for their inputs from the previous stage"
+
+
+class _PartitionRoom:
+    """What is left of each partition's capacity and of each experiment's quota on it."""
+
+    def __init__(self, inp: SchedulerInput) -> None:
+        self.inp = inp
+        used = dict(inp.in_flight_partition or {})
+        pair_used = dict(inp.in_flight_experiment_partition or {})
+        if inp.in_flight_partition is None or inp.in_flight_experiment_partition is None:
+            for c in inp.campaigns:
+                if c.partition is None:
+                    continue
+                if inp.in_flight_partition is None:
+                    used[c.partition] = used.get(c.partition, 0) + c.in_flight
+                if inp.in_flight_experiment_partition is None:
+                    pair = (c.experiment_id, c.partition)
+                    pair_used[pair] = pair_used.get(pair, 0) + c.in_flight
+        self.cap = {p: n - used.get(p, 0) for p, n in inp.partition_capacity.items()}
+        self.quota = {k: n - pair_used.get(k, 0) for k, n in inp.partition_quotas.items()}
+
+    def free(self, c: CampaignLoad) -> float:
+        if c.partition is None:
+            return INF
+        return min(
+            self.cap.get(c.partition, INF), self.quota.get((c.experiment_id, c.partition), INF)
+        )
+
+    def take(self, c: CampaignLoad, n: int) -> None:
+        if c.partition in self.cap:
+            self.cap[c.partition] -= n
+        if (c.experiment_id, c.partition) in self.quota:
+            self.quota[(c.experiment_id, c.partition)] -= n
+
+    def full(self, c: CampaignLoad) -> str:
+        name = (c.partition or "").partition(":")[2]
+        pair = (c.experiment_id, c.partition)
+        if self.quota.get(pair, INF) <= 0:
+            quota = self.inp.partition_quotas[pair]
+            return f"the experiment's quota {quota} on partition {name} reached"
+        return f"partition {name} capacity {self.inp.partition_capacity[c.partition]} reached"
 
 
 # --- feasibility --------------------------------------------------------------
