@@ -51,23 +51,22 @@ class PartitionLimits:
 
 
 def partition_limits() -> PartitionLimits:
-    """Every declared partition's capacity and every quota on them (two queries)."""
-    capacity = {
-        partition_key(b, n): cap
-        for b, n, cap in Partition.objects.values_list("backend", "name", "capacity")
-    }
-    quotas = {
-        (exp, partition_key(b, n)): quota_limit(cap, max_jobs, share)
-        for exp, b, n, cap, max_jobs, share in PartitionQuota.objects.values_list(
-            "experiment_id",
-            "partition__backend",
-            "partition__name",
-            "partition__capacity",
-            "max_jobs",
-            "share_pct",
-        )
-    }
-    return PartitionLimits(capacity, quotas)
+    """Every declared partition's capacity and every quota on them (one query: the
+    partitions joined to their quotas)."""
+    limits = PartitionLimits()
+    for backend, name, cap, experiment_id, max_jobs, share in Partition.objects.values_list(
+        "backend",
+        "name",
+        "capacity",
+        "quotas__experiment_id",
+        "quotas__max_jobs",
+        "quotas__share_pct",
+    ).order_by():
+        key = partition_key(backend, name)
+        limits.capacity[key] = cap
+        if experiment_id is not None:
+            limits.quotas[(experiment_id, key)] = quota_limit(cap, max_jobs, share)
+    return limits
 
 
 def in_flight_by_partition() -> tuple[dict[str, int], dict[tuple[int, str], int]]:

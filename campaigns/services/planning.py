@@ -1,7 +1,7 @@
 """Feeding the scheduler: inputs from aggregates, stage dependencies, counters, estimates.
 
 ``plan_cycle`` loads everything the policy needs with a fixed number of
-queries (six, whatever the number of campaigns or jobs) and returns its
+queries (five, whatever the number of campaigns or jobs) and returns its
 decision; execution's ``submit_ready`` acts on it. The work waiting and in flight
 comes from the stage counters, never from counting job rows: those grow with the
 production (millions of planned jobs, hundreds of thousands running), and pages
@@ -91,7 +91,7 @@ def _chunks(ids: list[int], size: int = ID_CHUNK) -> Iterable[list[int]]:
 def load_inputs(
     now: dt.datetime | None = None, campaign_ids: Iterable[int] | None = None
 ) -> CycleInputs:
-    """Load the scheduler's input with six queries (none per job or campaign).
+    """Load the scheduler's input with five queries (none per job or campaign).
 
     Every open campaign is loaded (the decision for one depends on all of
     them through shared capacity and quotas); ``campaign_ids`` only narrows
@@ -294,7 +294,7 @@ def plan_cycle(
     now: dt.datetime | None = None, campaign_ids: Iterable[int] | None = None
 ) -> CyclePlan:
     """One scheduling decision: how many jobs each ready stage may submit now, and why
-    the others wait. Reads the database (six queries), writes nothing."""
+    the others wait. Reads the database (five queries), writes nothing."""
     inputs = load_inputs(now, campaign_ids)
     return CyclePlan(inputs, decide(inputs.input, "slack", conf.priority_margin_s()))
 
