@@ -28,7 +28,8 @@ MAX_QUERIES = {
     "experiment": 20,
     "campaign": 18,
     "request": 16,
-    "operations": 24,  # + the partitions (three), + accounting's allocations, + storage's waiting transfers and count
+    # + the partitions (three), + accounting's allocations, + storage's waiting transfers
+    "operations": 24,
     "report": 27,
     "csv": 18,
     "campaign_api": 13,
