@@ -265,3 +265,11 @@ def test_operations_dashboard_shows_the_partitions(client, operator, experiment,
     text = client.get("/monitoring/operations/").content.decode()
     assert 'id="partitions-heading"' in text
     assert f"{experiment.slug} 2 / 3" in text and "2 (25.0%)" in text
+
+
+def test_campaign_page_says_the_partition_holds_work_back(client, operator, active):
+    service.set_partition(operator, "spare", 4)
+    client.force_login(operator)
+    text = client.get(active.get_absolute_url()).content.decode()
+    assert "why-partition" in text and "Partition capacity or quota reached" in text
+    assert "6 ready jobs wait: partition spare capacity 4 reached" in text
