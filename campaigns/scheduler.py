@@ -45,7 +45,7 @@ import heapq
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 from .choices import Feasibility, WaitReason
@@ -559,14 +559,7 @@ def project_each(
     keys = [item.key for item in base]
     out = []
     for extra in extras:
-        scenario = SchedulerInput(
-            inp.now,
-            inp.capacity,
-            inp.quotas,
-            [*inp.campaigns, extra],
-            inp.in_flight_backend,
-            inp.in_flight_experiment,
-        )
+        scenario = replace(inp, campaigns=[*inp.campaigns, extra])  # every limit kept
         mine = _setup(extra, scenario, policy)
         at = bisect.bisect_right(keys, mine.key)
         ordered = [*base[:at], mine, *base[at:]]
@@ -606,7 +599,9 @@ class _Setup:
 
 def _setup(c: CampaignLoad, inp: SchedulerInput, policy: str) -> _Setup:
     work, chain = campaign_work(c)
-    share = campaign_share(c, inp.capacity, inp.quotas)
+    share = campaign_share(
+        c, inp.capacity, inp.quotas, inp.partition_capacity, inp.partition_quotas
+    )
     duration = _duration(work, chain, share)
     slack = c.deadline - inp.now - duration
     groups: dict[int, list] = {}

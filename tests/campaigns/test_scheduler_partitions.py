@@ -90,3 +90,20 @@ def test_no_partition_named_or_declared_means_no_partition_limit():
     undeclared = on(camp(2, [stage(2, ready=30)], deadline_h=50, exp=2), "slurm:gpu")
     d = run([undeclared], partition_capacity={"slurm:debug": 1})
     assert d.campaigns[2].submit == 30
+
+
+def test_the_projection_orders_and_shares_with_the_partition_limits():
+    from campaigns.scheduler import project, project_each
+
+    c = on(camp(1, [stage(1, ready=40)], deadline_h=24), "slurm:debug")
+    inp = SchedulerInput(
+        now=0.0,
+        capacity={"slurm": 100},
+        quotas={1: 1000},
+        campaigns=[c],
+        partition_capacity={"slurm:debug": 4},
+    )
+    assert project(inp)[1].share == 4
+    extra = on(camp(2, [stage(2, ready=40)], deadline_h=24), "slurm:debug")
+    (alone,) = project_each(inp, [extra])
+    assert alone.share == 4  # the scenario keeps the partition limits
