@@ -9,8 +9,9 @@ It migrates a fresh database, files and launches a campaign of the demo workflow
 (generation -> simulation -> reconstruction, ``N`` jobs per stage) on Slurm, starts Celery
 beat and two workers (``--workers W`` for more; the last of three or more runs a pool of
 two processes, so that processes of one worker race as well as workers), injects the fault
-when a quarter of the work is done, waits for the campaign to complete, and writes ``report.json``: the outcome of every check, the recovery
-time after each fault, and the counts. It never raises for a failed check: the report says.
+when a quarter of the work is done, waits for the campaign to complete, and writes
+``report.json``: the outcome of every check, the recovery time after each fault, and the
+counts. It never raises for a failed check: the report says.
 """
 
 from __future__ import annotations
