@@ -92,6 +92,8 @@ def test_the_schema_documents_it(tmp_path):
     schema = generate(tmp_path / "schema.yaml", "--fail-on-warn")
     op = schema["paths"]["/api/v1/campaigns/{id}/what-if/"]["get"]
     assert op["operationId"] == "campaigns_what_if_retrieve"
+    op = schema["paths"]["/api/v1/requests/{id}/what-if/"]["get"]
+    assert op["operationId"] == "requests_what_if_retrieve"
 
 
 def test_the_decision_page_shows_the_effect_before_the_launch(client, busy, operator):
@@ -132,3 +134,28 @@ def test_before_an_approval_the_request_page_leads_to_its_effect(
     assert page.status_code == 200
     texts = [e["text"] for e in page.context["answer"]["effects"]]
     assert any(t.startswith("SBND reprocessing") for t in texts), texts
+
+
+def test_the_api_answers_before_an_approval(api, busy, operator, liaison, experiment):
+    from requests_app.choices import RequestState
+
+    _busy = busy
+    waiting = approved_request(
+        experiment,
+        template=workflow(experiment, name="asked"),
+        events=40_000,
+        priority="critical",
+        state=RequestState.SUBMITTED,
+    )
+    answer = api(operator).get(f"/api/v1/requests/{waiting.number}/what-if/")
+    assert answer.status_code == 200, answer.content
+    data = answer.json()
+    assert data["change"] == "approve" and data["request"] == waiting.number
+    assert data["campaign"] is None
+    assert any(e["text"].startswith("SBND reprocessing") for e in data["effects"])
+    assert api(operator).get(f"/api/v1/requests/{waiting.pk}/what-if/").status_code == 200
+    assert api(liaison).get(f"/api/v1/requests/{waiting.number}/what-if/").status_code == 403
+    waiting.state = RequestState.APPROVED
+    waiting.save(update_fields=["state"])
+    refused = api(operator).get(f"/api/v1/requests/{waiting.number}/what-if/")
+    assert refused.status_code == 400 and "not submitted" in str(refused.json())
