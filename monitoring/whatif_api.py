@@ -140,6 +140,22 @@ def payload(campaign: Campaign | None, result) -> dict:
     }
 
 
+def effect_lines(answer: dict) -> list[str]:
+    """The answer in words, as the page shows it and the decision records it."""
+    lines = []
+    if answer.get("subject"):
+        lines.append(f"itself: {answer['subject']['text']}")
+    lines += [e["text"] for e in answer["effects"]]
+    for c in answer["commitments"]:
+        who = c["request"] or f"campaign {c['campaign']}"
+        promised = c["promised_at"].strftime("%Y-%m-%d %H:%M")
+        lines.append(
+            f"100 % of {who} promised {promised} UTC: "
+            f"{c['before'].replace('_', ' ')} -> {c['after'].replace('_', ' ')}"
+        )
+    return lines
+
+
 def run_approval(target: ProductionRequest) -> dict:
     """Before an approval: the request as a campaign of its own from now (as the approval's
     forecast assumes); only a submitted request can be approved."""
