@@ -43,7 +43,9 @@ def campaign_what_if(request, pk: int):
             if params["change"] == "priority":
                 decision["priority"] = params["priority"]
             elif params["change"] == "schedule":
-                decision["requests"] = sorted(int(v) for v in params["requests"].split(","))
+                decision["requests"] = sorted(
+                    {int(v) for v in params["requests"].split(",") if v.strip()}
+                )
             effect = sign_effect(decision, effect_lines(answer))
     return render(
         request,

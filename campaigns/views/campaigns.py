@@ -255,7 +255,7 @@ def campaign_schedule(request, campaign: Campaign):
     if not form.is_valid():
         messages.error(request, "Tick at least one approved request to schedule.")
         return redirect(campaign)
-    chosen = sorted(form.cleaned_data["requests"])
+    chosen = sorted(set(form.cleaned_data["requests"]))
     try:
         shown = _effect(
             request, {"change": "schedule", "campaign": campaign.pk, "requests": chosen}

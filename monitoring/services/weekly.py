@@ -115,6 +115,7 @@ def render_weekly(user, reports: list[StatusReportData]) -> tuple[str, str]:
             for r in reports
         ],
         "sla_measures": [(k, label) for k, (label, _t) in sla.MEASURES.items()],
+        "sla_labels": {k: label for k, (label, _t) in sla.MEASURES.items()},
         "settings_url": settings.SITE_URL + reverse("monitoring:digest"),
     }
     return (

@@ -13,7 +13,7 @@ from campaigns.choices import FailureClass
 from monitoring.models import DigestPreference
 from monitoring.services import commitments as promises
 from monitoring.services.weekly import recipients, send_weekly_reports, week_start
-from requests_app.models import Membership
+from requests_app.models import Membership, Transition
 from requests_app.services.transitions import transition
 from tests.factories import UserFactory, grant
 
@@ -38,6 +38,16 @@ def followed(round_, operator, liaison, physicist, other_liaison):
     link = round_.links.select_related("request__experiment").order_by("request_id").first()
     promises.confirm(link.request, operator, promises.proposal(link.request, now), now=now)
     fail_jobs(round_, 4, FailureClass.OUT_OF_MEMORY, now - dt.timedelta(hours=5))
+    # Its log as intake keeps it: submitted three hours before the operator approved it.
+    submitted = now - dt.timedelta(hours=4)
+    for action, src, dst, at, who in (
+        ("submit", "draft", "submitted", submitted, link.request.requester),
+        ("approve", "submitted", "approved", submitted + dt.timedelta(hours=3), operator),
+    ):
+        row = Transition.objects.create(
+            request=link.request, action=action, from_state=src, to_state=dst, actor=who
+        )
+        Transition.objects.filter(pk=row.pk).update(created=at)
     held = round_.links.order_by("request_id").last().request
     transition(held, "hold", operator, note="Account permission problem")
     return round_
@@ -99,6 +109,8 @@ def test_the_email_holds_the_reports_sections_as_text_and_html(followed, liaison
     assert "Out of memory: 4 failed attempts" in text
     assert "on hold" in text and "Account permission problem" in text
     assert "Service-desk clock" in text and "CPU hours in the period" in text
+    # The clock's steps by their names: the first request was answered after 3 h.
+    assert "first operator response 3 h / 3 h" in text
     assert f"/monitoring/experiments/{followed.experiment.slug}/report/" in text
     (html, kind), *_ = message.alternatives
     assert kind == "text/html"
