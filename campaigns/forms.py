@@ -80,6 +80,16 @@ class CampaignEditForm(DeadlineBounds, PlacementFields, forms.Form):
     )
 
 
+class PriorityChangeForm(forms.Form):
+    """A priority change taken from the what-if page, after its effect was shown."""
+
+    priority = forms.ChoiceField(choices=Priority.choices)
+    reason = forms.CharField(
+        max_length=5000,
+        error_messages={"required": "A reason is required to change the priority."},
+    )
+
+
 class CampaignDeadlineForm(DeadlineBounds, forms.Form):
     """A closed campaign's deadline, the one thing still changeable (to repair a bad one)."""
 

@@ -14,6 +14,13 @@ class DigestForm(forms.Form):
         help_text="Once a day: progress of every campaign and open request of the "
         "experiments you can see, each against its deadline.",
     )
+    weekly = forms.BooleanField(
+        required=False,
+        label="Email me the weekly status report of my experiments",
+        help_text="Once a week: each experiment's report of the last seven days (commitments "
+        "against actuals, the service-desk clock, CPU hours, failures by class, what is "
+        "blocked). Liaisons get their experiments' report unless they untick this.",
+    )
 
 
 class ReportPeriodForm(forms.Form):

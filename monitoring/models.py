@@ -214,13 +214,19 @@ class CommitmentChange(models.Model):
 
 
 class DigestPreference(models.Model):
-    """A user's opt-in to the daily email digest of the experiments they can see."""
+    """A user's opt-in to the daily email digest of the experiments they can see, and to
+    the weekly status report of each."""
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="digest_preference"
     )
     daily = models.BooleanField(default=False, help_text="Send me the daily progress digest.")
     last_sent_at = models.DateTimeField(null=True, blank=True)
+    # None: not chosen, so the liaisons of an experiment get its report and nobody else.
+    weekly = models.BooleanField(
+        null=True, blank=True, help_text="Send me the weekly status report of my experiments."
+    )
+    weekly_sent_at = models.DateTimeField(null=True, blank=True)
     updated = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

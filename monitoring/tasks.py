@@ -14,6 +14,7 @@ from celery import shared_task
 from django.db import OperationalError
 
 from .services import commitments, record_snapshots, send_digests, thin_snapshots
+from .services.weekly import send_weekly_reports
 
 COMMON: dict[str, Any] = {
     "acks_late": True,
@@ -42,6 +43,12 @@ def thin_snapshots_task() -> dict[str, Any]:
 def send_digests_task() -> dict[str, Any]:
     """Email the daily digest to users who opted in."""
     return asdict(send_digests())
+
+
+@shared_task(name="monitoring.send_weekly_reports", soft_time_limit=1700, time_limit=1800, **COMMON)
+def send_weekly_reports_task() -> dict[str, Any]:
+    """Email each experiment's weekly status report to its liaisons and subscribers."""
+    return asdict(send_weekly_reports())
 
 
 @shared_task(name="monitoring.check_commitments", soft_time_limit=120, time_limit=180, **COMMON)

@@ -30,7 +30,7 @@ from requests_app.views.access import operator_required
 from . import charts, conf
 from .forms import DigestForm, ReportPeriodForm
 from .models import Allocation
-from .services import accounting, dashboards, reports, sla
+from .services import accounting, dashboards, reports, sla, weekly
 
 LOG_TAIL_BYTES = 64 * 1024
 
@@ -301,16 +301,23 @@ def job_log(request, pk: int):
 @login_required
 @require_http_methods(["GET", "POST"])
 def digest_settings(request):
-    """Opt in or out of the daily digest."""
+    """Opt in or out of the daily digest and the weekly status report."""
     if request.method == "POST":
         form = DigestForm(request.POST)
         if form.is_valid():
             reports.set_digest(request.user, form.cleaned_data["daily"])
-            if form.cleaned_data["daily"] and not request.user.email:
+            weekly.set_weekly(request.user, form.cleaned_data["weekly"])
+            wants = form.cleaned_data["daily"] or form.cleaned_data["weekly"]
+            if wants and not request.user.email:
                 messages.warning(request, "Saved, but your account has no email address.")
             else:
                 messages.success(request, "Saved.")
             return redirect("monitoring:digest")
     else:
-        form = DigestForm(initial={"daily": reports.digest_enabled(request.user)})
+        form = DigestForm(
+            initial={
+                "daily": reports.digest_enabled(request.user),
+                "weekly": weekly.weekly_enabled(request.user),
+            }
+        )
     return render(request, "monitoring/digest.html", {"form": form})

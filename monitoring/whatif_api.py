@@ -58,7 +58,12 @@ class CommitmentEffectSerializer(serializers.Serializer):
 
 class WhatIfSerializer(serializers.Serializer):
     change = serializers.ChoiceField(choices=CHANGES)
-    campaign = serializers.IntegerField()
+    campaign = serializers.IntegerField(
+        allow_null=True, help_text="The campaign the change is about (null for an approval)."
+    )
+    request = serializers.CharField(
+        allow_null=True, required=False, help_text="With an approval: the request's number."
+    )
     subject = EffectSerializer(allow_null=True, help_text="The campaign itself, with the change.")
     effects = EffectSerializer(many=True)
     commitments = CommitmentEffectSerializer(many=True)
@@ -135,6 +140,36 @@ def payload(campaign: Campaign | None, result) -> dict:
     }
 
 
+def effect_lines(answer: dict) -> list[str]:
+    """The answer in words, as the page shows it and the decision records it."""
+    lines = []
+    if answer.get("subject"):
+        lines.append(f"itself: {answer['subject']['text']}")
+    lines += [e["text"] for e in answer["effects"]]
+    for c in answer["commitments"]:
+        who = c["request"] or f"campaign {c['campaign']}"
+        promised = c["promised_at"].strftime("%Y-%m-%d %H:%M")
+        lines.append(
+            f"100 % of {who} promised {promised} UTC: "
+            f"{c['before'].replace('_', ' ')} -> {c['after'].replace('_', ' ')}"
+        )
+    return lines
+
+
+def run_approval(target: ProductionRequest) -> dict:
+    """Before an approval: the request as a campaign of its own from now (as the approval's
+    forecast assumes); only a submitted request can be approved."""
+    if target.state != RequestState.SUBMITTED:
+        raise ValidationError(
+            {"request": [f"{target.number} is {target.get_state_display().lower()}, not submitted"]}
+        )
+    try:
+        result = what_if("approve", requests=[target])
+    except WhatIfError as exc:
+        raise ValidationError({"request": [str(exc)]}) from exc
+    return {**payload(None, result), "request": target.number}
+
+
 def run(campaign: Campaign, params) -> dict:
     """Parse the query, project, answer; a bad query is a 400 naming the parameter."""
     change = params.get("change", "")
@@ -205,3 +240,32 @@ class CampaignWhatIfView(APIView):
             raise PermissionDenied("Only OPOS operators ask what a decision would do.")
         campaign = get_object_or_404(Campaign.objects.select_related("experiment"), pk=id)
         return Response(WhatIfSerializer(run(campaign, request.query_params)).data)
+
+
+class RequestWhatIfView(APIView):
+    """What approving a submitted request would do to every running campaign and request."""
+
+    @extend_schema(
+        operation_id="requests_what_if_retrieve",
+        summary="What approving a request would do to everyone else",
+        description="`id` is the request's id or its number. The request is projected as a "
+        "campaign of its own from now (as the approval's forecast assumes), with the "
+        "scheduler's projection run forward on the live state with and without it. "
+        "Operators only; the request must be submitted. Nothing is changed.",
+        tags=["requests"],
+        parameters=[OpenApiParameter("id", str, OpenApiParameter.PATH)],
+        responses={
+            200: WhatIfSerializer,
+            400: ProblemSerializer,
+            403: ProblemSerializer,
+            404: ProblemSerializer,
+        },
+    )
+    def get(self, request: Request, id: str) -> Response:
+        if not is_operator(request.user):
+            raise PermissionDenied("Only OPOS operators ask what a decision would do.")
+        key = "pk" if id.isdigit() else "number"
+        target = get_object_or_404(
+            ProductionRequest.objects.select_related("experiment"), **{key: id}
+        )
+        return Response(WhatIfSerializer(run_approval(target)).data)

@@ -1,5 +1,7 @@
-"""The decision page of a campaign: what a launch, a priority change or a scheduling would
-do to everyone else, before the operator takes it (nothing is changed here)."""
+"""The decision pages: what a launch, a priority change, a scheduling or an approval would
+do to everyone else, shown before the operator takes it. Nothing is changed here: the
+page's go-ahead form posts the decision to its usual place (the campaign's or the
+request's actions) with the effect it showed, signed, and that is recorded with it."""
 
 from __future__ import annotations
 
@@ -7,12 +9,12 @@ from django.shortcuts import get_object_or_404, render
 from rest_framework.exceptions import ValidationError
 
 from campaigns.models import Campaign, CampaignRequest
-from campaigns.services.whatif import what_if
+from common.decisions import sign_effect
 from requests_app.choices import PRIORITY_WEIGHT, RequestState
 from requests_app.models import ProductionRequest
 
 from .views import operator_required
-from .whatif_api import payload, run
+from .whatif_api import effect_lines, run, run_approval
 
 
 @operator_required
@@ -30,12 +32,21 @@ def campaign_what_if(request, pk: int):
         "priority": request.GET.get("priority", ""),
         "requests": ",".join(request.GET.getlist("requests")),
     }
-    answer, errors, status = None, {}, 200
+    answer, errors, status, effect, decision = None, {}, 200, "", {}
     if params["change"]:
         try:
             answer = run(campaign, params)
         except ValidationError as exc:
             errors, status = exc.detail, 400
+        else:
+            decision = {"change": params["change"], "campaign": campaign.pk}
+            if params["change"] == "priority":
+                decision["priority"] = params["priority"]
+            elif params["change"] == "schedule":
+                decision["requests"] = sorted(
+                    {int(v) for v in params["requests"].split(",") if v.strip()}
+                )
+            effect = sign_effect(decision, effect_lines(answer))
     return render(
         request,
         "monitoring/what_if.html",
@@ -44,6 +55,8 @@ def campaign_what_if(request, pk: int):
             "answer": answer,
             "errors": errors,
             "params": params,
+            "decision": decision,
+            "effect": effect,
             "chosen": set(request.GET.getlist("requests")),
             "candidates": candidates,
             "priorities": list(PRIORITY_WEIGHT),
@@ -59,5 +72,15 @@ def request_what_if(request, number: str):
     target = get_object_or_404(
         ProductionRequest.objects.select_related("experiment"), number=number
     )
-    answer = payload(None, what_if("approve", requests=[target]))
-    return render(request, "monitoring/what_if_request.html", {"target": target, "answer": answer})
+    answer, errors, effect = None, {}, ""
+    try:
+        answer = run_approval(target)
+    except ValidationError as exc:
+        errors = exc.detail  # a page to look at, not a refused form: said on the page
+    else:
+        effect = sign_effect({"change": "approve", "request": target.pk}, effect_lines(answer))
+    return render(
+        request,
+        "monitoring/what_if_request.html",
+        {"target": target, "answer": answer, "errors": errors, "effect": effect},
+    )

@@ -6,7 +6,7 @@ from rest_framework.routers import DefaultRouter
 from campaigns.api import register as register_campaigns
 from monitoring.accounting_api import AllocationViewSet, LedgerView
 from monitoring.api import CampaignProgressView, RequestProgressView
-from monitoring.whatif_api import CampaignWhatIfView
+from monitoring.whatif_api import CampaignWhatIfView, RequestWhatIfView
 from requests_app.api import ObtainTokenView
 from requests_app.api import register as register_requests
 from requests_app.api.tokens import TokenListView, TokenRevokeView
@@ -34,6 +34,11 @@ urlpatterns = [
         rf"^requests/(?P<id>[0-9]+|{NUMBER_PATTERN})/progress/$",
         RequestProgressView.as_view(),
         name="request-progress",
+    ),
+    re_path(
+        rf"^requests/(?P<id>[0-9]+|{NUMBER_PATTERN})/what-if/$",
+        RequestWhatIfView.as_view(),
+        name="request-what-if",
     ),
     *router.urls,
 ]

@@ -700,6 +700,9 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
 OPOS_SNAPSHOT_INTERVAL_S = env_int("OPOS_SNAPSHOT_INTERVAL_S", 300 if PRODUCTION else 20)
 OPOS_THIN_INTERVAL_S = env_int("OPOS_THIN_INTERVAL_S", 3600)
 OPOS_DIGEST_HOUR = env_int("OPOS_DIGEST_HOUR", 7)  # hour of the digest, in Celery's time zone (UTC)
+# The weekly status report: day of the week (crontab's: 0 Sunday, 1 Monday) and hour.
+OPOS_WEEKLY_REPORT_DAY = env_int("OPOS_WEEKLY_REPORT_DAY", 1)
+OPOS_WEEKLY_REPORT_HOUR = env_int("OPOS_WEEKLY_REPORT_HOUR", 7)
 # A throughput window counts once its snapshots span this long (seconds).
 OPOS_FORECAST_MIN_SPAN_S = env_int("OPOS_FORECAST_MIN_SPAN_S", 1800 if PRODUCTION else 60)
 OPOS_DASHBOARD_REFRESH_S = env_int("OPOS_DASHBOARD_REFRESH_S", 30 if PRODUCTION else 10)
@@ -724,6 +727,13 @@ CELERY_BEAT_SCHEDULE.update(
         "monitoring-check-commitments": _beat(
             "monitoring.check_commitments", OPOS_SNAPSHOT_INTERVAL_S
         ),
+        "monitoring-send-weekly-reports": {
+            "task": "monitoring.send_weekly_reports",
+            "schedule": crontab(
+                day_of_week=OPOS_WEEKLY_REPORT_DAY, hour=OPOS_WEEKLY_REPORT_HOUR, minute=30
+            ),
+            "options": {"expires": 3600},
+        },
         "monitoring-send-digests": {
             "task": "monitoring.send_digests",
             "schedule": crontab(hour=OPOS_DIGEST_HOUR, minute=0),

@@ -18,7 +18,7 @@ from typing import Any
 
 from . import config, render, requestfile
 from .client import Api
-from .commands import campaign_actions, placement, records, steering
+from .commands import campaign_actions, placement, records, steering, whatif
 from .errors import CliError, Exit
 
 TOKEN_KEY_LENGTH = 15
@@ -333,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     records.register(commands, common)
     steering.register({"campaigns": csub, "requests": rsub}, common)
     placement.register(commands, csub, common)
+    whatif.register({"campaigns": csub, "requests": rsub}, common)
     return parser
 
 

@@ -225,12 +225,15 @@ def update_campaign(
     actor: AbstractBaseUser,
     changes: dict[str, Any],
     reason: str = "",
+    effect_shown: list[str] | None = None,
 ) -> Campaign:
     """Change a campaign's name, description, priority, deadline, throttle or backend.
 
     Priority and deadline changes need a ``reason``; every change is recorded
     with the old and the new value. Of a closed (completed or cancelled)
     campaign only the deadline changes, to repair one that is out of bounds.
+    ``effect_shown``: what the what-if page showed before a priority change, recorded
+    with it.
     """
     require_operator(actor, "change campaigns")
     unknown = sorted(set(changes) - set(EDITABLE_FIELDS))
@@ -271,13 +274,10 @@ def update_campaign(
             raise CampaignError(
                 "Someone changed the campaign at the same time; reload.", kind="conflict"
             )
-        event = _record(
-            current,
-            CampaignEventKind.EDITED,
-            actor,
-            reason.strip(),
-            {k: [_plain(getattr(current, k)), _plain(v)] for k, v in diff.items()},
-        )
+        recorded = {k: [_plain(getattr(current, k)), _plain(v)] for k, v in diff.items()}
+        if effect_shown is not None:
+            recorded["effect_shown"] = effect_shown
+        event = _record(current, CampaignEventKind.EDITED, actor, reason.strip(), recorded)
         current.refresh_from_db()
         # Jobs already queued at the batch system follow, in this same transaction.
         if "priority" in diff:
@@ -288,7 +288,11 @@ def update_campaign(
 
 
 def campaign_action(
-    campaign: Campaign | int, action: str, actor: AbstractBaseUser, note: str = ""
+    campaign: Campaign | int,
+    action: str,
+    actor: AbstractBaseUser,
+    note: str = "",
+    effect_shown: list[str] | None = None,
 ) -> Campaign:
     """Launch, pause, resume or cancel a campaign (operators only).
 
@@ -297,6 +301,7 @@ def campaign_action(
     execution to cancel at the batch system. Requests of the campaign that
     never started return to ``approved`` (their unsubmitted plan is dropped)
     so they can be scheduled elsewhere; started ones keep their record here.
+    ``effect_shown``: what the what-if page showed before a launch, recorded with it.
     """
     spec = CAMPAIGN_ACTIONS.get(action)
     if spec is None or action not in OPERATOR_ACTIONS:
@@ -343,6 +348,8 @@ def campaign_action(
         changes = {"state": [current.state, spec.target]}
         if "test_phase" in fields:
             changes["test_phase"] = [current.test_phase, fields["test_phase"]]
+        if effect_shown is not None:
+            changes["effect_shown"] = effect_shown
         event = _record(current, spec.event, actor, note.strip(), changes)
         if action == "cancel":
             _cancel_work(current, actor, note)

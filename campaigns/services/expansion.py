@@ -217,6 +217,7 @@ def schedule_requests(
     request_ids: Sequence[int],
     actor: AbstractBaseUser,
     note: str = "",
+    effect_shown: list[str] | None = None,
 ) -> ScheduleResult:
     """Schedule approved requests into an open campaign, planning all their work.
 
@@ -227,6 +228,8 @@ def schedule_requests(
     ``OPOS_MAX_JOBS_PER_SAMPLE`` jobs. Every problem of every request is
     reported at once; nothing is written unless all of them can be planned.
     Each request then moves to ``scheduled`` through the intake service.
+    ``effect_shown``: what the what-if page showed the operator before this scheduling,
+    recorded with it.
     """
     require_operator(actor, "schedule requests")
     ids = _clean_ids(request_ids)
@@ -259,7 +262,8 @@ def schedule_requests(
                 actor=actor,
                 reason=note,
                 request=request,
-                changes={"request": [None, request.number]},
+                changes={"request": [None, request.number]}
+                | ({"effect_shown": effect_shown} if effect_shown is not None else {}),
             )
             for request in requests
         )

@@ -18,6 +18,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from common import pagecache
+from common.decisions import EffectError, effect_shown
 from requests_app.choices import RequestState
 from requests_app.models import ProductionRequest
 from requests_app.models.visibility import is_operator
@@ -29,6 +30,7 @@ from ..forms import (
     CampaignDeadlineForm,
     CampaignEditForm,
     CampaignForm,
+    PriorityChangeForm,
     RemoveRequestForm,
     ScheduleForm,
 )
@@ -207,17 +209,28 @@ def plan_fragments(campaign: Campaign, operator: bool) -> dict:
     }
 
 
+def _effect(request, decision: dict) -> list[str] | None:
+    """What the what-if page showed before this decision (its go-ahead form sends it,
+    signed), to record with the decision; None when the decision came without one."""
+    token = request.POST.get("effect", "")
+    return effect_shown(token, decision) if token else None
+
+
 @require_POST
 @operator_on
 def campaign_do(request, campaign: Campaign):
-    """Launch, pause, resume or cancel."""
+    """Launch, pause, resume or cancel (a launch from the what-if page records the effect
+    it showed)."""
     form = ActionForm(request.POST)
     if not form.is_valid():
         messages.error(request, "; ".join(form.errors.get("note", ["Unknown action."])))
         return redirect(campaign)
     action = form.cleaned_data["action"]
     try:
-        campaign_action(campaign, action, request.user, form.cleaned_data["note"])
+        shown = _effect(request, {"change": action, "campaign": campaign.pk})
+        campaign_action(campaign, action, request.user, form.cleaned_data["note"], shown)
+    except EffectError as exc:
+        messages.error(request, str(exc))
     except CampaignError as exc:
         refused(request, exc)
     else:
@@ -242,10 +255,16 @@ def campaign_schedule(request, campaign: Campaign):
     if not form.is_valid():
         messages.error(request, "Tick at least one approved request to schedule.")
         return redirect(campaign)
+    chosen = sorted(set(form.cleaned_data["requests"]))
     try:
-        result = schedule_requests(
-            campaign, form.cleaned_data["requests"], request.user, form.cleaned_data["note"]
+        shown = _effect(
+            request, {"change": "schedule", "campaign": campaign.pk, "requests": chosen}
         )
+        result = schedule_requests(
+            campaign, chosen, request.user, form.cleaned_data["note"], effect_shown=shown
+        )
+    except EffectError as exc:
+        messages.error(request, str(exc))
     except CampaignError as exc:
         refused(request, exc)
     else:
@@ -260,7 +279,9 @@ def campaign_schedule(request, campaign: Campaign):
 @operator_on
 def campaign_edit(request, campaign: Campaign):
     """Change priority, deadline or throttle, with a reason (of a closed campaign: the
-    deadline only)."""
+    deadline only). From the what-if page: the priority alone, with the effect it showed."""
+    if request.POST.get("effect"):
+        return _change_priority(request, campaign)
     open_ = campaign.state in OPEN_CAMPAIGN_STATES
     form = (CampaignEditForm if open_ else CampaignDeadlineForm)(request.POST)
     if not form.is_valid():
@@ -275,6 +296,30 @@ def campaign_edit(request, campaign: Campaign):
         refused(request, exc)
     else:
         messages.success(request, "Campaign changed; the change is recorded.")
+    return redirect(campaign)
+
+
+def _change_priority(request, campaign: Campaign):
+    """The what-if page's go-ahead for a priority change, recorded with the effect shown."""
+    form = PriorityChangeForm(request.POST)
+    if not form.is_valid():
+        for field, errors in form.errors.items():
+            messages.error(request, f"{field}: {' '.join(errors)}")
+        return redirect(campaign)
+    priority = form.cleaned_data["priority"]
+    try:
+        shown = _effect(
+            request, {"change": "priority", "campaign": campaign.pk, "priority": priority}
+        )
+        update_campaign(
+            campaign, request.user, {"priority": priority}, form.cleaned_data["reason"], shown
+        )
+    except EffectError as exc:
+        messages.error(request, str(exc))
+    except CampaignError as exc:
+        refused(request, exc)
+    else:
+        messages.success(request, f"Priority {priority}; the change and its effect are recorded.")
     return redirect(campaign)
 
 

@@ -89,6 +89,7 @@ def _apply(
     actor: AbstractBaseUser | None,
     note: str,
     kinds: set[Actor] | None,
+    changes: dict | None = None,
 ) -> ProductionRequest:
     with transaction.atomic():
         # The row lock makes concurrent deciders queue; the version check below
@@ -165,6 +166,7 @@ def _apply(
             to_state=target,
             actor=actor,
             note=note.strip(),
+            changes=changes or {},
         )
         request.refresh_from_db()
         transaction.on_commit(lambda: notify_transition(record.pk))
@@ -173,21 +175,27 @@ def _apply(
 
 
 def transition(
-    request: ProductionRequest | int, action: str, user: AbstractBaseUser, note: str = ""
+    request: ProductionRequest | int,
+    action: str,
+    user: AbstractBaseUser,
+    note: str = "",
+    effect_shown: list[str] | None = None,
 ) -> ProductionRequest:
     """Take a person's ``action`` on a request (submit, approve, hold, ...).
 
     Checks the role, the current state, required notes, and (for approve)
     eligibility; changes the state atomically and records who, when, from,
     to and why. Of two people acting at once exactly one wins; the other
-    gets a ``TransitionError`` saying what happened.
+    gets a ``TransitionError`` saying what happened. ``effect_shown``: what the what-if
+    page showed the operator before an approval, recorded with the transition.
     """
     spec = ACTIONS.get(action)
     if spec is None or Actor.SYSTEM in spec.actors:
         raise TransitionError(f"Unknown action {action!r}.", kind="invalid")
     request_id = request if isinstance(request, int) else request.pk
     current = ProductionRequest.objects.select_related("experiment").get(pk=request_id)
-    return _apply(request_id, spec, user, note, actor_kinds(user, current))
+    changes = {"effect_shown": effect_shown} if effect_shown is not None else None
+    return _apply(request_id, spec, user, note, actor_kinds(user, current), changes)
 
 
 def system_transition(

@@ -16,6 +16,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from common.decisions import EffectError, effect_shown
+
 from ..choices import TERMINAL_STATES, RequestState
 from ..extensions import request_forecaster, request_promises
 from ..forms import ActionForm, AssignForm, CommentForm, attach_errors
@@ -241,8 +243,15 @@ def request_action(request, number):
             raise PermissionDenied(f"You may not {ACTIONS[action].label.lower()} this request.")
         stash_note(request, obj.number, action, note)
         return redirect("requests:confirm", number=obj.number, action=action)
+    token = request.POST.get("effect", "")
     try:
-        obj = transition(obj, action, request.user, note)
+        # An approval from the what-if page records the effect on others it showed.
+        shown = effect_shown(token, {"change": action, "request": obj.pk}) if token else None
+    except EffectError as exc:
+        messages.error(request, str(exc))
+        return redirect(f"{obj.get_absolute_url()}#actions-heading")
+    try:
+        obj = transition(obj, action, request.user, note, effect_shown=shown)
     except TransitionError as exc:
         if exc.kind == "forbidden":
             raise PermissionDenied(exc.detail) from exc

@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from requests_app.choices import GlobalRoleName, RequestState
 from requests_app.models import Comment, GlobalRole, Transition
+from requests_app.services.clock import Step, clock_rows, clock_text, steps_of
 
 from ..choices import PushKind, PushState, SyncOperation
 from ..conf import ServiceDeskConfig, load_config
@@ -76,8 +77,9 @@ def _state_label(value: str) -> str:
         return value
 
 
-def transition_note(record: Transition) -> str:
-    """The work note for one transition."""
+def transition_note(record: Transition, log: list[Step] | None = None) -> str:
+    """The work note for one transition; with the request's ``log`` (its transitions), the
+    service-desk clock as it stood at that transition, so the ticket keeps it too."""
     request = record.request
     head = f'[OPOS Tracker] {request.number} "{request.title}"'
     if record.action == "create":
@@ -89,6 +91,11 @@ def transition_note(record: Transition) -> str:
         )
     if record.note:
         text += f"\nNote: {record.note}"
+    if log is not None and record.action != "create":
+        until = [step for step in log if step.at <= record.created]
+        line = clock_text(clock_rows(request, until, record.created, state=record.to_state))
+        if line:
+            text += f"\nService-desk clock: {line}."
     return f"{text}\n{_url(request)}"
 
 
@@ -130,7 +137,7 @@ def collect_pushes(now: dt.datetime | None = None, config: ServiceDeskConfig | N
         .filter(Q(id__gt=state.transition_cursor) | Q(created__gte=window))
         .exclude(action__in=SILENT_ACTIONS)
         .exclude(Exists(Push.objects.filter(kind=PushKind.TRANSITION, source_id=OuterRef("pk"))))
-        .select_related("request__ticket_link", "actor")
+        .select_related("request__ticket_link", "request__experiment", "actor")
         .order_by("id")[:SCAN_BATCH]
     )
     operator = Exists(
@@ -148,13 +155,15 @@ def collect_pushes(now: dt.datetime | None = None, config: ServiceDeskConfig | N
         .select_related("request__ticket_link", "author")
         .order_by("id")[:SCAN_BATCH]
     )
+    # The logs of the requests, for the clock each note carries: one query.
+    logs = steps_of({t.request_id for t in transitions})
     rows = [
         Push(
             link=t.request.ticket_link,
             kind=PushKind.TRANSITION,
             source_id=t.id,
             occurred=t.created,
-            work_note=transition_note(t),
+            work_note=transition_note(t, logs.get(t.request_id, [])),
             ticket_state=(
                 config.state_map.get(t.to_state, "") if t.from_state != t.to_state else ""
             ),

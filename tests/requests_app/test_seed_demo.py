@@ -56,7 +56,13 @@ def test_seed_contents():
         "supernova",
     ]
     assert Experiment.objects.count() >= 2
-    assert ProductionRequest.objects.filter(experiment=dune).count() == 4
+    # Four requests of the working groups, and the MCC5.0 physics round's four
+    # (monitoring.demo: what is promised to each group).
+    assert ProductionRequest.objects.filter(experiment=dune).count() == 8
+    assert (
+        ProductionRequest.objects.filter(experiment=dune, ticket__startswith="RITM00121").count()
+        == 4
+    )
     assert dune.codes.filter(approved=True).count() == 3
     assert get_user_model().objects.get(username="liam").check_password("liaison-demo-pass")
 

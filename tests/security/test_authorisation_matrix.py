@@ -366,6 +366,7 @@ SPECS: dict[str, Spec] = {
     "campaign-progress": Spec(a("a_campaign", param="id"), get=API_MEMBER),
     "campaign-what-if": Spec(a("a_campaign", param="id"), get=API_OPERATOR_ANY),
     "request-progress": Spec(a("a_request", param="id"), get=API_MEMBER),
+    "request-what-if": Spec(a("a_request", param="id"), get=API_OPERATOR_ANY),
     "experiment-list": Spec(get=API_ALL, query="?search=SECRET"),
     "experiment-detail": Spec(A_SLUG, get=API_MEMBER),
     "partition-list": Spec(

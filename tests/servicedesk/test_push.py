@@ -57,6 +57,39 @@ def test_transitions_become_work_notes_and_move_the_ticket(linked, snow, world):
     assert sync_state().last_push_ok is not None
 
 
+def test_each_transition_carries_the_service_desk_clock_as_it_stood(linked, snow, world):
+    """The ticket keeps the clock at each decision: the first response against the
+    experiment's target, and the wait for the liaison once it ended."""
+    request, ticket = linked
+    world.experiment.sla_response_hours = 24
+    world.experiment.save(update_fields=["sla_response_hours"])
+    sync_state()  # the connector was on before: its cursor precedes these transitions
+    intake.transition(request, "submit", world.liaison)
+    intake.transition(request, "request_info", world.operator, note="Which tune?")
+    intake.transition(request, "submit", world.liaison)
+    # The log's moments, as if the operator answered after 30 h and the liaison in 5 h.
+    t0 = timezone.now() - dt.timedelta(hours=40)
+    moments = {
+        "submit": [t0, t0 + dt.timedelta(hours=35)],
+        "request_info": [t0 + dt.timedelta(hours=30)],
+    }
+    for action, times in moments.items():
+        rows = Transition.objects.filter(request=request, action=action).order_by("id")
+        for row, at in zip(rows, times, strict=True):
+            Transition.objects.filter(pk=row.pk).update(created=at)
+
+    services.sync_outbound()
+
+    notes = snow.work_notes(ticket["sys_id"])
+    assert len(notes) == 3
+    # At the first submission nothing was reached yet but the response, counting from 0.
+    assert "Service-desk clock: first operator response under a minute and counting" in notes[0]
+    assert "first operator response 1 d 6 h (target 1 d, over)" in notes[1]
+    assert "waiting for the liaison" not in notes[1]
+    assert "waiting for the liaison 5 h" in notes[2]
+    assert notes[2].index("Service-desk clock") < notes[2].index("https://")
+
+
 def test_the_ticket_follows_the_request_through_production(linked, snow, world):
     request, ticket = linked
     set_state(request, RequestState.APPROVED)

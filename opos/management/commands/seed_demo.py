@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from campaigns import demo as execution_demo
+from monitoring import demo as promises_demo
 from requests_app import demo as intake_demo
 from requests_app.demo import SeedReport
 
@@ -22,10 +23,12 @@ class Command(BaseCommand):
             raise CommandError("refusing to seed demo users with known passwords in production")
         report = SeedReport()
         # The roof seeds each app's part in the order of the layers: intake's experiments,
-        # people and requests, then execution's campaigns built on them.
+        # people and requests, then execution's campaigns built on them, then the promises
+        # made on a round of them.
         with transaction.atomic():
             intake_demo.seed(report)
             execution_demo.seed(report)
+            promises_demo.seed(report)
         for line in report.lines:
             self.stdout.write(line)
         self.stdout.write("")
