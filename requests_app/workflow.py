@@ -21,6 +21,7 @@ from, the state it leads to, who may take it and whether a note is required.
 from dataclasses import dataclass
 from enum import StrEnum
 
+from .choices import OPEN_STATES
 from .choices import RequestState as S
 
 
@@ -75,15 +76,7 @@ ACTIONS: dict[str, Action] = {
         _action("resume", {S.ON_HOLD}, None, {Actor.OPERATOR}, label="Resume"),
         _action(
             "cancel",
-            {
-                S.DRAFT,
-                S.SUBMITTED,
-                S.NEEDS_INFO,
-                S.APPROVED,
-                S.SCHEDULED,
-                S.IN_PRODUCTION,
-                S.ON_HOLD,
-            },
+            OPEN_STATES | {S.DRAFT},
             S.CANCELLED,
             {Actor.LIAISON, Actor.OPERATOR},
             label="Cancel",

@@ -37,7 +37,7 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from common import limits
-from requests_app.choices import DELIVERED_STATES, RequestState
+from requests_app.choices import DELIVERED_STATES, FINISHED_STATES, IN_CAMPAIGN_STATES, RequestState
 from requests_app.services import TransitionError, system_transition
 
 from ..batch import BatchState
@@ -185,14 +185,9 @@ def _open(stage: dict[str, Any]) -> bool:
     if need be)."""
     return (
         stage["campaign__state"] in OPEN_CAMPAIGN_STATES
-        and stage.get("request__state") not in FINISHED_REQUEST_STATES
+        and stage.get("request__state") not in FINISHED_STATES
         and stage.get("campaign__test_phase") != LaunchPhase.TESTING
     )
-
-
-FINISHED_REQUEST_STATES = frozenset(
-    {RequestState.COMPLETED, RequestState.CLOSED, RequestState.CANCELLED}
-)
 
 
 def inspect(
@@ -499,9 +494,7 @@ def advance(report: FinalizeReport) -> None:
         if _transition(request_id, "start", "The first job is running."):
             report.requests_started.append(request_id)
     live = list(
-        Stage.objects.filter(
-            request__state__in=[RequestState.SCHEDULED, RequestState.IN_PRODUCTION]
-        ).values(
+        Stage.objects.filter(request__state__in=IN_CAMPAIGN_STATES).values(
             "id",
             "request_id",
             "campaign_id",

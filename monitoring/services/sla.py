@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from django.utils import timezone
 
-from requests_app.choices import RequestState
+from requests_app.choices import DROPPED_STATES, RequestState
 from requests_app.models import Experiment, ProductionRequest, Transition
 
 RESPONSES = ("request_info", "approve", "reject")
@@ -147,7 +147,7 @@ def request_clock(request: ProductionRequest, now: dt.datetime | None = None) ->
         seconds = c.seconds.get(key)
         running = key in c.running
         # A step not reached yet while the request is open is still counting.
-        dropped = request.state in (RequestState.REJECTED, RequestState.CANCELLED)
+        dropped = request.state in DROPPED_STATES
         if seconds is None and c.submitted_at is not None and target is not None and not dropped:
             seconds, running = max((now - c.submitted_at).total_seconds(), 0.0), True
         rows.append(ClockRow(key, label, seconds, target, running))

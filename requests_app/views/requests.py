@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from ..choices import TERMINAL_STATES, RequestState
+from ..choices import TERMINAL_STATES, UNDECIDED_STATES, RequestState
 from ..extensions import request_forecaster, request_promises
 from ..forms import ActionForm, AssignForm, CommentForm, attach_errors
 from ..models import ProductionRequest
@@ -76,15 +76,14 @@ def _hold(obj: ProductionRequest) -> dict[str, Any]:
     return {"current": current, "total": obj.hold_seconds + current}
 
 
-# Not approved yet: no forecast. "On track, would finish around D" on a request nobody
-# has decided on (perhaps ineligible) reads as a promise; the page says "not scheduled yet".
-NOT_SCHEDULED_YET = {RequestState.DRAFT, RequestState.SUBMITTED, RequestState.NEEDS_INFO}
-
-
 def _forecast(obj: ProductionRequest):
-    """Execution's projection for the request, or None (``requests_app.extensions``)."""
+    """Execution's projection for the request, or None (``requests_app.extensions``).
+
+    None before approval too: "on track, would finish around D" on a request nobody has
+    decided on (perhaps ineligible) reads as a promise; the page says "not scheduled yet".
+    """
     forecaster = request_forecaster()
-    if forecaster is None or obj.state in TERMINAL_STATES or obj.state in NOT_SCHEDULED_YET:
+    if forecaster is None or obj.state in TERMINAL_STATES or obj.state in UNDECIDED_STATES:
         return None
     try:
         return forecaster(obj)
@@ -187,7 +186,7 @@ def _render_detail(
         "checks": checks,
         "checklist": [(c, links.get(c.key, [])) for c in checks],
         "forecast": _forecast(obj),
-        "not_scheduled_yet": obj.state in NOT_SCHEDULED_YET - {RequestState.DRAFT},
+        "not_scheduled_yet": obj.state in UNDECIDED_STATES - {RequestState.DRAFT},
         "needs_answer": _needs_answer(user, obj, timeline),
         "promises": _promises(obj),
         "actions": actions,
