@@ -243,7 +243,7 @@ def inspect(
 # --- the cycle ----------------------------------------------------------------------------------
 
 
-JOB_FIELDS = (
+OUTCOME_FIELDS = (
     "id",
     "stage_id",
     "index",
@@ -267,7 +267,7 @@ JOB_FIELDS = (
 )
 
 
-def finalize(now: dt.datetime | None = None, limit: int = 2000) -> FinalizeReport:
+def finalize_outcomes(now: dt.datetime | None = None, limit: int = 2000) -> FinalizeReport:
     """One cycle: finish up to ``limit`` jobs, then move requests and campaigns on."""
     now = now or timezone.now()
     report = FinalizeReport()
@@ -277,7 +277,7 @@ def finalize(now: dt.datetime | None = None, limit: int = 2000) -> FinalizeRepor
         # Jobs waiting out a transfer's backoff are not read again until it is over.
         .exclude(transfer__next_try__gt=now)
         .order_by("id")
-        .values(*JOB_FIELDS)[:limit]
+        .values(*OUTCOME_FIELDS)[:limit]
     )
     if pending:
         stages = stage_rows(pending)

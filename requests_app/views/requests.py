@@ -29,7 +29,7 @@ from ..services import (
     assign,
     can_comment,
     editable_fields,
-    eligibility,
+    sla_checks,
     transition,
 )
 from ..services.transitions import actor_kinds
@@ -157,7 +157,7 @@ def _render_detail(
     samples = list(obj.samples.select_related("template").order_by("id"))
     for sample in samples:
         sample.jobs = math.ceil(sample.events / sample.events_per_job)
-    checks = eligibility(obj)
+    checks = sla_checks(obj)
     # Approve cannot succeed on an ineligible request (the service refuses it too):
     # the button is disabled and says which items are unmet.
     unmet = [item for c in checks if not c.ok for item in c.missing]
