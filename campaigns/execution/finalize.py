@@ -63,7 +63,7 @@ from ..models import (
 from ..services.campaigns import complete_campaign_if_done
 from ..services.planning import release_dependents
 from . import failures, logs, transfer
-from .attempts import next_attempt
+from .attempts import WORK_FIELDS, next_attempt
 from .bulk import bulk_set
 from .catalogue import FILE_NAME
 from .wrapper import MANIFEST_FILE
@@ -254,14 +254,7 @@ OUTCOME_FIELDS = (
     "failure_reason",
     "workdir",
     "batch_id",
-    "events",
-    "events_first",
-    "input_first",
-    "input_count",
-    "input_files",
-    "memory_mb",
-    "walltime_s",
-    "parameters",
+    *WORK_FIELDS,
     "started",
     "finished",
 )

@@ -60,6 +60,7 @@ from ..services.controls import placement_of, priority_level
 from ..services.planning import plan_cycle
 from ..services.testlaunch import check_test_launches
 from . import backends, faults, heartbeat
+from .attempts import WORK_FIELDS
 from .descriptions import common_description, element_line
 from .wrapper import ARRAY_FILE, JOBS_FILE, SPEC_FILE
 
@@ -238,19 +239,7 @@ def submit_stage(stage_id: int, limit: int) -> list[Submission]:
 # What array_spec reads besides the stage: where the work runs and its priority.
 STAGE_RELATED = ("campaign", "campaign__experiment", "request")
 
-PREPARE_FIELDS = (
-    "id",
-    "index",
-    "attempt",
-    "events",
-    "events_first",
-    "input_first",
-    "input_count",
-    "input_files",
-    "memory_mb",
-    "walltime_s",
-    "parameters",
-)
+PREPARE_FIELDS = ("id", "index", "attempt", *WORK_FIELDS)
 """What prepare needs of each job; claim returns it so that prepare need not read it again."""
 
 Rows = list[dict[str, Any]]
