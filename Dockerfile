@@ -9,12 +9,20 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     OPOS_DATA_DIR=/var/lib/opos
 
 # bubblewrap: the local backend's job sandbox (README, "Jobs and the service's secrets").
-# The compose file runs jobs on Slurm, as a batch account other than `opos`.
-RUN apt-get update -q && apt-get install -y -q --no-install-recommends bubblewrap \
+# slurm-client and munge: what a worker needs to submit to a site's Slurm (the site's
+# slurm.conf and MUNGE key are mounted at run time, docs/deployment.md); its Slurm version
+# must be one the site's controller accepts (Debian 12: 22.05; a controller accepts clients
+# up to two major releases older). HTCondor needs no package: its Python bindings come
+# with the project's dependencies. The compose file runs jobs as a batch account, not `opos`.
+# The batch account's uid as the site's batch nodes know it (sbatch --uid sends the number).
+ARG OPOS_BATCH_UID=
+RUN apt-get update -q && apt-get install -y -q --no-install-recommends \
+        bubblewrap slurm-client munge \
     && rm -rf /var/lib/apt/lists/* \
     && pip install --no-cache-dir "uv==0.13.9" \
     && useradd --system --home /app --shell /usr/sbin/nologin opos \
-    && useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin opos-batch
+    && useradd --system ${OPOS_BATCH_UID:+--uid "$OPOS_BATCH_UID"} --no-create-home \
+        --home-dir /nonexistent --shell /usr/sbin/nologin opos-batch
 
 WORKDIR /app
 COPY pyproject.toml uv.lock ./

@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 MANAGE := $(BIN)/python manage.py
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install axe bubblewrap run test test-faults lint format migrations-check slurm-up slurm-down xrootd-up xrootd-down bench clean
+.PHONY: install axe bubblewrap run test test-faults lint format migrations-check slurm-up slurm-down xrootd-up xrootd-down bench bench-e2e clean
 
 $(UV):
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version.split()[0]'
@@ -94,6 +94,12 @@ xrootd-down:
 # own bench* databases. BENCH_ARGS="--generate always" rebuilds them, "--quick" is small.
 bench: install
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# End to end on the Slurm cluster: a three-stage campaign through the tracker (beat and 1, 2,
+# 4 workers) against the same jobs straight through sbatch; about 10 minutes per worker count
+# and repetition at the default 1,002 jobs. BENCH_E2E_ARGS="--jobs 100 --repeat 1" is small.
+bench-e2e: install
+	$(BIN)/python -m bench.e2e $(BENCH_E2E_ARGS)
 
 clean:
 	rm -rf .uv $(VENV) data

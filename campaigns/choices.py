@@ -103,6 +103,7 @@ class WaitReason(models.TextChoices):
     DEPENDENCY = "dependency", "Waiting for the previous stage"
     THROTTLE = "throttle", "Campaign throttle reached"
     QUOTA = "quota", "Experiment quota reached"
+    PARTITION = "partition", "Partition capacity or quota reached"
     CAPACITY = "capacity", "Batch capacity in use by more urgent work"
 
 

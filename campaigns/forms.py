@@ -148,3 +148,30 @@ class ImportForm(forms.Form):
         if not data.get("file") and not (data.get("text") or "").strip():
             raise forms.ValidationError("Choose a file or paste the template.")
         return data
+
+
+class PartitionForm(forms.Form):
+    """Declare a batch partition with its capacity, or change it."""
+
+    backend = forms.ChoiceField(choices=BackendName.choices, initial=BackendName.SLURM)
+    name = forms.CharField(max_length=200, help_text="As the batch system names it.")
+    capacity = forms.IntegerField(min_value=0, help_text="Jobs in flight there at most.")
+    description = forms.CharField(max_length=500, required=False)
+    reason = forms.CharField(max_length=2000, required=False, help_text="Why (recorded).")
+
+
+class PartitionQuotaForm(forms.Form):
+    """An experiment's quota on a partition: a number of jobs, a share, or both."""
+
+    experiment = forms.ChoiceField(choices=())
+
+    def __init__(self, *args, experiments: list[tuple[str, str]], **kwargs):
+        # The experiments (slug, name) read once for every partition's form on the page.
+        super().__init__(*args, **kwargs)
+        self.fields["experiment"].choices = experiments
+
+    max_jobs = forms.IntegerField(min_value=0, required=False, label="At most (jobs)")
+    share_pct = forms.IntegerField(
+        min_value=1, max_value=100, required=False, label="Share of the capacity (%)"
+    )
+    reason = forms.CharField(max_length=2000, required=False, help_text="Why (recorded).")

@@ -9,7 +9,10 @@ Policy ("slack"):
 
 * Only active campaigns submit. Capacity is counted in jobs in flight, per
   batch backend; every experiment has a quota and every campaign may have a
-  throttle, and none of them is ever exceeded.
+  throttle, and none of them is ever exceeded. A partition may have a capacity
+  of its own, and an experiment a quota on it (``partition_capacity``,
+  ``partition_quotas``): the work of a campaign that runs there counts against
+  them too.
 * Campaigns are served least slack first. Slack = deadline - now - the time
   the remaining work needs at the share the campaign can get (its throttle,
   quota and backend capacity), never less than the chain of remaining stages.
@@ -42,10 +45,11 @@ import heapq
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 from .choices import Feasibility, WaitReason
+from .partition_room import PartitionRoom
 
 POLICIES = ("slack", "slack-only", "fcfs", "priority")
 DEFAULT_MARGIN_S = 3600.0
@@ -95,6 +99,7 @@ class CampaignLoad:
     stages: tuple[StageLoad, ...]
     throttle: int | None = None
     arrival: float = 0.0  # when it was created: the FCFS order
+    partition: str | None = None  # where its work runs ("slurm:debug"), if named
 
     @property
     def in_flight(self) -> int:
@@ -112,6 +117,11 @@ class SchedulerInput:
     campaigns: Sequence[CampaignLoad]
     in_flight_backend: Mapping[str, int] | None = None
     in_flight_experiment: Mapping[int, int] | None = None
+    # Partitions with limits of their own; a partition not named here has none.
+    partition_capacity: Mapping[str, int] = field(default_factory=dict)
+    partition_quotas: Mapping[tuple[int, str], int] = field(default_factory=dict)
+    in_flight_partition: Mapping[str, int] | None = None
+    in_flight_experiment_partition: Mapping[tuple[int, str], int] | None = None
 
 
 @dataclass(slots=True)
@@ -171,10 +181,20 @@ def campaign_work(campaign: CampaignLoad) -> tuple[float, float]:
     return work, max(chains.values(), default=0.0)
 
 
-def campaign_share(campaign: CampaignLoad, capacity: Mapping[str, int], quotas) -> int:
+def campaign_share(
+    campaign: CampaignLoad,
+    capacity: Mapping[str, int],
+    quotas,
+    partition_capacity: Mapping[str, int] | None = None,
+    partition_quotas: Mapping[tuple[int, str], int] | None = None,
+) -> int:
     """Jobs in flight the campaign could hold if it had its limits to itself."""
     share = capacity.get(campaign.backend, 0)
     share = min(share, quotas.get(campaign.experiment_id, share))
+    if campaign.partition is not None:
+        share = min(share, (partition_capacity or {}).get(campaign.partition, share))
+        pair = (campaign.experiment_id, campaign.partition)
+        share = min(share, (partition_quotas or {}).get(pair, share))
     if campaign.throttle is not None:
         share = min(share, campaign.throttle)
     return max(share, 0)
@@ -329,11 +349,14 @@ def decide(
                 exp_used[c.experiment_id] = exp_used.get(c.experiment_id, 0) + flying
     backend_free = {b: cap - backend_used.get(b, 0) for b, cap in inp.capacity.items()}
     exp_free = {e: q - exp_used.get(e, 0) for e, q in inp.quotas.items()}
+    part_free = PartitionRoom(inp)
 
     ranked = []
     for c in inp.campaigns:
         work, chain = campaign_work(c)
-        share = campaign_share(c, inp.capacity, inp.quotas)
+        share = campaign_share(
+            c, inp.capacity, inp.quotas, inp.partition_capacity, inp.partition_quotas
+        )
         duration = _duration(work, chain, share)
         slack = c.deadline - inp.now - duration
         ranked.append(_Ranked(order_key(c, slack, policy), c, slack, duration, share))
@@ -371,9 +394,11 @@ def decide(
             camp_free[c.campaign_id],
             exp_free.get(c.experiment_id, 0),
             backend_free.get(c.backend, 0),
+            part_free.free(c),
         )
         n = int(max(n, 0))
         if n:
+            part_free.take(c, n)
             row.submit += n
             camp_free[c.campaign_id] -= n
             exp_free[c.experiment_id] = exp_free.get(c.experiment_id, 0) - n
@@ -397,13 +422,13 @@ def decide(
         summary = decision.campaigns[c.campaign_id]
         for row in stage_rows[c.campaign_id]:
             summary.submit += row.submit
-            _explain(row, c, inp, camp_free, exp_free, backend_free, row.stage_id in on_hold)
+            _explain(row, c, inp, camp_free, exp_free, part_free, row.stage_id in on_hold)
         reasons = {row.reason for row in stage_rows[c.campaign_id] if row.reason}
         summary.reason = next((r for r in WaitReason.values if r in reasons), None)
     return decision
 
 
-def _explain(row, c, inp, camp_free, exp_free, backend_free, held: bool) -> None:
+def _explain(row, c, inp, camp_free, exp_free, part_free, held: bool) -> None:
     """Fill in why a stage submits fewer jobs than it has waiting."""
     waiting = row.ready - row.submit
     if held and c.state == "active" and waiting + row.planned > 0:
@@ -427,6 +452,9 @@ def _explain(row, c, inp, camp_free, exp_free, backend_free, held: bool) -> None
             row.reason = WaitReason.QUOTA
             quota = inp.quotas.get(c.experiment_id, 0)
             row.detail = f"{waiting} ready jobs wait: experiment quota {quota} reached"
+        elif part_free.free(c) <= 0:
+            row.reason = WaitReason.PARTITION
+            row.detail = f"{waiting} ready jobs wait: {part_free.full(c)}"
         else:
             row.reason = WaitReason.CAPACITY
             cap = inp.capacity.get(c.backend, 0)
@@ -491,14 +519,7 @@ def project_each(
     keys = [item.key for item in base]
     out = []
     for extra in extras:
-        scenario = SchedulerInput(
-            inp.now,
-            inp.capacity,
-            inp.quotas,
-            [*inp.campaigns, extra],
-            inp.in_flight_backend,
-            inp.in_flight_experiment,
-        )
+        scenario = replace(inp, campaigns=[*inp.campaigns, extra])  # every limit kept
         mine = _setup(extra, scenario, policy)
         at = bisect.bisect_right(keys, mine.key)
         ordered = [*base[:at], mine, *base[at:]]
@@ -554,7 +575,9 @@ class _Line:
 
 def _setup(c: CampaignLoad, inp: SchedulerInput, policy: str) -> _Setup:
     work, chain = campaign_work(c)
-    share = campaign_share(c, inp.capacity, inp.quotas)
+    share = campaign_share(
+        c, inp.capacity, inp.quotas, inp.partition_capacity, inp.partition_quotas
+    )
     duration = _duration(work, chain, share)
     slack = c.deadline - inp.now - duration
     by_request: dict[int, list] = {}

@@ -3,7 +3,7 @@
 from django.urls import path
 
 from . import views
-from .views import catalogue, execution, steering
+from .views import catalogue, execution, partitions, steering
 
 app_name = "campaigns"
 
@@ -33,6 +33,10 @@ urlpatterns = [
     path("stages/<int:pk>/recover/", steering.stage_recover, name="stage_recover"),
     path("jobs/<int:pk>/cancel-retry/", execution.job_cancel_retry, name="job_cancel_retry"),
     path("stuck/", execution.stuck_list, name="stuck_list"),
+    # Batch partitions: capacity and the experiments' quotas.
+    path("partitions/", partitions.partition_list, name="partitions"),
+    path("partitions/<int:pk>/quota/", partitions.partition_quota, name="partition_quota"),
+    path("partitions/<int:pk>/remove/", partitions.partition_remove, name="partition_remove"),
     # Steering: recovery with overrides, force-complete, test launches, clones, extensions.
     path("<int:pk>/recover/", steering.campaign_recover, name="recover"),
     path("<int:pk>/force-complete/", steering.campaign_force_complete, name="force_complete"),

@@ -742,3 +742,8 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["CommitmentStatusEnum"] = (
 )
 # The interpreter that runs the job wrapper on the batch nodes (default: the worker's own).
 OPOS_JOB_PYTHON = env_str("OPOS_JOB_PYTHON", "")
+# Where the batch nodes import the job wrapper from (their PYTHONPATH). Empty: the project
+# folder, which then must be on storage the nodes mount at the same path. A container
+# deployment names a folder on the shared file system instead, and its worker publishes
+# the wrapper there when it starts (manage.py publish_job_wrapper; docs/deployment.md).
+OPOS_JOB_CODE_DIR = env_str("OPOS_JOB_CODE_DIR", "")

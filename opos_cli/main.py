@@ -18,7 +18,7 @@ from typing import Any
 
 from . import config, render, requestfile
 from .client import Api
-from .commands import campaign_actions, records, steering
+from .commands import campaign_actions, placement, records, steering
 from .errors import CliError, Exit
 
 TOKEN_KEY_LENGTH = 15
@@ -332,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     campaign_actions.register(csub, common)
     records.register(commands, common)
     steering.register({"campaigns": csub, "requests": rsub}, common)
+    placement.register(commands, csub, common)
     return parser
 
 

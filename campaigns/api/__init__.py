@@ -2,6 +2,7 @@
 
 from .catalogue import DatasetViewSet
 from .execution import register as register_execution
+from .partitions import PartitionViewSet
 from .steering import register as register_steering
 from .templates import WorkflowTemplateViewSet
 from .views import CampaignViewSet
@@ -14,6 +15,7 @@ def register(router) -> None:
     register_execution(router)  # jobs, submissions, stuck, failure-rules
     router.register("datasets", DatasetViewSet, basename="dataset")
     register_steering(router)  # recover, force-complete, launch-full, clone, extensions
+    router.register("partitions", PartitionViewSet, basename="partition")
 
 
 __all__ = ["register"]

@@ -60,5 +60,7 @@ def job_argv() -> list[str]:
 
 
 def job_environment() -> dict[str, str]:
-    """Environment every job gets: the project on the path, so ``-m`` finds the wrapper."""
-    return {"PYTHONPATH": str(Path(settings.BASE_DIR))}
+    """Environment every job gets: the wrapper's folder on the path, so ``-m`` finds it
+    (the project folder, or where ``publish_job_wrapper`` put it for the batch nodes)."""
+    code = getattr(settings, "OPOS_JOB_CODE_DIR", "") or settings.BASE_DIR
+    return {"PYTHONPATH": str(Path(code))}

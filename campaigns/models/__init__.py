@@ -4,6 +4,7 @@ from .campaigns import FAR_FUTURE, Campaign, CampaignEvent, CampaignRequest, dea
 from .catalogue import Dataset, DatasetState, OutputFile
 from .controls import BatchControl, ControlAction, ControlState
 from .execution import FailureRule, RetryAction, StuckFlag, StuckKind
+from .partitions import Partition, PartitionQuota, partition_key, quota_limit
 from .plan import COUNTER_FOR_STATE, RETRIED_COUNTER_FOR_STATE, Job, Stage, Submission
 from .steering import Extension
 from .storage import Replica, StorageArea, Transfer
@@ -25,6 +26,8 @@ __all__ = [
     "FailureRule",
     "Job",
     "OutputFile",
+    "Partition",
+    "PartitionQuota",
     "ProcessRole",
     "Replica",
     "RetryAction",
@@ -36,4 +39,6 @@ __all__ = [
     "Transfer",
     "WorkerHeartbeat",
     "deadline_moment",
+    "partition_key",
+    "quota_limit",
 ]

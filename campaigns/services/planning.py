@@ -1,7 +1,7 @@
 """Feeding the scheduler: inputs from aggregates, stage dependencies, counters, estimates.
 
 ``plan_cycle`` loads everything the policy needs with a fixed number of
-queries (four, whatever the number of campaigns or jobs) and returns its
+queries (five, whatever the number of campaigns or jobs) and returns its
 decision; execution's ``submit_ready`` acts on it. The work waiting and in flight
 comes from the stage counters, never from counting job rows: those grow with the
 production (millions of planned jobs, hundreds of thousands running), and pages
@@ -38,6 +38,7 @@ from ..models import (
 )
 from ..scheduler import CampaignLoad, Decision, SchedulerInput, StageLoad, decide
 from .blockage import gave_up
+from .partitions import effective_partition, partition_limits
 from .testlaunch import ready_caps
 
 MEDIAN_WINDOW = 101  # the latest succeeded jobs of a stage that make its walltime estimate
@@ -90,7 +91,7 @@ def _chunks(ids: list[int], size: int = ID_CHUNK) -> Iterable[list[int]]:
 def load_inputs(
     now: dt.datetime | None = None, campaign_ids: Iterable[int] | None = None
 ) -> CycleInputs:
-    """Load the scheduler's input with four queries (none per job or campaign).
+    """Load the scheduler's input with five queries (none per job or campaign).
 
     Every open campaign is loaded (the decision for one depends on all of
     them through shared capacity and quotas); ``campaign_ids`` only narrows
@@ -110,8 +111,17 @@ def load_inputs(
             "fault",
             "test_phase",
             "test_jobs",
+            "batch_partition",
+            "experiment__batch_partition",
         )
     )
+    # Where each campaign's work runs, for the partitions' capacity and quotas.
+    partition_of = {
+        c["id"]: effective_partition(
+            c["backend"], c["batch_partition"], c["experiment__batch_partition"]
+        )
+        for c in campaigns
+    }
     # A test launch lets the scheduler see only the test jobs (no query without one).
     caps = ready_caps(campaigns)
     stage_rows = list(
@@ -153,23 +163,44 @@ def load_inputs(
     in_flight: dict[int, int] = {}
     backend_used: dict[str, int] = defaultdict(int)
     exp_used: dict[int, int] = defaultdict(int)
+    part_used: dict[str, int] = defaultdict(int)
+    exp_part_used: dict[tuple[int, str], int] = defaultdict(int)
+
+    def charge_partition(key: str | None, experiment_id: int, n: int) -> None:
+        if key is not None:
+            part_used[key] += n
+            exp_part_used[(experiment_id, key)] += n
+
     for s in stage_rows:
         n = max(s.n_queued + s.n_running + s.n_held, 0)
         if n:
             in_flight[s.id] = n
             backend_used[s.campaign__backend] += n
             exp_used[s.campaign__experiment_id] += n
+            charge_partition(partition_of.get(s.campaign_id), s.campaign__experiment_id, n)
     draining = Q(n_queued__gt=0) | Q(n_running__gt=0) | Q(n_held__gt=0)
     for row in (
         Stage.objects.exclude(campaign__state__in=sorted(OPEN_CAMPAIGN_STATES))
         .filter(draining)
-        .values("campaign__backend", "campaign__experiment_id")
+        .values(
+            "campaign__backend",
+            "campaign__experiment_id",
+            "campaign__batch_partition",
+            "campaign__experiment__batch_partition",
+        )
         .annotate(n=Sum(F("n_queued") + F("n_running") + F("n_held")))
         .order_by()
     ):
         backend_used[row["campaign__backend"]] += row["n"]
         exp_used[row["campaign__experiment_id"]] += row["n"]
+        key = effective_partition(
+            row["campaign__backend"],
+            row["campaign__batch_partition"],
+            row["campaign__experiment__batch_partition"],
+        )
+        charge_partition(key, row["campaign__experiment_id"], row["n"])
     quotas = dict(Experiment.objects.values_list("id", "job_quota"))
+    partitions = partition_limits()
 
     by_campaign: dict[int, list[StageLoad]] = defaultdict(list)
     labels: dict[int, StageInfo] = {}
@@ -232,6 +263,7 @@ def load_inputs(
                     stages=tuple(by_campaign.get(c["id"], ())),
                     throttle=c["throttle"],
                     arrival=c["created"].timestamp(),
+                    partition=partition_of[c["id"]],
                 )
             )
         except Exception as exc:  # as above
@@ -247,6 +279,10 @@ def load_inputs(
             campaigns=loads,
             in_flight_backend=dict(backend_used),
             in_flight_experiment=dict(exp_used),
+            partition_capacity=partitions.capacity,
+            partition_quotas=partitions.quotas,
+            in_flight_partition=dict(part_used),
+            in_flight_experiment_partition=dict(exp_part_used),
         ),
         stages=labels,
         failed=failed,
@@ -258,7 +294,7 @@ def plan_cycle(
     now: dt.datetime | None = None, campaign_ids: Iterable[int] | None = None
 ) -> CyclePlan:
     """One scheduling decision: how many jobs each ready stage may submit now, and why
-    the others wait. Reads the database (four queries), writes nothing."""
+    the others wait. Reads the database (five queries), writes nothing."""
     inputs = load_inputs(now, campaign_ids)
     return CyclePlan(inputs, decide(inputs.input, "slack", conf.priority_margin_s()))
 

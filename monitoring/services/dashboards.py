@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from campaigns.choices import CLOSED_CAMPAIGN_STATES, OPEN_CAMPAIGN_STATES, CampaignState
 from campaigns.models import Campaign, CampaignRequest, Job, Stage, StuckFlag
+from campaigns.services.partitions import PartitionUsage, partition_usage
 from requests_app.choices import OPEN_STATES
 from requests_app.models import Comment, Experiment, ProductionRequest, Sample, Transition
 
@@ -411,6 +412,7 @@ class OperatorOverview:
     backends: list[operations.BackendLoad]
     now: dt.datetime
     storage: operations.StorageStatus | None = None
+    partitions: list[PartitionUsage] = field(default_factory=list)
 
 
 def operator_overview(now: dt.datetime | None = None) -> OperatorOverview:
@@ -458,4 +460,5 @@ def operator_overview(now: dt.datetime | None = None) -> OperatorOverview:
         backends=sorted(loads.values(), key=lambda b: b.name),
         now=now,
         storage=operations.storage_status(),
+        partitions=partition_usage(),
     )

@@ -1,10 +1,17 @@
 """``/api/v1/experiments/``: the experiments a user may see."""
 
 from django.db.models import Count, Q
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from common.parsers import BoundedJSONParser
 
 from ..choices import TERMINAL_STATES
 from ..models import Experiment, PhysicsGroup
+from ..services.placement import placement_values, set_experiment_placement
+from .errors import FIELD_ERRORS, ProblemSerializer, service_errors
 
 
 class PhysicsGroupSerializer(serializers.ModelSerializer):
@@ -15,7 +22,7 @@ class PhysicsGroupSerializer(serializers.ModelSerializer):
 
 class ExperimentSerializer(serializers.ModelSerializer):
     groups = PhysicsGroupSerializer(many=True, read_only=True)
-    # Read only here (edited in the admin): plain strings, empty for the site's default.
+    # Read only here (changed with ``placement/``): plain strings, empty for the site's default.
     batch_partition = serializers.CharField(read_only=True)
     batch_account = serializers.CharField(read_only=True)
     batch_qos = serializers.CharField(read_only=True)
@@ -48,6 +55,63 @@ class ExperimentSerializer(serializers.ModelSerializer):
         ]
 
 
+PLACEMENT_HELP = {
+    "batch_partition": "Slurm partition; empty: the site's default.",
+    "batch_account": "Slurm account, HTCondor accounting group; empty: the site's default.",
+    "batch_qos": "Slurm QOS; empty: the site's default.",
+    "batch_requirements": "HTCondor requirements (a ClassAd expression); empty: none.",
+    "batch_avoid_partitions": "Slurm partitions the work must never run in, separated by commas.",
+}
+
+
+class ExperimentPlacementSerializer(serializers.Serializer):
+    """Where an experiment's work runs; the names are checked by the service (the admin
+    form's checks), which names the field at fault."""
+
+    batch_partition = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=200,
+        help_text=PLACEMENT_HELP["batch_partition"],
+    )
+    batch_account = serializers.CharField(
+        required=False, allow_blank=True, max_length=200, help_text=PLACEMENT_HELP["batch_account"]
+    )
+    batch_qos = serializers.CharField(
+        required=False, allow_blank=True, max_length=200, help_text=PLACEMENT_HELP["batch_qos"]
+    )
+    batch_requirements = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=1000,
+        help_text=PLACEMENT_HELP["batch_requirements"],
+    )
+    batch_avoid_partitions = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=1000,
+        help_text=PLACEMENT_HELP["batch_avoid_partitions"],
+    )
+
+    def validate(self, attrs):
+        unknown = sorted(set(self.initial_data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError({name: "not a placement field" for name in unknown})
+        if not attrs:
+            raise serializers.ValidationError(
+                {"non_field_errors": f"give one or more of {', '.join(self.fields)}"}
+            )
+        return attrs
+
+
+class ExperimentPlacementAnswerSerializer(ExperimentPlacementSerializer):
+    changed = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        read_only=True,
+        help_text="{field: [old, new]} of what changed (empty: nothing did).",
+    )
+
+
 class ExperimentViewSet(viewsets.ReadOnlyModelViewSet):
     """Experiments visible to the caller (operators see all; members their own)."""
 
@@ -65,3 +129,29 @@ class ExperimentViewSet(viewsets.ReadOnlyModelViewSet):
             .annotate(open_requests=Count("requests", filter=open_filter))
             .order_by("name")
         )
+
+    @extend_schema(
+        summary="Change where the experiment's work runs (operators)",
+        description=(
+            "Any of the partition, account, QOS, HTCondor requirements and partitions to"
+            " avoid; empty for the site's default. The same checks and audit event as the"
+            " admin form. Each open campaign of the experiment records the change and its"
+            " jobs queued at the batch system that have not started move (see the campaign's"
+            " `batch-controls/`)."
+        ),
+        request=ExperimentPlacementSerializer,
+        responses={
+            200: ExperimentPlacementAnswerSerializer,
+            400: FIELD_ERRORS,
+            403: ProblemSerializer,
+            404: ProblemSerializer,
+        },
+    )
+    @action(detail=True, methods=["post"], parser_classes=[BoundedJSONParser])
+    def placement(self, request, slug=None):
+        experiment = self.get_object()
+        payload = ExperimentPlacementSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        with service_errors():
+            changes = set_experiment_placement(request.user, experiment, payload.validated_data)
+        return Response({**placement_values(experiment), "changed": changes})

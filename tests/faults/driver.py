@@ -7,9 +7,11 @@ trial's PostgreSQL, Redis, work area and batch shims)::
 
 It migrates a fresh database, files and launches a campaign of the demo workflow
 (generation -> simulation -> reconstruction, ``N`` jobs per stage) on Slurm, starts Celery
-beat and two workers, injects the fault when a quarter of the work is done, waits for the
-campaign to complete, and writes ``report.json``: the outcome of every check, the recovery
-time after each fault, and the counts. It never raises for a failed check: the report says.
+beat and two workers (``--workers W`` for more; the last of three or more runs a pool of
+two processes, so that processes of one worker race as well as workers), injects the fault
+when a quarter of the work is done, waits for the campaign to complete, and writes
+``report.json``: the outcome of every check, the recovery time after each fault, and the
+counts. It never raises for a failed check: the report says.
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ class Trial:
     kills: int
     seed: int
     timeout: float
+    worker_count: int = 2
     rng: random.Random = field(init=False)
     events: list[dict] = field(default_factory=list)
     workers: list[Process] = field(default_factory=list)
@@ -132,13 +135,16 @@ class Trial:
             logs / "beat.log",
         )
         self.beat.start()
-        for n in (1, 2):
+        for n in range(1, self.worker_count + 1):
+            # Three or more: the last one a pool of two processes.
+            pool = ["--pool", "prefork", "--concurrency", "2"]
+            if self.worker_count < 3 or n < self.worker_count:
+                pool = ["--pool", "solo"]
             worker = Process(
                 f"worker{n}",
                 celery(
                     "worker",
-                    "--pool",
-                    "solo",
+                    *pool,
                     "--without-mingle",
                     "--without-gossip",
                     "--loglevel",
@@ -155,6 +161,19 @@ class Trial:
         for process in [*self.workers, self.beat]:
             if process is not None:
                 process.stop()
+
+    def tasks_by_worker(self) -> dict[str, dict[str, int]]:
+        """How many submit, poll and finalize tasks each worker finished (its log says)."""
+        counts = {}
+        for worker in self.workers:
+            text = worker.log.read_text(errors="replace") if worker.log.exists() else ""
+            counts[worker.name] = {
+                task.rsplit(".", 1)[1]: len(
+                    re.findall(rf"Task {re.escape(task)}\[[^\]]+\] succeeded", text)
+                )
+                for task in TARGET_TASKS
+            }
+        return counts
 
     # --- progress ----------------------------------------------------------------------------
 
@@ -486,6 +505,7 @@ def main() -> int:
     parser.add_argument("--kills", type=int, default=3)
     parser.add_argument("--seed", type=int, default=9)
     parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument("--workers", type=int, default=2, help="Celery workers (at least 1)")
     parser.add_argument("--services", required=True, help="JSON: ports and folders")
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "opos.settings")
@@ -496,8 +516,15 @@ def main() -> int:
 
     call_command("migrate", verbosity=0)
     services = json.loads(args.services)
-    trial = Trial(args.scenario, args.folder, args.jobs, args.kills, args.seed, args.timeout)
-    report: dict = {"scenario": args.scenario, "jobs_per_stage": args.jobs, "seed": args.seed}
+    trial = Trial(
+        args.scenario, args.folder, args.jobs, args.kills, args.seed, args.timeout, args.workers
+    )
+    report: dict = {
+        "scenario": args.scenario,
+        "jobs_per_stage": args.jobs,
+        "seed": args.seed,
+        "workers": args.workers,
+    }
     try:
         campaign, request = trial.setup_campaign("slurm", "faults-slurm", args.jobs)
         other = None
@@ -522,6 +549,7 @@ def main() -> int:
         trial.stop_processes()
     report["events"] = trial.events
     report["restarts"] = {w.name: w.starts - 1 for w in trial.workers}
+    report["tasks_by_worker"] = trial.tasks_by_worker()
     (args.folder / "report.json").write_text(json.dumps(report, indent=1, default=str))
     print(json.dumps(report, default=str))
     return 0

@@ -77,11 +77,19 @@ def services():
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def run_trial(services, scenario: str, work_dir: Path | None = None, **extra) -> dict:
+def run_trial(
+    services,
+    scenario: str,
+    work_dir: Path | None = None,
+    workers: int = 2,
+    label: str | None = None,
+    **extra,
+) -> dict:
     pg, redis, shims = services["pg"], services["redis"], services["shims"]
-    folder = services["folder"] / scenario
+    label = label or scenario
+    folder = services["folder"] / label
     folder.mkdir()
-    database = f"faults_{scenario}"
+    database = f"faults_{label}"
     pg.create_database(database)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "CELERY_"))},
@@ -134,6 +142,8 @@ def run_trial(services, scenario: str, work_dir: Path | None = None, **extra) ->
         str(SEED),
         "--timeout",
         str(TIMEOUT_S),
+        "--workers",
+        str(workers),
         "--services",
         json.dumps(described),
     ]
@@ -194,6 +204,22 @@ def assert_survived(report: dict) -> None:
 
 def test_no_fault_baseline(services):
     assert_survived(run_trial(services, "none"))
+
+
+def test_three_workers_share_the_work_without_duplicates_or_gaps(services):
+    """Scale-out: two single-process workers and one with a pool of two, all taking the same
+    submit, poll and finalize tasks at once. The trial's checks are the exactly-once ones
+    (no array reached Slurm twice, no task listed twice by squeue, every planned job ended
+    once, no output twice); on top, the work was shared: each worker finished tasks."""
+    report = run_trial(services, "none", workers=3, label="three_workers")
+    assert_survived(report)
+    by_worker = report["tasks_by_worker"]
+    assert len(by_worker) == 3, by_worker
+    for name, counts in by_worker.items():
+        assert sum(counts.values()) > 0, (
+            f"{name} finished no submit, poll or finalize task: {by_worker}"
+        )
+    assert all(n == 0 for n in report["restarts"].values()), report["restarts"]
 
 
 def test_worker_killed_during_submit_poll_and_finalize(services):

@@ -28,12 +28,13 @@ MAX_QUERIES = {
     "experiment": 20,
     "campaign": 18,
     "request": 16,
-    "operations": 21,  # + accounting's allocations, + storage's waiting transfers and count
+    # + the partitions (three), + accounting's allocations, + storage's waiting transfers
+    "operations": 24,
     "report": 27,
     "csv": 18,
     "campaign_api": 13,
     "request_api": 13,
-    "metrics": 24,
+    "metrics": 25,  # + the partitions and their quotas (the scheduler's input, one)
     "accounting": 14,
     "accounting_csv": 13,
     "accounting_api": 12,

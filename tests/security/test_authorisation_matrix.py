@@ -254,6 +254,25 @@ SPECS: dict[str, Spec] = {
     "campaigns:stage_recover": Spec(a("a_stage"), writes=[Write("post", PAGE_OPERATOR_ANY)]),
     "campaigns:job_cancel_retry": Spec(a("a_job"), writes=[Write("post", PAGE_OPERATOR_ANY)]),
     "campaigns:stuck_list": Spec(get=PAGE_ALL),
+    "campaigns:partitions": Spec(
+        get=PAGE_OPERATOR,
+        writes=[
+            Write(
+                "post",
+                PAGE_OPERATOR_ANY,
+                lambda w: {"backend": "slurm", "name": "matrix", "capacity": "5"},
+            )
+        ],
+    ),
+    # Refused by role before any lookup: a partition that does not exist is 404 to operators.
+    "campaigns:partition_quota": Spec(
+        lambda w: {"pk": 999999},
+        writes=[Write("post", roles(LOGIN, FORBID, FORBID, FORBID, HIDDEN, HIDDEN))],
+    ),
+    "campaigns:partition_remove": Spec(
+        lambda w: {"pk": 999999},
+        writes=[Write("post", roles(LOGIN, FORBID, FORBID, FORBID, HIDDEN, HIDDEN))],
+    ),
     # Steering running production (operators), and the requests' clone and extension.
     "campaigns:recover": Spec(
         a("a_campaign"), writes=[Write("post", PAGE_OPERATOR_ON_A, lambda w: {"note": "m"})]
@@ -349,6 +368,21 @@ SPECS: dict[str, Spec] = {
     "request-progress": Spec(a("a_request", param="id"), get=API_MEMBER),
     "experiment-list": Spec(get=API_ALL, query="?search=SECRET"),
     "experiment-detail": Spec(A_SLUG, get=API_MEMBER),
+    "partition-list": Spec(
+        get=API_OPERATOR,
+        writes=[Write("post", API_OPERATOR_ANY, lambda w: {"name": "matrix", "capacity": 5})],
+    ),
+    "partition-detail": Spec(
+        lambda w: {"pk": 999999},
+        get=roles(UNAUTH, FORBID, FORBID, FORBID, HIDDEN, HIDDEN),
+    ),
+    "partition-quota": Spec(
+        lambda w: {"pk": 999999},
+        writes=[Write("post", roles(UNAUTH, FORBID, FORBID, FORBID, HIDDEN, HIDDEN))],
+    ),
+    "experiment-placement": Spec(
+        A_SLUG, writes=[Write("post", API_OPERATOR_ON_A, lambda w: {"batch_qos": "matrix"})]
+    ),
     "request-list": Spec(
         get=API_ALL,
         query="?search=SECRET",
