@@ -6,6 +6,8 @@ counter is read-only, and the audit log cannot be edited at all.
 
 from django.contrib import admin
 
+from common.admin import RecordAdmin
+
 from .models import Campaign, CampaignEvent, CampaignRequest, Dataset, Job, OutputFile, Stage
 
 
@@ -33,18 +35,9 @@ class CampaignAdmin(admin.ModelAdmin):
 
 
 @admin.register(CampaignEvent)
-class CampaignEventAdmin(admin.ModelAdmin):
+class CampaignEventAdmin(RecordAdmin):
     list_display = ["campaign", "kind", "actor", "request", "created"]
     list_filter = ["kind"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Stage)

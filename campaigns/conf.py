@@ -27,9 +27,12 @@ from django.conf import settings
 
 from common import limits
 
+from .batch import REGISTRY
+
 SAFE_BATCH_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,120}$")
 
-DEFAULT_BACKEND_CAPACITY = {"local": 4, "slurm": 1000, "htcondor": 5000}
+# The defaults are the backends' registrations (``campaigns/batch/__init__.py``).
+DEFAULT_BACKEND_CAPACITY = {name: entry.capacity for name, entry in REGISTRY.items()}
 
 
 def backend_capacity() -> dict[str, int]:

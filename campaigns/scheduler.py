@@ -29,7 +29,7 @@ Policy ("slack"):
   and nothing in flight gets one slot, while capacity allows.
 * Within a campaign, the requests of higher priority go first as long as
   every request that would meet its deadline in deadline order still does
-  (``group_order``); and downstream stages before upstream ones, so work
+  (``request_order``); and downstream stages before upstream ones, so work
   streams through to finished samples instead of piling up half-processed.
 
 The baselines "fcfs" (arrival order) and "priority" (priority, then arrival)
@@ -53,7 +53,7 @@ from .partition_room import PartitionRoom
 
 POLICIES = ("slack", "slack-only", "fcfs", "priority")
 DEFAULT_MARGIN_S = 3600.0
-MAX_PRIORITY_GROUPS = 400
+MAX_PRIORITY_REQUESTS = 400
 INF = math.inf
 
 
@@ -68,9 +68,9 @@ class StageLoad:
     planned: int  # waiting for inputs from the previous stage
     in_flight: int  # queued, running or held at the batch system
     walltime_s: float  # per-job estimate (observed median once known)
-    group: int = 0  # the request it belongs to
-    group_deadline: float = INF  # that request's deadline (epoch seconds)
-    group_priority: int = 1  # that request's priority, 0 (low) .. 3 (critical)
+    request_id: int = 0  # the request it belongs to
+    request_deadline: float = INF  # that request's deadline (epoch seconds)
+    request_priority: int = 1  # that request's priority, 0 (low) .. 3 (critical)
     name: str = ""
     input_stage_id: int | None = None
     on_hold: bool = False  # its request is on hold (a blocker is being solved)
@@ -176,8 +176,8 @@ def campaign_work(campaign: CampaignLoad) -> tuple[float, float]:
         remaining = stage.ready + stage.planned + stage.in_flight  # (stage.remaining, inlined)
         if remaining:
             work += remaining * stage.walltime_s
-            # The last job of a group still has to pass every remaining stage.
-            chains[stage.group] = chains.get(stage.group, 0.0) + stage.walltime_s
+            # The last job of a request still has to pass every remaining stage.
+            chains[stage.request_id] = chains.get(stage.request_id, 0.0) + stage.walltime_s
     return work, max(chains.values(), default=0.0)
 
 
@@ -268,10 +268,10 @@ def priority_order(items: Sequence, margin_s: float) -> list:
     return order
 
 
-def group_order(
+def request_order(
     stages: Sequence[StageLoad], now: float, share: int, use_priority: bool = True
 ) -> dict[int, int]:
-    """Rank of each group (request) inside a campaign: ``{group: rank}``, 0 served first.
+    """Rank of each request inside a campaign: ``{request id: rank}``, 0 served first.
 
     Deadline order (earliest first) meets every deadline any order can on one
     share of slots, so it is the guard: the highest-priority request goes next
@@ -280,52 +280,52 @@ def group_order(
     the campaign's share, never less than its chain of stages). When all
     requests share one priority this is plain deadline order.
     """
-    groups: dict[int, list] = {}
+    by_request: dict[int, list] = {}
     for s in stages:
-        g = groups.setdefault(s.group, [s.group_deadline, s.group_priority, 0.0, 0.0])
+        g = by_request.setdefault(s.request_id, [s.request_deadline, s.request_priority, 0.0, 0.0])
         remaining = s.ready + s.planned + s.in_flight
         if remaining:
             g[2] += remaining * s.walltime_s
             g[3] += s.walltime_s
-    edf = sorted(groups, key=lambda gid: (groups[gid][0], -groups[gid][1], gid))
-    mixed = len({g[1] for g in groups.values()}) > 1
+    edf = sorted(by_request, key=lambda rid: (by_request[rid][0], -by_request[rid][1], rid))
+    mixed = len({g[1] for g in by_request.values()}) > 1
     # The check costs the square of the number of requests: beyond a few hundred, deadline
     # order with priority between equal deadlines.
-    if not use_priority or not mixed or share <= 0 or len(groups) > MAX_PRIORITY_GROUPS:
-        return {gid: rank for rank, gid in enumerate(edf)}
+    if not use_priority or not mixed or share <= 0 or len(by_request) > MAX_PRIORITY_REQUESTS:
+        return {rid: rank for rank, rid in enumerate(edf)}
 
-    span = {gid: g[0] - now for gid, g in groups.items()}  # time left to each deadline
-    work = {gid: g[2] / share for gid, g in groups.items()}  # time it takes at the share
-    key = {gid: (-g[1], span[gid]) for gid, g in groups.items()}  # who goes first if safe
+    span = {rid: g[0] - now for rid, g in by_request.items()}  # time left to each deadline
+    work = {rid: g[2] / share for rid, g in by_request.items()}  # time it takes at the share
+    key = {rid: (-g[1], span[rid]) for rid, g in by_request.items()}  # who goes first if safe
     # Protected: on time in deadline order (its chain fits, its share of the work too).
     protected, done = set(), 0.0
-    for gid in edf:
-        done += work[gid]
-        if max(done, groups[gid][3]) <= span[gid]:
-            protected.add(gid)
+    for rid in edf:
+        done += work[rid]
+        if max(done, by_request[rid][3]) <= span[rid]:
+            protected.add(rid)
     placed: list[int] = []
     left = list(edf)  # always in deadline order
     elapsed = 0.0
     while left:
-        # Serving ``gid`` next delays only the requests before it in deadline order, by its
+        # Serving ``rid`` next delays only the requests before it in deadline order, by its
         # own work; those after it finish when they would have anyway. So it may go next
         # if that delay fits in the room every protected request before it still has.
         room, best = INF, left[0]
         prefix = elapsed
-        for gid in left:
-            if work[gid] <= room and key[gid] < key[best]:
-                best = gid
-            prefix += work[gid]
-            if gid in protected:
-                room = min(room, span[gid] - prefix)
+        for rid in left:
+            if work[rid] <= room and key[rid] < key[best]:
+                best = rid
+            prefix += work[rid]
+            if rid in protected:
+                room = min(room, span[rid] - prefix)
         placed.append(best)
         left.remove(best)
         elapsed += work[best]
-    return {gid: rank for rank, gid in enumerate(placed)}
+    return {rid: rank for rank, rid in enumerate(placed)}
 
 
 def _stage_order(stage: StageLoad, ranks: Mapping[int, int]) -> tuple:
-    return (ranks.get(stage.group, 0), stage.group, -stage.position, stage.stage_id)
+    return (ranks.get(stage.request_id, 0), stage.request_id, -stage.position, stage.stage_id)
 
 
 # --- the decision ---------------------------------------------------------------
@@ -380,7 +380,7 @@ def decide(
         )
         camp_free[c.campaign_id] = INF if c.throttle is None else c.throttle - flying
         rows = []
-        ranks = group_order(c.stages, inp.now, share, policy == "slack")
+        ranks = request_order(c.stages, inp.now, share, policy == "slack")
         for s in sorted(c.stages, key=lambda s, ranks=ranks: _stage_order(s, ranks)):
             row = StageDecision(s.stage_id, c.campaign_id, 0, s.ready, s.planned, s.in_flight)
             decision.stages[s.stage_id] = row
@@ -471,16 +471,16 @@ def _explain(row, c, inp, camp_free, exp_free, part_free, held: bool) -> None:
 
 @dataclass(slots=True)
 class Projection:
-    """Projected finish of a campaign and of each of its groups (requests)."""
+    """Projected finish of a campaign and of each of its requests (by request id)."""
 
     campaign_id: int
     finish: float | None  # None: never, at the current limits (no capacity or quota)
-    groups: dict[int, float | None] = field(default_factory=dict)
+    requests: dict[int, float | None] = field(default_factory=dict)
     share: int = 0
 
 
 def project(inp: SchedulerInput, policy: str = "slack", margin_s: float = DEFAULT_MARGIN_S):
-    """Project when every campaign (and each group in it) finishes, by a fluid model.
+    """Project when every campaign (and each request in it) finishes, by a fluid model.
 
     Campaigns are served in the policy's order with rates (slots) handed out
     the way ``decide`` does (floor of one slot, then greedy, within quotas,
@@ -495,9 +495,9 @@ def project(inp: SchedulerInput, policy: str = "slack", margin_s: float = DEFAUL
     ordered = sorted(setups, key=lambda item: item.key)
     if policy == "slack":
         ordered = priority_order(ordered, margin_s)
-    state = {item.campaign.campaign_id: item.start() for item in setups}
-    _simulate(ordered, state, inp, policy)
-    return {cid: st["proj"] for cid, st in state.items()}
+    lines = {item.campaign.campaign_id: item.start() for item in setups}
+    _simulate(ordered, lines, inp, policy)
+    return {cid: line.projection for cid, line in lines.items()}
 
 
 def project_each(
@@ -525,9 +525,9 @@ def project_each(
         ordered = [*base[:at], mine, *base[at:]]
         if policy == "slack":
             ordered = priority_order(ordered, margin_s)
-        state = {item.campaign.campaign_id: item.start() for item in ordered}
-        _simulate(ordered, state, scenario, policy, until=extra.campaign_id)
-        out.append(state[extra.campaign_id]["proj"])
+        lines = {item.campaign.campaign_id: item.start() for item in ordered}
+        _simulate(ordered, lines, scenario, policy, until=extra.campaign_id)
+        out.append(lines[extra.campaign_id].projection)
     return out
 
 
@@ -544,17 +544,33 @@ class _Setup:
     slack: float = 0.0
     duration: float = 0.0
 
-    def start(self) -> dict:
-        return {
-            "c": self.campaign,
-            "work": self.work,
-            "chain": self.chain,
-            "share": self.share,
-            "queue": list(self.queue),
-            "done": 0.0,  # work done so far
-            "cum": 0.0,  # work of the groups already finished
-            "proj": Projection(self.campaign.campaign_id, None, {}, self.share),
-        }
+    def start(self) -> _Line:
+        return _Line(
+            self.campaign,
+            self.work,
+            self.chain,
+            list(self.queue),
+            Projection(self.campaign.campaign_id, None, {}, self.share),
+        )
+
+
+@dataclass(slots=True)
+class _Line:
+    """One campaign in the fluid model: its progress is a straight line of work done
+    against time, from where its rate last changed (``since``, ``done_then``) at ``rate``
+    slots; ``version`` tells a finish foreseen at a rate since changed."""
+
+    campaign: CampaignLoad
+    work: float  # job-seconds to do in all
+    chain: float  # its longest chain of remaining stages: it never finishes sooner
+    queue: list[tuple]  # requests still to finish, in service order: (deadline, id, work, chain)
+    projection: Projection
+    done: float = 0.0  # work done when the campaign finished (0 until then)
+    delivered: float = 0.0  # work of the requests already finished
+    since: float = 0.0
+    done_then: float = 0.0
+    rate: float = 0.0
+    version: int = 0
 
 
 def _setup(c: CampaignLoad, inp: SchedulerInput, policy: str) -> _Setup:
@@ -564,40 +580,40 @@ def _setup(c: CampaignLoad, inp: SchedulerInput, policy: str) -> _Setup:
     )
     duration = _duration(work, chain, share)
     slack = c.deadline - inp.now - duration
-    groups: dict[int, list] = {}
+    by_request: dict[int, list] = {}
     for s in c.stages:
-        g = groups.setdefault(s.group, [s.group_deadline, 0.0, 0.0])
+        g = by_request.setdefault(s.request_id, [s.request_deadline, 0.0, 0.0])
         remaining = s.ready + s.planned + s.in_flight
         if remaining:
             g[1] += remaining * s.walltime_s
             g[2] += s.walltime_s
-    # Groups are worked in the order decide() serves their stages.
-    ranks = group_order(c.stages, inp.now, share, policy == "slack")
+    # Requests are worked in the order decide() serves their stages.
+    ranks = request_order(c.stages, inp.now, share, policy == "slack")
     queue = sorted(
-        ((d, gid, w, ch) for gid, (d, w, ch) in groups.items()),
+        ((d, rid, w, ch) for rid, (d, w, ch) in by_request.items()),
         key=lambda x: (ranks.get(x[1], 0), x[1]),
     )
     key = order_key(c, slack, policy)
     return _Setup(c, key, work, chain, share, queue, slack, duration)
 
 
-def _close_groups(st: dict, t: float, now: float) -> None:
-    # Record the groups whose cumulative work is done by time t.
-    queue = st["queue"]
-    while queue and st["cum"] + queue[0][2] <= st["done"] + 1e-6:
-        _d, gid, w, ch = queue.pop(0)
-        st["cum"] += w
-        st["proj"].groups[gid] = max(t, now + ch)
+def _close_requests(line: _Line, t: float, now: float) -> None:
+    # Record the requests whose cumulative work is done by time t.
+    queue = line.queue
+    while queue and line.delivered + queue[0][2] <= line.done + 1e-6:
+        _d, rid, w, ch = queue.pop(0)
+        line.delivered += w
+        line.projection.requests[rid] = max(t, now + ch)
 
 
 def _simulate(
     ordered: list[_Setup],
-    state: dict[int, dict],
+    lines: dict[int, _Line],
     inp: SchedulerInput,
     policy: str,
     until: int | None = None,
 ) -> None:
-    """Run the fluid model over ``state`` (campaigns in service order); with ``until``,
+    """Run the fluid model over ``lines`` (campaigns in service order); with ``until``,
     stop once that campaign is done.
 
     Event by event (a campaign finishing is the only thing that changes rates), but
@@ -611,14 +627,14 @@ def _simulate(
     now = inp.now
     alive: dict[int, CampaignLoad] = {}  # in service order; removing one is cheap
     for item in ordered:
-        st = state[item.campaign.campaign_id]
-        _close_groups(st, now, now)
-        if st["work"] <= 0:
-            st["proj"].finish = now
+        line = lines[item.campaign.campaign_id]
+        _close_requests(line, now, now)
+        if line.work <= 0:
+            line.projection.finish = now
         else:
-            st.update(t0=now, d0=0.0, r=0.0, version=0)
+            line.since, line.done_then, line.rate, line.version = now, 0.0, 0.0, 0
             alive[item.campaign.campaign_id] = item.campaign
-    target = state[until]["proj"] if until is not None else None
+    target = lines[until].projection if until is not None else None
     room = _Room(inp, list(alive.values()), floor=policy == "slack")
     heap: list[tuple[float, int, int]] = []  # (finish at the current rate, version, campaign)
     special: set[int] = set()  # campaigns whose rate is not the floor's 1.0
@@ -636,60 +652,60 @@ def _simulate(
             changes = ((cid, extras.get(cid, 1.0)) for cid in special | extras.keys())
         new_special = set()
         for cid, r in changes:
-            st = state[cid]
+            line = lines[cid]
             if r != 1.0:
                 new_special.add(cid)
-            if r != st["r"]:
-                _advance(st, t, now)
-                st["r"], st["version"] = r, st["version"] + 1
+            if r != line.rate:
+                _advance(line, t, now)
+                line.rate, line.version = r, line.version + 1
                 if r > 0:
-                    finish = st["t0"] + (st["work"] - st["d0"]) / r
-                    heapq.heappush(heap, (finish, st["version"], cid))
+                    finish = line.since + (line.work - line.done_then) / r
+                    heapq.heappush(heap, (finish, line.version, cid))
         special, first = new_special, False
         # Advance to the next finishing campaign (rates only change then).
-        while heap and heap[0][1] != state[heap[0][2]]["version"]:
+        while heap and heap[0][1] != lines[heap[0][2]].version:
             heapq.heappop(heap)  # a finish foreseen at a rate since changed
         if not heap:
             break  # nothing can progress: the rest never finishes at these limits
         t_next = heap[0][0]
-        ended = [state[heapq.heappop(heap)[2]]]  # the first to finish, whatever the rounding
+        ended = [lines[heapq.heappop(heap)[2]]]  # the first to finish, whatever the rounding
         while heap and heap[0][0] <= t_next + 1e-6:
             # Others finishing within a hair's breadth (in work) finish with it, as when
             # every campaign was stepped; times are epoch seconds, so compare in time.
             finish, version, cid = heap[0]
-            st = state[cid]
-            if version == st["version"] and (finish - t_next) * st["r"] > 1e-6:
+            line = lines[cid]
+            if version == line.version and (finish - t_next) * line.rate > 1e-6:
                 break
             heapq.heappop(heap)
-            if version == st["version"]:
-                ended.append(st)
-        for st in ended:
-            _advance(st, t_next, now)
-            st["done"] = st["d0"] = st["work"]  # done, whatever the rounding of the line
-            st["proj"].finish = max(t_next, now + st["chain"])
-            _close_groups(st, t_next, now)
-            st["version"] += 1
-            room.leave(st["c"])
-            del alive[st["c"].campaign_id]
-            special.discard(st["c"].campaign_id)
+            if version == line.version:
+                ended.append(line)
+        for line in ended:
+            _advance(line, t_next, now)
+            line.done = line.done_then = line.work  # done, whatever the rounding of the line
+            line.projection.finish = max(t_next, now + line.chain)
+            _close_requests(line, t_next, now)
+            line.version += 1
+            room.leave(line.campaign)
+            del alive[line.campaign.campaign_id]
+            special.discard(line.campaign.campaign_id)
         t = t_next
 
 
-def _advance(st: dict, t: float, now: float) -> None:
-    """Move a campaign's line to ``t`` at its current rate, recording the groups it
+def _advance(line: _Line, t: float, now: float) -> None:
+    """Move a campaign's line to ``t`` at its current rate, recording the requests it
     finished on the way (interpolated at that constant rate)."""
-    r = st["r"]
-    if r <= 0 or t <= st["t0"]:
-        st["t0"] = max(st["t0"], t)
+    r = line.rate
+    if r <= 0 or t <= line.since:
+        line.since = max(line.since, t)
         return
-    done = st["d0"] + r * (t - st["t0"])
-    queue = st["queue"]
-    while queue and st["cum"] + queue[0][2] <= done + 1e-6:
-        _d, gid, w, ch = queue.pop(0)
-        st["cum"] += w
-        at = st["t0"] + max(st["cum"] - st["d0"], 0.0) / r
-        st["proj"].groups[gid] = max(at, now + ch)
-    st["d0"], st["t0"] = done, t
+    done = line.done_then + r * (t - line.since)
+    queue = line.queue
+    while queue and line.delivered + queue[0][2] <= done + 1e-6:
+        _d, rid, w, ch = queue.pop(0)
+        line.delivered += w
+        at = line.since + max(line.delivered - line.done_then, 0.0) / r
+        line.projection.requests[rid] = max(at, now + ch)
+    line.done_then, line.since = done, t
 
 
 class _Room:

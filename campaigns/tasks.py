@@ -19,9 +19,8 @@ from django.db import OperationalError, transaction
 from django.utils.dateparse import parse_datetime
 
 from .batch import BackendUnavailable
-from .execution import finalize as finalizing
+from .execution import finalize, polling, recovery, retention, stuck, submission, usage
 from .execution import heartbeat as heartbeats
-from .execution import polling, recovery, retention, stuck, submission, usage
 
 log = logging.getLogger(__name__)
 
@@ -69,16 +68,16 @@ def poll() -> dict[str, Any]:
     attempts that ended used (one bulk accounting query per backend)."""
     report = polling.poll()
     if report.finished:
-        _kick(finalize)
+        _kick(finalize_finished)
     summary = _summary(report)
     summary["usage"] = _summary(usage.collect())
     return summary
 
 
 @shared_task(name="campaigns.finalize", soft_time_limit=540, time_limit=600, **COMMON)
-def finalize() -> dict[str, Any]:
+def finalize_finished() -> dict[str, Any]:
     """Declare outputs, classify failures, release the next stage, move requests on."""
-    report = finalizing.finalize()
+    report = finalize.finalize_outcomes()
     if report.released or report.retried:
         _kick(submit_ready)
     return _summary(report)

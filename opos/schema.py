@@ -12,7 +12,7 @@ from __future__ import annotations
 from django.http import JsonResponse
 from django.views.defaults import page_not_found
 
-PROBLEM = {
+PROBLEM_SCHEMA = {
     "type": "object",
     "properties": {
         "detail": {"type": "string"},
@@ -20,16 +20,16 @@ PROBLEM = {
     },
     "required": ["detail"],
 }
-FIELD_ERRORS = {
+FIELD_ERRORS_SCHEMA = {
     "type": "object",
     "description": "Messages keyed by field name (or `detail` and `reasons`).",
     "additionalProperties": True,
 }
 STANDARD = {
-    "400": ("Input that does not validate.", FIELD_ERRORS),
-    "401": ("No valid token or session.", PROBLEM),
-    "403": ("The caller's role may not do this.", PROBLEM),
-    "404": ("Not found, or not visible to the caller.", PROBLEM),
+    "400": ("Input that does not validate.", FIELD_ERRORS_SCHEMA),
+    "401": ("No valid token or session.", PROBLEM_SCHEMA),
+    "403": ("The caller's role may not do this.", PROBLEM_SCHEMA),
+    "404": ("Not found, or not visible to the caller.", PROBLEM_SCHEMA),
 }
 
 

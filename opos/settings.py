@@ -610,11 +610,13 @@ OPOS_BATCH_JOB_URL = {
     "slurm": env_str("OPOS_SLURM_JOB_URL"),
     "htcondor": env_str("OPOS_HTCONDOR_JOB_URL"),
 }
-# Jobs in flight per backend (the scheduler's capacity).
+# Jobs in flight per backend (the scheduler's capacity): OPOS_<BACKEND>_CAPACITY, e.g.
+# OPOS_SLURM_CAPACITY=2000. A backend not given here takes the default of its registration
+# (campaigns/batch/__init__.py: REGISTRY), so the defaults are kept in one place.
 OPOS_BACKEND_CAPACITY = {
-    "local": env_int("OPOS_LOCAL_CAPACITY", 4),
-    "slurm": env_int("OPOS_SLURM_CAPACITY", 1000),
-    "htcondor": env_int("OPOS_HTCONDOR_CAPACITY", 5000),
+    name: env_int(f"OPOS_{name.upper()}_CAPACITY", 0)
+    for name in OPOS_BACKEND_OPTIONS
+    if os.environ.get(f"OPOS_{name.upper()}_CAPACITY", "")
 }
 # Retries: attempts in all per job index, backoff doubling from the base up to the cap
 # (with jitter), and the ceilings of what a retry may ask for.

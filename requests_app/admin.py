@@ -2,6 +2,8 @@
 
 from django.contrib import admin
 
+from common.admin import RecordAdmin
+
 from . import events
 from .models import (
     AuditEvent,
@@ -224,18 +226,9 @@ class ProductionRequestAdmin(admin.ModelAdmin):
 
 
 @admin.register(Transition)
-class TransitionAdmin(admin.ModelAdmin):
+class TransitionAdmin(RecordAdmin):
     list_display = ["request", "action", "from_state", "to_state", "actor", "created"]
     list_filter = ["action", "to_state"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Comment)
@@ -244,18 +237,9 @@ class CommentAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(RecordAdmin):
     """Read-only: the audit trail is never edited."""
 
     list_display = ["created", "actor", "action", "experiment", "target"]
     list_filter = ["action", "experiment"]
     search_fields = ["target"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -22,14 +22,14 @@ from .models import (
     PhysicsGroup,
     ProductionCode,
     ProductionRequest,
-    Sample,
     StageTemplate,
     TrainingRecord,
     WorkflowTemplate,
 )
 from .models.experiments import configured_default_backend
-from .services.numbering import next_request_number
+from .services.requests import create_request
 from .services.roles import grant_role
+from .services.transitions import transition
 
 DEMO_WORKFLOW_DIR = Path(settings.BASE_DIR) / "demo" / "workflow"
 
@@ -252,38 +252,48 @@ def seed(report: SeedReport) -> None:
                 },
             )
             training.attendees.set(operators)
-            _seed_dune_requests(exp, liaison, template, report)
+            operator = User.objects.get(username="olivia")
+            _seed_dune_requests(exp, liaison, operator, template, report)
     report.lines.append(f"{len(experiments)} experiments, {len(DEMO_USERS)} users")
 
 
-def _seed_dune_requests(exp, liaison, template, report: SeedReport) -> None:
+def _seed_dune_requests(exp, liaison, operator, template, report: SeedReport) -> None:
+    """File the demo requests as a liaison would and move them on through the real
+    transitions (the transition log and its notes are the demo's history too)."""
     today = timezone.localdate()
     for group_slug, ticket, title, events, per_job, priority, days, state in DUNE_REQUESTS:
-        group = PhysicsGroup.objects.get(experiment=exp, slug=group_slug)
         request = ProductionRequest.objects.filter(experiment=exp, ticket=ticket).first()
         if request is None:
-            request = ProductionRequest.objects.create(
-                number=next_request_number(exp),
-                ticket=ticket,
-                experiment=exp,
-                physics_group=group,
-                requester=liaison,
-                title=title,
-                description=f"{title} for the MCC5.0 production round.",
-                deadline=today + dt.timedelta(days=days),
-                priority=priority,
-                state=state,
-                submitted=timezone.now() if state != RequestState.DRAFT else None,
+            request = create_request(
+                liaison,
+                exp,
+                {
+                    "ticket": ticket,
+                    "physics_group": group_slug,
+                    "title": title,
+                    "description": f"{title} for the MCC5.0 production round.",
+                    "deadline": (today + dt.timedelta(days=days)).isoformat(),
+                    "priority": priority,
+                },
+                [
+                    {
+                        "name": f"{group_slug}-mc",
+                        "template": template,
+                        "events": events,
+                        "events_per_job": per_job,
+                        "parameters": {"seed": 1 + len(ticket), "energy_gev": 2.5},
+                        "output_dataset": f"{exp.slug}:mcc5.0:{group_slug}",
+                    }
+                ],
             )
-        Sample.objects.update_or_create(
-            request=request,
-            name=f"{group_slug}-mc",
-            defaults={
-                "template": template,
-                "events": events,
-                "events_per_job": per_job,
-                "parameters": {"seed": 1 + len(ticket), "energy_gev": 2.5},
-                "output_dataset": f"{exp.slug}:mcc5.0:{group_slug}",
-            },
-        )
+            for action, actor in _ACTIONS_TO[state]:
+                request = transition(request, action, liaison if actor == "liaison" else operator)
         report.lines.append(f"{request.number} {title} ({request.state})")
+
+
+# How a demo request reaches its state, by whom.
+_ACTIONS_TO = {
+    RequestState.DRAFT: [],
+    RequestState.SUBMITTED: [("submit", "liaison")],
+    RequestState.APPROVED: [("submit", "liaison"), ("approve", "operator")],
+}

@@ -7,7 +7,7 @@ import django_filters
 from django import forms
 from django.db.models import Case, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
 
-from .choices import PRIORITY_WEIGHT, RequestState
+from .choices import IN_TRIAGE_STATES, PRIORITY_WEIGHT, RequestState
 from .models import Sample
 
 
@@ -77,7 +77,7 @@ class TriageFilter(django_filters.FilterSet):
     """The triage queue: experiment, working group, states (awaiting a decision unless
     chosen), assignee, search."""
 
-    DEFAULT_STATES = (RequestState.SUBMITTED, RequestState.NEEDS_INFO)
+    DEFAULT_STATES = IN_TRIAGE_STATES
 
     q = django_filters.CharFilter(
         label="Search",

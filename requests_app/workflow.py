@@ -21,6 +21,7 @@ from, the state it leads to, who may take it and whether a note is required.
 from dataclasses import dataclass
 from enum import StrEnum
 
+from .choices import OPEN_STATES
 from .choices import RequestState as S
 
 
@@ -34,24 +35,46 @@ class Actor(StrEnum):
 
 @dataclass(frozen=True)
 class Action:
+    """One edge of the state machine, with what taking it does besides the state change
+    (the transition service reads these; it knows no action by name)."""
+
     name: str
     sources: frozenset[str]
-    target: str | None  # None: back to the state the request was held in
+    target: str | None  # None: back to the state the request was held in (its hold ends)
     actors: frozenset[Actor]
     note_required: bool = False
     label: str = ""
+    # The request is handed in: its content must be complete; the first time is stamped.
+    hands_in: bool = False
+    # The SLA must be met (every unmet item is a reason of the refusal).
+    needs_eligibility: bool = False
+    # The request is held: the state it left, when and why (the note) are kept.
+    holds: bool = False
 
 
-def _action(name, sources, target, actors, note_required=False, label=""):
+def _action(name, sources, target, actors, note_required=False, label="", **effects):
     return Action(
-        name, frozenset(sources), target, frozenset(actors), note_required, label or name.title()
+        name,
+        frozenset(sources),
+        target,
+        frozenset(actors),
+        note_required,
+        label or name.title(),
+        **effects,
     )
 
 
 ACTIONS: dict[str, Action] = {
     a.name: a
     for a in [
-        _action("submit", {S.DRAFT, S.NEEDS_INFO}, S.SUBMITTED, {Actor.LIAISON}, label="Submit"),
+        _action(
+            "submit",
+            {S.DRAFT, S.NEEDS_INFO},
+            S.SUBMITTED,
+            {Actor.LIAISON},
+            label="Submit",
+            hands_in=True,
+        ),
         _action(
             "request_info",
             {S.SUBMITTED},
@@ -60,7 +83,14 @@ ACTIONS: dict[str, Action] = {
             True,
             "Ask for information",
         ),
-        _action("approve", {S.SUBMITTED}, S.APPROVED, {Actor.OPERATOR}, label="Approve"),
+        _action(
+            "approve",
+            {S.SUBMITTED},
+            S.APPROVED,
+            {Actor.OPERATOR},
+            label="Approve",
+            needs_eligibility=True,
+        ),
         _action(
             "reject", {S.SUBMITTED, S.NEEDS_INFO}, S.REJECTED, {Actor.OPERATOR}, True, "Reject"
         ),
@@ -71,19 +101,12 @@ ACTIONS: dict[str, Action] = {
             {Actor.OPERATOR},
             True,
             "Put on hold",
+            holds=True,
         ),
         _action("resume", {S.ON_HOLD}, None, {Actor.OPERATOR}, label="Resume"),
         _action(
             "cancel",
-            {
-                S.DRAFT,
-                S.SUBMITTED,
-                S.NEEDS_INFO,
-                S.APPROVED,
-                S.SCHEDULED,
-                S.IN_PRODUCTION,
-                S.ON_HOLD,
-            },
+            OPEN_STATES | {S.DRAFT},
             S.CANCELLED,
             {Actor.LIAISON, Actor.OPERATOR},
             label="Cancel",

@@ -3,35 +3,27 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from requests_app.models.visibility import is_operator
+from requests_app.views.access import operator_required
 
 from . import services
 from .connector import ServiceDeskError
 
 
-def _operator_only(request) -> None:
-    if not is_operator(request.user):
-        raise PermissionDenied("Only OPOS operators see the service-desk sync.")
-
-
-@login_required
+@operator_required
 @require_http_methods(["GET", "HEAD"])
 def health(request):
     """Last successful pull and push, the outbox, recent errors and links."""
-    _operator_only(request)
     return render(request, "servicedesk/health.html", {"health": services.health()})
 
 
-@login_required
+@operator_required
 @require_POST
 def run(request, what: str):
     """Operator buttons: pull every assigned ticket now, send pending pushes, retry failed ones."""
-    _operator_only(request)
     try:
         if what == "pull":
             result = services.pull_tickets(full=True)

@@ -1,13 +1,18 @@
 """Batch backends behind one small interface (see :mod:`campaigns.batch.base`).
 
-``get_backend("local" | "slurm" | "htcondor", **options)`` returns a backend; backends are
-imported lazily so that, say, the local backend works on a machine without the HTCondor
-bindings.
+``REGISTRY`` is the one list of backends: every other list (the names the settings check
+accepts, the scheduler's default capacities) is derived from it, and its names are exactly
+the choices of ``BackendName`` (``requests_app/choices.py``, which the tables store), as a
+test checks. ``get_backend(name, **options)`` returns a backend; backends are imported
+lazily so that, say, the local backend works on a machine without the HTCondor bindings.
 """
 
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
+
+from requests_app.choices import BackendName
 
 from .base import (
     ACTIVE_STATES,
@@ -27,11 +32,23 @@ from .base import (
     StatusAnswer,
 )
 
-BACKENDS: dict[str, str] = {
-    "local": "campaigns.batch.local:LocalBackend",
-    "slurm": "campaigns.batch.slurm:SlurmBackend",
-    "htcondor": "campaigns.batch.htcondor:HTCondorBackend",
+
+@dataclass(frozen=True)
+class Registration:
+    """Where a backend's class is, and the jobs in flight it takes unless configured
+    otherwise (``OPOS_BACKEND_CAPACITY``, read by ``campaigns.conf.backend_capacity``)."""
+
+    path: str  # module:class
+    capacity: int
+
+
+REGISTRY: dict[str, Registration] = {
+    BackendName.LOCAL.value: Registration("campaigns.batch.local:LocalBackend", 4),
+    BackendName.SLURM.value: Registration("campaigns.batch.slurm:SlurmBackend", 1000),
+    BackendName.HTCONDOR.value: Registration("campaigns.batch.htcondor:HTCondorBackend", 5000),
 }
+
+BACKENDS: dict[str, str] = {name: entry.path for name, entry in REGISTRY.items()}
 """Backend name -> ``module:class``."""
 
 
@@ -50,6 +67,7 @@ def get_backend(name: str, **options: object) -> BatchBackend:
 __all__ = [
     "ACTIVE_STATES",
     "BACKENDS",
+    "REGISTRY",
     "TERMINAL_STATES",
     "ArraySpec",
     "BackendError",
@@ -63,6 +81,7 @@ __all__ = [
     "JobStatus",
     "JobUsage",
     "Placement",
+    "Registration",
     "StatusAnswer",
     "get_backend",
 ]

@@ -15,10 +15,9 @@ from typing import Any
 from ..choices import JobState
 from ..models import Job
 
-# What a new attempt copies of its parent (as values, or read off a Job).
-COPIED = (
-    "stage_id",
-    "index",
+# A job's work: what every attempt of it is given (the resources an attempt may change).
+# Submission, finalize and recovery read these fields of a job with their own.
+WORK_FIELDS = (
     "events_first",
     "events",
     "input_first",
@@ -28,6 +27,8 @@ COPIED = (
     "walltime_s",
     "parameters",
 )
+# What a new attempt copies of its parent (as values, or read off a Job).
+COPIED = ("stage_id", "index", *WORK_FIELDS)
 
 
 def next_attempt(

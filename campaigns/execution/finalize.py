@@ -37,7 +37,7 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from common import limits
-from requests_app.choices import DELIVERED_STATES, RequestState
+from requests_app.choices import DELIVERED_STATES, FINISHED_STATES, IN_CAMPAIGN_STATES, RequestState
 from requests_app.services import TransitionError, system_transition
 
 from ..batch import BatchState
@@ -63,7 +63,7 @@ from ..models import (
 from ..services.campaigns import complete_campaign_if_done
 from ..services.planning import release_dependents
 from . import failures, logs, transfer
-from .attempts import next_attempt
+from .attempts import WORK_FIELDS, next_attempt
 from .bulk import bulk_set
 from .catalogue import FILE_NAME
 from .wrapper import MANIFEST_FILE
@@ -185,14 +185,9 @@ def _open(stage: dict[str, Any]) -> bool:
     if need be)."""
     return (
         stage["campaign__state"] in OPEN_CAMPAIGN_STATES
-        and stage.get("request__state") not in FINISHED_REQUEST_STATES
+        and stage.get("request__state") not in FINISHED_STATES
         and stage.get("campaign__test_phase") != LaunchPhase.TESTING
     )
-
-
-FINISHED_REQUEST_STATES = frozenset(
-    {RequestState.COMPLETED, RequestState.CLOSED, RequestState.CANCELLED}
-)
 
 
 def inspect(
@@ -248,7 +243,7 @@ def inspect(
 # --- the cycle ----------------------------------------------------------------------------------
 
 
-JOB_FIELDS = (
+OUTCOME_FIELDS = (
     "id",
     "stage_id",
     "index",
@@ -259,20 +254,13 @@ JOB_FIELDS = (
     "failure_reason",
     "workdir",
     "batch_id",
-    "events",
-    "events_first",
-    "input_first",
-    "input_count",
-    "input_files",
-    "memory_mb",
-    "walltime_s",
-    "parameters",
+    *WORK_FIELDS,
     "started",
     "finished",
 )
 
 
-def finalize(now: dt.datetime | None = None, limit: int = 2000) -> FinalizeReport:
+def finalize_outcomes(now: dt.datetime | None = None, limit: int = 2000) -> FinalizeReport:
     """One cycle: finish up to ``limit`` jobs, then move requests and campaigns on."""
     now = now or timezone.now()
     report = FinalizeReport()
@@ -282,7 +270,7 @@ def finalize(now: dt.datetime | None = None, limit: int = 2000) -> FinalizeRepor
         # Jobs waiting out a transfer's backoff are not read again until it is over.
         .exclude(transfer__next_try__gt=now)
         .order_by("id")
-        .values(*JOB_FIELDS)[:limit]
+        .values(*OUTCOME_FIELDS)[:limit]
     )
     if pending:
         stages = stage_rows(pending)
@@ -499,9 +487,7 @@ def advance(report: FinalizeReport) -> None:
         if _transition(request_id, "start", "The first job is running."):
             report.requests_started.append(request_id)
     live = list(
-        Stage.objects.filter(
-            request__state__in=[RequestState.SCHEDULED, RequestState.IN_PRODUCTION]
-        ).values(
+        Stage.objects.filter(request__state__in=IN_CAMPAIGN_STATES).values(
             "id",
             "request_id",
             "campaign_id",

@@ -63,7 +63,7 @@ from ..services.errors import CampaignError, require_operator
 from ..services.overrides import Overrides, clean_overrides, parameters_for_stages
 from ..services.planning import recount_stages
 from . import backends, heartbeat
-from .attempts import next_attempt
+from .attempts import WORK_FIELDS, next_attempt
 from .catalogue import take_out_of_counts
 from .submission import element_ids, grace_seconds, record, submit_claimed
 
@@ -542,13 +542,6 @@ def _jobs(stage_ids: list[int], states: list[str], ids: list[int] | None = None)
             "index",
             "attempt",
             "state",
-            "events",
-            "events_first",
-            "input_first",
-            "input_count",
-            "input_files",
-            "memory_mb",
-            "walltime_s",
-            "parameters",
+            *WORK_FIELDS,
         )
     )

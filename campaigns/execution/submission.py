@@ -60,6 +60,7 @@ from ..services.controls import placement_of, priority_level
 from ..services.planning import plan_cycle
 from ..services.testlaunch import check_test_launches
 from . import backends, faults, heartbeat
+from .attempts import WORK_FIELDS
 from .descriptions import common_description, element_line
 from .wrapper import ARRAY_FILE, JOBS_FILE, SPEC_FILE
 
@@ -238,19 +239,7 @@ def submit_stage(stage_id: int, limit: int) -> list[Submission]:
 # What array_spec reads besides the stage: where the work runs and its priority.
 STAGE_RELATED = ("campaign", "campaign__experiment", "request")
 
-JOB_FIELDS = (
-    "id",
-    "index",
-    "attempt",
-    "events",
-    "events_first",
-    "input_first",
-    "input_count",
-    "input_files",
-    "memory_mb",
-    "walltime_s",
-    "parameters",
-)
+PREPARE_FIELDS = ("id", "index", "attempt", *WORK_FIELDS)
 """What prepare needs of each job; claim returns it so that prepare need not read it again."""
 
 Rows = list[dict[str, Any]]
@@ -259,7 +248,7 @@ Rows = list[dict[str, Any]]
 def claim(stage: Stage, limit: int) -> list[tuple[Submission, Rows]]:
     """Step 1: record submissions in ``submitting`` with the jobs they claim; commit.
 
-    Returns each submission with its jobs' fields (:data:`JOB_FIELDS`) in element order.
+    Returns each submission with its jobs' fields (:data:`PREPARE_FIELDS`) in element order.
     """
     with transaction.atomic():
         held = claimed_ids(stage.pk)
@@ -320,8 +309,8 @@ def _lock_ready(stage: Stage, limit: int, held: set[int]) -> Rows:
         )
         if held:
             query = query.exclude(pk__in=held)
-        return list(query.order_by(*ORDER).values(*JOB_FIELDS)[:limit])
-    columns = ", ".join(connection.ops.quote_name(f) for f in JOB_FIELDS)
+        return list(query.order_by(*ORDER).values(*PREPARE_FIELDS)[:limit])
+    columns = ", ".join(connection.ops.quote_name(f) for f in PREPARE_FIELDS)
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT {columns} FROM campaigns_job WHERE stage_id = %s AND state = %s "  # noqa: S608 - names are ours
@@ -329,7 +318,7 @@ def _lock_ready(stage: Stage, limit: int, held: set[int]) -> Rows:
             "ORDER BY index, id LIMIT %s FOR UPDATE SKIP LOCKED",
             [stage.pk, JobState.READY, sorted(held), limit],
         )
-        rows = [dict(zip(JOB_FIELDS, row, strict=True)) for row in cursor.fetchall()]
+        rows = [dict(zip(PREPARE_FIELDS, row, strict=True)) for row in cursor.fetchall()]
     for row in rows:
         # Django's psycopg setup hands jsonb over as text; the ORM would decode it.
         if isinstance(row["input_files"], str):
@@ -427,9 +416,9 @@ def refused(submission: Submission, exc: Exception) -> None:
 
 
 def _job_rows(submission: Submission) -> Rows:
-    """The submission's jobs (:data:`JOB_FIELDS`) in element order."""
+    """The submission's jobs (:data:`PREPARE_FIELDS`) in element order."""
     ids = element_ids(submission)
-    rows = {row["id"]: row for row in Job.objects.filter(pk__in=ids).values(*JOB_FIELDS)}
+    rows = {row["id"]: row for row in Job.objects.filter(pk__in=ids).values(*PREPARE_FIELDS)}
     return [rows[i] for i in ids if i in rows]
 
 

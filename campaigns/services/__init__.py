@@ -13,7 +13,7 @@ from .campaigns import (
 )
 from .errors import CampaignError, require_operator
 from .expansion import ScheduleResult, schedule_requests
-from .feasibility import CampaignForecast, Forecast, forecast_campaigns, forecast_request
+from .feasibility import CampaignForecast, ScheduleForecast, forecast_campaigns, forecast_request
 from .planning import (
     CyclePlan,
     load_inputs,
@@ -36,7 +36,7 @@ __all__ = [
     "CampaignError",
     "CampaignForecast",
     "CyclePlan",
-    "Forecast",
+    "ScheduleForecast",
     "ScheduleResult",
     "campaign_action",
     "clean_template",

@@ -22,7 +22,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from requests_app.choices import RequestState
+from requests_app.choices import FINISHED_STATES, IN_CAMPAIGN_STATES, RequestState
 from requests_app.models import ProductionRequest, Sample
 from requests_app.services import TransitionError, system_transition
 from requests_app.services.requests import post_system_notes
@@ -41,7 +41,6 @@ from .planning import recount_stages
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
 
-RUNNING_REQUEST_STATES = (RequestState.SCHEDULED, RequestState.IN_PRODUCTION)
 FORCEABLE_CAMPAIGN_STATES = (CampaignState.ACTIVE, CampaignState.PAUSED)
 
 
@@ -134,7 +133,7 @@ def force_complete_request(
         campaign = Campaign.objects.select_for_update().get(pk=link.campaign_id)
         _check_campaign(campaign)
         number, state = ProductionRequest.objects.values_list("number", "state").get(pk=request_id)
-        if state not in RUNNING_REQUEST_STATES:
+        if state not in IN_CAMPAIGN_STATES:
             raise CampaignError(
                 f"Cannot force-complete {number}: it is {state.replace('_', ' ')}.",
                 ["force-complete needs the state: scheduled or in production"],
@@ -172,7 +171,7 @@ def force_complete_campaign(
                 [f"{n}: on hold; resume or cancel it first" for n in held],
                 kind="conflict",
             )
-        running = [(pk, n) for pk, n, s in requests if s in RUNNING_REQUEST_STATES]
+        running = [(pk, n) for pk, n, s in requests if s in IN_CAMPAIGN_STATES]
         counted = [pk for pk, _n, s in requests if s != RequestState.CANCELLED]
         progress = progress_of(current.pk, counted)
         total = Done()
@@ -329,11 +328,10 @@ def _complete_campaign_when_all_done(
     campaign: Campaign, user: AbstractBaseUser, reason: str
 ) -> None:
     """The last running request of the campaign was force-completed: the campaign is done."""
-    finished = [RequestState.COMPLETED, RequestState.CLOSED, RequestState.CANCELLED]
     if (
         campaign.state not in FORCEABLE_CAMPAIGN_STATES
         or CampaignRequest.objects.filter(campaign=campaign)
-        .exclude(request__state__in=finished)
+        .exclude(request__state__in=FINISHED_STATES)
         .exists()
     ):
         return

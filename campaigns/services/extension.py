@@ -20,7 +20,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from common import limits
-from requests_app.choices import RequestState
+from requests_app.choices import IN_CAMPAIGN_STATES
 from requests_app.models import ProductionRequest, Sample, StageTemplate, Transition
 from requests_app.services.notifications import notify_operators
 from requests_app.services.requests import can_file, post_system_notes
@@ -33,8 +33,6 @@ from .templates import topological_order
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
-
-RUNNING = (RequestState.SCHEDULED, RequestState.IN_PRODUCTION)
 
 
 def _whole(value: Any) -> int | None:
@@ -66,7 +64,7 @@ def _sample(request: ProductionRequest, sample: Sample | int | str | None) -> Sa
 
 def _check_running(request: ProductionRequest) -> Campaign:
     link = CampaignRequest.objects.filter(request=request).select_related("campaign").first()
-    if request.state not in RUNNING or link is None:
+    if request.state not in IN_CAMPAIGN_STATES or link is None:
         raise CampaignError(
             f"Cannot extend {request.number}: it is {request.get_state_display().lower()}.",
             [

@@ -32,7 +32,7 @@ from .expansion import stage_job_counts
 from .planning import CycleInputs, load_inputs
 
 HYPOTHETICAL = -1  # campaign id of a request not scheduled yet
-F = TypeVar("F", bound="Forecast")
+F = TypeVar("F", bound="ScheduleForecast")
 
 
 def _when(ts: float | None) -> dt.datetime | None:
@@ -44,8 +44,9 @@ def _when(ts: float | None) -> dt.datetime | None:
 
 
 @dataclass
-class Forecast:
-    """Projected finish of some work against its deadline."""
+class ScheduleForecast:
+    """Projected finish of some work against its deadline, by the scheduler's fluid model
+    (the read side's ETA from the observed pace is ``monitoring.services.forecast.Forecast``)."""
 
     deadline: dt.datetime
     finish: dt.datetime | None  # None: never at the current limits
@@ -89,11 +90,11 @@ class Forecast:
 
 
 @dataclass
-class CampaignForecast(Forecast):
+class CampaignForecast(ScheduleForecast):
     """A campaign's forecast and its requests' (by request id)."""
 
     campaign_id: int = 0
-    requests: dict[int, Forecast] = field(default_factory=dict)
+    requests: dict[int, ScheduleForecast] = field(default_factory=dict)
 
 
 def forecast_campaigns(
@@ -119,18 +120,18 @@ def forecast_campaigns(
         groups: dict[int, list] = {}
         stuck: dict[int, list[tuple[str, int]]] = {}
         for s in load.stages:
-            g = groups.setdefault(s.group, [s.group_deadline, 0])
+            g = groups.setdefault(s.request_id, [s.request_deadline, 0])
             g[1] += s.remaining
             if s.blocked:
-                stuck.setdefault(s.group, []).append((s.name, s.gave_up))
+                stuck.setdefault(s.request_id, []).append((s.name, s.gave_up))
         fault = inputs.faults.get(load.campaign_id, "")
         requests = {
             gid: _blocked_or(
                 blocked_reason(fault, stuck.get(gid, ())),
-                Forecast(
+                ScheduleForecast(
                     deadline=_when(deadline),
-                    finish=_when(proj.groups.get(gid)),
-                    status=feasibility(now, deadline, proj.groups.get(gid), done=left == 0),
+                    finish=_when(proj.requests.get(gid)),
+                    status=feasibility(now, deadline, proj.requests.get(gid), done=left == 0),
                     remaining_jobs=left,
                     mode=mode,
                 ),
@@ -174,7 +175,9 @@ def _blocked_or(reason: str, forecast: F) -> F:
     return forecast
 
 
-def forecast_request(request: ProductionRequest, inputs: CycleInputs | None = None) -> Forecast:
+def forecast_request(
+    request: ProductionRequest, inputs: CycleInputs | None = None
+) -> ScheduleForecast:
     """When ``request`` would finish, at the current load, against its deadline.
 
     In an open campaign: its projection there. Not scheduled yet (submitted,
@@ -189,23 +192,23 @@ def forecast_request(request: ProductionRequest, inputs: CycleInputs | None = No
         .only("campaign__state", "campaign_id")
     ).first()
     if request.state in DELIVERED_STATES:
-        return Forecast(deadline, None, Feasibility.DONE, mode="final")
+        return ScheduleForecast(deadline, None, Feasibility.DONE, mode="final")
     if request.state in TERMINAL_STATES:
-        return Forecast(deadline, None, Feasibility.UNKNOWN, mode="final")
+        return ScheduleForecast(deadline, None, Feasibility.UNKNOWN, mode="final")
     if link is not None and link.campaign.state in OPEN_CAMPAIGN_STATES:
         campaign = forecast_campaigns(inputs).get(link.campaign_id)
         if campaign is not None and request.pk in campaign.requests:
             return campaign.requests[request.pk]
-        return Forecast(deadline, None, Feasibility.UNKNOWN, mode="final")
+        return ScheduleForecast(deadline, None, Feasibility.UNKNOWN, mode="final")
     if link is not None:
-        return Forecast(deadline, None, Feasibility.UNKNOWN, mode="final")
+        return ScheduleForecast(deadline, None, Feasibility.UNKNOWN, mode="final")
 
     return forecast_unscheduled([request], inputs)[request.pk]
 
 
 def forecast_unscheduled(
     requests: Iterable[ProductionRequest], inputs: CycleInputs | None = None
-) -> dict[int, Forecast]:
+) -> dict[int, ScheduleForecast]:
     """ "Would finish around" forecasts of requests not scheduled yet, by request id.
 
     Each request is projected alone on top of the current load, as if
@@ -240,8 +243,8 @@ def forecast_unscheduled(
                     planned=0,
                     in_flight=0,
                     walltime_s=float(st.walltime_s),
-                    group=request.pk,
-                    group_deadline=deadline.timestamp(),
+                    request_id=request.pk,
+                    request_deadline=deadline.timestamp(),
                 )
                 for n, st in enumerate(stages)
             ]
@@ -262,7 +265,7 @@ def forecast_unscheduled(
     projections = project_each(inputs.input, hypotheticals, "slack", conf.priority_margin_s())
     result = {}
     for request, hypothetical, proj in zip(requests, hypotheticals, projections, strict=True):
-        result[request.pk] = Forecast(
+        result[request.pk] = ScheduleForecast(
             deadline=deadline_moment(request.deadline),
             finish=_when(proj.finish),
             status=feasibility(inputs.input.now, hypothetical.deadline, proj.finish),

@@ -24,7 +24,7 @@ from ..choices import (
 )
 from ..models import COUNTER_FOR_STATE, RETRIED_COUNTER_FOR_STATE, Campaign, CampaignRequest, Stage
 from ..scheduler import CampaignDecision, StageDecision, decide
-from .feasibility import CampaignForecast, Forecast, forecast_campaigns
+from .feasibility import CampaignForecast, ScheduleForecast, forecast_campaigns
 from .planning import CycleInputs, load_inputs
 
 
@@ -67,7 +67,7 @@ class RequestRow:
 
     request: ProductionRequest
     stages: list[StageRow] = field(default_factory=list)
-    forecast: Forecast | None = None
+    forecast: ScheduleForecast | None = None
 
     @property
     def removable(self) -> bool:
@@ -88,7 +88,7 @@ class CampaignPlan:
     campaign: Campaign
     requests: list[RequestRow]
     stages: list[StageRow]
-    forecast: Forecast | None
+    forecast: ScheduleForecast | None
     decision: CampaignDecision | None
     counts: dict[str, int]
     inputs: CycleInputs | None = None  # what the decision was made from (reuse for forecasts)
@@ -124,10 +124,10 @@ def campaign_plan(campaign: Campaign) -> CampaignPlan:
         .order_by("request__deadline", "request_id")
     )
     decisions: dict[int, StageDecision] = {}
-    forecast: Forecast | None = None
+    forecast: ScheduleForecast | None = None
     summary = None
     inputs = None
-    forecasts: dict[int, Forecast] = {}
+    forecasts: dict[int, ScheduleForecast] = {}
     if campaign.state in OPEN_CAMPAIGN_STATES:
         inputs = load_inputs(campaign_ids=[campaign.pk])
         decision = decide(inputs.input, "slack", conf.priority_margin_s())
@@ -140,7 +140,9 @@ def campaign_plan(campaign: Campaign) -> CampaignPlan:
         status = (
             Feasibility.DONE if campaign.state == CampaignState.COMPLETED else Feasibility.UNKNOWN
         )
-        forecast = Forecast(campaign.deadline_at, campaign.completed_at, status, mode="final")
+        forecast = ScheduleForecast(
+            campaign.deadline_at, campaign.completed_at, status, mode="final"
+        )
     rows = [StageRow(s, decisions.get(s.pk)) for s in stages]
     by_request: dict[int, list[StageRow]] = {}
     for row in rows:

@@ -107,8 +107,8 @@ def request_loads(
                 planned=0 if i == 0 else counts[st.id],
                 in_flight=0,
                 walltime_s=float(st.walltime_s),
-                group=sample.request_id,
-                group_deadline=deadline_of[sample.request_id],
+                request_id=sample.request_id,
+                request_deadline=deadline_of[sample.request_id],
                 input_stage_id=previous,
             )
             loads.append(load)
@@ -172,10 +172,10 @@ def compare(
     for c in after.campaigns:
         pa = p_after[c.campaign_id]
         pb = p_before.get(c.campaign_id)
-        groups = {s.group: s.group_deadline for s in c.stages}
+        groups = {s.request_id: s.request_deadline for s in c.stages}
         rows = [(None, c.deadline, pb.finish if pb else None, pa.finish)]
         rows += [
-            (gid, deadline, pb.groups.get(gid) if pb else None, pa.groups.get(gid))
+            (gid, deadline, pb.requests.get(gid) if pb else None, pa.requests.get(gid))
             for gid, deadline in groups.items()
         ]
         for gid, deadline, fb, fa in rows:

@@ -7,7 +7,7 @@ from typing import Any
 
 from django import template
 
-from requests_app.choices import RequestState
+from requests_app.choices import IN_CAMPAIGN_STATES
 from requests_app.models.visibility import is_operator
 from requests_app.services import can_file
 
@@ -16,8 +16,6 @@ from ..models import CampaignRequest, Extension
 from ..services.completion import Done, progress_of, threshold_of
 
 register = template.Library()
-
-RUNNING = (RequestState.SCHEDULED, RequestState.IN_PRODUCTION)
 
 
 def _total(progress: dict[int, Done]) -> Done:
@@ -79,7 +77,7 @@ def request_steering(context) -> dict[str, Any]:
         .first()
     )
     running = (
-        request.state in RUNNING
+        request.state in IN_CAMPAIGN_STATES
         and link is not None
         and link.campaign.state in OPEN_CAMPAIGN_STATES
         and link.abandoned_at is None

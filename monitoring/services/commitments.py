@@ -41,7 +41,7 @@ from django.utils import timezone
 from campaigns.choices import CLOSED_CAMPAIGN_STATES
 from campaigns.execution.announcements import announce
 from campaigns.models import Campaign, CampaignRequest, Stage
-from requests_app.choices import RequestState
+from requests_app.choices import ACTIVE_STATES
 from requests_app.models import ProductionRequest
 from requests_app.models.visibility import is_operator
 from requests_app.services.audit import record
@@ -70,13 +70,6 @@ SHORT = {
     MilestoneKind.HALF_EVENTS: "50 %",
     MilestoneKind.ALL_EVENTS: "100 %",
 }
-# A request may be promised once approved, and while it may still run.
-PROMISABLE_REQUEST_STATES = (
-    RequestState.APPROVED,
-    RequestState.SCHEDULED,
-    RequestState.IN_PRODUCTION,
-    RequestState.ON_HOLD,
-)
 STALLED = (ProgressStatus.ON_HOLD, ProgressStatus.BLOCKED)
 
 
@@ -358,7 +351,7 @@ def _check_promisable(target: ProductionRequest | Campaign, user: AbstractBaseUs
     if isinstance(target, Campaign):
         if target.state in CLOSED_CAMPAIGN_STATES:
             raise CommitmentError(f"{_name(target)} is {target.state}: nothing left to promise.")
-    elif target.state not in PROMISABLE_REQUEST_STATES:
+    elif target.state not in ACTIVE_STATES:
         raise CommitmentError(
             f"{target.number} is {target.get_state_display().lower()}: commitments are "
             "made once it is approved and while it may still run."

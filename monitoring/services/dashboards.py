@@ -19,7 +19,7 @@ from django.utils import timezone
 from campaigns.choices import CLOSED_CAMPAIGN_STATES, OPEN_CAMPAIGN_STATES, CampaignState
 from campaigns.models import Campaign, CampaignRequest, Job, Stage, StuckFlag
 from campaigns.services.partitions import PartitionUsage, partition_usage
-from requests_app.choices import RequestState
+from requests_app.choices import OPEN_STATES
 from requests_app.models import Comment, Experiment, ProductionRequest, Sample, Transition
 
 from .. import charts, conf
@@ -49,15 +49,6 @@ log = logging.getLogger(__name__)
 # default read from charts at import time depends on which module Django loads first.
 ACTIVE_SPAN = "active"
 
-# Requests an experiment overview lists: filed and not finished.
-OPEN_REQUEST_STATES = [
-    RequestState.SUBMITTED,
-    RequestState.NEEDS_INFO,
-    RequestState.APPROVED,
-    RequestState.SCHEDULED,
-    RequestState.IN_PRODUCTION,
-    RequestState.ON_HOLD,
-]
 RECENT = dt.timedelta(days=30)  # closed campaigns stay on the overview this long
 MAX_ROWS = 200
 
@@ -278,7 +269,7 @@ def request_detail(
         reached = ms.complete(campaign, request.pk, ms.load(campaign, request.pk), progress, now)
     unscheduled = (
         estimates.unscheduled([request])
-        if campaign is None and request.state in OPEN_REQUEST_STATES
+        if campaign is None and request.state in OPEN_STATES
         else None
     )
     points = series.points
@@ -390,7 +381,7 @@ def experiment_overview(
     )
     c_progress = totals(Stage.objects.filter(campaign__in=[c.pk for c in campaigns]), "campaign_id")
     requests = list(
-        ProductionRequest.objects.filter(experiment=experiment, state__in=OPEN_REQUEST_STATES)
+        ProductionRequest.objects.filter(experiment=experiment, state__in=OPEN_STATES)
         .select_related("physics_group", "experiment")
         .prefetch_related(
             Prefetch("samples", queryset=Sample.objects.only("id", "request_id", "events"))

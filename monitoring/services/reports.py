@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from campaigns.choices import OPEN_CAMPAIGN_STATES, CampaignEventKind, CampaignState
 from campaigns.models import Campaign, CampaignEvent, Job, Stage, StuckFlag, StuckKind
-from requests_app.choices import RequestState
+from requests_app.choices import OPEN_STATES, RequestState
 from requests_app.models import Experiment, ProductionRequest, Transition
 
 from ..choices import SnapshotLevel
@@ -33,7 +33,6 @@ from ..models import Allocation, DigestPreference, StatusReport
 from . import accounting, operations, sla, snapshots
 from . import commitments as promises
 from .dashboards import (
-    OPEN_REQUEST_STATES,
     ExperimentOverview,
     abandoned_parts,
     experiment_overview,
@@ -430,7 +429,7 @@ def send_digests(now: dt.datetime | None = None) -> DigestReport:
             "experiment_id", flat=True
         )
     ) | set(
-        ProductionRequest.objects.filter(state__in=OPEN_REQUEST_STATES).values_list(
+        ProductionRequest.objects.filter(state__in=OPEN_STATES).values_list(
             "experiment_id", flat=True
         )
     )

@@ -32,12 +32,11 @@ from django.utils import timezone
 
 from campaigns.choices import OPEN_CAMPAIGN_STATES
 from campaigns.models import Campaign
-from requests_app.choices import ExperimentRole, RequestState
+from requests_app.choices import OPEN_STATES, ExperimentRole, RequestState
 from requests_app.models import Experiment, Membership, ProductionRequest, Transition
 
 from ..models import DigestPreference
 from . import sla
-from .dashboards import OPEN_REQUEST_STATES
 from .reports import StatusReportData, status_report
 
 log = logging.getLogger(__name__)
@@ -68,7 +67,7 @@ def _active_experiments(now: dt.datetime) -> set[int]:
             )
         )
         | set(
-            ProductionRequest.objects.filter(state__in=OPEN_REQUEST_STATES).values_list(
+            ProductionRequest.objects.filter(state__in=OPEN_STATES).values_list(
                 "experiment_id", flat=True
             )
         )

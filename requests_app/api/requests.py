@@ -250,6 +250,6 @@ class ProductionRequestViewSet(
     )
     @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
     def eligibility(self, request, pk=None):
-        checks = services.eligibility(self.get_object())
+        checks = services.sla_checks(self.get_object())
         body = {"eligible": all(c.ok for c in checks), "checks": [vars(c) for c in checks]}
         return Response(EligibilitySerializer(body).data)

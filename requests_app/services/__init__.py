@@ -3,7 +3,7 @@
 Views, API, tasks and commands call these; nothing else writes state.
 """
 
-from .eligibility import Check, eligibility, unmet
+from .eligibility import Check, sla_checks, unmet
 from .notifications import notify_operators
 from .numbering import next_request_number
 from .requests import (
@@ -38,13 +38,13 @@ __all__ = [
     "can_file",
     "create_request",
     "editable_fields",
-    "eligibility",
     "ever_editable_fields",
     "grant_role",
     "next_request_number",
     "notify_operators",
     "post_system_notes",
     "samples_error",
+    "sla_checks",
     "system_transition",
     "transition",
     "unmet",

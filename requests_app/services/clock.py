@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from django.utils import timezone
 
-from ..choices import RequestState
+from ..choices import DROPPED_STATES, RequestState
 from ..models import ProductionRequest, Transition
 
 RESPONSES = ("request_info", "approve", "reject")
@@ -143,7 +143,7 @@ def clock_rows(
         seconds = c.seconds.get(key)
         running = key in c.running
         # A step not reached yet while the request is open is still counting.
-        dropped = state in (RequestState.REJECTED, RequestState.CANCELLED)
+        dropped = state in DROPPED_STATES
         if seconds is None and c.submitted_at is not None and target is not None and not dropped:
             seconds, running = max((now - c.submitted_at).total_seconds(), 0.0), True
         rows.append(ClockRow(key, label, seconds, target, running))

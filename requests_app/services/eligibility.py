@@ -34,7 +34,7 @@ def required_topics(request: ProductionRequest) -> set[str]:
     return topics
 
 
-def eligibility(request: ProductionRequest) -> list[Check]:
+def sla_checks(request: ProductionRequest) -> list[Check]:
     """The four SLA conditions, each with what is missing.
 
     Runs a fixed number of queries (samples, their templates' stages and
@@ -134,4 +134,4 @@ def eligibility(request: ProductionRequest) -> list[Check]:
 
 def unmet(request: ProductionRequest) -> list[str]:
     """Every missing item, as sentences; empty when the request is eligible."""
-    return [item for check in eligibility(request) if not check.ok for item in check.missing]
+    return [item for check in sla_checks(request) if not check.ok for item in check.missing]

@@ -119,11 +119,11 @@ def _apply(
                 ["note: required"],
                 kind="invalid",
             )
-        if action.name == "submit":
+        if action.hands_in:
             reasons = _check_content(request)
             if reasons:
                 raise TransitionError("The request is not ready to submit.", reasons)
-        if action.name == "approve":
+        if action.needs_eligibility:
             reasons = unmet(request)
             if reasons:
                 raise TransitionError(
@@ -133,24 +133,19 @@ def _apply(
         now = timezone.now()
         source = request.state
         fields: dict = {"updated": now, "version": request.version + 1}
-        if action.name == "hold":
-            target = RequestState.ON_HOLD
-            fields |= {"held_from": source, "hold_started": now, "hold_reason": note.strip()[:500]}
-        elif action.name == "resume":
-            target = request.held_from or RequestState.APPROVED
-            held = int((now - request.hold_started).total_seconds()) if request.hold_started else 0
-            fields |= {
-                "held_from": "",
-                "hold_started": None,
-                "hold_reason": "",
-                "hold_seconds": request.hold_seconds + max(held, 0),
-            }
-        else:
-            target = action.target
-        if action.name == "cancel" and source == RequestState.ON_HOLD and request.hold_started:
+        if source == RequestState.ON_HOLD and request.hold_started:
+            # Leaving the hold (resumed or cancelled): its time counts against the clock.
             held = int((now - request.hold_started).total_seconds())
             fields |= {"hold_started": None, "hold_seconds": request.hold_seconds + max(held, 0)}
-        if action.name == "submit" and request.submitted is None:
+        if action.target is None:
+            # Back to the state the request was held in.
+            target = request.held_from or RequestState.APPROVED
+            fields |= {"held_from": "", "hold_started": None, "hold_reason": ""}
+        else:
+            target = action.target
+        if action.holds:
+            fields |= {"held_from": source, "hold_started": now, "hold_reason": note.strip()[:500]}
+        if action.hands_in and request.submitted is None:
             fields["submitted"] = now
         fields["state"] = target
 

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 
 from common.decisions import EffectError, effect_shown
 
-from ..choices import TERMINAL_STATES, RequestState
+from ..choices import TERMINAL_STATES, UNDECIDED_STATES, RequestState
 from ..extensions import request_forecaster, request_promises
 from ..forms import ActionForm, AssignForm, CommentForm, attach_errors
 from ..models import ProductionRequest
@@ -31,7 +31,7 @@ from ..services import (
     assign,
     can_comment,
     editable_fields,
-    eligibility,
+    sla_checks,
     transition,
 )
 from ..services.transitions import actor_kinds
@@ -78,15 +78,14 @@ def _hold(obj: ProductionRequest) -> dict[str, Any]:
     return {"current": current, "total": obj.hold_seconds + current}
 
 
-# Not approved yet: no forecast. "On track, would finish around D" on a request nobody
-# has decided on (perhaps ineligible) reads as a promise; the page says "not scheduled yet".
-NOT_SCHEDULED_YET = {RequestState.DRAFT, RequestState.SUBMITTED, RequestState.NEEDS_INFO}
-
-
 def _forecast(obj: ProductionRequest):
-    """Execution's projection for the request, or None (``requests_app.extensions``)."""
+    """Execution's projection for the request, or None (``requests_app.extensions``).
+
+    None before approval too: "on track, would finish around D" on a request nobody has
+    decided on (perhaps ineligible) reads as a promise; the page says "not scheduled yet".
+    """
     forecaster = request_forecaster()
-    if forecaster is None or obj.state in TERMINAL_STATES or obj.state in NOT_SCHEDULED_YET:
+    if forecaster is None or obj.state in TERMINAL_STATES or obj.state in UNDECIDED_STATES:
         return None
     try:
         return forecaster(obj)
@@ -160,7 +159,7 @@ def _render_detail(
     samples = list(obj.samples.select_related("template").order_by("id"))
     for sample in samples:
         sample.jobs = math.ceil(sample.events / sample.events_per_job)
-    checks = eligibility(obj)
+    checks = sla_checks(obj)
     # Approve cannot succeed on an ineligible request (the service refuses it too):
     # the button is disabled and says which items are unmet.
     unmet = [item for c in checks if not c.ok for item in c.missing]
@@ -189,7 +188,7 @@ def _render_detail(
         "checks": checks,
         "checklist": [(c, links.get(c.key, [])) for c in checks],
         "forecast": _forecast(obj),
-        "not_scheduled_yet": obj.state in NOT_SCHEDULED_YET - {RequestState.DRAFT},
+        "not_scheduled_yet": obj.state in UNDECIDED_STATES - {RequestState.DRAFT},
         "needs_answer": _needs_answer(user, obj, timeline),
         "promises": _promises(obj),
         "actions": actions,

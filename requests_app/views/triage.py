@@ -80,7 +80,7 @@ def triage(request):
             "page": table.page,
             "bulk": bulk,
             "nothing_picked": request.method == "POST" and not picked,
-            "default_states": [RequestState(s).label for s in TriageFilter.DEFAULT_STATES],
+            "default_states": [s.label for s in RequestState if s in TriageFilter.DEFAULT_STATES],
             **saved_filters_context(request, SavedFilter.Page.TRIAGE),
         },
         status=status,

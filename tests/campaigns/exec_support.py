@@ -116,7 +116,7 @@ def cycle() -> None:
     """One round of the beat tasks, called as services."""
     submission.submit_ready()
     polling.poll()
-    finalize.finalize()
+    finalize.finalize_outcomes()
 
 
 def run_until(done: Callable[[], bool], timeout: float = 120.0, pause: float = 0.3) -> int:

@@ -95,7 +95,7 @@ def test_invalidating_a_file_takes_it_out_of_counts_and_inputs_and_marks_descend
     assert flagged == {0: False, 1: True}
     assert (result.files, result.descendants) == (1, 1)
     # A job not yet run no longer reads it.
-    jobs = list(Job.objects.filter(stage=sim, index__in=[0, 1]).values(*submission.JOB_FIELDS))
+    jobs = list(Job.objects.filter(stage=sim, index__in=[0, 1]).values(*submission.PREPARE_FIELDS))
     paths = submission._inputs(sim, jobs)
     by_index = {j["index"]: paths[j["id"]] for j in jobs}
     assert by_index[1] == []
@@ -142,7 +142,7 @@ def test_remake_reruns_the_job_that_made_an_invalid_file(produced, operator):
         n for n, when in names if when is not None
     )
     # The simulation job of index 1 would now read the remade file.
-    job = Job.objects.filter(stage=sim, index=1).values(*submission.JOB_FIELDS).get()
+    job = Job.objects.filter(stage=sim, index=1).values(*submission.PREPARE_FIELDS).get()
     (path,) = submission._inputs(sim, [job])[job["id"]]
     assert OutputFile.objects.get(path=path).job.attempt == 2
 

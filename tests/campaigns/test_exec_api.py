@@ -14,7 +14,7 @@ from tests.campaigns.exec_support import DEMO_STAGES, demo_template, launch
 
 pytestmark = pytest.mark.django_db
 
-JOB_FIELDS = {
+API_JOB_FIELDS = {
     "id",
     "stage",
     "index",
@@ -61,7 +61,7 @@ def running(exec_env, fake_backend, experiment, operator):
     fake_backend.set(jobs[:2], BatchState.SUCCEEDED, exit_code=0)
     fake_backend.set(jobs[2:3], BatchState.FAILED, exit_code=3)
     polling.poll()
-    finalize.finalize()
+    finalize.finalize_outcomes()
     return campaign
 
 
@@ -70,7 +70,7 @@ def test_jobs_list_filters_and_json(running, api, operator, django_assert_max_nu
     with django_assert_max_num_queries(6):
         body = client.get("/api/v1/jobs/", {"campaign": running.pk}).json()
     assert body["count"] == 7  # six jobs and one retry
-    assert set(body["results"][0]) >= JOB_FIELDS
+    assert set(body["results"][0]) >= API_JOB_FIELDS
     failed = client.get(
         "/api/v1/jobs/", {"campaign": running.pk, "failure_class": FailureClass.OTHER}
     ).json()["results"]

@@ -56,7 +56,7 @@ def test_declared_file_records_name_size_checksum_events_and_job(one_job):
     assert Path(f.path) == Path(job.workdir) / "output" / "events.txt"
     dataset = Dataset.objects.get(pk=f.dataset_id)
     assert (dataset.file_count, dataset.size_bytes, dataset.events) == (1, 60, 10)
-    finalize.finalize()  # running again declares nothing twice
+    finalize.finalize_outcomes()  # running again declares nothing twice
     assert OutputFile.objects.count() == 1
 
 
@@ -64,7 +64,7 @@ def test_checksum_mismatch_is_refused_and_retried(one_job):
     job = run_to_outcome(one_job)
     (Path(job.workdir) / "output" / "events.txt").write_text("corrupted on the way\n")
 
-    finalize.finalize()
+    finalize.finalize_outcomes()
 
     job.refresh_from_db()
     assert (job.state, job.failure_class) == (JobState.FAILED, FailureClass.OUTPUT)
@@ -83,7 +83,7 @@ def test_duplicate_name_is_refused_and_not_retried(one_job):
     )
     job = run_to_outcome(one_job)
 
-    finalize.finalize()
+    finalize.finalize_outcomes()
 
     job.refresh_from_db()
     assert (job.state, job.failure_class) == (JobState.FAILED, FailureClass.OUTPUT)
@@ -96,7 +96,7 @@ def test_missing_manifest_is_refused(one_job):
     job = run_to_outcome(one_job)
     (Path(job.workdir) / "manifest.json").unlink()
 
-    finalize.finalize()
+    finalize.finalize_outcomes()
 
     job.refresh_from_db()
     assert job.failure_class == FailureClass.OUTPUT

@@ -25,7 +25,7 @@ def worked(exec_env, fake_backend, experiment, operator):
     Job.objects.filter(pk=jobs[0].pk).update(workdir=str(folder))
     fake_backend.set(jobs[:1], BatchState.FAILED, exit_code=2)
     polling.poll()
-    finalize.finalize()
+    finalize.finalize_outcomes()
     return campaign, Stage.objects.get(campaign=campaign), jobs
 
 

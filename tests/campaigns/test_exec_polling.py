@@ -67,7 +67,7 @@ def test_finished_jobs_wait_for_finalize_in_their_state(queued, fake_backend):
     job = Job.objects.get(pk=jobs[0].pk)
     assert (job.state, job.outcome, job.exit_code) == (JobState.QUEUED, "failed", 3)
     polling.poll()  # not asked about again
-    finalize.finalize()
+    finalize.finalize_outcomes()
     job.refresh_from_db()
     assert job.state == JobState.FAILED
     assert Job.objects.filter(parent=job, attempt=2, state=JobState.PLANNED).exists()
@@ -241,4 +241,4 @@ def test_every_execution_write_bumps_the_pages_data_version(
     assert bumps(polling.poll) == 1
     fake_backend.set(jobs[:1], BatchState.SUCCEEDED, exit_code=0)
     assert bumps(polling.poll) == 1
-    assert bumps(finalize.finalize) >= 1
+    assert bumps(finalize.finalize_outcomes) >= 1

@@ -41,7 +41,7 @@ def test_tasks_run_their_service_and_return_json(exec_env):
     for task in (
         tasks.submit_ready,
         tasks.poll,
-        tasks.finalize,
+        tasks.finalize_finished,
         tasks.recover,
         tasks.detect_stuck,
         tasks.purge_workdirs,

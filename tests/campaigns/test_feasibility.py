@@ -47,17 +47,17 @@ def test_done_and_past_deadlines():
 # --- the fluid projection -------------------------------------------------------------------
 
 
-def load(cid, jobs, deadline_h, walltime=H, group=None, group_deadline=None, **kw):
+def load(cid, jobs, deadline_h, walltime=H, request_id=None, request_deadline=None, **kw):
     return StageLoad(
-        stage_id=cid * 100 + (group or 0),
+        stage_id=cid * 100 + (request_id or 0),
         campaign_id=cid,
         position=0,
         ready=jobs,
         planned=0,
         in_flight=0,
         walltime_s=walltime,
-        group=group or cid,
-        group_deadline=group_deadline or deadline_h * H,
+        request_id=request_id or cid,
+        request_deadline=request_deadline or deadline_h * H,
     )
 
 
@@ -98,17 +98,17 @@ def test_capacity_passes_on_when_a_campaign_finishes():
     assert result[2].finish == pytest.approx(14 * H)
 
 
-def test_groups_finish_in_deadline_order():
+def test_requests_finish_in_deadline_order():
     c = campaign(
         1,
         [
-            load(1, 10, 100, group=7, group_deadline=90 * H),
-            load(1, 10, 100, group=3, group_deadline=5 * H),
+            load(1, 10, 100, request_id=7, request_deadline=90 * H),
+            load(1, 10, 100, request_id=3, request_deadline=5 * H),
         ],
         100,
     )
     result = run([c], capacity=5)
-    assert result[1].groups == {3: pytest.approx(2 * H), 7: pytest.approx(4 * H)}
+    assert result[1].requests == {3: pytest.approx(2 * H), 7: pytest.approx(4 * H)}
 
 
 def test_no_capacity_means_never():

@@ -25,11 +25,11 @@ from campaigns.scheduler import (
     _duration,
     campaign_share,
     campaign_work,
-    group_order,
     order_key,
     priority_order,
     project,
     project_each,
+    request_order,
 )
 from campaigns.services import campaign_action, schedule_requests
 from campaigns.services.feasibility import (
@@ -59,8 +59,8 @@ def campaign_loads(draw, cid: int, experiments: int = 3) -> CampaignLoad:
                 planned=draw(st.integers(0, 40)),
                 in_flight=draw(st.integers(0, 5)),
                 walltime_s=draw(st.sampled_from([0.5 * H, H, 3 * H])),
-                group=cid * 10 + group,
-                group_deadline=draw(st.integers(1, 200)) * H,
+                request_id=cid * 10 + group,
+                request_deadline=draw(st.integers(1, 200)) * H,
             )
         )
     return CampaignLoad(
@@ -110,12 +110,12 @@ def reference_project(inp, policy="slack", margin_s=DEFAULT_MARGIN_S):
         order.append((order_key(c, slack, policy), c, slack, _duration(work, chain, share)))
         groups: dict[int, list] = {}
         for s in c.stages:
-            g = groups.setdefault(s.group, [s.group_deadline, 0.0, 0.0])
+            g = groups.setdefault(s.request_id, [s.request_deadline, 0.0, 0.0])
             if s.remaining:
                 g[1] += s.remaining * s.walltime_s
                 g[2] += s.walltime_s
         # Groups are worked in the order decide() serves their stages.
-        ranks = group_order(c.stages, now, share, policy == "slack")
+        ranks = request_order(c.stages, now, share, policy == "slack")
         queue = sorted(
             ((d, gid, w, ch) for gid, (d, w, ch) in groups.items()),
             key=lambda x: (ranks.get(x[1], 0), x[1]),
@@ -136,18 +136,18 @@ def reference_project(inp, policy="slack", margin_s=DEFAULT_MARGIN_S):
         items = priority_order(items, margin_s)
     ordered = [item.campaign for item in items]
 
-    def close_groups(st, t: float) -> None:
+    def close_requests(st, t: float) -> None:
         # Record the groups whose cumulative work is done by time t.
         queue = st["queue"]
         while queue and st["cum"] + queue[0][2] <= st["done"] + 1e-6:
             _d, gid, w, ch = queue.pop(0)
             st["cum"] += w
-            st["proj"].groups[gid] = max(t, now + ch)
+            st["proj"].requests[gid] = max(t, now + ch)
 
     live = []
     for c in ordered:
         st = state[c.campaign_id]
-        close_groups(st, now)
+        close_requests(st, now)
         if st["work"] <= 0:
             st["proj"].finish = now
         else:
@@ -176,14 +176,14 @@ def reference_project(inp, policy="slack", margin_s=DEFAULT_MARGIN_S):
                 _d, gid, w, ch = queue.pop(0)
                 st["cum"] += w
                 at = t + max(st["cum"] - st["done"], 0.0) / r
-                st["proj"].groups[gid] = max(at, now + ch)
+                st["proj"].requests[gid] = max(at, now + ch)
             st["done"] += r * dt
         still = []
         for c in live:
             st = state[c.campaign_id]
             if st["done"] >= st["work"] - 1e-6:
                 st["proj"].finish = max(t_next, now + st["chain"])
-                close_groups(st, t_next)
+                close_requests(st, t_next)
             else:
                 still.append(c)
         live, t = still, t_next
@@ -227,8 +227,8 @@ def same(got: Projection, want: Projection) -> bool:
     version stepped every campaign at every event: the same times up to rounding."""
     return (
         close(got.finish, want.finish)
-        and got.groups.keys() == want.groups.keys()
-        and all(close(got.groups[g], want.groups[g]) for g in want.groups)
+        and got.requests.keys() == want.requests.keys()
+        and all(close(got.requests[g], want.requests[g]) for g in want.requests)
         and got.share == want.share
     )
 
@@ -252,7 +252,7 @@ def test_each_extra_projects_as_if_it_were_alone(world):
         alone = dataclasses.replace(inp, campaigns=[*inp.campaigns, extra])
         mine = project(alone, policy, 12 * H)[HYPOTHETICAL]
         # Exactly what projecting it alone gives (the same steps up to its finish) ...
-        assert (got.finish, got.groups, got.share) == (mine.finish, mine.groups, mine.share)
+        assert (got.finish, got.requests, got.share) == (mine.finish, mine.requests, mine.share)
         # ... and what the first version gave.
         assert same(got, reference_project(alone, policy, 12 * H)[HYPOTHETICAL])
 

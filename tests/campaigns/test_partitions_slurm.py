@@ -62,7 +62,7 @@ def test_partition_quota_caps_what_reaches_slurm(slurm_cluster, exec_env, experi
         assert len(squeue(set(flying))) <= 2
         most = max(most, len(flying))
         polling.poll()
-        finalize.finalize()
+        finalize.finalize_outcomes()
         time.sleep(0.5)
     assert set(jobs.values_list("state", flat=True)) == {JobState.SUCCEEDED}
     assert most == 2

@@ -9,7 +9,9 @@ H = 3600.0
 _ids = iter(range(1, 10_000))
 
 
-def stage(cid, ready=0, planned=0, in_flight=0, walltime=H, position=0, group=1, deadline=None):
+def stage(
+    cid, ready=0, planned=0, in_flight=0, walltime=H, position=0, request_id=1, deadline=None
+):
     return StageLoad(
         stage_id=next(_ids),
         campaign_id=cid,
@@ -18,8 +20,8 @@ def stage(cid, ready=0, planned=0, in_flight=0, walltime=H, position=0, group=1,
         planned=planned,
         in_flight=in_flight,
         walltime_s=walltime,
-        group=group,
-        group_deadline=deadline if deadline is not None else float("inf"),
+        request_id=request_id,
+        request_deadline=deadline if deadline is not None else float("inf"),
     )
 
 
@@ -146,8 +148,8 @@ def test_streaming_downstream_first_within_a_campaign():
 
 
 def test_request_with_the_earliest_deadline_first_within_a_campaign():
-    late = stage(1, ready=10, group=1, deadline=90 * H)
-    soon = stage(1, ready=10, group=2, deadline=10 * H)
+    late = stage(1, ready=10, request_id=1, deadline=90 * H)
+    soon = stage(1, ready=10, request_id=2, deadline=10 * H)
     d = run([camp(1, [late, soon], deadline_h=100)], capacity=4)
     assert d.stages[soon.stage_id].submit == 4
     assert d.stages[late.stage_id].submit == 0
@@ -167,7 +169,7 @@ def test_stages_of_requests_on_hold_wait_and_leave_the_capacity_to_others():
     # An id from the same counter as stage()'s: a literal 1 collided with the first stage()
     # of a test process that ran this test first (pytest-xdist deals tests out in any order).
     held = StageLoad(next(_ids), 1, 0, ready=10, planned=0, in_flight=0, walltime_s=H, on_hold=True)
-    free = stage(1, ready=10, group=2)
+    free = stage(1, ready=10, request_id=2)
     other = camp(2, [stage(2, ready=10)], deadline_h=90)
     d = run([camp(1, [held, free], deadline_h=10), other], capacity=12)
     assert d.stages[held.stage_id].submit == 0

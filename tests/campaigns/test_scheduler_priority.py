@@ -11,9 +11,9 @@ from campaigns.scheduler import (
     SchedulerInput,
     StageLoad,
     decide,
-    group_order,
     priority_order,
     project,
+    request_order,
 )
 from campaigns.simulator import load_scenario, simulate
 
@@ -30,9 +30,9 @@ def req_stage(stage_id, group, deadline_h, priority, ready, walltime=H):
         planned=0,
         in_flight=0,
         walltime_s=walltime,
-        group=group,
-        group_deadline=deadline_h * H,
-        group_priority=priority,
+        request_id=group,
+        request_deadline=deadline_h * H,
+        request_priority=priority,
     )
 
 
@@ -73,12 +73,12 @@ def test_inside_a_campaign_priority_goes_first_where_the_others_can_wait():
     # Request 1 (normal, due in 30 h) and request 2 (critical, due in 100 h), 10 hours of
     # work each on 10 slots: deadline order serves 1 first; 1 can wait for 2 and still make it.
     stages = [req_stage(11, 1, 30, 1, ready=100), req_stage(12, 2, 100, 3, ready=100)]
-    assert group_order(stages, 0.0, 10) == {2: 0, 1: 1}
+    assert request_order(stages, 0.0, 10) == {2: 0, 1: 1}
     d = decide(SchedulerInput(0.0, {"slurm": 10}, {1: 10}, [one_campaign(stages)]))
     assert first_served(d) == [12]
     # Due in 15 h, request 1 cannot wait 10 hours more: deadline order stands.
     stages = [req_stage(21, 1, 15, 1, ready=100), req_stage(22, 2, 100, 3, ready=100)]
-    assert group_order(stages, 0.0, 10) == {1: 0, 2: 1}
+    assert request_order(stages, 0.0, 10) == {1: 0, 2: 1}
     d = decide(SchedulerInput(0.0, {"slurm": 10}, {1: 10}, [one_campaign(stages)]))
     assert first_served(d) == [21]
     # The slack-only yardstick keeps deadline order.
@@ -90,7 +90,7 @@ def test_inside_a_campaign_priority_goes_first_where_the_others_can_wait():
 def test_inside_a_campaign_priority_breaks_ties_of_deadline():
     stages = [req_stage(41, 1, 5, 0, ready=100), req_stage(42, 2, 5, 2, ready=100)]
     # Both are late whatever the order; the same deadline, so priority decides.
-    assert group_order(stages, 0.0, 10) == {2: 0, 1: 1}
+    assert request_order(stages, 0.0, 10) == {2: 0, 1: 1}
 
 
 def test_a_request_late_anyway_is_not_protected_but_one_on_time_is():
@@ -101,7 +101,7 @@ def test_a_request_late_anyway_is_not_protected_but_one_on_time_is():
         req_stage(52, 2, 25, 1, ready=100),
         req_stage(53, 3, 200, 3, ready=100),
     ]
-    order = group_order(stages, 0.0, 10)
+    order = request_order(stages, 0.0, 10)
     assert order[3] < order[1]  # the late one does not hold the critical one back
     finish = {}
     done = 0.0
@@ -114,7 +114,7 @@ def test_a_request_late_anyway_is_not_protected_but_one_on_time_is():
 def test_the_projection_serves_campaigns_in_the_order_decide_does():
     low = CampaignLoad(1, 1, "slurm", "active", 0, 30 * H, (req_stage(61, 1, 30, 0, 40),))
     critical = CampaignLoad(
-        2, 1, "slurm", "active", 3, 120 * H, (StageLoad(62, 2, 0, 40, 0, 0, H, group=2),)
+        2, 1, "slurm", "active", 3, 120 * H, (StageLoad(62, 2, 0, 40, 0, 0, H, request_id=2),)
     )
     inp = SchedulerInput(0.0, {"slurm": 10}, {1: 10}, [low, critical])
     assert decide(inp).campaigns[2].rank == 0
@@ -159,8 +159,8 @@ def test_inside_a_campaign_priority_never_makes_an_on_time_request_late():
             for g in range(n)
         ]
         share = rng.randint(1, 20)
-        work = {s.group: s.ready * s.walltime_s / share for s in stages}
-        due = {s.group: s.group_deadline for s in stages}
+        work = {s.request_id: s.ready * s.walltime_s / share for s in stages}
+        due = {s.request_id: s.request_deadline for s in stages}
 
         def finishes(order, work=work):
             done, out = 0.0, {}
@@ -171,7 +171,7 @@ def test_inside_a_campaign_priority_never_makes_an_on_time_request_late():
 
         edf = sorted(due, key=lambda gid: (due[gid], gid))
         on_time = {gid for gid, t in finishes(edf).items() if t <= due[gid]}
-        ranks = group_order(stages, 0.0, share)
+        ranks = request_order(stages, 0.0, share)
         ordered = sorted(ranks, key=ranks.get)
         assert sorted(ordered) == sorted(due)
         late = {gid for gid, t in finishes(ordered).items() if t > due[gid]}

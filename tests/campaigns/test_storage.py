@@ -162,7 +162,7 @@ def test_an_unwritable_area_keeps_the_job_in_flight_with_the_reason(
         polling.poll()
         time.sleep(0.2)
 
-    finalize.finalize()
+    finalize.finalize_outcomes()
 
     job = Job.objects.get(stage__campaign=campaign)
     assert job.state == JobState.RUNNING
@@ -227,7 +227,7 @@ def test_retention_waits_while_the_next_stage_still_reads_the_folder(
         assert time.monotonic() < deadline, "job did not finish"
         polling.poll()
         time.sleep(0.2)
-    finalize.finalize()  # the simulation job is ready now, not run
+    finalize.finalize_outcomes()  # the simulation job is ready now, not run
     assert Job.objects.get(pk=first.pk).state == JobState.SUCCEEDED
     age(first, 30)
 

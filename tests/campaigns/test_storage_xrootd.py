@@ -76,7 +76,7 @@ def run_to_outcome(campaign, timeout=60) -> Job:
 
 def checked(job: Job) -> tuple[list[finalize.Outcome], dict]:
     """What finalize knows of a finished job before transferring: its checked outputs."""
-    pending = list(Job.objects.filter(pk=job.pk).values(*finalize.JOB_FIELDS))
+    pending = list(Job.objects.filter(pk=job.pk).values(*finalize.OUTCOME_FIELDS))
     stages = finalize.stage_rows(pending)
     return [finalize.inspect(j, stages[j["stage_id"]], {}) for j in pending], stages
 
@@ -110,7 +110,7 @@ def test_a_retry_after_a_crash_adopts_the_stored_file_without_copying_again(
     with monkeypatch.context() as m:
         m.setattr(finalize, "write", crash)
         with pytest.raises(RuntimeError):
-            finalize.finalize()
+            finalize.finalize_outcomes()
     job.refresh_from_db()
     assert job.state == JobState.RUNNING and job.outcome  # still in flight, nothing declared
     assert not OutputFile.objects.exists()
@@ -120,7 +120,7 @@ def test_a_retry_after_a_crash_adopts_the_stored_file_without_copying_again(
     assert len(listing.stdout.split()) == 1  # the copy the crashed cycle made
     before = xrdfs(f"{area}/{dataset}/events_000000.txt", "stat").stdout
 
-    report = finalize.finalize()
+    report = finalize.finalize_outcomes()
 
     job.refresh_from_db()
     assert job.state == JobState.SUCCEEDED
@@ -184,19 +184,19 @@ def test_an_unreachable_server_is_classed_and_retried_after_a_backoff(
     campaign, _request = launch(experiment, operator, events=10, per_job=10, template=template)
     job = run_to_outcome(campaign)
 
-    report = finalize.finalize()
+    report = finalize.finalize_outcomes()
 
     t = Transfer.objects.get(job=job)
     assert (t.attempts, t.error_kind) == (1, "unreachable")
     assert t.next_try > timezone.now()
     assert report.transfers.failed_attempts == 1 and report.succeeded == 0
-    report = finalize.finalize()  # within the backoff: not even read again
+    report = finalize.finalize_outcomes()  # within the backoff: not even read again
     assert (report.succeeded, report.failed, report.transfers.failed_attempts) == (0, 0, 0)
     assert Transfer.objects.get(job=job).attempts == 1
     assert Job.objects.get(pk=job.pk).state == JobState.RUNNING
     # Once the backoff is over it is tried (and fails) again.
     Transfer.objects.filter(job=job).update(next_try=timezone.now())
-    report = finalize.finalize()
+    report = finalize.finalize_outcomes()
     assert report.transfers.failed_attempts == 1
     assert Transfer.objects.get(job=job).attempts == 2
 

@@ -72,3 +72,26 @@ def test_seed_refuses_production(settings):
     settings.PRODUCTION = True
     with pytest.raises(CommandError, match="production"):
         call_command("seed_demo", stdout=io.StringIO())
+
+
+@pytest.mark.django_db
+def test_demo_requests_reach_their_states_through_the_transitions():
+    from requests_app.models import ProductionRequest
+
+    call_command("seed_demo", stdout=io.StringIO())
+    call_command("seed_demo", stdout=io.StringIO())  # a second run moves nothing again
+    history = {
+        r.ticket: [
+            (t.action, t.from_state, t.to_state, t.actor.username)
+            for t in r.transitions.order_by("created", "id").select_related("actor")
+        ]
+        for r in ProductionRequest.objects.filter(experiment__slug="dune")
+    }
+    filed = ("create", "draft", "draft", "liam")
+    submitted = ("submit", "draft", "submitted", "liam")
+    approved = ("approve", "submitted", "approved", "olivia")
+    assert history["RITM0012004"] == [filed]
+    assert history["RITM0012002"] == [filed, submitted]
+    assert history["RITM0012003"] == [filed, submitted]
+    # The approved request passed the SLA checks approval makes.
+    assert history["RITM0012001"][:3] == [filed, submitted, approved]

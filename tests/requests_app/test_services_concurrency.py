@@ -15,12 +15,10 @@ from django.db.models import F
 
 from requests_app.choices import RequestState
 from requests_app.models import ProductionRequest, Transition
-from requests_app.services import TransitionError, create_request, transition
+from requests_app.services import TransitionError, create_request, eligibility, transition
 from tests.factories import UserFactory, grant
 from tests.requests_app.builders import make_request, qualify, request_fields
 
-# The module, not the function of the same name that the package re-exports.
-eligibility_module = importlib.import_module("requests_app.services.eligibility")
 # The transition service calls the name it imported: patched there, it is what approval runs.
 transitions_module = importlib.import_module("requests_app.services.transitions")
 
@@ -45,7 +43,7 @@ def second_operator(db):
 @pytest.fixture
 def slow_checks(monkeypatch):
     """Hold the row lock a little longer, so the second decider surely waits on it."""
-    real = eligibility_module.unmet
+    real = eligibility.unmet
 
     def slow(request):
         time.sleep(0.2)
@@ -124,7 +122,7 @@ def test_concurrent_filing_gets_distinct_numbers(experiment, liaison, operator):
 
 def test_stale_version_loses_the_compare_and_set(submitted, operator, monkeypatch):
     """Someone else commits between our read and our write: the write must not land."""
-    real = eligibility_module.unmet
+    real = eligibility.unmet
 
     def meanwhile(request):
         ProductionRequest.objects.filter(pk=request.pk).update(version=F("version") + 1)

@@ -6,7 +6,7 @@ from django.test.utils import CaptureQueriesContext
 
 from requests_app.choices import RequestState, TrainingTopic
 from requests_app.models import ProductionCode, ProductionRequest, TrainingRecord
-from requests_app.services import TransitionError, eligibility, transition, unmet
+from requests_app.services import TransitionError, sla_checks, transition, unmet
 from requests_app.services.eligibility import ticket_is_valid
 from tests.factories import (
     ProductionCodeFactory,
@@ -29,11 +29,11 @@ def submitted(experiment, liaison, template):
 
 
 def failing(req) -> dict[str, list[str]]:
-    return {check.key: check.missing for check in eligibility(req) if not check.ok}
+    return {check.key: check.missing for check in sla_checks(req) if not check.ok}
 
 
 def test_a_qualified_request_is_eligible_and_approved(submitted, operator):
-    checks = eligibility(submitted)
+    checks = sla_checks(submitted)
     assert [c.key for c in checks] == ["sla", "code", "training", "ticket"]
     assert all(c.ok and not c.missing and c.fixer for c in checks)
     assert unmet(submitted) == []
@@ -151,7 +151,7 @@ def test_eligibility_runs_a_fixed_number_of_queries(submitted, experiment, templ
     def queries() -> int:
         req = ProductionRequest.objects.get(pk=submitted.pk)
         with CaptureQueriesContext(connection) as captured:
-            eligibility(req)
+            sla_checks(req)
         return len(captured)
 
     small = queries()

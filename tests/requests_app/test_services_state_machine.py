@@ -253,3 +253,13 @@ def test_unknown_action_is_invalid(experiment, liaison, operator, template):
         transition(req, "explode", operator)
     assert refused.value.kind == "invalid"
     assert "explode" in refused.value.detail
+
+
+# What taking an action does besides moving the state, as the docstring's table says.
+EFFECTS = {"submit": {"hands_in"}, "approve": {"needs_eligibility"}, "hold": {"holds"}}
+
+
+def test_each_action_carries_exactly_its_documented_effects():
+    for name, action in ACTIONS.items():
+        effects = {e for e in ("hands_in", "needs_eligibility", "holds") if getattr(action, e)}
+        assert effects == EFFECTS.get(name, set()), name
