@@ -48,11 +48,14 @@ run: install
 	$(BIN)/honcho start -f Procfile
 
 # The suite runs in parallel (pytest-xdist): each worker has its own test database, Redis
-# database, ports and temporary folders (tests/parallel.py). Each worker is handed its next
-# two tests as it finishes, long ones first (tests/conftest.py), so none is left with a
-# pile of long ones at the end. The tests wait on Slurm, Celery and Chromium more than
-# they compute, so more workers than cores pay. TEST_WORKERS=0 runs them serially;
-# PYTEST_ARGS adds options (PYTEST_ARGS="tests/opos -x").
+# database, ports and temporary folders (tests/parallel.py). On PostgreSQL the first worker
+# migrates a template database once and every worker's database is a copy of it. Each
+# worker is handed its next two tests as it finishes, long ones first (tests/conftest.py),
+# so none is left with a pile of long ones at the end. The long tests wait on Slurm, Celery
+# and Chromium more than they compute, so more workers than cores pay. On 2 cores the whole
+# suite took about 9 minutes with little else running, far longer on a shared machine
+# (README, "Running the tests"). TEST_WORKERS=0 runs them serially; PYTEST_ARGS adds
+# options (PYTEST_ARGS="tests/opos -x").
 TEST_WORKERS ?= 4
 test: install
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist load --maxschedchunk 2 $(PYTEST_ARGS)

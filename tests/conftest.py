@@ -10,7 +10,13 @@ from rest_framework.test import APIClient
 from campaigns.execution.inflight import KNOWN
 from requests_app.models.visibility import forget_roles
 from tests.factories import ExperimentFactory, UserFactory, grant
-from tests.parallel import give_worker_its_redis, slurm_controller_to_stop, slurm_in_use
+from tests.parallel import (
+    drop_template_database,
+    give_worker_its_redis,
+    slurm_controller_to_stop,
+    slurm_in_use,
+    use_template_database,
+)
 
 
 def pytest_configure(config):
@@ -30,6 +36,30 @@ def pytest_configure(config):
         }
     if overrides:
         override_settings(**overrides).enable()
+
+
+def pytest_sessionfinish(session):
+    # The controller of an xdist run drops the template database its workers copied.
+    config = session.config
+    if not hasattr(config, "workerinput") and getattr(config.option, "numprocesses", None):
+        from pytest_django.plugin import blocking_manager_key
+
+        with config.stash[blocking_manager_key].unblock():
+            drop_template_database()
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings_parallel_suffix(
+    django_db_modify_db_settings_tox_suffix,
+    django_db_modify_db_settings_xdist_suffix,
+    django_db_blocker,
+    request,
+):
+    """pytest-django's suffixes, and under xdist a test database copied from a template
+    migrated once per run (tests/parallel.py). The browser journeys' settings build on it."""
+    run_id = getattr(request.config, "workerinput", {}).get("testrunuid", "")
+    with django_db_blocker.unblock():
+        use_template_database(run_id)
 
 
 # Long tests first, in this order. With `--dist load --maxschedchunk 2` (make test),

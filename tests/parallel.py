@@ -8,6 +8,10 @@ What remains shared is settled here:
 * Redis databases: a worker uses the configured database number plus its index (modulo
   Redis's 16), so a ``flushdb`` (Django's ``cache.clear()`` on a Redis cache) or a stray
   message never reaches another worker.
+* Migrations: on PostgreSQL the first worker to start builds a template database
+  (``test_<name>_template``, migrated once per run) and every worker's test database is
+  copied from it (``CREATE DATABASE ... TEMPLATE``), instead of each worker running every
+  migration at the same time on the same cores (``fcntl.flock`` serialises the build).
 * The machine's Slurm controller: the fault trial that stops it must not do so while
   another worker's test talks to Slurm. Tests that use Slurm hold a shared lock for their
   duration, the trial that stops the controller an exclusive one (``fcntl.flock`` on a file
@@ -79,6 +83,76 @@ def _slurm_lock(mode: int) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _template_lock(name: str) -> Path:
+    return Path(tempfile.gettempdir()) / f"opos-tests-{name}.template"
+
+
+def use_template_database(run_id: str) -> None:
+    """Make this worker's PostgreSQL test database a copy of a template migrated once per
+    run (``run_id``, the same in every worker of a run): the first worker builds it, the
+    others wait on the lock and copy it; Django's own migrate then finds nothing to do.
+
+    Nothing changes on other databases or without xdist (``run_id`` empty)."""
+    from django.db import connections
+
+    connection = connections["default"]
+    if not run_id or connection.vendor != "postgresql":
+        return
+    settings_dict = connection.settings_dict
+    test = settings_dict.setdefault("TEST", {})
+    base = settings_dict["NAME"]
+    template = f"test_{base}_template"
+    lock = _template_lock(template)
+    with lock.open("a+") as handle:
+        with contextlib.suppress(OSError):
+            lock.chmod(0o666)
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            handle.seek(0)
+            if handle.read().strip() != run_id:
+                _build_template(connection, template)
+                handle.seek(0)
+                handle.truncate()
+                handle.write(run_id)
+                handle.flush()
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    test["TEMPLATE"] = template
+
+
+def _build_template(connection, template: str) -> None:
+    """Create and migrate ``template`` (dropped first when an earlier run left one)."""
+    from django.core.management import call_command
+
+    settings_dict = connection.settings_dict
+    quoted = connection.ops.quote_name(template)
+    with connection._nodb_cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {quoted}")
+        cursor.execute(f"CREATE DATABASE {quoted}")
+    name = settings_dict["NAME"]
+    connection.close()
+    settings_dict["NAME"] = template
+    try:
+        call_command("migrate", verbosity=0, interactive=False, run_syncdb=True)
+    finally:
+        # Copies need a template nobody is connected to.
+        connection.close()
+        settings_dict["NAME"] = name
+
+
+def drop_template_database() -> None:
+    """At the end of a run (in the controller): drop the template the workers copied."""
+    from django.db import connections
+
+    connection = connections["default"]
+    if connection.vendor != "postgresql":
+        return
+    template = f"test_{connection.settings_dict['NAME']}_template"
+    with contextlib.suppress(Exception), connection._nodb_cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {connection.ops.quote_name(template)}")
+    _template_lock(template).unlink(missing_ok=True)
 
 
 def slurm_in_use() -> contextlib.AbstractContextManager[None]:

@@ -26,6 +26,7 @@ from celery import Celery
 from tests.parallel import redis_url_for_worker
 
 ROOT = Path(__file__).resolve().parents[1]
+START_TIMEOUT_S = 180.0
 # Celery lets CELERY_BROKER_URL in the environment override a client's own
 # broker argument, so when it names a Redis (as in CI), workers and clients
 # both use it; each worker's queue of its own keeps test runs apart.
@@ -122,7 +123,9 @@ def celery_worker(
         client.conf.task_serializer = "json"
     worker = Worker(proc, log, queue, client)
     try:
-        deadline = time.monotonic() + 60
+        # A bound, not a wait: the loop ends when the worker says it is ready. On a machine
+        # busy with a parallel run, importing Django and Celery alone can take a minute.
+        deadline = time.monotonic() + START_TIMEOUT_S
         while "ready." not in log.read_text():
             if not worker.alive() or time.monotonic() > deadline:
                 pytest.fail("worker did not start:\n" + worker.log_tail())

@@ -348,7 +348,8 @@ class Worker:
                 self.proc.wait(timeout=5)
 
 
-def wait_started(proc: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:
+def wait_started(proc: subprocess.Popen, log: Path, timeout: float = 180.0) -> None:
+    # A bound, not a wait (the loop ends at "ready."): generous for a busy machine.
     deadline = time.monotonic() + timeout
     while "ready." not in log.read_text(errors="replace"):
         if proc.poll() is not None or time.monotonic() > deadline:

@@ -9,6 +9,7 @@ declared fields would have written them.
 import datetime as dt
 
 import pytest
+from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.test import APIRequestFactory
@@ -24,6 +25,15 @@ pytestmark = pytest.mark.django_db
 def generic(serializer, instance):
     """What DRF's own field machinery writes for ``instance``."""
     return serializers.ModelSerializer.to_representation(serializer, instance)
+
+
+@pytest.fixture
+def one_instant(monkeypatch):
+    """Both writers read the same clock: a held request's hold_seconds counts up to "now",
+    and two reads a second apart (a busy machine) must not make the outputs differ."""
+    now = timezone.now()
+    monkeypatch.setattr(timezone, "now", lambda: now)
+    return now
 
 
 @pytest.fixture
@@ -47,7 +57,7 @@ def requests(experiment, liaison, operator):
 
 
 @pytest.mark.parametrize("who", ["operator", "liaison", "physicist", "other_liaison"])
-def test_every_state_and_role_reads_as_the_fields_write(request, requests, who):
+def test_every_state_and_role_reads_as_the_fields_write(request, requests, who, one_instant):
     user = request.getfixturevalue(who)
     http = APIRequestFactory().get("/api/v1/requests/")
     http.user = user
@@ -63,7 +73,7 @@ def test_every_state_and_role_reads_as_the_fields_write(request, requests, who):
             assert child.to_representation(sample) == generic(child, sample)
 
 
-def test_the_list_api_answers_the_same_json(api, operator, requests, settings):
+def test_the_list_api_answers_the_same_json(api, operator, requests, settings, one_instant):
     """Through the API, under another time zone: the dates move like DRF moves them."""
     settings.TIME_ZONE = "Europe/Zurich"
     body = api(operator).get("/api/v1/requests/").json()["results"]
