@@ -23,7 +23,7 @@ NOT_PAGE_DATA = {
     "monitoring.TaskStat",
     "monitoring.DigestPreference",
     "monitoring.StatusReport",
-    "requests_app.AuditEvent",
+    "experiments.AuditEvent",
 }
 
 

@@ -9,10 +9,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from common import limits
+from experiments.models.visibility import experiment_roles, is_operator
 
 from ..choices import RequestState
 from ..models import ProductionRequest, Transition
-from ..models.visibility import experiment_roles, is_operator
 from ..workflow import ACTIONS, Action, Actor
 from .eligibility import ticket_is_valid, unmet
 from .notifications import notify_transition

@@ -121,7 +121,7 @@ def test_migrating_keeps_existing_numbers_and_counts_after_them():
         "REQ-2026-0001",
         "REQ-2026-0002",
     ]
-    from requests_app.models import Experiment
+    from experiments.models import Experiment
 
     dune, req = Experiment.objects.get(slug="dune"), Experiment.objects.get(slug="req")
     assert next_request_number(dune, 2026) == "DUNE-2026-0001"

@@ -15,7 +15,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import exceptions, serializers, status
 
-from ..services import EditConflict, PermissionDenied, TransitionError
+from requests_app.services import EditConflict, TransitionError
+
+from .errors import PermissionDenied
 
 TRANSITION_STATUS = {
     "forbidden": status.HTTP_403_FORBIDDEN,
