@@ -114,6 +114,7 @@ INSTALLED_APPS = [
     "django_tables2",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "experiments",
     "requests_app",
     "campaigns",
     "monitoring",

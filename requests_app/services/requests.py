@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from common import limits
-from common.errors import PermissionDenied
+from common.errors import FieldConflict, PermissionDenied
 from experiments.choices import ExperimentRole
 from experiments.models import Experiment, PhysicsGroup, WorkflowTemplate
 from experiments.models.visibility import experiment_roles, is_operator
@@ -36,12 +36,14 @@ REQUEST_FIELDS = ("ticket", "physics_group", "title", "description", "deadline",
 OPERATOR_FIELDS = ("priority", "deadline", "assignee")
 
 
-class EditConflict(ValidationError):
+class EditConflict(FieldConflict):
     """Fields the user may change in other states, but not in the current one (HTTP 409).
 
     A ``ValidationError`` keyed by field name, so a form shows each message
     next to its field; the API answers 409 instead of 400.
     """
+
+    detail = "These fields cannot be changed in the request's current state."
 
 
 def _text(value: Any) -> str:
