@@ -13,7 +13,7 @@ def snapshot() -> str:
     models = [
         m
         for m in apps.get_models()
-        if m._meta.app_label in {"auth", "requests_app", "campaigns", "monitoring"}
+        if m._meta.app_label in {"auth", "experiments", "requests_app", "campaigns", "monitoring"}
     ]
     rows = []
     for model in models:
