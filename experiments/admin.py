@@ -3,6 +3,8 @@ of access or eligibility records joins the audit trail."""
 
 from django.contrib import admin
 
+from common.admin import RecordAdmin
+
 from . import events
 from .models import (
     AuditEvent,

@@ -9,9 +9,9 @@ from rest_framework.response import Response
 from common.api_errors import FIELD_ERRORS, ProblemSerializer, service_errors
 from common.parsers import BoundedJSONParser
 from experiments.models import Experiment, PhysicsGroup
+from experiments.services.placement import placement_values, set_experiment_placement
 
 from ..choices import TERMINAL_STATES
-from ..services.placement import placement_values, set_experiment_placement
 
 
 class PhysicsGroupSerializer(serializers.ModelSerializer):

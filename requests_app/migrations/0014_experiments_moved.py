@@ -8,8 +8,8 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('campaigns', '0014_experiments_moved'),
-        ('monitoring', '0004_experiments_moved'),
+        ('campaigns', '0015_experiments_moved'),
+        ('monitoring', '0005_experiments_moved'),
         ('experiments', '0001_initial'),
         ('requests_app', '0013_experiment_batch_placement'),
     ]

@@ -23,8 +23,8 @@ from requests_app.models import ProductionRequest
 # The last migration of each app before the move.
 BEFORE_MOVE = [
     ("requests_app", "0013_experiment_batch_placement"),
-    ("campaigns", "0013_batch_controls_and_placement"),
-    ("monitoring", "0003_commitments"),
+    ("campaigns", "0014_partitions_capacity_and_quotas"),
+    ("monitoring", "0004_weekly_report"),
     ("servicedesk", "0001_initial"),
 ]
 MOVED = [

@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('experiments', '0001_initial'),
-        ('monitoring', '0003_commitments'),
+        ('monitoring', '0004_weekly_report'),
     ]
 
     operations = [

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('campaigns', '0013_batch_controls_and_placement'),
+        ('campaigns', '0014_partitions_capacity_and_quotas'),
         ('experiments', '0001_initial'),
     ]
 
@@ -30,6 +30,11 @@ class Migration(migrations.Migration):
                     model_name='failurerule',
                     name='template',
                     field=models.ForeignKey(blank=True, help_text="Empty: applies to every template (after the template's own rules).", null=True, on_delete=django.db.models.deletion.CASCADE, related_name='failure_rules', to='experiments.workflowtemplate'),
+                ),
+                migrations.AlterField(
+                    model_name='partitionquota',
+                    name='experiment',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='partition_quotas', to='experiments.experiment'),
                 ),
                 migrations.AlterField(
                     model_name='stage',

@@ -14,12 +14,12 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from common.errors import PermissionDenied
-from experiments.models import Experiment
-from experiments.models.experiments import split_names
-from experiments.models.visibility import is_operator
-from experiments.services.audit import record
 
 from .. import events
+from ..models import Experiment
+from ..models.experiments import split_names
+from ..models.visibility import is_operator
+from .audit import record
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
