@@ -44,17 +44,16 @@ def build(with_in_flight: int = 5) -> None:
     from campaigns.choices import CampaignState, JobState
     from campaigns.models import Campaign, CampaignRequest, Dataset, Stage
     from campaigns.services.expansion import _insert_jobs
-    from requests_app.choices import RequestState
-    from requests_app.models import (
+    from experiments.models import (
         Experiment,
         PhysicsGroup,
         ProductionCode,
-        ProductionRequest,
-        Sample,
         SplitRule,
         StageTemplate,
         WorkflowTemplate,
     )
+    from requests_app.choices import RequestState
+    from requests_app.models import ProductionRequest, Sample
 
     user = get_user_model().objects.create(username="bench")
     today = timezone.localdate()
@@ -221,15 +220,10 @@ def bench_expansion(events: int, per_job: int) -> tuple[float, int]:
 
     from campaigns.models import Campaign
     from campaigns.services import schedule_requests
+    from experiments.models import Experiment, PhysicsGroup, WorkflowTemplate
+    from experiments.services.roles import grant_role
     from requests_app.choices import RequestState
-    from requests_app.models import (
-        Experiment,
-        PhysicsGroup,
-        ProductionRequest,
-        Sample,
-        WorkflowTemplate,
-    )
-    from requests_app.services.roles import grant_role
+    from requests_app.models import ProductionRequest, Sample
 
     operator = grant_role("bench-operator", "operator").user
     owner = grant_role(f"bench-owner-{events}-{per_job}", "liaison", "exp0").user

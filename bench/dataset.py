@@ -220,7 +220,7 @@ class Structure:
     def people(self, cursor: Any) -> None:
         from django.contrib.auth import get_user_model
 
-        from requests_app.models import Experiment, GlobalRole, Membership, PhysicsGroup
+        from experiments.models import Experiment, GlobalRole, Membership, PhysicsGroup
 
         user_model = get_user_model()
         users, roles, members = [], [], []
@@ -288,7 +288,7 @@ class Structure:
 
     def intake(self, cursor: Any) -> None:
         """Training records, production code, templates (one gen-sim-reco chain each)."""
-        from requests_app.models import (
+        from experiments.models import (
             ProductionCode,
             StageTemplate,
             TrainingRecord,

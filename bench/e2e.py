@@ -137,7 +137,7 @@ def new_campaign(jobs: int):
     connections.close_all()
     create_database(RUN_DB, template=BASE_DB)
     from campaigns.services import create_campaign, schedule_requests
-    from requests_app.models import Experiment, WorkflowTemplate
+    from experiments.models import Experiment, WorkflowTemplate
     from tests.campaigns.factories import approved_request
 
     experiment = Experiment.objects.get(slug="bench-e2e")

@@ -96,14 +96,8 @@ def bench_stage(n: int):
     from django.utils import timezone
 
     from campaigns.models import Campaign, Dataset, Stage, Submission
-    from requests_app.models import (
-        Experiment,
-        PhysicsGroup,
-        ProductionCode,
-        ProductionRequest,
-        Sample,
-        WorkflowTemplate,
-    )
+    from experiments.models import Experiment, PhysicsGroup, ProductionCode, WorkflowTemplate
+    from requests_app.models import ProductionRequest, Sample
 
     with transaction.atomic():
         experiment, _ = Experiment.objects.get_or_create(
@@ -209,14 +203,8 @@ def remove_bench_experiment() -> None:
     from django.db import connection, transaction
 
     from campaigns.models import Campaign, Dataset, Stage, Submission
-    from requests_app.models import (
-        Experiment,
-        PhysicsGroup,
-        ProductionCode,
-        ProductionRequest,
-        Sample,
-        WorkflowTemplate,
-    )
+    from experiments.models import Experiment, PhysicsGroup, ProductionCode, WorkflowTemplate
+    from requests_app.models import ProductionRequest, Sample
 
     experiment = Experiment.objects.filter(slug="bench-submit").first()
     if experiment is None:

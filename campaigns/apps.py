@@ -8,6 +8,7 @@ class CampaignsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from experiments import events as experiment_events
         from requests_app import events
         from requests_app.extensions import add_home_section, provide_request_forecast
 
@@ -26,6 +27,6 @@ class CampaignsConfig(AppConfig):
         events.request_priority_changed.connect(
             controls.request_priority_receiver, dispatch_uid="controls-request-priority"
         )
-        events.experiment_placement_changed.connect(
+        experiment_events.experiment_placement_changed.connect(
             controls.experiment_placement_receiver, dispatch_uid="controls-experiment-placement"
         )

@@ -12,9 +12,10 @@ import datetime as dt
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from experiments.models import Experiment
 from requests_app.choices import Priority, RequestState
 from requests_app.demo import SeedReport
-from requests_app.models import Experiment, ProductionRequest
+from requests_app.models import ProductionRequest
 
 from .models import Campaign, CampaignRequest
 from .services import create_campaign, schedule_requests

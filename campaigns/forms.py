@@ -5,8 +5,9 @@ from __future__ import annotations
 from django import forms
 
 from common import limits
-from requests_app.choices import BackendName, Priority
-from requests_app.models import Experiment
+from experiments.choices import BackendName
+from experiments.models import Experiment
+from requests_app.choices import Priority
 
 from .workflow import CAMPAIGN_ACTIONS, OPERATOR_ACTIONS
 

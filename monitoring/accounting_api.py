@@ -23,9 +23,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from campaigns.models import Job
-from requests_app.api.errors import FIELD_ERRORS, ProblemSerializer
-from requests_app.models import Experiment
-from requests_app.models.visibility import is_operator
+from common.api_errors import FIELD_ERRORS, ProblemSerializer
+from experiments.models import Experiment
+from experiments.models.visibility import is_operator
 
 from .models import Allocation
 from .services import accounting

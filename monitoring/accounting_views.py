@@ -20,8 +20,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from campaigns.models import Job
-from requests_app.models import Experiment
-from requests_app.models.visibility import is_operator
+from experiments.models import Experiment
+from experiments.models.visibility import is_operator
 
 from .forms import AllocationForm, LedgerFilterForm
 from .models import Allocation

@@ -3,7 +3,7 @@ overlapping periods are refused (the model's ``clean``, which the admin form run
 
 from django.contrib import admin
 
-from requests_app.admin import AuditedAdmin
+from experiments.admin import AuditedAdmin
 
 from .models import Allocation
 

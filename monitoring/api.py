@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 from campaigns.choices import JobState
 from campaigns.models import Campaign
 from common import pagecache
-from requests_app.api.errors import ProblemSerializer
+from common.api_errors import ProblemSerializer
 from requests_app.models import ProductionRequest
 
 from .choices import CommitmentStatus, ForecastBasis, MilestoneKind, ProgressStatus

@@ -24,15 +24,10 @@ from django.utils import timezone
 from campaigns.choices import CampaignState
 from campaigns.models import Campaign, CampaignRequest
 from campaigns.services import campaign_action, create_campaign, schedule_requests
+from experiments.models import Experiment, PhysicsGroup, WorkflowTemplate
 from requests_app.choices import Priority, RequestState
 from requests_app.demo import SeedReport
-from requests_app.models import (
-    Experiment,
-    PhysicsGroup,
-    ProductionRequest,
-    Sample,
-    WorkflowTemplate,
-)
+from requests_app.models import ProductionRequest, Sample
 from requests_app.services.numbering import next_request_number
 from requests_app.services.transitions import transition
 

@@ -17,7 +17,7 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from requests_app.models.visibility import is_operator
+from experiments.models.visibility import is_operator
 
 from . import conf
 from .services.metrics import CONTENT_TYPE, render_metrics

@@ -12,8 +12,9 @@ from django.conf import settings
 from django.db import models
 
 from campaigns.models import Campaign
-from requests_app.models import Experiment, ProductionRequest, Sample
-from requests_app.models.visibility import VisibleQuerySet
+from experiments.models import Experiment
+from experiments.models.visibility import VisibleQuerySet
+from requests_app.models import ProductionRequest, Sample
 
 from .choices import CommitmentStatus, MilestoneKind, SnapshotLevel, SnapshotTier
 

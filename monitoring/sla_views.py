@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
-from requests_app.models import Experiment
+from experiments.models import Experiment
 
 from .services import sla
 

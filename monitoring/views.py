@@ -23,8 +23,9 @@ from campaigns import conf as campaigns_conf
 from campaigns.execution import failures, logs
 from campaigns.models import Campaign, Job
 from common import pagecache
-from requests_app.models import Experiment, ProductionRequest
-from requests_app.models.visibility import is_operator
+from experiments.models import Experiment
+from experiments.models.visibility import is_operator
+from requests_app.models import ProductionRequest
 from requests_app.views.access import operator_required
 
 from . import charts, conf

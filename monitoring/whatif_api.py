@@ -19,10 +19,10 @@ from rest_framework.views import APIView
 from campaigns.choices import Feasibility
 from campaigns.models import Campaign
 from campaigns.services.whatif import CHANGES, Effect, WhatIfError, what_if
-from requests_app.api.errors import ProblemSerializer
+from common.api_errors import ProblemSerializer
+from experiments.models.visibility import is_operator
 from requests_app.choices import PRIORITY_WEIGHT, RequestState
 from requests_app.models import ProductionRequest
-from requests_app.models.visibility import is_operator
 
 from .choices import MilestoneKind
 from .models import Commitment

@@ -17,13 +17,13 @@ class OposConfig(AppConfig):
 # shows and that are written far more often than the data (a bump for each would empty
 # the cache for nothing): liveness, statistics of the tasks, preferences and records
 # read on pages of their own.
-PAGE_DATA_APPS = ("requests_app", "campaigns", "monitoring")
+PAGE_DATA_APPS = ("experiments", "requests_app", "campaigns", "monitoring")
 NOT_PAGE_DATA = {
     "campaigns.WorkerHeartbeat",
     "monitoring.TaskStat",
     "monitoring.DigestPreference",
     "monitoring.StatusReport",
-    "requests_app.AuditEvent",
+    "experiments.AuditEvent",
 }
 
 

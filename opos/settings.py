@@ -114,6 +114,7 @@ INSTALLED_APPS = [
     "django_tables2",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "experiments",
     "requests_app",
     "campaigns",
     "monitoring",
@@ -364,7 +365,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "RequestStateEnum": "requests_app.choices.RequestState",
         "RequestActionEnum": "requests_app.workflow.USER_ACTIONS",
-        "CodeKindEnum": "requests_app.choices.CodeKind",
+        "CodeKindEnum": "experiments.choices.CodeKind",
     },
 }
 
@@ -691,7 +692,7 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
         "CampaignStateEnum": "campaigns.choices.CampaignState",
         "SubmissionStateEnum": "campaigns.choices.SubmissionState",
         "FailureClassEnum": "campaigns.choices.FailureClass",
-        "BackendEnum": "requests_app.choices.BackendName",
+        "BackendEnum": "experiments.choices.BackendName",
     }
 )
 

@@ -1,6 +1,6 @@
 """Template context: the signed-in user's roles, for navigation by role."""
 
-from .models.visibility import experiment_roles, global_roles, is_operator
+from experiments.models.visibility import experiment_roles, global_roles, is_operator
 
 
 def roles(request):

@@ -16,19 +16,21 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from .choices import CodeKind, Priority, RequestState, TrainingTopic
-from .models import (
+from experiments.choices import CodeKind, TrainingTopic
+from experiments.models import (
     Experiment,
     PhysicsGroup,
     ProductionCode,
-    ProductionRequest,
     StageTemplate,
     TrainingRecord,
     WorkflowTemplate,
 )
-from .models.experiments import configured_default_backend
+from experiments.models.experiments import configured_default_backend
+from experiments.services.roles import grant_role
+
+from .choices import Priority, RequestState
+from .models import ProductionRequest
 from .services.requests import create_request
-from .services.roles import grant_role
 from .services.transitions import transition
 
 DEMO_WORKFLOW_DIR = Path(settings.BASE_DIR) / "demo" / "workflow"

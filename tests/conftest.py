@@ -8,7 +8,7 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from campaigns.execution.inflight import KNOWN
-from requests_app.models.visibility import forget_roles
+from experiments.models.visibility import forget_roles
 from tests.factories import ExperimentFactory, UserFactory, grant
 from tests.parallel import (
     drop_template_database,

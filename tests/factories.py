@@ -7,18 +7,17 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from requests_app.choices import RequestState
-from requests_app.models import (
+from experiments.models import (
     Experiment,
     PhysicsGroup,
     ProductionCode,
-    ProductionRequest,
-    Sample,
     StageTemplate,
     WorkflowTemplate,
 )
+from experiments.services.roles import grant_role
+from requests_app.choices import RequestState
+from requests_app.models import ProductionRequest, Sample
 from requests_app.services.numbering import next_request_number
-from requests_app.services.roles import grant_role
 
 
 def grant(user, role, experiment=None):

@@ -19,10 +19,10 @@ from rest_framework import filters, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from common.api_errors import FIELD_ERRORS, Problem
+from common.filters import CharInFilter, ListWidget
 from common.parsers import BoundedJSONParser
-from requests_app.api.errors import FIELD_ERRORS, Problem
-from requests_app.api.filters import CharInFilter, ListWidget
-from requests_app.models import Experiment
+from experiments.models import Experiment
 
 from ..execution import lifecycle
 from ..execution.catalogue import define_dataset

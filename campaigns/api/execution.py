@@ -22,12 +22,12 @@ from rest_framework.decorators import action
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
+from common.api_errors import FIELD_ERRORS, Problem, ProblemSerializer, service_errors
+from common.filters import CharInFilter, ListWidget
 from common.parsers import BoundedJSONParser
-from requests_app.api.errors import FIELD_ERRORS, Problem, ProblemSerializer, service_errors
-from requests_app.api.filters import CharInFilter, ListWidget
-from requests_app.choices import BackendName
-from requests_app.models import WorkflowTemplate
-from requests_app.models.visibility import is_operator
+from experiments.choices import BackendName
+from experiments.models import WorkflowTemplate
+from experiments.models.visibility import is_operator
 
 from .. import conf as campaigns_conf
 from ..choices import FailureClass, JobState, SubmissionState

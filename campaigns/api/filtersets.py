@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import django_filters
 
-from requests_app.api.filters import CharInFilter, ListWidget, StableOrderingFilter
+from common.filters import CharInFilter, ListWidget, StableOrderingFilter
+from experiments.models import WorkflowTemplate
 from requests_app.choices import Priority
-from requests_app.models import WorkflowTemplate
 
 from ..choices import CampaignState
 from ..models import Campaign

@@ -11,12 +11,12 @@ from rest_framework.decorators import action
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
+from common.api_errors import FIELD_ERRORS, ProblemSerializer
+from common.fields import SlugReference
 from common.parsers import BoundedJSONParser
-from requests_app.api.audit import IsOperator
-from requests_app.api.errors import FIELD_ERRORS, ProblemSerializer
-from requests_app.api.serializers import SlugReference
-from requests_app.choices import BackendName
-from requests_app.models import Experiment
+from experiments.api.audit import IsOperator
+from experiments.choices import BackendName
+from experiments.models import Experiment
 
 from ..models import Partition, PartitionQuota
 from ..services import partitions as service

@@ -5,9 +5,10 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from requests_app.api.serializers import SlugReference
-from requests_app.choices import BackendName, Priority
-from requests_app.models import Experiment, StageTemplate, WorkflowTemplate
+from common.fields import SlugReference
+from experiments.choices import BackendName
+from experiments.models import Experiment, StageTemplate, WorkflowTemplate
+from requests_app.choices import Priority
 
 from ..choices import CampaignState, Feasibility, JobState, WaitReason
 from ..models import BatchControl, Campaign

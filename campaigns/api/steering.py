@@ -18,8 +18,8 @@ from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from common.api_errors import FIELD_ERRORS, ProblemSerializer, service_errors
 from common.parsers import BoundedJSONParser
-from requests_app.api.errors import FIELD_ERRORS, ProblemSerializer, service_errors
 from requests_app.choices import Priority
 from requests_app.models import ProductionRequest
 from requests_app.services import cloning

@@ -19,11 +19,11 @@ from rest_framework.decorators import action
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
+from common.api_errors import FIELD_ERRORS, ProblemSerializer
+from common.fields import SlugReference
 from common.parsers import BoundedJSONParser
-from requests_app.api.audit import IsOperator
-from requests_app.api.errors import FIELD_ERRORS, ProblemSerializer
-from requests_app.api.serializers import SlugReference
-from requests_app.models import Experiment, StageTemplate, WorkflowTemplate
+from experiments.api.audit import IsOperator
+from experiments.models import Experiment, StageTemplate, WorkflowTemplate
 
 from ..services import clone_template, create_template, export_template, import_template
 from ..services.templates import MAX_TEMPLATE_BYTES

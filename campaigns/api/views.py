@@ -21,9 +21,9 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
+from common.api_errors import FIELD_ERRORS, TRANSITION_STATUS, Problem, ProblemSerializer
 from common.parsers import BoundedJSONParser
-from requests_app.api.errors import FIELD_ERRORS, TRANSITION_STATUS, Problem, ProblemSerializer
-from requests_app.models.visibility import is_operator
+from experiments.models.visibility import is_operator
 
 from ..execution.recovery import recover_campaign
 from ..models import BatchControl, Campaign, CampaignRequest, ControlState

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
-from requests_app.choices import BackendName
+from experiments.choices import BackendName
 
 from .base import (
     ACTIVE_STATES,

@@ -18,9 +18,9 @@ from django.db.models import F, Value
 from django.db.models.functions import Greatest
 
 from common.limits import INT64_MAX
-from requests_app.models import Experiment
-from requests_app.models.visibility import experiment_roles, is_operator
-from requests_app.namespaces import in_namespace, namespace_refusal
+from experiments.models import Experiment
+from experiments.models.visibility import experiment_roles, is_operator
+from experiments.namespaces import in_namespace, namespace_refusal
 
 from ..models import Dataset, OutputFile
 from ..services.errors import CampaignError

@@ -32,8 +32,8 @@ from django.db.models import F, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from requests_app.models.visibility import experiment_roles, is_operator
-from requests_app.services import audit
+from experiments.models.visibility import experiment_roles, is_operator
+from experiments.services import audit
 
 from ..choices import OPEN_JOB_STATES, JobState
 from ..models import Dataset, DatasetState, Job, OutputFile, Stage

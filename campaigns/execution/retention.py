@@ -30,7 +30,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from requests_app.services import audit
+from experiments.services import audit
 
 from ..batch.base import EXIT_CODE_FILE, STDERR_FILE, STDOUT_FILE
 from ..choices import OPEN_JOB_STATES, JobState

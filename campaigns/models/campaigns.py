@@ -9,10 +9,12 @@ from django.core.validators import MaxLengthValidator
 from django.db import models
 from django.utils import timezone
 
-from requests_app.choices import BackendName, Priority
-from requests_app.models import Experiment, ProductionRequest
-from requests_app.models.experiments import BatchPlacement
-from requests_app.models.visibility import VisibleQuerySet
+from experiments.choices import BackendName
+from experiments.models import Experiment
+from experiments.models.experiments import BatchPlacement
+from experiments.models.visibility import VisibleQuerySet
+from requests_app.choices import Priority
+from requests_app.models import ProductionRequest
 
 from ..choices import CampaignEventKind, CampaignState, LaunchPhase
 

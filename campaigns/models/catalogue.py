@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from requests_app.models import Experiment
-from requests_app.models.visibility import VisibleQuerySet
+from experiments.models import Experiment
+from experiments.models.visibility import VisibleQuerySet
 
 
 class DatasetQuerySet(VisibleQuerySet):

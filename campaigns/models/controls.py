@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from requests_app.models.visibility import VisibleQuerySet
+from experiments.models.visibility import VisibleQuerySet
 
 
 class ControlAction(models.TextChoices):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from requests_app.models import WorkflowTemplate
-from requests_app.models.visibility import VisibleQuerySet
+from experiments.models import WorkflowTemplate
+from experiments.models.visibility import VisibleQuerySet
 
 from ..choices import FailureClass
 

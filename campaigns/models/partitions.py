@@ -13,9 +13,9 @@ from __future__ import annotations
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from requests_app.choices import BackendName
-from requests_app.models import Experiment
-from requests_app.models.experiments import batch_name_validator
+from experiments.choices import BackendName
+from experiments.models import Experiment
+from experiments.models.experiments import batch_name_validator
 
 
 class Partition(models.Model):

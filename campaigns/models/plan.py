@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from django.db import models
 
-from requests_app.choices import BackendName
-from requests_app.models import ProductionCode, ProductionRequest, Sample, SplitRule, StageTemplate
-from requests_app.models.visibility import VisibleQuerySet
+from experiments.choices import BackendName
+from experiments.models import ProductionCode, SplitRule, StageTemplate
+from experiments.models.visibility import VisibleQuerySet
+from requests_app.models import ProductionRequest, Sample
 
 from ..choices import ACTIVE_JOB_STATES, FailureClass, JobState, SubmissionState
 from .campaigns import Campaign

@@ -6,8 +6,8 @@ from django.conf import settings
 from django.core.validators import MaxLengthValidator
 from django.db import models
 
+from experiments.models.visibility import VisibleQuerySet
 from requests_app.models import ProductionRequest, Sample
-from requests_app.models.visibility import VisibleQuerySet
 
 from ..choices import ExtensionState
 

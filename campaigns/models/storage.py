@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from django.db import models
 
-from requests_app.models import Experiment
-from requests_app.models.visibility import VisibleQuerySet
+from experiments.models import Experiment
+from experiments.models.visibility import VisibleQuerySet
 
 
 class StorageAreaQuerySet(VisibleQuerySet):

@@ -18,8 +18,10 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from common import limits
-from requests_app.choices import BackendName, Priority, RequestState
-from requests_app.models import Experiment, ProductionRequest
+from experiments.choices import BackendName
+from experiments.models import Experiment
+from requests_app.choices import Priority, RequestState
+from requests_app.models import ProductionRequest
 from requests_app.services import TransitionError, system_transition
 
 from ..choices import (

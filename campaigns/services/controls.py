@@ -18,9 +18,9 @@ from django.conf import settings
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 
+from experiments.models import Experiment
+from experiments.models.experiments import split_names
 from requests_app.choices import PRIORITY_WEIGHT
-from requests_app.models import Experiment
-from requests_app.models.experiments import split_names
 
 from ..batch import Placement
 from ..choices import OPEN_CAMPAIGN_STATES, CampaignEventKind, JobState

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from requests_app.models.visibility import is_operator
+from experiments.models.visibility import is_operator
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser

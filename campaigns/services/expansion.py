@@ -21,10 +21,11 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from common import limits
+from experiments.models import Experiment, SplitRule, StageTemplate
+from experiments.namespaces import foreign_namespace
+from experiments.parameters import validate_parameters
 from requests_app.choices import RequestState
-from requests_app.models import Experiment, ProductionRequest, Sample, SplitRule, StageTemplate
-from requests_app.namespaces import foreign_namespace
-from requests_app.parameters import validate_parameters
+from requests_app.models import ProductionRequest, Sample
 from requests_app.services import TransitionError, system_transition
 
 from .. import conf

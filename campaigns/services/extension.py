@@ -20,8 +20,9 @@ from django.db.models import F
 from django.utils import timezone
 
 from common import limits
+from experiments.models import StageTemplate
 from requests_app.choices import IN_CAMPAIGN_STATES
-from requests_app.models import ProductionRequest, Sample, StageTemplate, Transition
+from requests_app.models import ProductionRequest, Sample, Transition
 from requests_app.services.notifications import notify_operators
 from requests_app.services.requests import can_file, post_system_notes
 

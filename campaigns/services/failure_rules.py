@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import transaction
 
-from requests_app.models import WorkflowTemplate
-from requests_app.services.audit import record
+from experiments.models import WorkflowTemplate
+from experiments.services.audit import record
 
 from ..models import FailureRule
 from .errors import require_operator

@@ -16,12 +16,13 @@ from typing import TypeVar
 
 from django.utils import timezone
 
+from experiments.models import StageTemplate
 from requests_app.choices import (
     DELIVERED_STATES,
     PRIORITY_WEIGHT,
     TERMINAL_STATES,
 )
-from requests_app.models import ProductionRequest, Sample, StageTemplate
+from requests_app.models import ProductionRequest, Sample
 
 from .. import conf
 from ..choices import OPEN_CAMPAIGN_STATES, CampaignState, Feasibility

@@ -4,7 +4,7 @@ attempts only.
 Memory and walltime are bounded by the site's ceilings (``OPOS_MAX_MEMORY_MB``,
 ``OPOS_MAX_WALLTIME_S``, the same the automatic retries stop at). Parameter values are
 checked against the workflow template's specification of each stage they apply to
-(``requests_app.parameters``, the rules a request's samples were filed under): a name only
+(``experiments.parameters``, the rules a request's samples were filed under): a name only
 applies to the stages that declare it, and a name no selected stage declares is refused.
 """
 
@@ -17,8 +17,8 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from requests_app.models import StageTemplate
-from requests_app.parameters import validate_parameters
+from experiments.models import StageTemplate
+from experiments.parameters import validate_parameters
 
 from .errors import CampaignError
 

@@ -16,10 +16,10 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F, Sum
 
-from requests_app.choices import BackendName
-from requests_app.models import Experiment
-from requests_app.models.experiments import batch_name_validator
-from requests_app.services.audit import record
+from experiments.choices import BackendName
+from experiments.models import Experiment
+from experiments.models.experiments import batch_name_validator
+from experiments.services.audit import record
 
 from ..models import Partition, PartitionQuota, Stage, partition_key, quota_limit
 from .controls import _site_default

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
+from experiments.models import Experiment, SplitRule
 from requests_app.choices import PRIORITY_WEIGHT, WORK_HELD_STATES
-from requests_app.models import Experiment, SplitRule
 
 from .. import conf
 from ..choices import (

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 from django.db import transaction
 
-from requests_app.models import Experiment
-from requests_app.services import audit
+from experiments.models import Experiment
+from experiments.services import audit
 
 from ..execution.storage import StorageURLError, default_root, validate_url
 from ..models import StorageArea

@@ -16,8 +16,8 @@ from django.db import transaction
 from django.db.models import Max
 
 from common import limits
-from requests_app.choices import ExperimentRole
-from requests_app.models import (
+from experiments.choices import ExperimentRole
+from experiments.models import (
     Experiment,
     Membership,
     ProductionCode,
@@ -25,8 +25,8 @@ from requests_app.models import (
     StageTemplate,
     WorkflowTemplate,
 )
-from requests_app.parameters import validate_spec
-from requests_app.services.audit import record
+from experiments.parameters import validate_spec
+from experiments.services.audit import record
 
 from . import failure_rules
 from .errors import CampaignError, require_operator

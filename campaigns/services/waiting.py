@@ -17,7 +17,7 @@ def blocked_campaigns(user: Any) -> dict[str, Any] | None:
     """Open campaigns that will not finish without an operator, with the reason (the
     forecast's own "blocked": gave-up jobs to recover, a scheduling fault). Operators only;
     the four queries of the forecast plus one."""
-    from requests_app.models.visibility import is_operator
+    from experiments.models.visibility import is_operator
 
     if not is_operator(user):
         return None

@@ -25,8 +25,9 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from experiments.models import StageTemplate
 from requests_app.choices import PRIORITY_WEIGHT
-from requests_app.models import ProductionRequest, Sample, StageTemplate
+from requests_app.models import ProductionRequest, Sample
 
 from .. import conf
 from ..choices import CampaignState

@@ -7,8 +7,8 @@ from typing import Any
 
 from django import template
 
+from experiments.models.visibility import is_operator
 from requests_app.choices import IN_CAMPAIGN_STATES
-from requests_app.models.visibility import is_operator
 from requests_app.services import can_file
 
 from ..choices import OPEN_CAMPAIGN_STATES, LaunchPhase

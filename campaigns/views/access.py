@@ -9,7 +9,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404
 
-from requests_app.models.visibility import is_operator
+from experiments.models.visibility import is_operator
 
 from ..models import Campaign
 from ..services import CampaignError

@@ -19,7 +19,7 @@ from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 
-from requests_app.models.visibility import is_operator
+from experiments.models.visibility import is_operator
 
 from ..execution import lifecycle
 from ..models import Dataset, DatasetState, OutputFile, Stage

@@ -15,7 +15,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from requests_app.models.visibility import is_operator
+from experiments.models.visibility import is_operator
 from requests_app.views.access import operator_required
 
 from ..choices import ACTIVE_JOB_STATES, FailureClass, JobState

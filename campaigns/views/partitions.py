@@ -8,7 +8,7 @@ from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from requests_app.models import Experiment
+from experiments.models import Experiment
 from requests_app.views.access import operator_required
 
 from ..forms import PartitionForm, PartitionQuotaForm

@@ -10,8 +10,8 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_POST
 
-from requests_app.models.visibility import is_operator
-from requests_app.services import PermissionDenied
+from common.errors import PermissionDenied
+from experiments.models.visibility import is_operator
 from requests_app.services.cloning import clone_request
 from requests_app.views.access import operator_required, visible_request
 

@@ -11,8 +11,8 @@ from django.urls import reverse
 from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
-from requests_app.models import WorkflowTemplate
-from requests_app.models.visibility import is_operator
+from experiments.models import WorkflowTemplate
+from experiments.models.visibility import is_operator
 from requests_app.views.access import operator_required
 
 from ..forms import CloneForm, ImportForm

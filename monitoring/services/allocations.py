@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 
-from requests_app.services.audit import record
+from experiments.services.audit import record
 
 from ..models import Allocation
 

@@ -41,10 +41,10 @@ from django.utils import timezone
 from campaigns.choices import CLOSED_CAMPAIGN_STATES
 from campaigns.execution.announcements import announce
 from campaigns.models import Campaign, CampaignRequest, Stage
+from experiments.models.visibility import is_operator
+from experiments.services.audit import record
 from requests_app.choices import ACTIVE_STATES
 from requests_app.models import ProductionRequest
-from requests_app.models.visibility import is_operator
-from requests_app.services.audit import record
 
 from ..choices import (
     ANNOUNCED_COMMITMENT_STATUSES,

@@ -19,8 +19,9 @@ from django.utils import timezone
 from campaigns.choices import CLOSED_CAMPAIGN_STATES, OPEN_CAMPAIGN_STATES, CampaignState
 from campaigns.models import Campaign, CampaignRequest, Job, Stage, StuckFlag
 from campaigns.services.partitions import PartitionUsage, partition_usage
+from experiments.models import Experiment
 from requests_app.choices import OPEN_STATES
-from requests_app.models import Comment, Experiment, ProductionRequest, Sample, Transition
+from requests_app.models import Comment, ProductionRequest, Sample, Transition
 
 from .. import charts, conf
 from ..choices import MilestoneKind, SnapshotLevel

@@ -33,7 +33,8 @@ from campaigns.models import (
     Submission,
 )
 from campaigns.services.planning import plan_cycle
-from requests_app.models import Experiment, ProductionRequest
+from experiments.models import Experiment
+from requests_app.models import ProductionRequest
 
 from ..models import Allocation, TaskStat
 from . import accounting, sla

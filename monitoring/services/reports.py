@@ -25,8 +25,9 @@ from django.utils import timezone
 
 from campaigns.choices import OPEN_CAMPAIGN_STATES, CampaignEventKind, CampaignState
 from campaigns.models import Campaign, CampaignEvent, Job, Stage, StuckFlag, StuckKind
+from experiments.models import Experiment
 from requests_app.choices import OPEN_STATES, RequestState
-from requests_app.models import Experiment, ProductionRequest, Transition
+from requests_app.models import ProductionRequest, Transition
 
 from ..choices import SnapshotLevel
 from ..models import Allocation, DigestPreference, StatusReport

@@ -29,8 +29,9 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
+from experiments.models import Experiment
 from requests_app.choices import RequestState
-from requests_app.models import Experiment, ProductionRequest
+from requests_app.models import ProductionRequest
 from requests_app.services.clock import (  # noqa: F401 - the clock's names, as pages use them
     MEASURES,
     RESPONSES,

@@ -32,7 +32,8 @@ from campaigns import conf as campaigns_conf
 from campaigns.choices import CampaignState
 from campaigns.models import Campaign, Stage
 from campaigns.scheduler import CampaignLoad, campaign_share
-from requests_app.models import Experiment, ProductionRequest
+from experiments.models import Experiment
+from requests_app.models import ProductionRequest
 
 from .. import conf
 from ..choices import MilestoneKind, SnapshotLevel, SnapshotTier

@@ -32,8 +32,10 @@ from django.utils import timezone
 
 from campaigns.choices import OPEN_CAMPAIGN_STATES
 from campaigns.models import Campaign
-from requests_app.choices import OPEN_STATES, ExperimentRole, RequestState
-from requests_app.models import Experiment, Membership, ProductionRequest, Transition
+from experiments.choices import ExperimentRole
+from experiments.models import Experiment, Membership
+from requests_app.choices import OPEN_STATES, RequestState
+from requests_app.models import ProductionRequest, Transition
 
 from ..models import DigestPreference
 from . import sla

@@ -1,9 +1,10 @@
 """REST API of the intake app: tokens, experiments, production requests."""
 
-from .audit import AuditEventViewSet
+from experiments.api.audit import AuditEventViewSet
+from experiments.api.records import ProductionCodeViewSet, TrainingRecordViewSet
+
 from .auth import ObtainTokenView
 from .experiments import ExperimentViewSet
-from .records import ProductionCodeViewSet, TrainingRecordViewSet
 from .requests import ProductionRequestViewSet
 
 

@@ -6,12 +6,12 @@ from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from common.api_errors import FIELD_ERRORS, ProblemSerializer, service_errors
 from common.parsers import BoundedJSONParser
+from experiments.models import Experiment, PhysicsGroup
+from experiments.services.placement import placement_values, set_experiment_placement
 
 from ..choices import TERMINAL_STATES
-from ..models import Experiment, PhysicsGroup
-from ..services.placement import placement_values, set_experiment_placement
-from .errors import FIELD_ERRORS, ProblemSerializer, service_errors
 
 
 class PhysicsGroupSerializer(serializers.ModelSerializer):

@@ -19,13 +19,14 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
 from common import pagecache
+from common.api_errors import FIELD_ERRORS, ProblemSerializer, service_errors
 from common.parsers import BoundedJSONParser
+from experiments.models import Experiment
+from experiments.models.visibility import experiment_roles, is_operator
 
 from .. import services
-from ..models import Comment, Experiment, ProductionRequest, Sample, Transition
-from ..models.visibility import experiment_roles, is_operator
+from ..models import Comment, ProductionRequest, Sample, Transition
 from ..services.numbering import NUMBER_PATTERN
-from .errors import FIELD_ERRORS, ProblemSerializer, service_errors
 from .filters import ProductionRequestFilterSet, with_priority_rank
 from .serializers import (
     CommentSerializer,

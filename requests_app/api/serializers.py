@@ -14,8 +14,11 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from common.fields import SlugReference
+from experiments.models import Experiment
+
 from ..choices import Priority, RequestState
-from ..models import Comment, Experiment, ProductionRequest, Sample
+from ..models import Comment, ProductionRequest, Sample
 from ..services import allowed_actions
 from ..workflow import USER_ACTIONS
 
@@ -171,16 +174,6 @@ class ProductionRequestSerializer(serializers.ModelSerializer):
 
 
 # --- Writing ----------------------------------------------------------------
-
-
-class SlugReference(serializers.SlugRelatedField):
-    """A lookup by slug (or username); a value with a NUL character is refused like an
-    unknown one, before the database sees it (PostgreSQL cannot even compare it)."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, str) and "\x00" in data:
-            self.fail("does_not_exist", slug_name=self.slug_field, value=data.replace("\x00", ""))
-        return super().to_internal_value(data)
 
 
 @extend_schema_field(

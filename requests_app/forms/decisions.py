@@ -7,9 +7,11 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
+from experiments.models import Experiment
+from experiments.services import operator_accounts
+
 from ..choices import Priority
-from ..models import Experiment
-from ..services import check_request_fields, operator_accounts
+from ..services import check_request_fields
 from ..workflow import ACTIONS
 from .base import DATE_INPUT, attach_errors
 

@@ -11,9 +11,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from common import limits
+from experiments.models import Experiment, PhysicsGroup, WorkflowTemplate
 
 from ..choices import Priority
-from ..models import Experiment, PhysicsGroup, WorkflowTemplate
 from ..services import can_file, check_request_fields, validate_sample
 from ..services.requests import DRAFT_OPTIONAL, MAX_SAMPLES, REQUEST_FIELDS
 from .base import DATE_INPUT, attach_errors

@@ -4,10 +4,11 @@ from django.conf import settings
 from django.core.validators import MaxLengthValidator, MinValueValidator
 from django.db import models
 
+from experiments.models.experiments import Experiment, PhysicsGroup
+from experiments.models.templates import WorkflowTemplate
+from experiments.models.visibility import VisibleQuerySet
+
 from ..choices import Priority, RequestState
-from .experiments import Experiment, PhysicsGroup
-from .templates import WorkflowTemplate
-from .visibility import VisibleQuerySet
 
 
 class RequestCounter(models.Model):

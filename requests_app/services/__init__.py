@@ -8,7 +8,6 @@ from .notifications import notify_operators
 from .numbering import next_request_number
 from .requests import (
     EditConflict,
-    PermissionDenied,
     add_comment,
     assign,
     can_comment,
@@ -22,14 +21,11 @@ from .requests import (
     validate_sample,
     validate_samples,
 )
-from .roles import RoleError, grant_role
 from .transitions import TransitionError, allowed_actions, system_transition, transition
 
 __all__ = [
     "Check",
     "EditConflict",
-    "PermissionDenied",
-    "RoleError",
     "TransitionError",
     "add_comment",
     "allowed_actions",
@@ -39,7 +35,6 @@ __all__ = [
     "create_request",
     "editable_fields",
     "ever_editable_fields",
-    "grant_role",
     "next_request_number",
     "notify_operators",
     "post_system_notes",
@@ -53,21 +48,9 @@ __all__ = [
     "validate_samples",
 ]
 
-# Operators' SLA records and form-side validation (browser pages).
-from .records import (
-    approve_code,
-    checksum,
-    operator_accounts,
-    record_training,
-    register_code,
-)
+# Form-side validation (browser pages).
 from .validation import check_request_fields
 
 __all__ += [
-    "approve_code",
     "check_request_fields",
-    "checksum",
-    "operator_accounts",
-    "record_training",
-    "register_code",
 ]

@@ -16,9 +16,12 @@ from typing import TYPE_CHECKING, Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from ..models import Experiment, ProductionRequest, Transition
-from ..namespaces import namespace_of
-from .requests import REQUEST_FIELDS, PermissionDenied, can_file, create_request
+from common.errors import PermissionDenied
+from experiments.models import Experiment
+from experiments.namespaces import namespace_of
+
+from ..models import ProductionRequest, Transition
+from .requests import REQUEST_FIELDS, can_file, create_request
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser

@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from ..choices import ExperimentRole, TrainingTopic
-from ..models import ProductionRequest, TrainingRecord
+from experiments.choices import ExperimentRole, TrainingTopic
+from experiments.models import TrainingRecord
+
+from ..models import ProductionRequest
 
 
 @dataclass(frozen=True)

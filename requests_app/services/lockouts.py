@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import Max, Sum
 from django.utils import timezone
 
-from .audit import record
+from experiments.services.audit import record
 
 # Under a spray of guesses the page shows the pairs with the most failures first.
 MAX_SHOWN = 500

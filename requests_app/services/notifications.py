@@ -16,7 +16,9 @@ from django.core.mail import send_mail
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from ..choices import GlobalRoleName, RequestState
+from experiments.choices import GlobalRoleName
+
+from ..choices import RequestState
 from ..models import Comment, ProductionRequest, Transition
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,9 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from ..models import Experiment, RequestCounter
+from experiments.models import Experiment
+
+from ..models import RequestCounter
 
 # What a request number looks like in a URL (``DUNE-2026-0042``, ``REQ-2026-0042``).
 NUMBER_PATTERN = r"[A-Za-z0-9][A-Za-z0-9-]*-[0-9]{4}-[0-9]+"

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from experiments.services.audit import record
+
 from ..models import UserPreference
-from .audit import record
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser

@@ -12,21 +12,16 @@ from django.db import transaction
 from django.db.models import Q
 
 from common import limits
+from common.errors import FieldConflict, PermissionDenied
+from experiments.choices import ExperimentRole
+from experiments.models import Experiment, PhysicsGroup, WorkflowTemplate
+from experiments.models.visibility import experiment_roles, is_operator
+from experiments.namespaces import in_namespace, namespace_refusal
+from experiments.parameters import validate_parameters
 
-from ..choices import EDITABLE_STATES, TERMINAL_STATES, ExperimentRole, Priority, RequestState
+from ..choices import EDITABLE_STATES, TERMINAL_STATES, Priority, RequestState
 from ..events import request_priority_changed
-from ..models import (
-    Comment,
-    Experiment,
-    PhysicsGroup,
-    ProductionRequest,
-    Sample,
-    Transition,
-    WorkflowTemplate,
-)
-from ..models.visibility import experiment_roles, is_operator
-from ..namespaces import in_namespace, namespace_refusal
-from ..parameters import validate_parameters
+from ..models import Comment, ProductionRequest, Sample, Transition
 from .eligibility import ticket_is_valid
 from .notifications import notify_comment
 from .numbering import next_request_number
@@ -41,16 +36,14 @@ REQUEST_FIELDS = ("ticket", "physics_group", "title", "description", "deadline",
 OPERATOR_FIELDS = ("priority", "deadline", "assignee")
 
 
-class PermissionDenied(Exception):
-    """The user may not do this to this request (HTTP 403)."""
-
-
-class EditConflict(ValidationError):
+class EditConflict(FieldConflict):
     """Fields the user may change in other states, but not in the current one (HTTP 409).
 
     A ``ValidationError`` keyed by field name, so a form shows each message
     next to its field; the API answers 409 instead of 400.
     """
+
+    detail = "These fields cannot be changed in the request's current state."
 
 
 def _text(value: Any) -> str:

@@ -8,8 +8,9 @@ from urllib.parse import parse_qsl, urlencode
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from experiments.services.audit import record
+
 from ..models import SavedFilter
-from .audit import record
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser

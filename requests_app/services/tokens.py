@@ -18,7 +18,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from knox.models import AuthToken
 
-from . import audit
+from experiments.services import audit
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser

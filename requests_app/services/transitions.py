@@ -9,10 +9,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from common import limits
+from common.errors import Refused
+from experiments.models.visibility import experiment_roles, is_operator
 
 from ..choices import RequestState
 from ..models import ProductionRequest, Transition
-from ..models.visibility import experiment_roles, is_operator
 from ..workflow import ACTIONS, Action, Actor
 from .eligibility import ticket_is_valid, unmet
 from .notifications import notify_transition
@@ -23,23 +24,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class TransitionError(Exception):
+class TransitionError(Refused):
     """A refused action.
 
     ``kind`` says why: ``forbidden`` (the role may not: HTTP 403),
     ``conflict`` (the state or eligibility forbids it: 409) or ``invalid``
     (the input is wrong, e.g. a required note is missing: 400).
     """
-
-    def __init__(self, detail: str, reasons: list[str] | None = None, kind: str = "conflict"):
-        super().__init__(detail)
-        self.detail = detail
-        self.reasons = reasons or []
-        self.kind = kind
-
-    @property
-    def conflict(self) -> bool:
-        return self.kind == "conflict"
 
 
 def actor_kinds(user: AbstractBaseUser, request: ProductionRequest) -> set[Actor]:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..models import Experiment
+from experiments.models import Experiment
+
 from .requests import _validate_request_fields
 
 

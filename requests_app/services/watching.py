@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING
 
 from django.db import transaction
 
+from experiments.services.audit import record
+
 from ..models import ProductionRequest
-from .audit import record
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser

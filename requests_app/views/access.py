@@ -6,8 +6,9 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404
 
+from experiments.models.visibility import is_operator
+
 from ..models import ProductionRequest
-from ..models.visibility import is_operator
 
 
 def operator_required(view):

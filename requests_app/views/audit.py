@@ -11,7 +11,9 @@ from django.core.paginator import Paginator
 from django.db.models import Q
 from django.shortcuts import render
 
-from ..models import AuditEvent, Experiment, Transition
+from experiments.models import AuditEvent, Experiment
+
+from ..models import Transition
 from .access import operator_required
 
 PAGE_SIZE = 50

@@ -8,7 +8,11 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.shortcuts import redirect, render
 
-from ..choices import ExperimentRole, RequestState
+from common.errors import PermissionDenied as NotAllowed
+from experiments.choices import ExperimentRole
+from experiments.models.visibility import experiment_roles
+
+from ..choices import RequestState
 from ..forms import (
     FilingOptions,
     OperatorChangeForm,
@@ -19,8 +23,6 @@ from ..forms import (
     sample_initial,
 )
 from ..models import ProductionRequest
-from ..models.visibility import experiment_roles
-from ..services import PermissionDenied as NotAllowed
 from ..services import (
     TransitionError,
     allowed_actions,

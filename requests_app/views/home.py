@@ -7,11 +7,13 @@ import logging
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
+from experiments.models import Experiment
+from experiments.models.visibility import experiment_roles, is_operator
+
 from ..choices import RequestState
 from ..extensions import home_sections
 from ..filters import priority_weight
-from ..models import Experiment, ProductionRequest
-from ..models.visibility import experiment_roles, is_operator
+from ..models import ProductionRequest
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,10 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_tables2 import RequestConfig
 
+from experiments.models import Experiment
+
 from ..filters import RequestListFilter, priority_weight
-from ..models import Experiment, ProductionRequest, SavedFilter
+from ..models import ProductionRequest, SavedFilter
 from ..services import can_file
 from ..services.saved_filters import delete_filter, save_filter
 from ..tables import RequestTable

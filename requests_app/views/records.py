@@ -8,10 +8,11 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from common.errors import PermissionDenied as NotAllowed
+from experiments.models import ProductionCode, TrainingRecord
+from experiments.services import approve_code, record_training, register_code
+
 from ..forms import CodeForm, TrainingForm, attach_errors
-from ..models import ProductionCode, TrainingRecord
-from ..services import PermissionDenied as NotAllowed
-from ..services import approve_code, record_training, register_code
 from .access import operator_required
 
 PAGE_SIZE = 50

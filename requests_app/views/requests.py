@@ -17,13 +17,13 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from common.decisions import EffectError, effect_shown
+from common.errors import PermissionDenied as NotAllowed
+from experiments.models.visibility import is_operator
 
 from ..choices import TERMINAL_STATES, UNDECIDED_STATES, RequestState
 from ..extensions import request_forecaster, request_promises
 from ..forms import ActionForm, AssignForm, CommentForm, attach_errors
 from ..models import ProductionRequest
-from ..models.visibility import is_operator
-from ..services import PermissionDenied as NotAllowed
 from ..services import (
     TransitionError,
     add_comment,
@@ -110,7 +110,7 @@ def _fix_links(user, obj: ProductionRequest, fields: set[str], operator: bool) -
     """Where each checklist item is fixed, for the pages this viewer may open."""
     links: dict[str, list[tuple[str, str]]] = {"sla": [], "code": [], "training": [], "ticket": []}
     if user.is_staff:
-        url = reverse("admin:requests_app_experiment_change", args=[obj.experiment_id])
+        url = reverse("admin:experiments_experiment_change", args=[obj.experiment_id])
         links["sla"].append(("Record the SLA acceptance (admin)", url))
     if operator:
         links["code"] += [

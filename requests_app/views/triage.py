@@ -8,12 +8,15 @@ from django.db.models import Count, QuerySet, Sum
 from django.shortcuts import redirect, render
 from django_tables2 import RequestConfig
 
+from common.errors import PermissionDenied as NotAllowed
+from experiments.models import Experiment, PhysicsGroup
+from experiments.services import operator_accounts
+
 from ..choices import RequestState
 from ..filters import TriageFilter, priority_weight
 from ..forms import BulkForm
-from ..models import Experiment, PhysicsGroup, ProductionRequest, SavedFilter
-from ..services import PermissionDenied as NotAllowed
-from ..services import TransitionError, assign, operator_accounts, transition
+from ..models import ProductionRequest, SavedFilter
+from ..services import TransitionError, assign, transition
 from ..tables import TriageTable
 from .access import operator_required
 from .exports import export_csv, saved_filters_context

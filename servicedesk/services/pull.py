@@ -22,9 +22,11 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from common import limits
+from experiments.choices import ExperimentRole
+from experiments.models import Experiment, Membership, PhysicsGroup
 from requests_app import services as intake
-from requests_app.choices import ExperimentRole, Priority
-from requests_app.models import Experiment, Membership, PhysicsGroup, ProductionRequest
+from requests_app.choices import Priority
+from requests_app.models import ProductionRequest
 
 from ..choices import SyncOperation
 from ..conf import ServiceDeskConfig, load_config

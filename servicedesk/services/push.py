@@ -25,8 +25,10 @@ from django.conf import settings
 from django.db.models import Exists, F, Max, OuterRef, Q
 from django.utils import timezone
 
-from requests_app.choices import GlobalRoleName, RequestState
-from requests_app.models import Comment, GlobalRole, Transition
+from experiments.choices import GlobalRoleName
+from experiments.models import GlobalRole
+from requests_app.choices import RequestState
+from requests_app.models import Comment, Transition
 from requests_app.services.clock import Step, clock_rows, clock_text, steps_of
 
 from ..choices import PushKind, PushState, SyncOperation

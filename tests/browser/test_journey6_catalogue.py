@@ -7,7 +7,7 @@ import pytest
 
 from campaigns.execution.catalogue import define_dataset
 from campaigns.models import Dataset, OutputFile
-from requests_app.models import AuditEvent
+from experiments.models import AuditEvent
 
 from .world import build_world
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from django.utils import timezone
 
-from requests_app.choices import TrainingTopic
-from requests_app.models import TrainingRecord
+from experiments.choices import TrainingTopic
+from experiments.models import TrainingRecord
 from tests.campaigns.exec_support import demo_template
 from tests.factories import ExperimentFactory, PhysicsGroupFactory, UserFactory, grant
 

@@ -20,7 +20,8 @@ from campaigns.choices import JobState
 from campaigns.execution import finalize, polling, submission
 from campaigns.models import Campaign, Job, Stage
 from campaigns.services import campaign_action, create_campaign, recount_stages, schedule_requests
-from requests_app.models import ProductionRequest, SplitRule
+from experiments.models import SplitRule
+from requests_app.models import ProductionRequest
 from tests.campaigns.factories import approved_request, code_owner
 from tests.factories import ProductionCodeFactory, StageTemplateFactory, WorkflowTemplateFactory
 

@@ -6,8 +6,8 @@ import factory
 from django.utils import timezone
 
 from campaigns.models import Campaign
+from experiments.models import SplitRule
 from requests_app.choices import RequestState
-from requests_app.models import SplitRule
 from tests.factories import (
     ExperimentFactory,
     ProductionCodeFactory,

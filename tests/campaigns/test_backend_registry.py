@@ -14,7 +14,7 @@ from django.test import override_settings
 
 from campaigns import conf
 from campaigns.batch import BACKENDS, REGISTRY, BatchBackend, get_backend
-from requests_app.choices import BackendName
+from experiments.choices import BackendName
 
 
 def test_the_registry_names_exactly_the_stored_choices():

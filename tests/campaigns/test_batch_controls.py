@@ -21,7 +21,7 @@ from campaigns.services import (
     update_campaign,
 )
 from campaigns.services.controls import placement_of
-from requests_app.models import AuditEvent
+from experiments.models import AuditEvent
 from requests_app.services import update_request
 from tests.campaigns.exec_support import launch
 from tests.campaigns.factories import CampaignFactory, approved_request
@@ -197,7 +197,7 @@ def test_experiment_placement_change_in_the_admin_moves_queued_jobs(
 ):
     campaign, _request, jobs = active
     client.force_login(admin_user)
-    url = f"/admin/requests_app/experiment/{experiment.pk}/change/"
+    url = f"/admin/experiments/experiment/{experiment.pk}/change/"
     page = client.get(url)
     assert page.status_code == 200 and "Where the work runs" in page.content.decode()
     form = page.context["adminform"].form

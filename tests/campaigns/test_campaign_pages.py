@@ -10,8 +10,8 @@ from django.utils import timezone
 from campaigns.choices import CampaignEventKind, CampaignState
 from campaigns.models import Campaign, CampaignEvent, Stage
 from campaigns.services import schedule_requests
+from experiments.models import WorkflowTemplate
 from requests_app.choices import RequestState
-from requests_app.models import WorkflowTemplate
 from tests.campaigns.factories import CampaignFactory, approved_request, workflow
 
 pytestmark = pytest.mark.django_db

@@ -13,7 +13,7 @@ from campaigns.execution.recovery import recover_campaign
 from campaigns.models import CampaignEvent, Dataset, Job, OutputFile, Stage
 from campaigns.services import CampaignError
 from campaigns.services.expansion import _input_files
-from requests_app.models import AuditEvent
+from experiments.models import AuditEvent
 from tests.campaigns.exec_support import DEMO_STAGES, demo_template, launch, run_until
 
 GENERATE = """\

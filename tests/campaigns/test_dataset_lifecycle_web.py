@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from campaigns.execution.catalogue import define_dataset
 from campaigns.models import Dataset, OutputFile
-from requests_app.models import AuditEvent
+from experiments.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 

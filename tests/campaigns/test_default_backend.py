@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.test import override_settings
 
 from campaigns.checks import default_backend_is_known
-from requests_app.models import Experiment
+from experiments.models import Experiment
 
 
 @pytest.mark.django_db

@@ -18,12 +18,18 @@ from tests.parallel import slurm_in_use
 ENTRYPOINT = Path(settings.BASE_DIR) / "scripts" / "deploy" / "batch-client.sh"
 
 
+BATCH_VARIABLES = ("SLURM_CONF", "MUNGE_KEY_FILE", "CONDOR_CONFIG", "OPOS_JOB_CODE_DIR")
+
+
 def run_entrypoint(env: dict[str, str], *command: str) -> subprocess.CompletedProcess:
     # The image's PATH starts with its virtualenv; here, this interpreter's.
     path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
+    # Only the batch systems the test names: another test of this process may have left,
+    # say, CONDOR_CONFIG in the environment.
+    inherited = {k: v for k, v in os.environ.items() if k not in BATCH_VARIABLES}
     return subprocess.run(
         [str(ENTRYPOINT), *command],
-        env={**os.environ, "PATH": path, **env},
+        env={**inherited, "PATH": path, **env},
         capture_output=True,
         text=True,
         timeout=120,

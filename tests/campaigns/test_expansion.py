@@ -10,9 +10,10 @@ from django.utils import timezone
 from campaigns.choices import CampaignEventKind, JobState
 from campaigns.models import CampaignEvent, CampaignRequest, Dataset, Job, OutputFile, Stage
 from campaigns.services import CampaignError, schedule_requests
+from experiments.models import SplitRule
+from experiments.models.visibility import is_operator
 from requests_app.choices import RequestState
-from requests_app.models import SplitRule, Transition
-from requests_app.models.visibility import is_operator
+from requests_app.models import Transition
 from tests.campaigns.factories import (
     CampaignFactory,
     approved_code,

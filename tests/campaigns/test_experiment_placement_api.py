@@ -8,7 +8,7 @@ import pytest
 from campaigns.choices import JobState
 from campaigns.models import BatchControl, CampaignEvent, ControlState, Job
 from campaigns.services import campaign_action, schedule_requests
-from requests_app.models import AuditEvent
+from experiments.models import AuditEvent
 from tests.campaigns.factories import CampaignFactory, approved_request
 
 pytestmark = pytest.mark.django_db

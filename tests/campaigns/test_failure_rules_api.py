@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from campaigns.models import FailureRule
 from campaigns.services import CampaignError
 from campaigns.services.failure_rules import create_rule, delete_rule, update_rule
-from requests_app.models import AuditEvent
+from experiments.models import AuditEvent
 from tests.campaigns.factories import workflow
 
 pytestmark = pytest.mark.django_db

@@ -16,7 +16,7 @@ from campaigns.services import (
     schedule_requests,
 )
 from campaigns.services import partitions as service
-from requests_app.models import AuditEvent
+from experiments.models import AuditEvent
 from tests.campaigns.factories import CampaignFactory, approved_request
 
 pytestmark = pytest.mark.django_db

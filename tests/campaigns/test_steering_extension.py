@@ -8,9 +8,9 @@ from campaigns.choices import CampaignEventKind, ExtensionState, JobState
 from campaigns.models import CampaignEvent, Extension, Job, Stage
 from campaigns.services import CampaignError, forecast_request, recount_stages
 from campaigns.services.extension import approve_extension, file_extension, reject_extension
+from common.errors import PermissionDenied
 from requests_app.choices import RequestState
 from requests_app.models import ProductionRequest, Transition
-from requests_app.services import PermissionDenied
 from requests_app.services.cloning import clone_request
 from tests.campaigns.factories import workflow
 from tests.factories import PhysicsGroupFactory, WorkflowTemplateFactory

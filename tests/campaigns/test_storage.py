@@ -21,7 +21,7 @@ from campaigns.models import Job, OutputFile, Replica, StorageArea, Transfer
 from campaigns.services.errors import CampaignError
 from campaigns.services.storage import set_storage_area
 from campaigns.tasks import purge_workdirs
-from requests_app.models import AuditEvent
+from experiments.models import AuditEvent
 from tests.campaigns.exec_support import DEMO_STAGES, all_final, demo_template, launch, run_until
 
 SCRIPT = """\

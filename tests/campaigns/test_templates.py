@@ -10,7 +10,7 @@ from campaigns.services import (
     import_template,
     parse_template,
 )
-from requests_app.models import SplitRule, WorkflowTemplate
+from experiments.models import SplitRule, WorkflowTemplate
 from tests.campaigns.factories import approved_code, workflow
 from tests.factories import ExperimentFactory
 

@@ -8,7 +8,7 @@ import yaml
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from campaigns.models import FailureRule
-from requests_app.models import AuditEvent, StageTemplate, WorkflowTemplate
+from experiments.models import AuditEvent, StageTemplate, WorkflowTemplate
 from tests.campaigns.factories import approved_code, workflow
 from tests.factories import ExperimentFactory
 

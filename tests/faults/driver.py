@@ -102,7 +102,7 @@ class Trial:
         from django.contrib.auth import get_user_model
 
         from campaigns.services import campaign_action, create_campaign, schedule_requests
-        from requests_app.models import Experiment
+        from experiments.models import Experiment
         from tests.campaigns.exec_support import demo_template
         from tests.campaigns.factories import approved_request
         from tests.factories import ExperimentFactory, UserFactory, grant

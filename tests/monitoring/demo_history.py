@@ -34,8 +34,9 @@ def build(scale: int = 1, now: dt.datetime | None = None) -> dict[str, int]:
 
     from campaigns.choices import FailureClass, JobState
     from campaigns.models import Campaign, Job, Stage, StuckFlag, StuckKind
+    from experiments.models import Experiment
     from monitoring.services import record_snapshots
-    from requests_app.models import Experiment, ProductionRequest
+    from requests_app.models import ProductionRequest
     from requests_app.services import system_transition
     from requests_app.services.transitions import transition
     from tests.factories import PhysicsGroupFactory

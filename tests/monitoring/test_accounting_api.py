@@ -10,8 +10,8 @@ import yaml
 from django.core.management import call_command
 from django.utils import timezone
 
+from experiments.models import AuditEvent
 from monitoring.models import Allocation
-from requests_app.models import AuditEvent
 
 from .accounting_builders import allocation, failed, succeeded
 from .builders import planned_campaign

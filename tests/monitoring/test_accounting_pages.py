@@ -11,8 +11,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from experiments.models import AuditEvent
 from monitoring.models import Allocation
-from requests_app.models import AuditEvent
 
 from .accounting_builders import allocation, failed, succeeded
 from .builders import planned_campaign

@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from campaigns.models import CampaignRequest
+from experiments.models import AuditEvent
 from monitoring.choices import CommitmentStatus, MilestoneKind
 from monitoring.models import Commitment, CommitmentChange, Milestone
 from monitoring.services import commitments as promises
@@ -17,7 +18,7 @@ from monitoring.services.forecast import Forecast
 from monitoring.services.progress import Progress
 from opos_cli import render
 from requests_app.choices import RequestState
-from requests_app.models import AuditEvent, Comment
+from requests_app.models import Comment
 from tests.campaigns.factories import code_owner
 from tests.requests_app.builders import make_request, qualify
 

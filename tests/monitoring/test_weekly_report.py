@@ -10,10 +10,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from campaigns.choices import FailureClass
+from experiments.models import Membership
 from monitoring.models import DigestPreference
 from monitoring.services import commitments as promises
 from monitoring.services.weekly import recipients, send_weekly_reports, week_start
-from requests_app.models import Membership, Transition
+from requests_app.models import Transition
 from requests_app.services.transitions import transition
 from tests.factories import UserFactory, grant
 

@@ -277,8 +277,10 @@ def test_approving_from_the_decision_page_records_the_effect_shown(
 ):
     from django.urls import reverse
 
-    from requests_app.choices import RequestState, TrainingTopic
-    from requests_app.models import TrainingRecord, Transition
+    from experiments.choices import TrainingTopic
+    from experiments.models import TrainingRecord
+    from requests_app.choices import RequestState
+    from requests_app.models import Transition
 
     # The experiment is eligible under its agreement (its people trained).
     TrainingRecord.objects.create(

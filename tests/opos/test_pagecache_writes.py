@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from campaigns.models import WorkerHeartbeat
 from common import pagecache
+from experiments.models import Experiment
 from opos.apps import NOT_PAGE_DATA, PAGE_DATA_APPS, page_data_tables
-from requests_app.models import Experiment
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

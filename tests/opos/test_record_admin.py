@@ -5,7 +5,8 @@ from django.test import RequestFactory
 
 from campaigns.models import CampaignEvent
 from common.admin import RecordAdmin
-from requests_app.models import AuditEvent, Transition
+from experiments.models import AuditEvent
+from requests_app.models import Transition
 from tests.factories import UserFactory
 
 

@@ -9,7 +9,7 @@ import datetime as dt
 import pytest
 
 from campaigns.models import Campaign, CampaignEvent, Partition, PartitionQuota
-from requests_app.models import AuditEvent
+from experiments.models import AuditEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

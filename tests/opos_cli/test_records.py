@@ -8,7 +8,7 @@ import hashlib
 import pytest
 import yaml
 
-from requests_app.models import AuditEvent, ProductionCode, WorkflowTemplate
+from experiments.models import AuditEvent, ProductionCode, WorkflowTemplate
 from tests.campaigns.factories import approved_code, workflow
 from tests.factories import ExperimentFactory
 

@@ -6,8 +6,10 @@ import datetime as dt
 
 from django.utils import timezone
 
-from requests_app.choices import RequestState, TrainingTopic
-from requests_app.models import ProductionRequest, TrainingRecord, WorkflowTemplate
+from experiments.choices import TrainingTopic
+from experiments.models import TrainingRecord, WorkflowTemplate
+from requests_app.choices import RequestState
+from requests_app.models import ProductionRequest
 from tests.factories import (
     PhysicsGroupFactory,
     ProductionCodeFactory,

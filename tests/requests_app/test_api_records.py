@@ -10,7 +10,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
-from requests_app.models import AuditEvent, ProductionCode, TrainingRecord
+from experiments.models import AuditEvent, ProductionCode, TrainingRecord
 from tests.factories import ProductionCodeFactory
 
 pytestmark = pytest.mark.django_db

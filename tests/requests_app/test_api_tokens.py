@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from knox.models import AuthToken
 
-from requests_app.models import AuditEvent
+from experiments.models import AuditEvent
 from requests_app.services import tokens
 from tests.factories import UserFactory
 

@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
-from requests_app.models import GlobalRole, Membership
+from experiments.models import GlobalRole, Membership
 
 
 def test_creates_user_with_global_role(db):
@@ -70,7 +70,7 @@ def test_command_line_exit_status_and_one_line(db, tmp_path):
 
 
 def test_grants_are_audited(experiment):
-    from requests_app.models import AuditEvent
+    from experiments.models import AuditEvent
 
     call_command("grant_role", "lia", "liaison", "--experiment", "dune")
     call_command("grant_role", "lia", "liaison", "--experiment", "dune")  # no change, no event

@@ -3,7 +3,8 @@
 import pytest
 from django.db import IntegrityError, transaction
 
-from requests_app.models import Membership, Sample
+from experiments.models import Membership
+from requests_app.models import Sample
 from requests_app.services import next_request_number
 from tests.factories import (
     ProductionCodeFactory,

@@ -9,8 +9,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
 
-from requests_app.models import AuditEvent, ProductionCode, TrainingRecord
-from requests_app.services import records
+from experiments.models import AuditEvent, ProductionCode, TrainingRecord
+from experiments.services import records
 from tests.factories import ProductionCodeFactory
 
 PAGES = [

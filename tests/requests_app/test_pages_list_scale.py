@@ -10,8 +10,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from experiments.models import AuditEvent
 from requests_app.choices import Priority, RequestState
-from requests_app.models import AuditEvent, SavedFilter
+from requests_app.models import SavedFilter
 from tests.factories import SampleFactory
 from tests.requests_app.builders import make_request, qualify
 

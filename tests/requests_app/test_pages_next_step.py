@@ -8,8 +8,8 @@ from django.urls import reverse
 
 from campaigns.choices import CampaignState
 from campaigns.services import schedule_requests
+from experiments.models import AuditEvent
 from requests_app.choices import RequestState
-from requests_app.models import AuditEvent
 from requests_app.services import transition
 from tests.campaigns.factories import CampaignFactory, approved_request
 from tests.factories import UserFactory

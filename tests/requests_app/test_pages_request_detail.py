@@ -7,8 +7,10 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
 
-from requests_app.choices import RequestState, TrainingTopic
-from requests_app.models import Comment, TrainingRecord, Transition
+from experiments.choices import TrainingTopic
+from experiments.models import TrainingRecord
+from requests_app.choices import RequestState
+from requests_app.models import Comment, Transition
 from tests.requests_app.builders import make_request, qualify
 
 S = RequestState

@@ -8,9 +8,10 @@ import io
 import pytest
 from django.urls import reverse
 
+from experiments.models import AuditEvent
 from monitoring.services.reports import CSV_HEADER
 from requests_app.choices import RequestState
-from requests_app.models import AuditEvent, UserPreference
+from requests_app.models import UserPreference
 from requests_app.services.preferences import set_time_zone
 from tests.monitoring.builders import launch, planned_campaign
 from tests.requests_app.builders import make_request, qualify

@@ -8,8 +8,8 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
 
+from experiments.models import TrainingRecord
 from requests_app.choices import Priority, RequestState
-from requests_app.models import TrainingRecord
 from tests.factories import PhysicsGroupFactory
 from tests.requests_app.builders import make_request, qualify
 

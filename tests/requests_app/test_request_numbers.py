@@ -3,7 +3,8 @@
 import importlib
 
 import pytest
-from django.apps import apps
+from django.db import connection
+from django.db.migrations.loader import MigrationLoader
 from django.utils import timezone
 
 from requests_app.models import ProductionRequest, RequestCounter
@@ -69,7 +70,11 @@ def test_the_migration_starts_counters_after_numbers_already_taken(db):
 
         ProductionRequestFactory(experiment=experiment, number=number)
     RequestCounter.objects.all().delete()
-    MIGRATION.start_after_taken_numbers(apps, None)
+    # The models as the migration knows them (Experiment was then intake's).
+    state = MigrationLoader(connection).project_state(
+        ("requests_app", "0005_request_numbers_per_experiment")
+    )
+    MIGRATION.start_after_taken_numbers(state.apps, None)
     assert next_request_number(req, 2026) == "REQ-2026-0013"
     assert next_request_number(req, 2025) == "REQ-2025-0100"
     assert next_request_number(dune, 2026) == "DUNE-2026-0004"
@@ -78,7 +83,6 @@ def test_the_migration_starts_counters_after_numbers_already_taken(db):
 
 @pytest.mark.django_db(transaction=True)
 def test_migrating_keeps_existing_numbers_and_counts_after_them():
-    from django.db import connection
     from django.db.migrations.executor import MigrationExecutor
 
     before = [("requests_app", "0004_blocked_work")]
@@ -121,7 +125,7 @@ def test_migrating_keeps_existing_numbers_and_counts_after_them():
         "REQ-2026-0001",
         "REQ-2026-0002",
     ]
-    from requests_app.models import Experiment
+    from experiments.models import Experiment
 
     dune, req = Experiment.objects.get(slug="dune"), Experiment.objects.get(slug="req")
     assert next_request_number(dune, 2026) == "DUNE-2026-0001"

@@ -13,7 +13,7 @@ def snapshot() -> str:
     models = [
         m
         for m in apps.get_models()
-        if m._meta.app_label in {"auth", "requests_app", "campaigns", "monitoring"}
+        if m._meta.app_label in {"auth", "experiments", "requests_app", "campaigns", "monitoring"}
     ]
     rows = []
     for model in models:
@@ -45,7 +45,8 @@ def test_seed_twice_gives_the_same_data():
 def test_seed_contents():
     from django.contrib.auth import get_user_model
 
-    from requests_app.models import Experiment, ProductionRequest
+    from experiments.models import Experiment
+    from requests_app.models import ProductionRequest
 
     call_command("seed_demo", stdout=io.StringIO())
     dune = Experiment.objects.get(slug="dune")

@@ -4,8 +4,10 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from requests_app.choices import RequestState, TrainingTopic
-from requests_app.models import ProductionCode, ProductionRequest, TrainingRecord
+from experiments.choices import TrainingTopic
+from experiments.models import ProductionCode, TrainingRecord
+from requests_app.choices import RequestState
+from requests_app.models import ProductionRequest
 from requests_app.services import TransitionError, sla_checks, transition, unmet
 from requests_app.services.eligibility import ticket_is_valid
 from tests.factories import (

@@ -8,18 +8,12 @@ from django.core.exceptions import ValidationError
 from django.db.models import Sum
 from django.utils import timezone
 
+from common.errors import PermissionDenied
+from experiments.models import StageTemplate
 from requests_app.choices import RequestState
-from requests_app.models import (
-    Comment,
-    ProductionRequest,
-    RequestCounter,
-    Sample,
-    StageTemplate,
-    Transition,
-)
+from requests_app.models import Comment, ProductionRequest, RequestCounter, Sample, Transition
 from requests_app.services import (
     EditConflict,
-    PermissionDenied,
     add_comment,
     assign,
     create_request,

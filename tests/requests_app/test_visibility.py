@@ -1,6 +1,7 @@
 """Per-experiment visibility, decided in one place (``visible_to``)."""
 
-from requests_app.models import Experiment, ProductionRequest, TrainingRecord
+from experiments.models import Experiment, TrainingRecord
+from requests_app.models import ProductionRequest
 from tests.factories import ProductionRequestFactory
 
 

@@ -622,7 +622,7 @@ SPECS: dict[str, Spec] = {
 # The Django admin: staff only. Non-admins are sent to the admin's sign-in; the audit
 # trail can be read but never added, changed or deleted, even by an admin.
 ADMIN_PREFIX = "admin:"
-ADMIN_READ_ONLY = ("requests_app_auditevent", "requests_app_transition")
+ADMIN_READ_ONLY = ("experiments_auditevent", "requests_app_transition")
 
 
 def _client(role: str, world: World, api: bool):

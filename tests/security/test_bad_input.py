@@ -17,15 +17,8 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from campaigns.models import Campaign, Dataset, FailureRule
-from requests_app.models import (
-    AuditEvent,
-    Comment,
-    ProductionCode,
-    ProductionRequest,
-    Sample,
-    StageTemplate,
-    WorkflowTemplate,
-)
+from experiments.models import AuditEvent, ProductionCode, StageTemplate, WorkflowTemplate
+from requests_app.models import Comment, ProductionRequest, Sample
 from tests.security.world import build_world
 
 # A deadline within the horizon (OPOS_DEADLINE_HORIZON_DAYS) whenever the tests run.
@@ -132,7 +125,7 @@ def test_an_oversized_form_is_refused_and_stores_nothing(world, settings):
 
 
 def test_an_upload_over_the_limit_is_refused_by_name(world, monkeypatch):
-    from requests_app.services import records
+    from experiments.services import records
 
     monkeypatch.setattr(records, "MAX_CODE_FILE_BYTES", 1024)
     before = counts()

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from campaigns.execution.catalogue import define_dataset
 from campaigns.models import Dataset
 from campaigns.services import CampaignError, schedule_requests
-from requests_app.namespaces import in_namespace
+from experiments.namespaces import in_namespace
 from requests_app.services import create_request
 from tests.campaigns.factories import CampaignFactory, approved_request
 from tests.requests_app.builders import qualify, request_fields, sample_line

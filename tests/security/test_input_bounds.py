@@ -24,8 +24,9 @@ from campaigns.services.expansion import plan_sample
 from campaigns.services.templates import topological_order
 from campaigns.tasks import submit_ready
 from common import limits
+from experiments.models import SplitRule
 from requests_app.choices import RequestState
-from requests_app.models import ProductionRequest, Sample, SplitRule
+from requests_app.models import ProductionRequest, Sample
 from tests.campaigns.factories import GEN_SIM_RECO, CampaignFactory, approved_request, workflow
 from tests.requests_app.builders import make_request, qualify, request_fields, sample_line
 

@@ -18,8 +18,10 @@ from rest_framework.test import APIClient
 from campaigns.execution import submission
 from campaigns.execution.wrapper import load_description
 from campaigns.models import Job
-from requests_app.models import AuditEvent, Transition
-from requests_app.services import grant_role, transition
+from experiments.models import AuditEvent
+from experiments.services import grant_role
+from requests_app.models import Transition
+from requests_app.services import transition
 from tests.campaigns.exec_support import exec_env, fake_backend  # noqa: F401 (fixtures)
 from tests.security.routes import walk
 from tests.security.test_authorisation_matrix import OK, SPECS
@@ -212,7 +214,7 @@ def test_role_grants_training_code_and_transitions_are_recorded(world):
 
 def test_sla_and_role_changes_in_the_admin_are_recorded(world):
     admin = page_as(world, "admin")
-    url = reverse("admin:requests_app_experiment_change", args=[world.b.pk])
+    url = reverse("admin:experiments_experiment_change", args=[world.b.pk])
     form = admin.get(url).context["adminform"].form
     data = {k: ("" if v is None else v) for k, v in form.initial.items()}
     data.update(
@@ -233,7 +235,7 @@ def test_sla_and_role_changes_in_the_admin_are_recorded(world):
     assert event.data["changed"]["sla_reference"] == "SLA-BRAVO-2"
     # A global role granted in the admin is recorded too.
     add = admin.post(
-        reverse("admin:requests_app_globalrole_add"),
+        reverse("admin:experiments_globalrole_add"),
         {"user": world.users["liaison_b"].pk, "role": "operator"},
     )
     assert add.status_code == 302

@@ -10,9 +10,9 @@ from axes.models import AccessAttempt
 from django.test import RequestFactory
 
 from common.clientaddress import client_address
+from experiments.models import AuditEvent
 from requests_app.api.auth import ClientAddressThrottle
 from requests_app.auth import normalise_username
-from requests_app.models import AuditEvent
 
 LOGIN = "/accounts/login/"
 TOKEN = "/api/v1/auth/token/"

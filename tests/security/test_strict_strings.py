@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 
 from campaigns.execution.catalogue import define_dataset
 from campaigns.services import CampaignError
-from requests_app.parameters import validate_parameters, validate_spec
+from experiments.parameters import validate_parameters, validate_spec
 
 SPEC = {"generator": {"type": "str"}}
 UNSAFE = ["genie\n", "genie\r\n", "gen\nie", "genie\t", "genie\x00", "genie\x7f", "genie\x1b[31m"]

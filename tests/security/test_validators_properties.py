@@ -21,16 +21,16 @@ from hypothesis import strategies as st
 
 from campaigns.services import CampaignError, export_template, parse_template
 from common import limits
-from opos_cli.errors import CliError
-from opos_cli.requestfile import validate as validate_request_file
-from requests_app.models import ProductionRequest, Sample
-from requests_app.parameters import (
+from experiments.parameters import (
     MAX_STRING_LENGTH,
     NAME,
     SAFE_STRING,
     validate_parameters,
     validate_spec,
 )
+from opos_cli.errors import CliError
+from opos_cli.requestfile import validate as validate_request_file
+from requests_app.models import ProductionRequest, Sample
 from requests_app.services import create_request, validate_sample
 from tests.requests_app.builders import qualify, request_fields, sample_line
 
@@ -292,7 +292,7 @@ def test_any_yaml_document_is_refused_naming_its_lines(experiment, doc):
     )
 )
 def test_bad_stage_fields_are_named(qualified, stage_fields):
-    from requests_app.models import WorkflowTemplate
+    from experiments.models import WorkflowTemplate
 
     template = WorkflowTemplate.objects.get(experiment=qualified)
     doc = yaml.safe_load(export_template(template))
@@ -305,7 +305,7 @@ def test_bad_stage_fields_are_named(qualified, stage_fields):
 
 @pytest.mark.django_db
 def test_export_then_import_round_trips(qualified):
-    from requests_app.models import WorkflowTemplate
+    from experiments.models import WorkflowTemplate
 
     template = WorkflowTemplate.objects.get(experiment=qualified)
     parsed = parse_template(export_template(template), qualified)

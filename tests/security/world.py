@@ -17,18 +17,13 @@ from django.utils import timezone
 from campaigns.choices import JobState, SubmissionState
 from campaigns.models import Campaign, Dataset, Job, OutputFile, Stage, StuckFlag, Submission
 from campaigns.services import campaign_action, schedule_requests
+from experiments.choices import TrainingTopic
+from experiments.models import AuditEvent, Experiment, ProductionCode, WorkflowTemplate
+from experiments.models.visibility import forget_roles
+from experiments.services import record_training
 from monitoring.models import Allocation
-from requests_app.choices import RequestState, TrainingTopic
-from requests_app.models import (
-    AuditEvent,
-    Comment,
-    Experiment,
-    ProductionCode,
-    Transition,
-    WorkflowTemplate,
-)
-from requests_app.models.visibility import forget_roles
-from requests_app.services import record_training
+from requests_app.choices import RequestState
+from requests_app.models import Comment, Transition
 from requests_app.services import tokens as api_tokens
 from tests.campaigns.factories import CampaignFactory, workflow
 from tests.factories import (

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from campaigns.services.errors import CampaignError
 from campaigns.services.storage import area_url, set_storage_area
-from requests_app.models import Experiment
+from experiments.models import Experiment
 
 
 class Command(BaseCommand):

@@ -16,14 +16,14 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
+from common.api_errors import FIELD_ERRORS, ProblemSerializer, service_errors
+from common.fields import SlugReference
 from common.parsers import BoundedJSONParser
 
 from ..choices import CodeKind, TrainingTopic
 from ..models import Experiment, ProductionCode, TrainingRecord
 from ..services import approve_code, record_training, register_code
 from .audit import IsOperator
-from .errors import FIELD_ERRORS, ProblemSerializer, service_errors
-from .serializers import SlugReference
 
 REFUSED = {403: ProblemSerializer, 404: ProblemSerializer}
 

@@ -137,6 +137,8 @@ class Experiment(BatchPlacement):
     objects = ExperimentQuerySet.as_manager()
 
     class Meta:
+        # Moved from requests_app by a state-only migration: the table kept its name.
+        db_table = "requests_app_experiment"
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -169,6 +171,8 @@ class PhysicsGroup(models.Model):
     name = models.CharField(max_length=200)
 
     class Meta:
+        # Moved from requests_app by a state-only migration: the table kept its name.
+        db_table = "requests_app_physicsgroup"
         ordering = ["experiment__name", "name"]
         constraints = [
             models.UniqueConstraint(fields=["experiment", "slug"], name="group_slug_per_experiment")
@@ -189,6 +193,8 @@ class Membership(models.Model):
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        # Moved from requests_app by a state-only migration: the table kept its name.
+        db_table = "requests_app_membership"
         ordering = ["experiment__name", "user__username"]
         constraints = [
             models.UniqueConstraint(fields=["user", "experiment"], name="one_role_per_experiment"),
@@ -211,6 +217,8 @@ class GlobalRole(models.Model):
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        # Moved from requests_app by a state-only migration: the table kept its name.
+        db_table = "requests_app_globalrole"
         constraints = [
             models.UniqueConstraint(fields=["user", "role"], name="global_role_once"),
             models.CheckConstraint(
@@ -246,6 +254,8 @@ class TrainingRecord(models.Model):
     objects = TrainingRecordQuerySet.as_manager()
 
     class Meta:
+        # Moved from requests_app by a state-only migration: the table kept its name.
+        db_table = "requests_app_trainingrecord"
         ordering = ["-held_on"]
 
     def __str__(self) -> str:
@@ -290,6 +300,8 @@ class ProductionCode(models.Model):
     objects = ProductionCodeQuerySet.as_manager()
 
     class Meta:
+        # Moved from requests_app by a state-only migration: the table kept its name.
+        db_table = "requests_app_productioncode"
         ordering = ["experiment__name", "name", "version"]
         verbose_name = "production code"
         verbose_name_plural = "production code"

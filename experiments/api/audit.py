@@ -14,10 +14,11 @@ from rest_framework import filters, serializers, viewsets
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import BasePermission
 
+from common.api_errors import ProblemSerializer
+from common.filters import CharInFilter
+
 from ..models import AuditEvent
 from ..models.visibility import is_operator
-from .errors import ProblemSerializer
-from .filters import CharInFilter
 
 REFUSED = {403: ProblemSerializer, 404: ProblemSerializer}
 

@@ -17,12 +17,13 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from common.errors import PermissionDenied
+
 from ..choices import CodeKind, ExperimentRole, GlobalRoleName, TrainingTopic
 from ..models import Experiment, Membership, ProductionCode, TrainingRecord
 from ..models.experiments import sha256_validator
 from ..models.visibility import is_operator
 from .audit import record
-from .requests import PermissionDenied
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser

@@ -1,8 +1,9 @@
-"""Service refusals as HTTP answers, the same for every intake endpoint.
+"""Service refusals as HTTP answers, the same for every endpoint.
 
 ``ValidationError`` -> 400 keyed by field (per sample line for ``samples``),
-``PermissionDenied`` -> 403, ``EditConflict`` -> 409, ``TransitionError`` ->
-403, 409 or 400 by its kind, with ``{"detail": ..., "reasons": [...]}``.
+``PermissionDenied`` -> 403, ``FieldConflict`` -> 409 keyed by field, ``Refused`` ->
+403, 409 or 400 by its kind, with ``{"detail": ..., "reasons": [...]}``
+(the classes are in ``common.errors``).
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import exceptions, serializers, status
 
-from ..services import EditConflict, PermissionDenied, TransitionError
+from .errors import FieldConflict, PermissionDenied, Refused
 
+# The status of a ``Refused`` by its kind (also of execution's own refusals).
 TRANSITION_STATUS = {
     "forbidden": status.HTTP_403_FORBIDDEN,
     "conflict": status.HTTP_409_CONFLICT,
@@ -76,11 +78,11 @@ def service_errors() -> Iterator[None]:
     """Translate the services' refusals into DRF exceptions (the handler renders them)."""
     try:
         yield
-    except EditConflict as exc:
+    except FieldConflict as exc:
         fields = error_detail(exc)
         reasons = [f"{field}: {msg}" for field, msgs in fields.items() for msg in msgs]
         raise Problem(
-            "These fields cannot be changed in the request's current state.",
+            exc.detail,
             reasons,
             status.HTTP_409_CONFLICT,
             fields=fields,
@@ -89,5 +91,5 @@ def service_errors() -> Iterator[None]:
         raise exceptions.ValidationError(error_detail(exc)) from exc
     except PermissionDenied as exc:
         raise exceptions.PermissionDenied(str(exc)) from exc
-    except TransitionError as exc:
+    except Refused as exc:
         raise Problem(exc.detail, exc.reasons, TRANSITION_STATUS.get(exc.kind, 409)) from exc

@@ -64,6 +64,8 @@ class WorkflowTemplate(models.Model):
     objects = WorkflowTemplateQuerySet.as_manager()
 
     class Meta:
+        # Moved from requests_app by a state-only migration: the table kept its name.
+        db_table = "requests_app_workflowtemplate"
         ordering = ["name", "version"]
         constraints = [
             models.UniqueConstraint(
@@ -120,6 +122,8 @@ class StageTemplate(models.Model):
     )
 
     class Meta:
+        # Moved from requests_app by a state-only migration: the table kept its name.
+        db_table = "requests_app_stagetemplate"
         ordering = ["template", "position"]
         constraints = [
             models.UniqueConstraint(fields=["template", "position"], name="stage_position_once"),

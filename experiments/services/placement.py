@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING, Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from common.errors import PermissionDenied
+
 from .. import events
 from ..models import Experiment
 from ..models.experiments import split_names
 from ..models.visibility import is_operator
 from .audit import record
-from .requests import PermissionDenied
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser

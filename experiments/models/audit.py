@@ -33,6 +33,8 @@ class AuditEvent(models.Model):
     objects = AuditEventQuerySet.as_manager()
 
     class Meta:
+        # Moved from requests_app by a state-only migration: the table kept its name.
+        db_table = "requests_app_auditevent"
         ordering = ["-created", "-id"]
 
     def __str__(self) -> str:

@@ -46,7 +46,6 @@ def _valid_username(username: str | None) -> str:
     return username
 
 
-@transaction.atomic
 def grant_role(
     username: str,
     role: str,
@@ -58,21 +57,35 @@ def grant_role(
     """Give ``username`` a role, creating the user when missing.
 
     Everything is checked before anything is written, and the whole grant is
-    one transaction: a refused grant leaves no half-created user behind.
+    one transaction: a refused grant leaves no half-created user behind. A name or role
+    that is wrong on its face is refused before the database is touched.
     """
     username = _valid_username(username)
     if role not in ALL_ROLES:
         raise RoleError(f"unknown role {role!r}: choose one of {', '.join(ALL_ROLES)}")
+    if role in ExperimentRole.values and not experiment:
+        raise RoleError(f"role {role!r} needs --experiment SLUG")
+    if role not in ExperimentRole.values and experiment:
+        raise RoleError(f"role {role!r} is global; it takes no --experiment")
+    with transaction.atomic():
+        return _grant(username, role, experiment, password, email, actor)
+
+
+def _grant(
+    username: str,
+    role: str,
+    experiment: str | None,
+    password: str | None,
+    email: str,
+    actor,
+) -> GrantResult:
+    """The grant itself, inside the caller's transaction (its arguments already checked)."""
     target_experiment = None
     if role in ExperimentRole.values:
-        if not experiment:
-            raise RoleError(f"role {role!r} needs --experiment SLUG")
         target_experiment = Experiment.objects.filter(slug=experiment).first()
         if target_experiment is None:
             known = ", ".join(Experiment.objects.values_list("slug", flat=True)) or "none yet"
             raise RoleError(f"unknown experiment {experiment!r} (known: {known})")
-    elif experiment:
-        raise RoleError(f"role {role!r} is global; it takes no --experiment")
 
     User = get_user_model()
     user, user_created = User.objects.get_or_create(username=username, defaults={"email": email})

@@ -1,0 +1,2 @@
+"""What every app stands on: experiments and their people, SLA records, workflow
+templates, visibility and the audit trail."""

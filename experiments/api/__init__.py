@@ -1,0 +1,1 @@
+"""REST endpoints of experiments, SLA records and the audit trail (routed in ``opos.api``)."""
