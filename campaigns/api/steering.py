@@ -33,7 +33,8 @@ from ..services.overrides import Overrides, clean_overrides
 from .views import CampaignViewSet, campaign_errors
 
 REFUSED = {403: ProblemSerializer, 404: ProblemSerializer, 409: ProblemSerializer}
-BAD = {400: ProblemSerializer}
+# A 400 is either the serializer's messages by field or a refusal's problem: both objects.
+BAD = {400: FIELD_ERRORS}
 
 
 class RecoverSerializer(serializers.Serializer):
@@ -352,7 +353,8 @@ class RequestSteeringViewSet(viewsets.GenericViewSet):
         request=ExtensionInputSerializer,
         responses={201: ExtensionSerializer, **BAD, **REFUSED},
     )
-    @action(detail=True, methods=["get", "post"])
+    # A request has a handful of extensions: the list is answered whole, not in pages.
+    @action(detail=True, methods=["get", "post"], pagination_class=None)
     def extensions(self, request, pk=None):
         obj = self.get_object()
         if request.method == "GET":

@@ -57,3 +57,13 @@ def test_request_errors_are_documented(schema):
 def test_schema_is_served(api, operator):
     response = api(operator).get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert response.status_code == 200
+
+
+def test_a_requests_extensions_are_documented_as_answered(schema):
+    """The list of a request's extensions is answered whole (a JSON array, no pages), and a
+    refused extension's 400 may be messages by field as well as a problem."""
+    operations = schema["paths"]["/api/v1/requests/{id}/extensions/"]
+    listed = operations["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert listed["type"] == "array", listed
+    refused = operations["post"]["responses"]["400"]["content"]["application/json"]["schema"]
+    assert refused["type"] == "object" and "$ref" not in refused, refused
