@@ -10,17 +10,15 @@ class CampaignsConfig(AppConfig):
     def ready(self) -> None:
         from experiments import events as experiment_events
         from requests_app import events
-        from requests_app.extensions import add_home_section, provide_request_forecast
+        from requests_app.extensions import add_home_section
 
         from . import checks  # noqa: F401 - registers the configuration checks
         from .execution.heartbeat import connect
-        from .services import controls, forecast_request
+        from .services import controls
         from .services.waiting import blocked_campaigns
 
         # Workers and beat record their heartbeats (campaigns.execution.heartbeat).
         connect()
-        # The request page's "would finish around D" (intake may not import execution).
-        provide_request_forecast(forecast_request)
         # The operator's home lists the blocked campaigns among what waits for them.
         add_home_section(blocked_campaigns)
         # Intake's changes that reach jobs queued at the batch system.

@@ -9,7 +9,8 @@ class MonitoringConfig(AppConfig):
 
     def ready(self) -> None:
         # Count Celery task runs for /metrics (see monitoring.instrumentation).
-        from requests_app.extensions import provide_request_promises
+        from campaigns.services import forecast_request
+        from requests_app.extensions import provide_request_forecast, provide_request_promises
 
         from .instrumentation import connect
         from .services.commitments import for_request_page
@@ -18,3 +19,6 @@ class MonitoringConfig(AppConfig):
         # The request page's commitments and service-desk clock (intake may not import
         # the read side).
         provide_request_promises(for_request_page)
+        # The request page's "would finish around D": what the read side shows of a request
+        # is handed down from here, the scheduler's projection of the live state.
+        provide_request_forecast(forecast_request)

@@ -1,9 +1,11 @@
 """What the apps above intake add to its pages, without intake importing them.
 
-Intake is a lower layer than execution (``pyproject.toml``, ``[tool.importlinter]``), yet
-the request page shows execution's forecast of when the request would finish. Execution
-hands its forecaster to intake when the apps load (``campaigns.apps``), so the dependency
-points down, as the layers require, and is visible where it is made.
+Intake is a lower layer than execution and the read side (``pyproject.toml``,
+``[tool.importlinter]``), yet the request page shows a forecast of when the request would
+finish and its commitments. The read side hands both to intake when the apps load
+(``monitoring.apps``); execution hands the operator's home its blocked campaigns
+(``campaigns.apps``). The dependency points down, as the layers require, and is visible
+where it is made.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ def provide_request_forecast(forecaster: RequestForecaster) -> None:
 
 
 def request_forecaster() -> RequestForecaster | None:
-    """The forecaster execution provided, or None when no app did (intake alone)."""
+    """The forecaster the read side provided, or None when no app did (intake alone)."""
     return _request_forecaster[0] if _request_forecaster else None
 
 
