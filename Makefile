@@ -51,9 +51,9 @@ run: install
 # database, ports and temporary folders (tests/parallel.py). On PostgreSQL the first worker
 # migrates a template database once and every worker's database is a copy of it. Each
 # worker is handed its next two tests as it finishes, long ones first (tests/conftest.py),
-# so none is left with a pile of long ones at the end. The long tests wait on Slurm, Celery
-# and Chromium more than they compute, so more workers than cores pay. On 2 cores the whole
-# suite took about 9 minutes with little else running, far longer on a shared machine
+# so none is left with a pile of long ones at the end. Four workers keep 2 cores busy (the
+# long tests wait on Slurm, Celery and Chromium; the rest compute); on 2 cores the whole
+# suite took about 14 minutes with little else running, far longer on a shared machine
 # (README, "Running the tests"). TEST_WORKERS=0 runs them serially; PYTEST_ARGS adds
 # options (PYTEST_ARGS="tests/opos -x").
 TEST_WORKERS ?= 4
