@@ -23,10 +23,10 @@ from campaigns import conf as campaigns_conf
 from campaigns.execution import failures, logs
 from campaigns.models import Campaign, Job
 from common import pagecache
+from experiments.access import operator_required
 from experiments.models import Experiment
 from experiments.models.visibility import is_operator
 from requests_app.models import ProductionRequest
-from requests_app.views.access import operator_required
 
 from . import charts, conf
 from .forms import DigestForm, ReportPeriodForm

@@ -15,6 +15,7 @@ handler404 = "opos.schema.api_not_found"
 
 urlpatterns = [
     path("", include("requests_app.urls", namespace="requests")),
+    path("", include("experiments.urls", namespace="experiments")),
     path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
     path("accounts/lockouts/", lockout_list, name="lockouts"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -7,7 +7,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from requests_app.views.access import operator_required
+from experiments.access import operator_required
 
 from . import services
 from .connector import ServiceDeskError

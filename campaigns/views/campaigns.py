@@ -19,10 +19,10 @@ from django.views.decorators.http import require_POST
 
 from common import pagecache
 from common.decisions import EffectError, effect_shown
+from experiments.access import operator_required
 from experiments.models.visibility import is_operator
 from requests_app.choices import RequestState
 from requests_app.models import ProductionRequest
-from requests_app.views.access import operator_required
 
 from ..choices import ACTIVE_JOB_STATES, OPEN_CAMPAIGN_STATES, CampaignState
 from ..forms import (

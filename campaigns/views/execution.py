@@ -15,8 +15,8 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from experiments.access import operator_required
 from experiments.models.visibility import is_operator
-from requests_app.views.access import operator_required
 
 from ..choices import ACTIVE_JOB_STATES, FailureClass, JobState
 from ..execution.logs import stderr_tail

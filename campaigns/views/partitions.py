@@ -8,8 +8,8 @@ from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from experiments.access import operator_required
 from experiments.models import Experiment
-from requests_app.views.access import operator_required
 
 from ..forms import PartitionForm, PartitionQuotaForm
 from ..models import Partition

@@ -11,9 +11,10 @@ from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_POST
 
 from common.errors import PermissionDenied
+from experiments.access import operator_required
 from experiments.models.visibility import is_operator
 from requests_app.services.cloning import clone_request
-from requests_app.views.access import operator_required, visible_request
+from requests_app.views.access import visible_request
 
 from ..execution.recovery import recover_campaign
 from ..models import Extension, Stage

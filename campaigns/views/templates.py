@@ -11,9 +11,9 @@ from django.urls import reverse
 from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
+from experiments.access import operator_required
 from experiments.models import WorkflowTemplate
 from experiments.models.visibility import is_operator
-from requests_app.views.access import operator_required
 
 from ..forms import CloneForm, ImportForm
 from ..services import CampaignError, clone_template, export_template, import_template

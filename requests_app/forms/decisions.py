@@ -7,13 +7,13 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
+from common.forms import DATE_INPUT, attach_errors
 from experiments.models import Experiment
 from experiments.services import operator_accounts
 
 from ..choices import Priority
 from ..services import check_request_fields
 from ..workflow import ACTIONS
-from .base import DATE_INPUT, attach_errors
 
 
 def operator_choices(blank: str, people: list | None = None) -> tuple[list, dict[int, Any]]:

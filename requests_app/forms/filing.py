@@ -11,12 +11,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from common import limits
+from common.forms import DATE_INPUT, attach_errors
 from experiments.models import Experiment, PhysicsGroup, WorkflowTemplate
 
 from ..choices import Priority
 from ..services import can_file, check_request_fields, validate_sample
 from ..services.requests import DRAFT_OPTIONAL, MAX_SAMPLES, REQUEST_FIELDS
-from .base import DATE_INPUT, attach_errors
 
 
 class TaggedSelect(forms.Select):

@@ -6,7 +6,6 @@ from .editing import request_edit, request_new
 from .home import home
 from .lists import request_list, saved_filter_delete, saved_filter_save
 from .preferences import preferences
-from .records import code_approve, code_list, code_new, training_list, training_new
 from .requests import (
     request_action,
     request_assign,
@@ -19,9 +18,6 @@ from .triage import triage
 
 __all__ = [
     "audit",
-    "code_approve",
-    "code_list",
-    "code_new",
     "home",
     "preferences",
     "request_action",
@@ -36,7 +32,5 @@ __all__ = [
     "saved_filter_delete",
     "saved_filter_save",
     "token_list",
-    "training_list",
-    "training_new",
     "triage",
 ]

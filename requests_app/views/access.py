@@ -1,27 +1,10 @@
-"""Who may open which page; the data itself is scoped by ``visible_to``."""
+"""Which request a visitor may open; the data itself is scoped by ``visible_to``.
 
-from functools import wraps
+Who may open an operators' page is ``experiments.access.operator_required``."""
 
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404
 
-from experiments.models.visibility import is_operator
-
 from ..models import ProductionRequest
-
-
-def operator_required(view):
-    """Signed in (else to the login page) and an operator (else 403)."""
-
-    @wraps(view)
-    @login_required
-    def wrapper(request, *args, **kwargs):
-        if not is_operator(request.user):
-            raise PermissionDenied("Only OPOS operators use this page.")
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 def visible_request(user, number: str) -> ProductionRequest:

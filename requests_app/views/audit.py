@@ -11,10 +11,10 @@ from django.core.paginator import Paginator
 from django.db.models import Q
 from django.shortcuts import render
 
+from experiments.access import operator_required
 from experiments.models import AuditEvent, Experiment
 
 from ..models import Transition
-from .access import operator_required
 
 PAGE_SIZE = 50
 LOGS = {"records": "Access and eligibility", "transitions": "Request transitions"}

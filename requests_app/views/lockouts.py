@@ -7,8 +7,9 @@ from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from experiments.access import operator_required
+
 from ..services.lockouts import clear_lockout, lockouts
-from .access import operator_required
 
 
 @operator_required

@@ -114,13 +114,13 @@ def _fix_links(user, obj: ProductionRequest, fields: set[str], operator: bool) -
         links["sla"].append(("Record the SLA acceptance (admin)", url))
     if operator:
         links["code"] += [
-            ("Registered production code", reverse("requests:code_list")),
-            ("Register code", reverse("requests:code_new")),
+            ("Registered production code", reverse("experiments:code_list")),
+            ("Register code", reverse("experiments:code_new")),
         ]
-        url = reverse("requests:training_new") + f"?experiment={obj.experiment_id}"
+        url = reverse("experiments:training_new") + f"?experiment={obj.experiment_id}"
         links["training"] += [
             ("Record a training session", url),
-            ("Training records", reverse("requests:training_list")),
+            ("Training records", reverse("experiments:training_list")),
         ]
     if "ticket" in fields:
         url = reverse("requests:edit", args=[obj.number])

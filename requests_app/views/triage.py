@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django_tables2 import RequestConfig
 
 from common.errors import PermissionDenied as NotAllowed
+from experiments.access import operator_required
 from experiments.models import Experiment, PhysicsGroup
 from experiments.services import operator_accounts
 
@@ -18,7 +19,6 @@ from ..forms import BulkForm
 from ..models import ProductionRequest, SavedFilter
 from ..services import TransitionError, assign, transition
 from ..tables import TriageTable
-from .access import operator_required
 from .exports import export_csv, saved_filters_context
 
 PAGE_SIZE = 50

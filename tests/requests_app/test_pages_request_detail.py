@@ -306,7 +306,7 @@ def test_who_can_fix_it_links_to_where_each_item_is_fixed(
 ):
     TrainingRecord.objects.all().delete()
     request = new_request(experiment, liaison, ticket="not-a-ticket")
-    training = reverse("requests:training_new") + f"?experiment={experiment.pk}"
+    training = reverse("experiments:training_new") + f"?experiment={experiment.pk}"
     client.force_login(operator)
     html = client.get(request.get_absolute_url()).content.decode()
     assert f'<a href="{training}">Record a training session</a>' in html

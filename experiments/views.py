@@ -9,11 +9,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from common.errors import PermissionDenied as NotAllowed
-from experiments.models import ProductionCode, TrainingRecord
-from experiments.services import approve_code, record_training, register_code
+from common.forms import attach_errors
 
-from ..forms import CodeForm, TrainingForm, attach_errors
 from .access import operator_required
+from .forms import CodeForm, TrainingForm
+from .models import ProductionCode, TrainingRecord
+from .services import approve_code, record_training, register_code
 
 PAGE_SIZE = 50
 
@@ -27,7 +28,7 @@ def training_list(request):
         .order_by("-held_on", "-id")
     )
     page = Paginator(records, PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "requests_app/training_list.html", {"page": page})
+    return render(request, "experiments/training_list.html", {"page": page})
 
 
 @operator_required
@@ -53,8 +54,8 @@ def training_new(request):
             attach_errors(form, exc)
         else:
             messages.success(request, f"Recorded: {record}.")
-            return redirect("requests:training_list")
-    return render(request, "requests_app/training_form.html", {"form": form})
+            return redirect("experiments:training_list")
+    return render(request, "experiments/training_form.html", {"form": form})
 
 
 @operator_required
@@ -66,7 +67,7 @@ def code_list(request):
         .order_by("experiment__name", "name", "-created")
     )
     page = Paginator(codes, PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "requests_app/code_list.html", {"page": page})
+    return render(request, "experiments/code_list.html", {"page": page})
 
 
 @operator_required
@@ -94,8 +95,8 @@ def code_new(request):
         else:
             state = "registered and approved" if code.approved else "registered"
             messages.success(request, f"{code} {state} for {code.experiment.name}.")
-            return redirect("requests:code_list")
-    return render(request, "requests_app/code_form.html", {"form": form})
+            return redirect("experiments:code_list")
+    return render(request, "experiments/code_form.html", {"form": form})
 
 
 @operator_required
@@ -110,4 +111,4 @@ def code_approve(request, pk: int):
         messages.error(request, " ".join(exc.messages))
     else:
         messages.success(request, f"{code} approved.")
-    return redirect("requests:code_list")
+    return redirect("experiments:code_list")

@@ -8,12 +8,12 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from experiments.choices import CodeKind, ExperimentRole, TrainingTopic
-from experiments.models import Experiment, Membership
-from experiments.models.experiments import sha256_validator
-from experiments.services import operator_accounts
+from common.forms import DATE_INPUT
 
-from .base import DATE_INPUT
+from .choices import CodeKind, ExperimentRole, TrainingTopic
+from .models import Experiment, Membership
+from .models.experiments import sha256_validator
+from .services import operator_accounts
 
 
 class TrainingForm(forms.Form):

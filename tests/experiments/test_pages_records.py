@@ -14,10 +14,10 @@ from experiments.services import records
 from tests.factories import ProductionCodeFactory
 
 PAGES = [
-    reverse("requests:training_list"),
-    reverse("requests:training_new"),
-    reverse("requests:code_list"),
-    reverse("requests:code_new"),
+    reverse("experiments:training_list"),
+    reverse("experiments:training_new"),
+    reverse("experiments:code_list"),
+    reverse("experiments:code_new"),
 ]
 
 
@@ -48,7 +48,7 @@ def test_operator_only(client, liaison, physicist, operator, url):
 def test_record_training(client, experiment, operator, admin_user):
     client.force_login(operator)
     response = client.post(
-        reverse("requests:training_new"),
+        reverse("experiments:training_new"),
         {
             "experiment": experiment.pk,
             "held_on": "2026-01-10",
@@ -63,7 +63,7 @@ def test_record_training(client, experiment, operator, admin_user):
     assert set(record.attendees.all()) == {operator, admin_user}
     assert record.recorded_by == operator
     assert AuditEvent.objects.filter(action="record_training", experiment=experiment).exists()
-    page = client.get(reverse("requests:training_list"))
+    page = client.get(reverse("experiments:training_list"))
     assert "MCC5.0 walk-through" in page.content.decode()
 
 
@@ -71,13 +71,13 @@ def test_training_errors_by_field(client, experiment, operator, liaison):
     client.force_login(operator)
     tomorrow = (timezone.localdate() + dt.timedelta(days=1)).isoformat()
     response = client.post(
-        reverse("requests:training_new"),
+        reverse("experiments:training_new"),
         {"experiment": experiment.pk, "held_on": tomorrow, "topics": [], "notes": "kept"},
     )
     assert response.status_code == 200
     assert response.context["form"].errors["topics"]
     response = client.post(
-        reverse("requests:training_new"),
+        reverse("experiments:training_new"),
         {"experiment": experiment.pk, "held_on": tomorrow, "topics": ["submission"]},
     )
     assert any("in the future" in e for e in response.context["form"].errors["held_on"])
@@ -111,7 +111,7 @@ def test_register_code_with_checksum_from_upload(client, experiment, operator, l
     content = b"print('generate')\n"
     data = code_data(experiment, owners=[liaison.pk], approve="on")
     data["upload"] = SimpleUploadedFile("gen.py", content)
-    response = client.post(reverse("requests:code_new"), data)
+    response = client.post(reverse("experiments:code_new"), data)
     assert response.status_code == 302, response.context["form"].errors
     code = ProductionCode.objects.get()
     assert code.sha256 == hashlib.sha256(content).hexdigest()
@@ -123,7 +123,7 @@ def test_register_code_with_checksum_from_upload(client, experiment, operator, l
 def test_register_code_errors_by_field(client, experiment, operator, physicist):
     client.force_login(operator)
     response = client.post(
-        reverse("requests:code_new"),
+        reverse("experiments:code_new"),
         code_data(experiment, sha256="xyz", owners=[physicist.pk]),
     )
     assert response.status_code == 200
@@ -139,13 +139,13 @@ def test_upload_must_match_a_given_checksum_and_stay_small(
     client.force_login(operator)
     data = code_data(experiment, sha256="0" * 64, owners=[liaison.pk])
     data["upload"] = SimpleUploadedFile("gen.py", b"abc")
-    response = client.post(reverse("requests:code_new"), data)
+    response = client.post(reverse("experiments:code_new"), data)
     assert any("does not match" in e for e in response.context["form"].errors["sha256"])
 
     monkeypatch.setattr(records, "MAX_CODE_FILE_BYTES", 2)
     data = code_data(experiment, owners=[liaison.pk])
     data["upload"] = SimpleUploadedFile("gen.py", b"abc")
-    response = client.post(reverse("requests:code_new"), data)
+    response = client.post(reverse("experiments:code_new"), data)
     assert response.context["form"].errors["upload"]
     assert not ProductionCode.objects.exists()
 
@@ -153,7 +153,7 @@ def test_upload_must_match_a_given_checksum_and_stay_small(
 def test_duplicate_version_is_refused(client, experiment, operator):
     ProductionCodeFactory(experiment=experiment, name="gen-mcc5", version="2.1")
     client.force_login(operator)
-    response = client.post(reverse("requests:code_new"), code_data(experiment))
+    response = client.post(reverse("experiments:code_new"), code_data(experiment))
     assert any("already registered" in e for e in response.context["form"].errors["version"])
 
 
@@ -163,15 +163,15 @@ def test_approve_code(client, experiment, operator, liaison):
     unsummed = ProductionCodeFactory(experiment=experiment, approved=False, sha256="")
     unsummed.owners.add(liaison)
     client.force_login(operator)
-    page = client.get(reverse("requests:code_list"))
-    assert reverse("requests:code_approve", args=[code.pk]) in page.content.decode()
+    page = client.get(reverse("experiments:code_list"))
+    assert reverse("experiments:code_approve", args=[code.pk]) in page.content.decode()
 
-    response = client.post(reverse("requests:code_approve", args=[code.pk]))
+    response = client.post(reverse("experiments:code_approve", args=[code.pk]))
     assert response.status_code == 302
     code.refresh_from_db()
     assert code.approved and code.approved_by == operator
 
-    response = client.post(reverse("requests:code_approve", args=[unsummed.pk]))
+    response = client.post(reverse("experiments:code_approve", args=[unsummed.pk]))
     assert any("no sha256 checksum" in m for m in texts(response))
     unsummed.refresh_from_db()
     assert not unsummed.approved
@@ -180,6 +180,6 @@ def test_approve_code(client, experiment, operator, liaison):
 def test_liaison_cannot_approve(client, experiment, liaison):
     code = ProductionCodeFactory(experiment=experiment, approved=False)
     client.force_login(liaison)
-    assert client.post(reverse("requests:code_approve", args=[code.pk])).status_code == 403
+    assert client.post(reverse("experiments:code_approve", args=[code.pk])).status_code == 403
     code.refresh_from_db()
     assert not code.approved

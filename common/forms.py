@@ -1,4 +1,5 @@
-"""Helpers shared by the intake forms: service errors onto fields, redisplaying input."""
+"""Form plumbing shared by every app's pages: a service's errors onto the fields they name,
+redisplaying what the browser sent, the date input."""
 
 from __future__ import annotations
 
