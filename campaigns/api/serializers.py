@@ -6,6 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from common.fields import SlugReference
+from experiments.api.placement import placement_field
 from experiments.choices import BackendName
 from experiments.models import Experiment, StageTemplate, WorkflowTemplate
 from requests_app.choices import Priority
@@ -81,24 +82,10 @@ class PlacementInputSerializer(serializers.Serializer):
     """Where a campaign's work runs; the service checks the names and that the partition is
     not one the experiment must avoid."""
 
-    batch_partition = serializers.CharField(
-        required=False,
-        allow_blank=True,
-        max_length=200,
-        help_text=PLACEMENT_HELP["batch_partition"],
-    )
-    batch_account = serializers.CharField(
-        required=False, allow_blank=True, max_length=200, help_text=PLACEMENT_HELP["batch_account"]
-    )
-    batch_qos = serializers.CharField(
-        required=False, allow_blank=True, max_length=200, help_text=PLACEMENT_HELP["batch_qos"]
-    )
-    batch_requirements = serializers.CharField(
-        required=False,
-        allow_blank=True,
-        max_length=1000,
-        help_text=PLACEMENT_HELP["batch_requirements"],
-    )
+    batch_partition = placement_field("batch_partition", PLACEMENT_HELP)
+    batch_account = placement_field("batch_account", PLACEMENT_HELP)
+    batch_qos = placement_field("batch_qos", PLACEMENT_HELP)
+    batch_requirements = placement_field("batch_requirements", PLACEMENT_HELP)
 
 
 class CampaignSerializer(serializers.ModelSerializer):

@@ -8,6 +8,7 @@ from rest_framework.response import Response
 
 from common.api_errors import FIELD_ERRORS, ProblemSerializer, service_errors
 from common.parsers import BoundedJSONParser
+from experiments.api.placement import placement_field
 from experiments.models import Experiment, PhysicsGroup
 from experiments.services.placement import placement_values, set_experiment_placement
 
@@ -68,30 +69,11 @@ class ExperimentPlacementSerializer(serializers.Serializer):
     """Where an experiment's work runs; the names are checked by the service (the admin
     form's checks), which names the field at fault."""
 
-    batch_partition = serializers.CharField(
-        required=False,
-        allow_blank=True,
-        max_length=200,
-        help_text=PLACEMENT_HELP["batch_partition"],
-    )
-    batch_account = serializers.CharField(
-        required=False, allow_blank=True, max_length=200, help_text=PLACEMENT_HELP["batch_account"]
-    )
-    batch_qos = serializers.CharField(
-        required=False, allow_blank=True, max_length=200, help_text=PLACEMENT_HELP["batch_qos"]
-    )
-    batch_requirements = serializers.CharField(
-        required=False,
-        allow_blank=True,
-        max_length=1000,
-        help_text=PLACEMENT_HELP["batch_requirements"],
-    )
-    batch_avoid_partitions = serializers.CharField(
-        required=False,
-        allow_blank=True,
-        max_length=1000,
-        help_text=PLACEMENT_HELP["batch_avoid_partitions"],
-    )
+    batch_partition = placement_field("batch_partition", PLACEMENT_HELP)
+    batch_account = placement_field("batch_account", PLACEMENT_HELP)
+    batch_qos = placement_field("batch_qos", PLACEMENT_HELP)
+    batch_requirements = placement_field("batch_requirements", PLACEMENT_HELP)
+    batch_avoid_partitions = placement_field("batch_avoid_partitions", PLACEMENT_HELP)
 
     def validate(self, attrs):
         unknown = sorted(set(self.initial_data) - set(self.fields))
