@@ -12,7 +12,6 @@ Python: the view, the template or serializer, the middleware.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -21,7 +20,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import db_url, setup_django, target_campaign
+from bench.common import db_url, emit, setup_django, target_campaign
 
 
 def run() -> dict[str, Any]:
@@ -119,11 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     global ARGS
     ARGS = parse_args(argv)
     setup_django(ARGS.db)
-    text = json.dumps(run(), indent=1)
-    if ARGS.out:
-        Path(ARGS.out).write_text(text)
-    else:
-        print(text)
+    emit(run(), ARGS.out)
 
 
 if __name__ == "__main__":

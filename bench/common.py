@@ -145,3 +145,14 @@ def timed(fn: Callable[[], Any], repeat: int, setup: Callable[[], Any] | None = 
         fn()
         times.append(time.perf_counter() - start)
     return {"median_s": statistics.median(times), "best_s": min(times), "runs": len(times)}
+
+
+def emit(figures: Any, out: str | None) -> None:
+    """A benchmark's figures as JSON: into the file ``out`` (``--out``) or on stdout."""
+    import json
+
+    text = json.dumps(figures, indent=1, default=str)
+    if out:
+        Path(out).write_text(text)
+    else:
+        print(text)

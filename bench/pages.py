@@ -41,7 +41,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, bench_environment, database_exists, db_url, target_campaign
+from bench.common import ROOT, bench_environment, database_exists, db_url, emit, target_campaign
 from bench.dataset import BENCH_PASSWORD, BENCH_USER
 
 LUA = Path(__file__).with_name("wrk_report.lua")
@@ -363,11 +363,7 @@ def main(argv: list[str] | None = None) -> None:
     global ARGS
     ARGS = parse_args(argv)
     figures = run()
-    text = json.dumps(figures, indent=1, default=str)
-    if ARGS.out:
-        Path(ARGS.out).write_text(text)
-    else:
-        print(text)
+    emit(figures, ARGS.out)
 
 
 if __name__ == "__main__":

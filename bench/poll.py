@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import resource
 import statistics
 import sys
@@ -32,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import db_url, setup_django
+from bench.common import db_url, emit, setup_django
 
 ACTIVE = ["held", "queued", "running"]
 
@@ -449,11 +448,7 @@ def main(argv: list[str] | None = None) -> None:
     ARGS.rss_at_start = round(rss_at_start, 1)
     setup_django(ARGS.db)
     figures = memory() if ARGS.memory else reconciliation()
-    text = json.dumps(figures, indent=1, default=str)
-    if ARGS.out:
-        Path(ARGS.out).write_text(text)
-    else:
-        print(text)
+    emit(figures, ARGS.out)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ difference from the first is what the disk costs, the rest is the code's.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import subprocess
@@ -35,7 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import data_dir, db_url, setup_django
+from bench.common import data_dir, db_url, emit, setup_django
 
 PARTITION = "oposbench"
 SITE_MAX_ARRAY_SIZE = 1001  # Slurm's default MaxArraySize
@@ -464,11 +463,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("no sbatch: start the cluster with scripts/slurm/up.sh")
     setup_django(ARGS.db)
     figures = run()
-    text = json.dumps(figures, indent=1, default=str)
-    if ARGS.out:
-        Path(ARGS.out).write_text(text)
-    else:
-        print(text)
+    emit(figures, ARGS.out)
 
 
 if __name__ == "__main__":

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from common.errors import Refused
 from experiments.models.visibility import is_operator
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
 
 
-class CampaignError(Exception):
+class CampaignError(Refused):
     """A refused campaign use case.
 
     ``kind`` says why, as for request transitions: ``forbidden`` (the role
@@ -19,15 +20,10 @@ class CampaignError(Exception):
     field first (``"deadline: 2026-01-01 is in the past"``).
     """
 
+    # A refusal like any other (``common.errors.Refused``), but most campaign refusals are
+    # about the input, so that is the default kind.
     def __init__(self, detail: str, reasons: list[str] | None = None, kind: str = "invalid"):
-        super().__init__(detail)
-        self.detail = detail
-        self.reasons = reasons or []
-        self.kind = kind
-
-    @property
-    def conflict(self) -> bool:
-        return self.kind == "conflict"
+        super().__init__(detail, reasons, kind)
 
     def __str__(self) -> str:
         if not self.reasons:

@@ -150,8 +150,9 @@ def clock_rows(
     return rows
 
 
-def _span(seconds: float) -> str:
-    """``93784`` -> ``"1 d 2 h"``: two units at most (as the pages' ``duration``)."""
+def duration_text(seconds: float) -> str:
+    """``93784`` -> ``"1 d 2 h"``; ``125`` -> ``"2 min"``: two units at most (the pages'
+    ``duration`` filter, the ticket's work notes)."""
     seconds = max(int(seconds), 0)
     days, rest = divmod(seconds, 86400)
     hours, rest = divmod(rest, 3600)
@@ -170,10 +171,10 @@ def clock_text(rows: Iterable[ClockRow]) -> str:
     for row in rows:
         if row.seconds is None or (row.seconds <= 0 and row.target_s is None):
             continue
-        text = f"{row.label.lower()} {_span(row.seconds)}"
+        text = f"{row.label.lower()} {duration_text(row.seconds)}"
         if row.running:
             text += " and counting"
         if row.target_s is not None:
-            text += f" (target {_span(row.target_s)}{', over' if row.late else ''})"
+            text += f" (target {duration_text(row.target_s)}{', over' if row.late else ''})"
         parts.append(text)
     return "; ".join(parts)

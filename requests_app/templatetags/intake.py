@@ -5,6 +5,7 @@ import datetime as dt
 from django import template
 from django.utils import timezone
 
+from ..services.clock import duration_text
 from ..workflow import ACTIONS
 
 register = template.Library()
@@ -14,17 +15,9 @@ register = template.Library()
 def duration(seconds) -> str:
     """``93784`` -> ``"1 d 2 h"``; ``125`` -> ``"2 min"``: two units at most."""
     try:
-        seconds = max(int(seconds), 0)
+        return duration_text(int(seconds))
     except (TypeError, ValueError):
         return ""
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes = rest // 60
-    if days:
-        return f"{days} d {hours} h" if hours else f"{days} d"
-    if hours:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    return f"{minutes} min" if minutes else "under a minute"
 
 
 @register.filter
