@@ -142,10 +142,9 @@ def poll(now: datetime | None = None) -> PollReport:
     try:
         for name, jobs, answer in ask(in_flight):
             try:
+                # A database error here is not the endpoint's: it stops the cycle, and the
+                # task is retried for the errors known to be transient.
                 take(name, jobs, answer, report, now)
-            except Exception as exc:  # one endpoint's answer gone wrong: the others go on
-                log.exception("backend %s: writing the poll's answer failed", name)
-                report.errors.append(f"{name}: {exc}")
             finally:
                 held.pop(name).release()
     finally:
