@@ -318,3 +318,16 @@ def test_the_label_of_a_kind_own_endpoint_is_the_kind(two_clusters):
     assert endpoints.label("local") == "Local processes"
     assert endpoints.label("condor-east") == "condor-east (HTCondor)"
     assert endpoints.label("") == ""
+
+
+@pytest.mark.django_db
+def test_the_admin_offers_the_configured_endpoints_as_an_experiment_default(
+    two_clusters, client, admin_user, experiment
+):
+    client.force_login(admin_user)
+    page = client.get(f"/admin/experiments/experiment/{experiment.pk}/change/")
+    field = page.context["adminform"].form.fields["default_backend"]
+    assert [name for name, _label in field.choices][-2:] == ["slurm-b", "condor-east"]
+    assert field.clean("slurm-b") == "slurm-b"
+    with pytest.raises(ValidationError):
+        field.clean("slurm-c")
