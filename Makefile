@@ -81,10 +81,10 @@ migrations-check: install
 	$(MANAGE) makemigrations --check --dry-run
 
 slurm-up:
-	bash scripts/slurm/up.sh
+	bash scripts/slurm/up.sh all
 
 slurm-down:
-	bash scripts/slurm/down.sh
+	bash scripts/slurm/down.sh all
 
 xrootd-up:
 	bash scripts/xrootd/up.sh

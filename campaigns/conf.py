@@ -5,8 +5,8 @@ them with pytest-django's ``settings`` fixture. The project settings module
 may define any of them; the defaults suit the embedded development setup.
 
 ``OPOS_BACKEND_CAPACITY``
-    Maximum jobs in flight per batch backend, e.g. ``{"local": 4,
-    "slurm": 1000, "htcondor": 5000}``.
+    Maximum jobs in flight per batch endpoint, e.g. ``{"local": 4, "slurm": 1000,
+    "slurm-b": 300}``; an endpoint not given takes its kind's registered default.
 ``OPOS_MAX_JOBS_PER_SAMPLE``
     Refuse to plan a sample whose stages together make more jobs than this.
 ``OPOS_EXPANSION_BATCH``
@@ -15,7 +15,7 @@ may define any of them; the defaults suit the embedded development setup.
     Slack (seconds, default an hour) a campaign must keep when one of higher priority
     is served before it: priority moves work forward only where it costs no deadline.
 ``OPOS_BATCH_JOB_URL``
-    The batch system's view of one job, per backend (or one address for all), with
+    The batch system's view of one job, per endpoint (or one address for all), with
     ``{batch_id}`` and ``{array_id}`` in it, e.g. ``{"slurm":
     "https://ondemand.example.org/pun/sys/activejobs?jobid={batch_id}"}``.
 """
@@ -26,6 +26,7 @@ from urllib.parse import quote
 from django.conf import settings
 
 from common import limits
+from experiments import endpoints
 
 from .batch import REGISTRY
 
@@ -36,9 +37,20 @@ DEFAULT_BACKEND_CAPACITY = {name: entry.capacity for name, entry in REGISTRY.ite
 
 
 def backend_capacity() -> dict[str, int]:
-    """Jobs in flight each backend takes at most."""
+    """Jobs in flight each endpoint takes at most: ``OPOS_BACKEND_CAPACITY`` by endpoint
+    name, else the default of the endpoint's kind (its registration). The kinds' own names
+    are always there, as before endpoints existed."""
     configured = getattr(settings, "OPOS_BACKEND_CAPACITY", None) or {}
-    return {**DEFAULT_BACKEND_CAPACITY, **{k: int(v) for k, v in configured.items()}}
+    defaults = {
+        e.name: REGISTRY[e.kind].capacity
+        for e in endpoints.endpoints().values()
+        if e.kind in REGISTRY
+    }
+    return {
+        **DEFAULT_BACKEND_CAPACITY,
+        **defaults,
+        **{k: int(v) for k, v in configured.items()},
+    }
 
 
 def max_jobs_per_sample() -> int:

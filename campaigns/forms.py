@@ -5,13 +5,18 @@ from __future__ import annotations
 from django import forms
 
 from common import limits
-from experiments.choices import BackendName
+from experiments import endpoints
 from experiments.models import Experiment
 from requests_app.choices import Priority
 
 from .workflow import CAMPAIGN_ACTIONS, OPERATOR_ACTIONS
 
 DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+
+
+def _campaign_backends() -> list[tuple[str, str]]:
+    """The configured endpoints (read when the form is made), after the experiment's default."""
+    return [("", "The experiment's default"), *endpoints.choices()]
 
 
 class DeadlineBounds:
@@ -61,9 +66,7 @@ class CampaignForm(DeadlineBounds, PlacementFields, forms.Form):
         help_text="Maximum jobs of this campaign in flight; empty for no limit beyond the "
         "experiment's quota.",
     )
-    backend = forms.ChoiceField(
-        choices=[("", "The experiment's default"), *BackendName.choices], required=False
-    )
+    backend = forms.ChoiceField(choices=_campaign_backends, required=False)
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
 
 
@@ -164,7 +167,8 @@ class ImportForm(forms.Form):
 class PartitionForm(forms.Form):
     """Declare a batch partition with its capacity, or change it."""
 
-    backend = forms.ChoiceField(choices=BackendName.choices, initial=BackendName.SLURM)
+    # The configured endpoints, read when the form is made (experiments/endpoints.py).
+    backend = forms.ChoiceField(choices=endpoints.choices, initial="slurm")
     name = forms.CharField(max_length=200, help_text="As the batch system names it.")
     capacity = forms.IntegerField(min_value=0, help_text="Jobs in flight there at most.")
     description = forms.CharField(max_length=500, required=False)

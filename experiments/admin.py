@@ -1,11 +1,12 @@
 """Django admin for experiments, their people, SLA records and templates; every change
 of access or eligibility records joins the audit trail."""
 
+from django import forms
 from django.contrib import admin
 
 from common.admin import RecordAdmin
 
-from . import events
+from . import endpoints, events
 from .models import (
     AuditEvent,
     Experiment,
@@ -124,6 +125,16 @@ class ExperimentAdmin(AuditedAdmin):
             },
         ),
     ]
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "default_backend":
+            # The configured endpoints, read when the form is made (no fixed choices).
+            return forms.ChoiceField(
+                choices=endpoints.choices,
+                label="Default backend",
+                help_text=db_field.help_text,
+            )
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)

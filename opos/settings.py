@@ -18,6 +18,8 @@ import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
+from opos.endpoint_settings import batch_endpoints, env_key
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -540,10 +542,12 @@ CELERY_BEAT_SCHEDULE.update(
     }
 )
 
-# Options per batch backend, given to campaigns.batch.get_backend; `partition`,
+# Options per batch endpoint, given to campaigns.batch.get_backend; `partition`,
 # `account`, `qos` and `requirements` go to each submission instead, as the site defaults
-# an experiment or campaign may override. Several backends can be active at once (the
-# backend is chosen per experiment, overridable per campaign).
+# an experiment or campaign may override. Several endpoints can be active at once (the
+# endpoint is chosen per experiment, overridable per campaign). An entry named after a kind
+# (local, slurm, htcondor) is that kind's own endpoint; more, of any kind, come from
+# OPOS_BATCH_ENDPOINTS below (experiments/endpoints.py, docs/deployment.md).
 OPOS_BATCH_TIMEOUT_S = env_int("OPOS_BATCH_TIMEOUT_S", 60)
 _restrict(DATA_DIR / "batch", 0o700)  # the backends' records: the service's only
 OPOS_LOCAL_SPOOL_DIR = env_str("OPOS_LOCAL_SPOOL_DIR", str(DATA_DIR / "batch" / "local"))
@@ -603,21 +607,48 @@ OPOS_BACKEND_OPTIONS = {
         "timeout": OPOS_BATCH_TIMEOUT_S,
     },
 }
-# Links from a job's log page to the batch system's own view of the job, per backend:
+
+
+# Several endpoints of one kind (two Slurm clusters, several HTCondor schedds): a JSON object
+# of named entries, each with its "kind" and its own options, e.g.
+#   OPOS_BATCH_ENDPOINTS='{"slurm-b": {"kind": "slurm", "slurm_conf": "/etc/slurm-b/slurm.conf",
+#                          "capacity": 300}}'
+# A named endpoint takes its kind's entry above but for what says where work goes (the
+# cluster, the partition, the records; experiments/endpoints.py: PLACE_OPTIONS); its records
+# go to DATA_DIR/batch/<name> unless it says otherwise. "capacity" and "job_url" in an entry
+# are its OPOS_BACKEND_CAPACITY and OPOS_BATCH_JOB_URL. An entry named after a kind adds to
+# that kind's own endpoint (say its slurm_conf).
+_endpoint_options, _endpoint_capacities, _endpoint_links = batch_endpoints(
+    env_str("OPOS_BATCH_ENDPOINTS"), OPOS_BACKEND_OPTIONS, DATA_DIR / "batch"
+)
+OPOS_BACKEND_OPTIONS.update(_endpoint_options)
+
+# Links from a job's log page to the batch system's own view of the job, per endpoint:
 # "{batch_id}" becomes the job's batch id ("{array_id}" the array's), e.g.
-# OPOS_SLURM_JOB_URL=https://ondemand.example.org/pun/sys/activejobs?jobid={batch_id}.
-# Empty: no link. Only http(s) addresses are linked.
+# OPOS_SLURM_JOB_URL=https://ondemand.example.org/pun/sys/activejobs?jobid={batch_id}
+# (OPOS_SLURM_B_JOB_URL for an endpoint slurm-b). Empty: no link. Only http(s) addresses
+# are linked.
 OPOS_BATCH_JOB_URL = {
     "slurm": env_str("OPOS_SLURM_JOB_URL"),
     "htcondor": env_str("OPOS_HTCONDOR_JOB_URL"),
+    **_endpoint_links,
+    **{
+        name: env_str(f"OPOS_{env_key(name)}_JOB_URL")
+        for name in _endpoint_options
+        if env_str(f"OPOS_{env_key(name)}_JOB_URL")
+    },
 }
-# Jobs in flight per backend (the scheduler's capacity): OPOS_<BACKEND>_CAPACITY, e.g.
-# OPOS_SLURM_CAPACITY=2000. A backend not given here takes the default of its registration
-# (campaigns/batch/__init__.py: REGISTRY), so the defaults are kept in one place.
+# Jobs in flight per endpoint (the scheduler's capacity): OPOS_<ENDPOINT>_CAPACITY, e.g.
+# OPOS_SLURM_CAPACITY=2000, OPOS_SLURM_B_CAPACITY=300 (over a "capacity" in
+# OPOS_BATCH_ENDPOINTS). An endpoint not given here takes the default of its kind's
+# registration (campaigns/batch/__init__.py: REGISTRY), so the defaults are kept in one place.
 OPOS_BACKEND_CAPACITY = {
-    name: env_int(f"OPOS_{name.upper()}_CAPACITY", 0)
-    for name in OPOS_BACKEND_OPTIONS
-    if os.environ.get(f"OPOS_{name.upper()}_CAPACITY", "")
+    **_endpoint_capacities,
+    **{
+        name: env_int(f"OPOS_{env_key(name)}_CAPACITY", 0)
+        for name in OPOS_BACKEND_OPTIONS
+        if os.environ.get(f"OPOS_{env_key(name)}_CAPACITY", "")
+    },
 }
 # Retries: attempts in all per job index, backoff doubling from the base up to the cap
 # (with jitter), and the ceilings of what a retry may ask for.
@@ -692,7 +723,6 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
         "CampaignStateEnum": "campaigns.choices.CampaignState",
         "SubmissionStateEnum": "campaigns.choices.SubmissionState",
         "FailureClassEnum": "campaigns.choices.FailureClass",
-        "BackendEnum": "experiments.choices.BackendName",
     }
 )
 

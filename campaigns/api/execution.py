@@ -25,7 +25,6 @@ from rest_framework.response import Response
 from common.api_errors import FIELD_ERRORS, Problem, ProblemSerializer, service_errors
 from common.filters import CharInFilter, ListWidget
 from common.parsers import BoundedJSONParser
-from experiments.choices import BackendName
 from experiments.models import WorkflowTemplate
 from experiments.models.visibility import is_operator
 
@@ -107,7 +106,9 @@ class JobSerializer(OperatorOnlyFields, serializers.ModelSerializer):
         read_only=True, allow_null=True, help_text=OPERATORS_ONLY
     )
     # Empty until the job is submitted / unless it failed (the schema's enum says so too).
-    backend = serializers.ChoiceField(choices=BackendName.choices, allow_blank=True, read_only=True)
+    backend = serializers.CharField(
+        read_only=True, help_text="The batch endpoint it was submitted to; empty until then."
+    )
     failure_class = serializers.ChoiceField(
         choices=FailureClass.choices, allow_blank=True, read_only=True
     )

@@ -15,7 +15,8 @@ from common.api_errors import FIELD_ERRORS, ProblemSerializer
 from common.fields import SlugReference
 from common.parsers import BoundedJSONParser
 from experiments.api.audit import IsOperator
-from experiments.choices import BackendName
+from experiments.api.fields import EndpointField
+from experiments.endpoints import NAME_MAX_LENGTH
 from experiments.models import Experiment
 
 from ..models import Partition, PartitionQuota
@@ -72,8 +73,8 @@ class PartitionSerializer(serializers.ModelSerializer):
 
 
 class PartitionWriteSerializer(serializers.Serializer):
-    backend = serializers.ChoiceField(
-        choices=BackendName.choices, default=BackendName.SLURM, help_text="Default: slurm."
+    backend = EndpointField(
+        default="slurm", help_text="A configured batch endpoint; default: slurm."
     )
     name = serializers.CharField(
         max_length=200, help_text="The partition's name at the batch system."
@@ -147,7 +148,7 @@ class PartitionViewSet(viewsets.ModelViewSet):
         backend = self.request.query_params.get("backend")
         name = self.request.query_params.get("name")
         if backend:
-            rows = rows.filter(backend=backend[:16])
+            rows = rows.filter(backend=backend[:NAME_MAX_LENGTH])
         if name:
             rows = rows.filter(name=name[:200])
         return rows

@@ -6,8 +6,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from common.fields import SlugReference
+from experiments.api.fields import EndpointField
 from experiments.api.placement import placement_field
-from experiments.choices import BackendName
 from experiments.models import Experiment, StageTemplate, WorkflowTemplate
 from requests_app.choices import Priority
 
@@ -155,11 +155,10 @@ class CampaignCreateSerializer(PlacementInputSerializer):
     deadline = serializers.DateField()
     priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.NORMAL)
     throttle = serializers.IntegerField(min_value=1, required=False, allow_null=True)
-    backend = serializers.ChoiceField(
-        choices=BackendName.choices,
+    backend = EndpointField(
         required=False,
         allow_blank=True,
-        help_text="Empty: the experiment's default backend.",
+        help_text="A configured batch endpoint; empty: the experiment's default.",
     )
     description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
 
@@ -170,7 +169,7 @@ class CampaignUpdateSerializer(PlacementInputSerializer):
     deadline = serializers.DateField(required=False)
     priority = serializers.ChoiceField(choices=Priority.choices, required=False)
     throttle = serializers.IntegerField(min_value=1, required=False, allow_null=True)
-    backend = serializers.ChoiceField(choices=BackendName.choices, required=False)
+    backend = EndpointField(required=False)
     reason = serializers.CharField(
         required=False,
         allow_blank=True,

@@ -1,10 +1,13 @@
 """Batch backends behind one small interface (see :mod:`campaigns.batch.base`).
 
-``REGISTRY`` is the one list of backends: every other list (the names the settings check
-accepts, the scheduler's default capacities) is derived from it, and its names are exactly
-the choices of ``BackendName`` (``requests_app/choices.py``, which the tables store), as a
-test checks. ``get_backend(name, **options)`` returns a backend; backends are imported
-lazily so that, say, the local backend works on a machine without the HTCondor bindings.
+``REGISTRY`` is the one list of backend *kinds*: its names are exactly those of
+``BackendName`` (``experiments/choices.py``), as a test checks. What the tables store is an
+*endpoint* name (``experiments/endpoints.py``): an entry of ``OPOS_BACKEND_OPTIONS`` named
+after a kind, or named freely with a ``"kind"`` option (two Slurm clusters side by side);
+its default capacity is its kind's. ``get_backend(kind, **options)`` returns a backend;
+backends are imported lazily so that, say, the local backend works on a machine without
+the HTCondor bindings. ``campaigns.execution.backends.backend(endpoint)`` builds one from
+an endpoint's options.
 """
 
 from __future__ import annotations
@@ -40,25 +43,28 @@ class Registration:
 
     path: str  # module:class
     capacity: int
+    records_option: str | None = None
+    """The option naming the folder of the backend's own records, which two endpoints of
+    the kind must not share (Slurm's job ids repeat from one cluster to another)."""
 
 
 REGISTRY: dict[str, Registration] = {
-    BackendName.LOCAL.value: Registration("campaigns.batch.local:LocalBackend", 4),
-    BackendName.SLURM.value: Registration("campaigns.batch.slurm:SlurmBackend", 1000),
+    BackendName.LOCAL.value: Registration("campaigns.batch.local:LocalBackend", 4, "spool_dir"),
+    BackendName.SLURM.value: Registration("campaigns.batch.slurm:SlurmBackend", 1000, "state_dir"),
     BackendName.HTCONDOR.value: Registration("campaigns.batch.htcondor:HTCondorBackend", 5000),
 }
 
 BACKENDS: dict[str, str] = {name: entry.path for name, entry in REGISTRY.items()}
-"""Backend name -> ``module:class``."""
+"""Backend kind -> ``module:class``."""
 
 
 def get_backend(name: str, **options: object) -> BatchBackend:
-    """Build the backend called ``name`` with its options (``slots``, ``spool_dir``, ...)."""
+    """Build a backend of kind ``name`` with its options (``slots``, ``spool_dir``, ...)."""
     try:
         module_name, _, class_name = BACKENDS[name].partition(":")
     except KeyError:
         raise ValueError(
-            f"unknown batch backend {name!r}; choose from {sorted(BACKENDS)}"
+            f"unknown kind of batch backend {name!r}; choose from {sorted(BACKENDS)}"
         ) from None
     cls = getattr(importlib.import_module(module_name), class_name)
     return cls(**options)

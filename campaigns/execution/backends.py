@@ -1,9 +1,12 @@
 """The batch backends execution talks to, built from ``OPOS_BACKEND_OPTIONS``, and job paths.
 
-Backends are built once per process and options (they keep nothing but configuration and
-caches such as Slurm's ``scontrol show config``); several can be active at once, one per
-experiment or campaign. Work folders live under ``OPOS_WORK_DIR``:
-``c<campaign>/s<stage>/<submission token>/<element>``.
+Execution names a backend by its *endpoint* (``experiments/endpoints.py``): the name a
+campaign, submission and job store. ``backend(endpoint)`` builds the endpoint's kind with
+the endpoint's options, so ``"slurm"`` and ``"slurm-b"`` are two Slurm backends, each with
+its own ``slurm_conf`` and records. Backends are built once per process and options (they
+keep nothing but configuration and caches such as Slurm's ``scontrol show config``);
+several can be active at once, one per experiment or campaign. Work folders live under
+``OPOS_WORK_DIR``: ``c<campaign>/s<stage>/<submission token>/<element>``.
 """
 
 from __future__ import annotations
@@ -15,7 +18,10 @@ from typing import Any
 
 from django.conf import settings
 
-from ..batch import BatchBackend, get_backend
+from experiments import endpoints
+
+from ..batch import REGISTRY, BackendError, BatchBackend, get_backend
+from ..batch.base import default_state_dir
 
 # Options that belong to each submission (ArraySpec), not to the backend object: the site
 # defaults of where work runs (campaigns.services.controls.placement_of).
@@ -25,16 +31,27 @@ _built: dict[tuple[str, str], BatchBackend] = {}
 
 
 def _options(name: str) -> dict[str, Any]:
-    configured = getattr(settings, "OPOS_BACKEND_OPTIONS", {}) or {}
-    return dict(configured.get(name) or {})
+    found = endpoints.endpoints().get(name)
+    return dict(found.options) if found else {}
 
 
 def backend(name: str) -> BatchBackend:
-    """The backend called ``name``, configured from settings (cached per options)."""
-    options = {k: v for k, v in _options(name).items() if k not in SPEC_OPTIONS and v is not None}
-    key = (name, json.dumps(options, sort_keys=True, default=str))
+    """The backend of endpoint ``name``, configured from settings (cached per options).
+
+    An endpoint not configured raises ``BackendError`` (a configuration problem: its jobs
+    keep their state and the other endpoints go on)."""
+    found = endpoints.endpoints().get(name)
+    if found is None:
+        raise BackendError(endpoints.endpoint_problem(name) or name)
+    options = {k: v for k, v in found.options.items() if k not in SPEC_OPTIONS and v is not None}
+    records = REGISTRY[found.kind].records_option
+    if records and records not in options:
+        # Each endpoint keeps its records apart: by default a folder named after it (for a
+        # kind's own endpoint the same folder as before endpoints existed).
+        options[records] = str(default_state_dir(name))
+    key = (found.kind, json.dumps(options, sort_keys=True, default=str))
     if key not in _built:
-        _built[key] = get_backend(name, **options)
+        _built[key] = get_backend(found.kind, **options)
     return _built[key]
 
 

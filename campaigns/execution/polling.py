@@ -142,6 +142,8 @@ def poll(now: datetime | None = None) -> PollReport:
     try:
         for name, jobs, answer in ask(in_flight):
             try:
+                # A database error here is not the endpoint's: it stops the cycle, and the
+                # task is retried for the errors known to be transient.
                 take(name, jobs, answer, report, now)
             finally:
                 held.pop(name).release()
@@ -199,6 +201,10 @@ def _status(name: str, jobs: list[InFlight]) -> Answer:
         return backends.backend(name).status(jobs)
     except BackendError as exc:  # BackendUnavailable included
         return exc
+    except Exception as exc:  # a backend that cannot even be built (a bad option): its
+        # endpoint is skipped with the reason, the other endpoints are polled.
+        log.exception("backend %s: status failed", name)
+        return BackendError(f"{type(exc).__name__}: {exc}")
 
 
 def apply(changes: Sequence[Change], now: datetime) -> tuple[int, int]:
@@ -368,13 +374,16 @@ def _cancel_in_flight(jobs: QuerySet[Job], what: str) -> bool:
         .values_list("backend", "batch_id")
     ):
         by_backend[name].append(batch_id)
-    try:
-        for name, ids in by_backend.items():
+    took = True
+    # Every endpoint is asked even when one refuses: a cluster that is down delays only
+    # the cancel of its own jobs.
+    for name, ids in by_backend.items():
+        try:
             backends.backend(name).cancel(ids)
-    except BackendError as exc:
-        log.warning("%s: cancel at the batch system failed, retrying: %s", what, exc)
-        return False
-    return True
+        except BackendError as exc:
+            log.warning("%s: cancel at %s failed, retrying: %s", what, name, exc)
+            took = False
+    return took
 
 
 def _cancel_abandoned() -> None:

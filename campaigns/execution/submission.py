@@ -50,6 +50,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from experiments import endpoints
 from requests_app.choices import WORK_HELD_STATES
 
 from ..batch import ArraySpec, BackendError, BackendUnavailable, Placement
@@ -171,6 +172,7 @@ def submit_ready(now: datetime | None = None) -> SubmitReport:
         ).values_list("stage_id", flat=True)
     )
     report.unavailable |= troubled_backends()
+    configured = endpoints.endpoints()
     failed: dict[int, str] = {}
     succeeded: set[int] = set()
     for stage_id, n in grants:
@@ -182,6 +184,10 @@ def submit_ready(now: datetime | None = None) -> SubmitReport:
             continue
         # Anything else a stage raises blocks its campaign only (recorded, retried next cycle).
         with faults.isolated(campaign_id, faults.SUBMISSION, failed, savepoint=False):
+            if name not in configured:
+                # Its endpoint left the settings: claim nothing (no submission could be
+                # resolved there); the campaign is blocked with the reason until it is back.
+                raise ValueError(endpoints.endpoint_problem(name))
             try:
                 for submission in submit_stage(stage_id, n):
                     report.submissions.append(submission.pk)

@@ -9,7 +9,7 @@ from django.core.validators import MaxLengthValidator
 from django.db import models
 from django.utils import timezone
 
-from experiments.choices import BackendName
+from experiments.endpoints import NAME_MAX_LENGTH, label, validate_endpoint
 from experiments.models import Experiment
 from experiments.models.experiments import BatchPlacement
 from experiments.models.visibility import VisibleQuerySet
@@ -73,7 +73,8 @@ class Campaign(BatchPlacement):
         help_text="Maximum jobs of this campaign in flight at once; empty for no limit "
         "beyond the experiment quota.",
     )
-    backend = models.CharField(max_length=16, choices=BackendName.choices)
+    # A batch endpoint's name (experiments/endpoints.py), checked against the settings.
+    backend = models.CharField(max_length=NAME_MAX_LENGTH, validators=[validate_endpoint])
     cancel_pending = models.BooleanField(
         default=False,
         help_text="Set on cancel while jobs may still be at the batch system; execution "
@@ -150,6 +151,11 @@ class Campaign(BatchPlacement):
 
     def __str__(self) -> str:
         return f"{self.experiment.slug}/{self.name}"
+
+    @property
+    def backend_label(self) -> str:
+        """Its endpoint as pages show it: "Slurm", "slurm-b (Slurm)" (from the settings)."""
+        return label(self.backend)
 
     def get_absolute_url(self) -> str:
         from django.urls import reverse

@@ -13,13 +13,16 @@ from __future__ import annotations
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from experiments.choices import BackendName
+from experiments.endpoints import NAME_MAX_LENGTH, validate_endpoint
 from experiments.models import Experiment
 from experiments.models.experiments import batch_name_validator
 
 
 class Partition(models.Model):
-    backend = models.CharField(max_length=16, choices=BackendName.choices, default="slurm")
+    # A batch endpoint's name: partitions of two clusters are apart even when named alike.
+    backend = models.CharField(
+        max_length=NAME_MAX_LENGTH, validators=[validate_endpoint], default="slurm"
+    )
     name = models.CharField(
         max_length=200,
         validators=[batch_name_validator],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from experiments.choices import BackendName
+from experiments.endpoints import NAME_MAX_LENGTH
 from experiments.models import ProductionCode, SplitRule, StageTemplate
 from experiments.models.visibility import VisibleQuerySet
 from requests_app.models import ProductionRequest, Sample
@@ -160,7 +160,9 @@ class Submission(models.Model):
 
     token = models.CharField(max_length=64, unique=True)
     stage = models.ForeignKey(Stage, on_delete=models.PROTECT, related_name="submissions")
-    backend = models.CharField(max_length=16, choices=BackendName.choices)
+    # The endpoint it went to, kept as written: an endpoint since removed from the settings
+    # still names where its jobs ran.
+    backend = models.CharField(max_length=NAME_MAX_LENGTH)
     state = models.CharField(
         max_length=16, choices=SubmissionState.choices, default=SubmissionState.SUBMITTING
     )
@@ -263,7 +265,7 @@ class Job(models.Model):
         blank=True,
         help_text="Overrides of the stage's parameter values for this attempt.",
     )
-    backend = models.CharField(max_length=16, choices=BackendName.choices, blank=True)
+    backend = models.CharField(max_length=NAME_MAX_LENGTH, blank=True)
     batch_id = models.CharField(max_length=64, blank=True)
     submission = models.ForeignKey(
         Submission, null=True, blank=True, on_delete=models.PROTECT, related_name="jobs"

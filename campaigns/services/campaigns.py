@@ -18,7 +18,7 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from common import limits
-from experiments.choices import BackendName
+from experiments import endpoints
 from experiments.models import Experiment
 from requests_app.choices import Priority, RequestState
 from requests_app.models import ProductionRequest
@@ -116,8 +116,9 @@ def _clean_fields(
         cleaned["throttle"] = throttle
     if "backend" in values:
         backend = values["backend"] or (experiment.default_backend if experiment else "")
-        if backend not in BackendName.values:
-            problems.append(f"backend: choose one of {', '.join(BackendName.values)}")
+        problem = endpoints.endpoint_problem(backend)
+        if problem:
+            problems.append(f"backend: {problem}")
         cleaned["backend"] = backend
     for name in PLACEMENT_FIELDS:
         if name in values:

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.conf import settings
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 
+from experiments import endpoints
 from experiments.models import Experiment
 from experiments.models.experiments import split_names
 from requests_app.choices import PRIORITY_WEIGHT
@@ -47,8 +47,9 @@ REPLACES = {
 
 
 def _site_default(backend: str, name: str) -> str | None:
-    configured = (getattr(settings, "OPOS_BACKEND_OPTIONS", {}) or {}).get(backend) or {}
-    value = configured.get(name)
+    # The endpoint's own options: a named endpoint never inherits its kind's placement.
+    found = endpoints.endpoints().get(backend)
+    value = found.options.get(name) if found else None
     return str(value) if value else None
 
 

@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F, Sum
 
-from experiments.choices import BackendName
+from experiments import endpoints
 from experiments.models import Experiment
 from experiments.models.experiments import batch_name_validator
 from experiments.services.audit import record
@@ -119,7 +119,7 @@ def set_partition(
     name: str,
     capacity: int,
     *,
-    backend: str = BackendName.SLURM,
+    backend: str = "slurm",
     description: str | None = None,
     reason: str = "",
 ) -> Partition:
@@ -132,8 +132,9 @@ def set_partition(
         batch_name_validator(name)
     except ValidationError as exc:
         problems.append(f"name: {exc.messages[0]}")
-    if backend not in BackendName.values:
-        problems.append(f"backend: {backend!r} is not one of {', '.join(BackendName.values)}")
+    problem = endpoints.endpoint_problem(backend)
+    if problem:
+        problems.append(f"backend: {problem}")
     if description is not None and len(description) > 500:
         problems.append("description: at most 500 characters")
     if problems:

@@ -5,7 +5,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 
-from ..choices import BackendName, CodeKind, ExperimentRole, GlobalRoleName, TrainingTopic
+from ..choices import CodeKind, ExperimentRole, GlobalRoleName, TrainingTopic
+from ..endpoints import NAME_MAX_LENGTH, label, validate_endpoint
 from .visibility import VisibleQuerySet
 
 sha256_validator = RegexValidator(r"^[0-9a-f]{64}$", "A sha256 is 64 lowercase hex digits.")
@@ -98,11 +99,13 @@ class Experiment(BatchPlacement):
         max_length=200, blank=True, help_text="Document reference of the signed SLA."
     )
     default_backend = models.CharField(
-        max_length=16,
-        choices=BackendName.choices,
+        max_length=NAME_MAX_LENGTH,
+        # Endpoint names come from the settings (experiments/endpoints.py), so the valid
+        # values are checked by a validator, not fixed in the schema as choices.
+        validators=[validate_endpoint],
         default=configured_default_backend,
-        help_text="Where its campaigns' jobs run unless a campaign says otherwise; new "
-        "experiments start with the service's OPOS_DEFAULT_BACKEND.",
+        help_text="The batch endpoint its campaigns' jobs run on unless a campaign says "
+        "otherwise; new experiments start with the service's OPOS_DEFAULT_BACKEND.",
     )
     job_quota = models.PositiveIntegerField(
         default=500, help_text="Maximum jobs of this experiment in flight at once."
@@ -143,6 +146,11 @@ class Experiment(BatchPlacement):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def default_backend_label(self) -> str:
+        """The default endpoint as pages show it: "Slurm", "slurm-b (Slurm)"."""
+        return label(self.default_backend)
 
     def clean(self) -> None:
         super().clean()

@@ -199,12 +199,14 @@ def register(
     )
     psub = partitions.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
     plist = psub.add_parser("list", parents=[common], help="partitions, capacity, quotas")
-    plist.add_argument("--backend", help="slurm, htcondor or local")
+    plist.add_argument("--backend", help="a batch endpoint: slurm, htcondor, local or a named one")
     plist.set_defaults(func=cmd_partitions_list)
 
     def named(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("name", metavar="NAME", help="the partition's name at the batch system")
-        parser.add_argument("--backend", default="slurm", help="default: slurm")
+        parser.add_argument(
+            "--backend", default="slurm", help="the batch endpoint (slurm-b, ...); default: slurm"
+        )
         parser.add_argument("--reason", "-m", help="why (recorded)")
 
     pset = psub.add_parser("set", parents=[common], help="declare a partition or change it")

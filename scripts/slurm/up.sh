@@ -3,6 +3,18 @@
 # job accounting: slurmdbd on a MariaDB database, so that sacct reports CPU time, wall time,
 # memory and exit state per job.
 #
+# Usage: up.sh [a|b|all]
+#   a (the default) the first cluster, "opos": state in /var/lib/opos-slurm, the default ports
+#                   (slurmctld 6817, slurmd 6818), its slurm.conf also in /etc/slurm.
+#   b               a second cluster, "oposb", beside the first, for several Slurm endpoints
+#                   (docs/deployment.md, "Several batch endpoints"): its own slurm.conf, state,
+#                   spool, pid and log files in /var/lib/opos-slurm-b, its own controller and
+#                   node daemon on ports 6827 and 6828, and nothing in /etc/slurm, so it is only
+#                   reached with SLURM_CONF=/var/lib/opos-slurm-b/slurm.conf. It shares munge,
+#                   MariaDB and slurmdbd with the first cluster (one accounting daemon serving
+#                   two clusters, as sites run it), so bring up the first one before it.
+#   all             a, then b.
+#
 # Idempotent: installs slurm-wlm, munge, slurmdbd and mariadb-server when missing, starts
 # munged, MariaDB, slurmdbd, slurmctld and slurmd when they are not running, registers the
 # cluster and a test account in the accounting database when they are not there, and waits
@@ -12,22 +24,51 @@
 # plain `sbatch` and `sacct` work without SLURM_CONF.
 #
 # Environment:
-#   OPOS_SLURM_DIR       writable state folder (default /var/lib/opos-slurm)
+#   OPOS_SLURM_DIR       writable state folder of the first cluster (default /var/lib/opos-slurm)
+#   OPOS_SLURM_B_DIR     the second cluster's (default /var/lib/opos-slurm-b)
+#   OPOS_SLURM_B_PORTS   the second cluster's slurmctld and slurmd ports (default "6827 6828")
 #   OPOS_SLURM_TIMEOUT   seconds to wait for the node to become idle (default 60)
 #   OPOS_MARIADB_DATADIR MariaDB's data folder when this script starts it (default: Debian's,
 #                        /var/lib/mysql); a MariaDB already answering on its socket is used
 #
-# Prints `export SLURM_CONF=...` on success; exits non-zero with the daemon log tails on failure.
+# Prints `export SLURM_CONF=...` on success (`export OPOS_SLURM_B_CONF=...` for the second
+# cluster); exits non-zero with the daemon log tails on failure.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-state_dir="${OPOS_SLURM_DIR:-/var/lib/opos-slurm}"
+cluster="${1:-a}"
+case "$cluster" in
+all)
+    bash "$here/up.sh" a
+    exec bash "$here/up.sh" b
+    ;;
+a)
+    state_dir="${OPOS_SLURM_DIR:-/var/lib/opos-slurm}"
+    cluster_name=opos
+    ports=""
+    conf_variable=SLURM_CONF
+    ;;
+b)
+    state_dir="${OPOS_SLURM_B_DIR:-/var/lib/opos-slurm-b}"
+    cluster_name=oposb
+    ports="${OPOS_SLURM_B_PORTS:-6827 6828}"
+    conf_variable=OPOS_SLURM_B_CONF
+    ;;
+*)
+    echo "usage: $0 [a|b|all]" >&2
+    exit 2
+    ;;
+esac
+# The first cluster owns what the two share (MariaDB, slurmdbd, /etc/slurm); the second
+# only uses them.
+primary=0
+[[ "$cluster" == a ]] && primary=1
 timeout_s="${OPOS_SLURM_TIMEOUT:-60}"
 conf="$state_dir/slurm.conf"
 system_conf=/etc/slurm/slurm.conf
 export PATH="/usr/sbin:/sbin:$PATH"
 
-log() { echo "[slurm-up] $*" >&2; }
+log() { echo "[slurm-up $cluster] $*" >&2; }
 
 # fail MESSAGE [LOG...]: report, show the tail of the logs (default: the Slurm daemons'), exit 1.
 fail() {
@@ -103,7 +144,9 @@ if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
     munge -n | unmunge >/dev/null || fail "munge does not work" /var/log/munge/munged.log
 fi
 
-# 3. Accounting: MariaDB, the slurm_acct_db database and its user, slurmdbd.
+# 3. Accounting: MariaDB, the slurm_acct_db database and its user, slurmdbd (the first
+# cluster's; the second cluster's controller reports to the same slurmdbd).
+if ((primary)); then
 mariadb_sock=/run/mysqld/mysqld.sock
 mariadb_ping() { mariadb-admin --socket="$mariadb_sock" --connect-timeout=2 ping >/dev/null 2>&1; }
 if ! mariadb_ping; then
@@ -192,6 +235,7 @@ if ! pid_alive "$dbd_pidfile"; then
     # slurmdbd reads slurmdbd.conf from the folder of SLURM_CONF.
     SLURM_CONF="$state_dir/slurm.conf" slurmdbd || fail "slurmdbd did not start" "$state_dir/log/slurmdbd.log"
 fi
+fi
 # 4. Slurm configuration.
 cpus="$(nproc)"
 mem_total_mb=$(($(awk '/^MemTotal:/ {print $2}' /proc/meminfo) / 1024))
@@ -203,7 +247,13 @@ memory_mb=$((mem_total_mb - headroom_mb))
 
 new_conf="$(mktemp "$state_dir/slurm.conf.XXXXXX")"
 sed -e "s|@STATE_DIR@|$state_dir|g" -e "s|@CPUS@|$cpus|g" -e "s|@MEMORY_MB@|$memory_mb|g" \
-    "$here/slurm.conf.in" >"$new_conf"
+    -e "s|@CLUSTER@|$cluster_name|g" "$here/slurm.conf.in" >"$new_conf"
+if [[ -n "$ports" ]]; then
+    # A second controller and node daemon on this machine need ports of their own; the
+    # first cluster keeps Slurm's defaults, so its slurm.conf is the same as before.
+    read -r ctld_port slurmd_port <<<"$ports"
+    sed -i -e "/^ClusterName=/a SlurmctldPort=$ctld_port\\nSlurmdPort=$slurmd_port" "$new_conf"
+fi
 chmod 0644 "$new_conf"
 changed=0
 if [[ -f "$conf" ]] && cmp -s "$new_conf" "$conf"; then
@@ -212,9 +262,11 @@ else
     mv -f "$new_conf" "$conf"
     changed=1
 fi
-mkdir -p /etc/slurm
-if ! cmp -s "$conf" "$system_conf" 2>/dev/null; then
-    cp -f "$conf" "$system_conf"
+if ((primary)); then
+    mkdir -p /etc/slurm
+    if ! cmp -s "$conf" "$system_conf" 2>/dev/null; then
+        cp -f "$conf" "$system_conf"
+    fi
 fi
 export SLURM_CONF="$conf"
 
@@ -227,24 +279,30 @@ for _ in $(seq 1 100); do
     fi
     sleep 0.2
 done
-((sacctmgr_ok)) || fail "slurmdbd does not answer" "$state_dir/log/slurmdbd.log"
+if ! ((sacctmgr_ok)); then
+    ((primary)) || fail "slurmdbd does not answer: bring up the first cluster first (up.sh a)"
+    fail "slurmdbd does not answer" "$state_dir/log/slurmdbd.log"
+fi
 
 # The cluster, an account for the tests, and the users that submit (root for the service
 # here, opos-job the batch account) in it. Without AccountingStorageEnforce other users'
 # jobs still run and are accounted.
-if ! sacctmgr -n -P show cluster format=cluster | grep -qx opos; then
-    log "registering the cluster opos"
-    sacctmgr -i add cluster opos >&2
+if ! sacctmgr -n -P show cluster format=cluster | grep -qx "$cluster_name"; then
+    log "registering the cluster $cluster_name"
+    sacctmgr -i add cluster "$cluster_name" >&2
 fi
-if ! sacctmgr -n -P show account opos-test format=account | grep -qx opos-test; then
+# Accounts are global, their associations per cluster: the second cluster adds its own.
+if ! sacctmgr -n -P show assoc where cluster="$cluster_name" account=opos-test format=account |
+    grep -qx opos-test; then
     log "adding the account opos-test"
-    sacctmgr -i add account opos-test cluster=opos Description="OPOS Tracker tests" Organization=opos >&2
+    sacctmgr -i add account opos-test cluster="$cluster_name" Description="OPOS Tracker tests" \
+        Organization=opos >&2
 fi
 for user in root opos-job; do
-    if ! sacctmgr -n -P show assoc where cluster=opos account=opos-test user="$user" format=user |
-        grep -qx "$user"; then
+    if ! sacctmgr -n -P show assoc where cluster="$cluster_name" account=opos-test user="$user" \
+        format=user | grep -qx "$user"; then
         log "adding $user to the account opos-test"
-        sacctmgr -i add user "$user" account=opos-test cluster=opos >&2
+        sacctmgr -i add user "$user" account=opos-test cluster="$cluster_name" >&2
     fi
 done
 
@@ -253,7 +311,7 @@ slurmd_pidfile="$state_dir/run/slurmd.pid"
 
 if ((changed)) && { pid_alive "$ctld_pidfile" || pid_alive "$slurmd_pidfile"; }; then
     log "configuration changed: restarting the daemons"
-    "$here/down.sh" --keep-munge >&2
+    "$here/down.sh" "$cluster" --keep-munge >&2
 fi
 
 # 5. Daemons. Both daemonize themselves; their pid files tell whether they run.
@@ -275,7 +333,7 @@ while ((SECONDS < deadline)); do
     case "$state" in
     idle | mixed | allocated | completing)
         log "node localhost is $state"
-        echo "export SLURM_CONF=$conf"
+        echo "export $conf_variable=$conf"
         exit 0
         ;;
     down | drained | draining | "drained*" | fail)

@@ -282,7 +282,7 @@ def test_submit_refuses_a_missing_array_folder(tmp_path, spool):
 
 
 def test_registry(tmp_path):
-    with pytest.raises(ValueError, match="unknown batch backend"):
+    with pytest.raises(ValueError, match="unknown kind of batch backend"):
         get_backend("pbs")
     assert isinstance(get_backend("local", spool_dir=tmp_path, slots=1), LocalBackend)
 

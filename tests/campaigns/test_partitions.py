@@ -57,7 +57,7 @@ def test_set_change_and_remove_a_partition_are_audited(operator):
         ("", 10, "slurm", "name: "),
         ("spare", -1, "slurm", "capacity: a whole number"),
         ("spare", "ten", "slurm", "capacity: a whole number"),
-        ("spare", 10, "pbs", "backend: 'pbs' is not one of"),
+        ("spare", 10, "pbs", "backend: 'pbs' is not a configured batch endpoint"),
     ],
 )
 def test_bad_partitions_are_refused_naming_the_field(operator, name, capacity, backend, words):
