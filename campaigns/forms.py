@@ -71,10 +71,10 @@ class CampaignForm(DeadlineBounds, PlacementFields, forms.Form):
 
 
 class CampaignEditForm(DeadlineBounds, PlacementFields, forms.Form):
-    """Change priority, deadline, throttle or where the work runs, with the reason on
-    record."""
+    """Change deadline, throttle or where the work runs, with the reason on record. The
+    priority is changed on its decision page; a form of before may still send it."""
 
-    priority = forms.ChoiceField(choices=Priority.choices)
+    priority = forms.ChoiceField(choices=Priority.choices, required=False)
     deadline = forms.DateField(widget=DATE)
     throttle = forms.IntegerField(min_value=1, required=False, help_text="Empty: no limit.")
     reason = forms.CharField(

@@ -200,6 +200,25 @@ def run(campaign: Campaign, params) -> dict:
     return payload(campaign, result)
 
 
+def approval_effect(target: ProductionRequest) -> list[str]:
+    """What approving ``target`` does to everyone else, in words: computed at an approval
+    nobody was shown it before (``requests_app.extensions``)."""
+    return effect_lines(run_approval(target))
+
+
+def decision_effect(decision: dict) -> list[str]:
+    """A campaign decision's effect in words (``campaigns.extensions``), ``decision`` as
+    the decision page signs it; computed at a launch, a priority change or a scheduling
+    nobody was shown it before."""
+    campaign = Campaign.objects.select_related("experiment").get(pk=decision["campaign"])
+    params = {
+        "change": decision["change"],
+        "priority": decision.get("priority", ""),
+        "requests": ",".join(str(pk) for pk in decision.get("requests", ())),
+    }
+    return effect_lines(run(campaign, params))
+
+
 class CampaignWhatIfView(APIView):
     """What a decision on a campaign would do to every other campaign and request."""
 

@@ -494,6 +494,15 @@ OPOS_COMMITMENTS_URLS = {
     "request": "monitoring:request_commitments",
     "campaign": "monitoring:campaign_commitments",
 }
+# The decision pages: what an approval, a launch, a scheduling or a priority change would
+# do to everyone else, shown before the go-ahead. The request's and the campaign's
+# buttons for these decisions lead there (URL names: intake and execution do not import
+# the read side). Empty: the buttons act at once, and the effect is computed at the
+# decision (recorded as such), as for the API.
+OPOS_DECISION_URLS = {
+    "request": "monitoring:request_what_if",
+    "campaign": "monitoring:campaign_what_if",
+}
 # Commitments proposed at approval or launch start this long after it (seconds).
 OPOS_COMMITMENT_START_LAG_S = env_int("OPOS_COMMITMENT_START_LAG_S", 7200)
 

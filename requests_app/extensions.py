@@ -4,8 +4,10 @@ Intake is a lower layer than execution and the read side (``pyproject.toml``,
 ``[tool.importlinter]``), yet the request page shows a forecast of when the request would
 finish and its commitments. The read side hands both to intake when the apps load
 (``monitoring.apps``); execution hands the operator's home its blocked campaigns
-(``campaigns.apps``). The dependency points down, as the layers require, and is visible
-where it is made.
+(``campaigns.apps``). An approval records its effect on everyone else's work
+(``common.decisions``); when nobody was shown it first (the API, the CLI, a bulk
+approval), the read side's projection computes it at the decision, handed down here
+too. The dependency points down, as the layers require, and is visible where it is made.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from typing import Any
 
 RequestForecaster = Callable[[Any], Any]
 HomeSection = Callable[[Any], dict | None]
+ApprovalEffect = Callable[[Any], list[str]]
 
 _request_forecaster: list[RequestForecaster] = []
 _request_promises: list[RequestForecaster] = []
 _home_sections: list[HomeSection] = []
+_approval_effect: list[ApprovalEffect] = []
 
 
 def provide_request_forecast(forecaster: RequestForecaster) -> None:
@@ -52,3 +56,14 @@ def add_home_section(section: HomeSection) -> None:
 def home_sections() -> list[HomeSection]:
     """What the apps above intake add to the home page, in the order they were added."""
     return list(_home_sections)
+
+
+def provide_approval_effect(effect: ApprovalEffect) -> None:
+    """Use ``effect(request) -> lines`` for what approving a submitted request does to
+    everyone else, computed at the approval when no page showed it (the last one given)."""
+    _approval_effect[:] = [effect]
+
+
+def approval_effect() -> ApprovalEffect | None:
+    """The projection of an approval the read side provided, or None (intake alone)."""
+    return _approval_effect[0] if _approval_effect else None

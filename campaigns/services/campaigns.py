@@ -18,6 +18,7 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from common import limits
+from common.decisions import Effect
 from experiments import endpoints
 from experiments.models import Experiment
 from requests_app.choices import Priority, RequestState
@@ -35,6 +36,7 @@ from ..choices import (
     LaunchPhase,
     SubmissionState,
 )
+from ..extensions import effect_at_decision
 from ..models import Campaign, CampaignEvent, CampaignRequest, Dataset, Job, Stage, Submission
 from ..workflow import CAMPAIGN_ACTIONS, OPERATOR_ACTIONS
 from . import controls
@@ -228,15 +230,16 @@ def update_campaign(
     actor: AbstractBaseUser,
     changes: dict[str, Any],
     reason: str = "",
-    effect_shown: list[str] | None = None,
+    effect: Effect | None = None,
 ) -> Campaign:
     """Change a campaign's name, description, priority, deadline, throttle or backend.
 
     Priority and deadline changes need a ``reason``; every change is recorded
     with the old and the new value. Of a closed (completed or cancelled)
     campaign only the deadline changes, to repair one that is out of bounds.
-    ``effect_shown``: what the what-if page showed before a priority change, recorded
-    with it.
+    A priority change records its effect on everyone else's work (``common.decisions``):
+    ``effect``, what the decision page showed; without one (the API, the CLI) it is
+    computed at the change, with the new priority alone, or why not is recorded.
     """
     require_operator(actor, "change campaigns")
     unknown = sorted(set(changes) - set(EDITABLE_FIELDS))
@@ -270,6 +273,12 @@ def update_campaign(
                 [f"state: {current.state}"],
                 kind="conflict",
             )
+        decided = None
+        if "priority" in diff:
+            # Checked: its effect on others, projected on the state the change moves.
+            decided = effect or effect_at_decision(
+                {"change": "priority", "campaign": current.pk, "priority": str(diff["priority"])}
+            )
         won = Campaign.objects.filter(pk=current.pk, state=current.state).update(
             updated=timezone.now(), **diff
         )
@@ -278,8 +287,8 @@ def update_campaign(
                 "Someone changed the campaign at the same time; reload.", kind="conflict"
             )
         recorded = {k: [_plain(getattr(current, k)), _plain(v)] for k, v in diff.items()}
-        if effect_shown is not None:
-            recorded["effect_shown"] = effect_shown
+        if decided is not None:
+            recorded |= decided.as_changes()
         event = _record(current, CampaignEventKind.EDITED, actor, reason.strip(), recorded)
         current.refresh_from_db()
         # Jobs already queued at the batch system follow, in this same transaction.
@@ -295,7 +304,7 @@ def campaign_action(
     action: str,
     actor: AbstractBaseUser,
     note: str = "",
-    effect_shown: list[str] | None = None,
+    effect: Effect | None = None,
 ) -> Campaign:
     """Launch, pause, resume or cancel a campaign (operators only).
 
@@ -304,7 +313,9 @@ def campaign_action(
     execution to cancel at the batch system. Requests of the campaign that
     never started return to ``approved`` (their unsubmitted plan is dropped)
     so they can be scheduled elsewhere; started ones keep their record here.
-    ``effect_shown``: what the what-if page showed before a launch, recorded with it.
+    A launch records its effect on everyone else's work (``common.decisions``):
+    ``effect``, what the decision page showed; without one (the API, the CLI) it is
+    computed at the launch, or why not is recorded: the launch never waits on it.
     """
     spec = CAMPAIGN_ACTIONS.get(action)
     if spec is None or action not in OPERATOR_ACTIONS:
@@ -329,6 +340,7 @@ def campaign_action(
                 ["note: say why the campaign is cancelled; it is recorded"],
                 kind="invalid",
             )
+        decided = None
         now = timezone.now()
         fields: dict[str, Any] = {"state": spec.target, "updated": now}
         if action == "launch":
@@ -338,6 +350,8 @@ def campaign_action(
                     ["requests: schedule at least one approved request first"],
                     kind="conflict",
                 )
+            # Checked: its effect on others, projected on the state the launch changes.
+            decided = effect or effect_at_decision({"change": "launch", "campaign": current.pk})
             fields["launched_at"] = current.launched_at or now
             if current.test_jobs:  # a test launch first (campaigns.services.testlaunch)
                 fields["test_phase"] = LaunchPhase.TESTING
@@ -351,8 +365,8 @@ def campaign_action(
         changes = {"state": [current.state, spec.target]}
         if "test_phase" in fields:
             changes["test_phase"] = [current.test_phase, fields["test_phase"]]
-        if effect_shown is not None:
-            changes["effect_shown"] = effect_shown
+        if decided is not None:
+            changes |= decided.as_changes()
         event = _record(current, spec.event, actor, note.strip(), changes)
         if action == "cancel":
             _cancel_work(current, actor, note)

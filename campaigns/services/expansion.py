@@ -21,6 +21,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from common import limits
+from common.decisions import Effect
 from experiments.models import Experiment, SplitRule, StageTemplate
 from experiments.namespaces import foreign_namespace
 from experiments.parameters import validate_parameters
@@ -30,6 +31,7 @@ from requests_app.services import TransitionError, system_transition
 
 from .. import conf
 from ..choices import OPEN_CAMPAIGN_STATES, CampaignEventKind, JobState
+from ..extensions import effect_at_decision
 from ..models import (
     Campaign,
     CampaignEvent,
@@ -218,7 +220,7 @@ def schedule_requests(
     request_ids: Sequence[int],
     actor: AbstractBaseUser,
     note: str = "",
-    effect_shown: list[str] | None = None,
+    effect: Effect | None = None,
 ) -> ScheduleResult:
     """Schedule approved requests into an open campaign, planning all their work.
 
@@ -229,8 +231,9 @@ def schedule_requests(
     ``OPOS_MAX_JOBS_PER_SAMPLE`` jobs. Every problem of every request is
     reported at once; nothing is written unless all of them can be planned.
     Each request then moves to ``scheduled`` through the intake service.
-    ``effect_shown``: what the what-if page showed the operator before this scheduling,
-    recorded with it.
+    The scheduling records its effect on everyone else's work with each request's event
+    (``common.decisions``): ``effect``, what the decision page showed; without one (the
+    API, the CLI) it is computed at the scheduling, or why not is recorded.
     """
     require_operator(actor, "schedule requests")
     ids = _clean_ids(request_ids)
@@ -255,6 +258,10 @@ def schedule_requests(
                 conflicts + problems,
                 kind="invalid" if problems else "conflict",
             )
+        # Checked: its effect on others, projected before anything is written.
+        decided = effect or effect_at_decision(
+            {"change": "schedule", "campaign": campaign.pk, "requests": sorted(ids)}
+        )
         stages, jobs = _write_plan(campaign, plans, actor)
         CampaignEvent.objects.bulk_create(
             CampaignEvent(
@@ -263,8 +270,7 @@ def schedule_requests(
                 actor=actor,
                 reason=note,
                 request=request,
-                changes={"request": [None, request.number]}
-                | ({"effect_shown": effect_shown} if effect_shown is not None else {}),
+                changes={"request": [None, request.number]} | decided.as_changes(),
             )
             for request in requests
         )

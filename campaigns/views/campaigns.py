@@ -18,10 +18,10 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from common import pagecache
-from common.decisions import EffectError, effect_shown
+from common.decisions import Effect, EffectError, decision_url, effect_shown
 from experiments.access import operator_required
 from experiments.models.visibility import is_operator
-from requests_app.choices import RequestState
+from requests_app.choices import Priority, RequestState
 from requests_app.models import ProductionRequest
 
 from ..choices import ACTIVE_JOB_STATES, OPEN_CAMPAIGN_STATES, CampaignState
@@ -158,6 +158,10 @@ def campaign_detail(request, pk: int):
             "deadline_form": CampaignDeadlineForm(initial={"deadline": campaign.deadline})
             if operator and not open_
             else None,
+            # Launch, schedule and priority lead to the decision page (the effect on
+            # everyone else, then the go-ahead); without one they act at once.
+            "decide_at": decision_url("campaign", campaign.pk) if operator and open_ else None,
+            "priorities": Priority.choices,
         },
     )
 
@@ -209,26 +213,48 @@ def plan_fragments(campaign: Campaign, operator: bool) -> dict:
     }
 
 
-def _effect(request, decision: dict) -> list[str] | None:
-    """What the what-if page showed before this decision (its go-ahead form sends it,
+def _effect(request, decision: dict) -> Effect | None:
+    """What the decision page showed before this decision (its go-ahead form sends it,
     signed), to record with the decision; None when the decision came without one."""
     token = request.POST.get("effect", "")
     return effect_shown(token, decision) if token else None
 
 
+def _look_first(request, campaign: Campaign, **query) -> str | None:
+    """Where a launch, a scheduling or a priority change posted from the browser without
+    the effect shown goes: its decision page, nothing changed (None: none configured).
+
+    These decisions move everyone else's promises and a browser can show what they would
+    do, so one posted blind (an old tab, a form of before) is led to look rather than
+    recorded as taken unseen; the API and the CLI, which cannot show a page, get the
+    effect computed at the decision instead.
+    """
+    if request.POST.get("effect"):
+        return None
+    url = decision_url("campaign", campaign.pk, **query)
+    if url:
+        messages.info(request, "See what the decision does to everyone else first.")
+    return url
+
+
 @require_POST
 @operator_on
 def campaign_do(request, campaign: Campaign):
-    """Launch, pause, resume or cancel (a launch from the what-if page records the effect
-    it showed)."""
+    """Pause, resume or cancel at once; launch from its decision page, which records the
+    effect it showed."""
     form = ActionForm(request.POST)
     if not form.is_valid():
         messages.error(request, "; ".join(form.errors.get("note", ["Unknown action."])))
         return redirect(campaign)
     action = form.cleaned_data["action"]
+    note = form.cleaned_data["note"]
+    if action == "launch" and campaign.state == CampaignState.PLANNED:
+        look = _look_first(request, campaign, change="launch", note=note)
+        if look:
+            return redirect(look)
     try:
         shown = _effect(request, {"change": action, "campaign": campaign.pk})
-        campaign_action(campaign, action, request.user, form.cleaned_data["note"], shown)
+        campaign_action(campaign, action, request.user, note, shown)
     except EffectError as exc:
         messages.error(request, str(exc))
     except CampaignError as exc:
@@ -246,7 +272,8 @@ def campaign_do(request, campaign: Campaign):
 @require_POST
 @operator_on
 def campaign_schedule(request, campaign: Campaign):
-    """Schedule the ticked approved requests into the campaign."""
+    """Schedule the ticked approved requests into the campaign, from the decision page
+    (which records the effect it showed)."""
     ids = [int(v) for v in request.POST.getlist("requests") if v.isdigit()]
     form = ScheduleForm(
         request.POST,
@@ -256,12 +283,17 @@ def campaign_schedule(request, campaign: Campaign):
         messages.error(request, "Tick at least one approved request to schedule.")
         return redirect(campaign)
     chosen = sorted(set(form.cleaned_data["requests"]))
+    look = _look_first(
+        request, campaign, change="schedule", requests=chosen, note=form.cleaned_data["note"]
+    )
+    if look:
+        return redirect(look)
     try:
         shown = _effect(
             request, {"change": "schedule", "campaign": campaign.pk, "requests": chosen}
         )
         result = schedule_requests(
-            campaign, chosen, request.user, form.cleaned_data["note"], effect_shown=shown
+            campaign, chosen, request.user, form.cleaned_data["note"], effect=shown
         )
     except EffectError as exc:
         messages.error(request, str(exc))
@@ -278,8 +310,9 @@ def campaign_schedule(request, campaign: Campaign):
 @require_POST
 @operator_on
 def campaign_edit(request, campaign: Campaign):
-    """Change priority, deadline or throttle, with a reason (of a closed campaign: the
-    deadline only). From the what-if page: the priority alone, with the effect it showed."""
+    """Change the deadline, throttle or placement, with a reason (of a closed campaign:
+    the deadline only). The priority changes on its decision page, which posts it here
+    alone with the effect it showed."""
     if request.POST.get("effect"):
         return _change_priority(request, campaign)
     open_ = campaign.state in OPEN_CAMPAIGN_STATES
@@ -290,6 +323,14 @@ def campaign_edit(request, campaign: Campaign):
         return redirect(campaign)
     data = dict(form.cleaned_data)
     reason = data.pop("reason")
+    priority = data.pop("priority", "") or campaign.priority
+    if priority != campaign.priority:
+        # A priority change from a form of before (the page no longer has it here):
+        # nothing is changed, the decision page shows its effect first.
+        look = _look_first(request, campaign, change="priority", priority=priority, reason=reason)
+        if look:
+            return redirect(look)
+        data["priority"] = priority
     try:
         update_campaign(campaign, request.user, data, reason)
     except CampaignError as exc:
@@ -300,7 +341,7 @@ def campaign_edit(request, campaign: Campaign):
 
 
 def _change_priority(request, campaign: Campaign):
-    """The what-if page's go-ahead for a priority change, recorded with the effect shown."""
+    """The decision page's go-ahead for a priority change, recorded with the effect shown."""
     form = PriorityChangeForm(request.POST)
     if not form.is_valid():
         for field, errors in form.errors.items():

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from django.db import transaction
 from django.utils import timezone
 
 from common import limits
+from common.decisions import Effect, at_decision
 from common.errors import Refused
 from experiments.models.visibility import experiment_roles, is_operator
 
 from ..choices import RequestState
+from ..extensions import approval_effect
 from ..models import ProductionRequest, Transition
 from ..workflow import ACTIONS, Action, Actor
 from .eligibility import ticket_is_valid, unmet
@@ -81,6 +84,7 @@ def _apply(
     note: str,
     kinds: set[Actor] | None,
     changes: dict | None = None,
+    effect: Callable[[ProductionRequest], Effect] | None = None,
 ) -> ProductionRequest:
     with transaction.atomic():
         # The row lock makes concurrent deciders queue; the version check below
@@ -121,6 +125,9 @@ def _apply(
                     "The request is not eligible under the service level agreement.", reasons
                 )
 
+        if effect is not None:
+            # Checked and about to be taken: its effect on others, on the state it changes.
+            changes = (changes or {}) | effect(request).as_changes()
         now = timezone.now()
         source = request.state
         fields: dict = {"updated": now, "version": request.version + 1}
@@ -165,23 +172,39 @@ def transition(
     action: str,
     user: AbstractBaseUser,
     note: str = "",
-    effect_shown: list[str] | None = None,
+    effect: Effect | None = None,
 ) -> ProductionRequest:
     """Take a person's ``action`` on a request (submit, approve, hold, ...).
 
     Checks the role, the current state, required notes, and (for approve)
     eligibility; changes the state atomically and records who, when, from,
     to and why. Of two people acting at once exactly one wins; the other
-    gets a ``TransitionError`` saying what happened. ``effect_shown``: what the what-if
-    page showed the operator before an approval, recorded with the transition.
+    gets a ``TransitionError`` saying what happened.
+
+    An approval records its effect on everyone else's work (``common.decisions``):
+    ``effect``, what the decision page showed the operator; without one (the API, the
+    CLI, a bulk approval) it is computed at the approval by the projection the read side
+    provides (``requests_app.extensions``), or the reason it could not be is recorded:
+    the approval never waits on it.
     """
     spec = ACTIONS.get(action)
     if spec is None or Actor.SYSTEM in spec.actors:
         raise TransitionError(f"Unknown action {action!r}.", kind="invalid")
     request_id = request if isinstance(request, int) else request.pk
     current = ProductionRequest.objects.select_related("experiment").get(pk=request_id)
-    changes = {"effect_shown": effect_shown} if effect_shown is not None else None
-    return _apply(request_id, spec, user, note, actor_kinds(user, current), changes)
+    decided = None
+    if action == "approve":
+        decided = _approval_effect if effect is None else (lambda _request: effect)
+    return _apply(request_id, spec, user, note, actor_kinds(user, current), effect=decided)
+
+
+def _approval_effect(request: ProductionRequest) -> Effect:
+    """What approving ``request`` does to others, computed now (nobody was shown it)."""
+    project = approval_effect()
+    return at_decision(
+        (lambda: project(request)) if project is not None else None,
+        f"approving {request.number}",
+    )
 
 
 def system_transition(

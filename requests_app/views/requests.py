@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from common.decisions import EffectError, effect_shown
+from common.decisions import EffectError, decision_url, effect_shown
 from common.errors import PermissionDenied as NotAllowed
 from experiments.models.visibility import is_operator
 
@@ -201,6 +201,9 @@ def _render_detail(
         "comment_form": comment_form or CommentForm(),
         "assign_form": AssignForm(initial={"assignee": obj.assignee_id}) if operator else None,
         "operator": operator,
+        # Approve leads to its decision page (the effect on everyone else, then the
+        # go-ahead); without one configured the button approves at once.
+        "approve_at": decision_url("request", obj.number),
     }
     return render(request, "requests_app/request_detail.html", context, status=status)
 
@@ -243,14 +246,29 @@ def request_action(request, number):
         stash_note(request, obj.number, action, note)
         return redirect("requests:confirm", number=obj.number, action=action)
     token = request.POST.get("effect", "")
+    decide_at = decision_url("request", obj.number, note=note) if action == "approve" else None
+    if (
+        decide_at
+        and not token
+        and obj.state == RequestState.SUBMITTED
+        and ACTIONS[action].actors & actor_kinds(request.user, obj)
+    ):
+        # An approval moves everyone else's promises, and a browser can show what it
+        # would do: one posted without the effect shown (an old tab, a form of before)
+        # is led to the decision page, nothing changed, its note carried. Recording "no
+        # effect shown" would let a careless click through; the API and the CLI, which
+        # cannot show a page, get the effect computed at the approval instead. (Whoever
+        # may not approve, or a request not submitted, is refused below as before.)
+        messages.info(request, "See what the approval does to everyone else first.")
+        return redirect(decide_at)
     try:
-        # An approval from the what-if page records the effect on others it showed.
+        # An approval from the decision page records the effect on others it showed.
         shown = effect_shown(token, {"change": action, "request": obj.pk}) if token else None
     except EffectError as exc:
         messages.error(request, str(exc))
-        return redirect(f"{obj.get_absolute_url()}#actions-heading")
+        return redirect(decide_at or f"{obj.get_absolute_url()}#actions-heading")
     try:
-        obj = transition(obj, action, request.user, note, effect_shown=shown)
+        obj = transition(obj, action, request.user, note, effect=shown)
     except TransitionError as exc:
         if exc.kind == "forbidden":
             raise PermissionDenied(exc.detail) from exc

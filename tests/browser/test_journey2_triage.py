@@ -1,8 +1,9 @@
 """Journey 2: an operator finds the liaison's request at the top of the triage queue,
 rejects a duplicate in bulk (refused without its note, kept as it was, then done),
 opens its eligibility checklist, sees what is missing, records the missing training,
-approves from the keyboard, creates a campaign, schedules the request into it, sees the
-deadline forecast, and launches."""
+approves from the keyboard on the decision page (what the approval does to everyone else,
+recorded with it), creates a campaign, schedules the request into it and launches it,
+each through its decision page, and sees the deadline forecast."""
 
 import pytest
 
@@ -10,7 +11,7 @@ from campaigns.choices import CampaignState
 from campaigns.models import Campaign, Job
 from monitoring.models import Commitment
 from requests_app.choices import RequestState
-from requests_app.models import ProductionRequest
+from requests_app.models import ProductionRequest, Transition
 
 from .support import press
 from .world import build_world, days_ahead, submitted_request
@@ -63,7 +64,7 @@ def test_operator_approves_schedules_and_launches(journey):
     assert "no training recorded on monitoring" in missing.inner_text()
     assert "an operator records the training session" in missing.inner_text()
     # The checklist comes first; Approve cannot be pressed and says why.
-    assert page.get_by_role("button", name="Approve", exact=True).is_disabled()
+    assert page.get_by_role("button", name="Approve…", exact=True).is_disabled()
     blocked = page.locator("#blocked-approve").inner_text()
     assert "no training recorded on monitoring" in blocked
     assert missing.get_by_role("link", name="Record a training session").count() == 1
@@ -87,11 +88,25 @@ def test_operator_approves_schedules_and_launches(journey):
     page.goto(tab.url(f"/requests/{ours.number}/"))
     tab.arrived()
     assert checklist.locator("li.missing").count() == 0
-    approve = page.get_by_role("button", name="Approve", exact=True)
+    page.locator("#note-approve").fill("Oscillation round first.")
+    approve = page.get_by_role("button", name="Approve…", exact=True)
     with page.expect_navigation():
         press(page, approve, key="Enter", start=page.locator("#note-approve"))
+    # Approve leads to its decision page: the effect on everyone else, nothing changed yet.
+    tab.arrived()  # not a main page: revisited at the end it would have nothing to decide
+    tab.capture("approval-decision")
+    assert "Effect, projected on the live state" in page.locator("main").inner_text()
+    assert ProductionRequest.objects.get(pk=ours.pk).state == RequestState.SUBMITTED
+    assert page.get_by_label("Note (recorded)").input_value() == "Oscillation round first."
+    assert page.get_by_role("link", name="Back to the request, nothing changed").count() == 1
+    go = page.get_by_role("button", name=f"Approve {ours.number}")
+    with page.expect_navigation():
+        press(page, go, key="Enter", start=page.get_by_label("Note (recorded)"))
     tab.arrived("request commitments")
     assert f"{ours.number} is now approved." in page.locator(".messages").inner_text()
+    approval = Transition.objects.get(request=ours, action="approve")
+    assert approval.note == "Oscillation round first."
+    assert "effect_shown" in approval.changes
     assert ProductionRequest.objects.get(pk=ours.pk).state == RequestState.APPROVED
     # The approval leads to the commitments the tracker proposes; the operator confirms.
     assert page.get_by_label("100 % by").input_value()
@@ -125,7 +140,12 @@ def test_operator_approves_schedules_and_launches(journey):
     assert "With the current load this would finish around" in candidate.inner_text()
     candidate.get_by_role("checkbox").check()
     with page.expect_navigation():
-        page.get_by_role("button", name="Schedule and plan the jobs").click()
+        page.get_by_role("button", name="Schedule and plan the jobs…").click()
+    tab.arrived()
+    tab.capture("scheduling-decision")
+    assert ProductionRequest.objects.get(pk=ours.pk).state == RequestState.APPROVED
+    with page.expect_navigation():
+        page.get_by_role("button", name="Schedule them into MCC5.0").click()
     tab.arrived()
     assert f"Scheduled {ours.number}" in page.locator(".messages").inner_text()
     planned = Job.objects.filter(stage__campaign=campaign).count()
@@ -134,10 +154,16 @@ def test_operator_approves_schedules_and_launches(journey):
     assert "If launched now, it would finish around" in deadline.first.inner_text()
     assert ProductionRequest.objects.get(pk=ours.pk).state == RequestState.SCHEDULED
 
-    # Launch, from the keyboard.
-    launch = page.get_by_role("button", name="Launch", exact=True)
+    # Launch, from the keyboard, through its decision page.
+    launch = page.get_by_role("button", name="Launch…", exact=True)
     with page.expect_navigation():
         press(page, launch, key="Space")
+    tab.arrived()
+    tab.capture("launch-decision")
+    assert Campaign.objects.get(pk=campaign.pk).state == CampaignState.PLANNED
+    go = page.get_by_role("button", name="Launch MCC5.0")
+    with page.expect_navigation():
+        press(page, go, key="Space", start=page.get_by_label("Note (recorded)"))
     tab.arrived("campaign commitments")
     assert "launch done" in page.locator(".messages").inner_text()
     with page.expect_navigation():
@@ -147,5 +173,7 @@ def test_operator_approves_schedules_and_launches(journey):
     assert page.get_by_role("heading", name="Commitments").count() == 1
     assert page.locator(".badges .cstate-active").count() == 1
     assert Campaign.objects.get(pk=campaign.pk).state == CampaignState.ACTIVE
+    launched = campaign.events.get(kind="launch")
+    assert "effect_shown" in launched.changes
 
     journey.finish()

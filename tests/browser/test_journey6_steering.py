@@ -65,7 +65,13 @@ def test_test_launch_recovery_with_overrides_and_force_complete(journey, real_wo
     page.get_by_role("button", name="Save the settings").click()
     tab.arrived()
     assert "Settings saved." in page.locator(".messages").inner_text()
-    page.get_by_role("button", name="Launch").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Launch…").click()
+    # Launch leads to its decision page first: the effect on others, then the go-ahead.
+    tab.arrived()  # not a main page: revisited at the end it would have nothing to decide
+    assert "Effect, projected on the live state" in page.locator("main").inner_text()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Launch MCC6.0").click()
     # A launch leads to the commitments the tracker proposes; confirmed, on to its dashboard.
     tab.arrived("campaign commitments")
     with page.expect_navigation():

@@ -10,9 +10,11 @@ from django.utils import timezone
 from campaigns.choices import CampaignEventKind, CampaignState
 from campaigns.models import Campaign, CampaignEvent, Stage
 from campaigns.services import schedule_requests
+from common.decisions import sign_effect
 from experiments.models import WorkflowTemplate
 from requests_app.choices import RequestState
 from tests.campaigns.factories import CampaignFactory, approved_request, workflow
+from tests.decision_pages import decide
 
 pytestmark = pytest.mark.django_db
 
@@ -32,6 +34,11 @@ def texts(response):
 def login(client, user):
     client.force_login(user)
     return client
+
+
+def what_if(campaign) -> str:
+    """The campaign's decision page (launch, schedule, priority)."""
+    return reverse("monitoring:campaign_what_if", args=[campaign.pk])
 
 
 def detail(campaign):
@@ -150,7 +157,8 @@ def test_liaisons_cannot_create(client, liaison):
 def test_actions_from_the_page(client, campaign, operator):
     login(client, operator)
     url = reverse("campaigns:action", args=[campaign.pk])
-    assert client.post(url, {"action": "launch"}).status_code == 302
+    # A launch is taken on its decision page (its effect on others shown first).
+    assert decide(client, what_if(campaign), {"change": "launch"}).status_code == 302
     campaign.refresh_from_db()
     assert campaign.state == CampaignState.ACTIVE
     page = client.post(url, {"action": "launch"}, follow=True)
@@ -165,9 +173,8 @@ def test_actions_from_the_page(client, campaign, operator):
 def test_schedule_from_the_page(client, campaign, operator, experiment):
     request = approved_request(experiment)
     login(client, operator)
-    page = client.post(
-        reverse("campaigns:schedule", args=[campaign.pk]), {"requests": [request.pk]}, follow=True
-    )
+    query = {"change": "schedule", "requests": [request.pk]}
+    page = decide(client, what_if(campaign), query, follow=True)
     assert f"Scheduled {request.number}" in page.content.decode()
     request.refresh_from_db()
     assert request.state == RequestState.SCHEDULED
@@ -176,8 +183,16 @@ def test_schedule_from_the_page(client, campaign, operator, experiment):
 def test_schedule_refusal_lists_the_reasons(client, campaign, operator, experiment):
     request = approved_request(experiment, state=RequestState.SUBMITTED)
     login(client, operator)
+    # The decision page says it cannot be projected (not approved) and offers no go-ahead.
+    page = client.get(what_if(campaign), {"change": "schedule", "requests": [request.pk]})
+    assert page.status_code == 400 and b"go-heading" not in page.content
+    # One posted anyway (signed for this very scheduling) is refused, with every reason.
+    decision = {"change": "schedule", "campaign": campaign.pk, "requests": [request.pk]}
+    effect = sign_effect(decision, [])
     page = client.post(
-        reverse("campaigns:schedule", args=[campaign.pk]), {"requests": [request.pk]}, follow=True
+        reverse("campaigns:schedule", args=[campaign.pk]),
+        {"requests": [request.pk], "effect": effect},
+        follow=True,
     )
     text = page.content.decode()
     assert "nothing was planned" in text and "only approved requests can be scheduled" in text
@@ -185,15 +200,15 @@ def test_schedule_refusal_lists_the_reasons(client, campaign, operator, experime
 
 def test_change_priority_needs_a_reason(client, campaign, operator):
     login(client, operator)
-    url = reverse("campaigns:edit", args=[campaign.pk])
-    data = {"priority": "critical", "deadline": campaign.deadline, "throttle": ""}
-    page = client.post(url, data, follow=True)
-    assert "reason: required" in page.content.decode()
-    client.post(url, {**data, "reason": "the collaboration meeting moved"})
+    query = {"change": "priority", "priority": "critical"}
+    page = decide(client, what_if(campaign), query, follow=True)
+    assert "A reason is required to change the priority." in page.content.decode()
+    decide(client, what_if(campaign), query, reason="the collaboration meeting moved")
     campaign.refresh_from_db()
     assert campaign.priority == "critical"
     event = CampaignEvent.objects.get(campaign=campaign, kind=CampaignEventKind.EDITED)
-    assert event.changes == {"priority": ["normal", "critical"]}
+    assert event.changes["priority"] == ["normal", "critical"]
+    assert "effect_shown" in event.changes
     assert "the collaboration meeting moved" in client.get(detail(campaign)).content.decode()
 
 

@@ -20,6 +20,7 @@ from opos_cli import render
 from requests_app.choices import RequestState
 from requests_app.models import Comment
 from tests.campaigns.factories import code_owner
+from tests.decision_pages import decide
 from tests.requests_app.builders import make_request, qualify
 
 pytestmark = pytest.mark.django_db
@@ -96,9 +97,7 @@ def test_approval_leads_to_the_proposal_and_the_operator_confirms_it(
     qualify(experiment, liaison)
     request = make_request(experiment, liaison, RequestState.SUBMITTED)
     client.force_login(operator)
-    answer = client.post(
-        reverse("requests:action", args=[request.number]), {"action": "approve", "note": ""}
-    )
+    answer = decide(client, reverse("monitoring:request_what_if", args=[request.number]))
     url = reverse("monitoring:request_commitments", args=[request.number])
     assert answer.status_code == 302 and answer.url == url
     page = client.get(url)
@@ -168,8 +167,8 @@ def test_launch_leads_to_the_commitments_page(client, experiment, operator):
 
     campaign = planned_campaign(experiment, operator)
     client.force_login(operator)
-    answer = client.post(
-        reverse("campaigns:action", args=[campaign.pk]), {"action": "launch", "note": ""}
+    answer = decide(
+        client, reverse("monitoring:campaign_what_if", args=[campaign.pk]), {"change": "launch"}
     )
     assert answer.url == reverse("monitoring:campaign_commitments", args=[campaign.pk])
 
@@ -310,7 +309,7 @@ def test_the_request_page_shows_its_promises_and_clock(client, experiment, opera
     client.force_login(liaison)
     client.post(reverse("requests:action", args=[request.number]), {"action": "submit"})
     client.force_login(operator)
-    client.post(reverse("requests:action", args=[request.number]), {"action": "approve"})
+    decide(client, reverse("monitoring:request_what_if", args=[request.number]))
     moments = promises.proposal(request)
     promises.confirm(request, operator, moments)
     client.force_login(liaison)

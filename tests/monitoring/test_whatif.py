@@ -103,7 +103,9 @@ def test_the_decision_page_shows_the_effect_before_the_launch(client, busy, oper
     client.force_login(operator)
     detail = client.get(reverse("campaigns:detail", args=[urgent.pk]))
     url = reverse("monitoring:campaign_what_if", args=[urgent.pk])
-    assert f'{url}?change=launch"'.encode() in detail.content
+    # The campaign page's Launch leads here (a form that asks, not one that acts).
+    assert f'<form method="get" action="{url}"'.encode() in detail.content
+    assert b'name="change" value="launch"' in detail.content
     page = client.get(url, {"change": "launch"})
     assert page.status_code == 200
     assert b"SBND reprocessing" in page.content and b"Effect, projected" in page.content
@@ -295,7 +297,8 @@ def test_approving_from_the_decision_page_records_the_effect_shown(
     )
     client.force_login(operator)
     url = reverse("monitoring:request_what_if", args=[waiting.number])
-    with django_assert_max_num_queries(20):
+    # The projection, and the eligibility checklist (no go-ahead bound to be refused).
+    with django_assert_max_num_queries(24):
         page = client.get(url)
     fields = _go_ahead(page)
     assert fields["action"] == "approve"

@@ -112,3 +112,20 @@ def test_refusals_keep_the_exit_codes(cli, live_server, busy):
     cli.login(live_server.url, "liaison")
     denied = cli("campaigns", "what-if", "urgent", "--action", "launch")
     assert denied.code == 1 and "operator" in denied.err
+
+
+def test_a_decision_taken_by_the_cli_records_the_effect_computed_at_it(cli, live_server, busy):
+    from campaigns.models import CampaignEvent
+
+    _running, urgent, more, _asked = busy
+    cli.login(live_server.url, "op")
+    launched = cli("campaigns", "launch", "urgent", "--note", "physics first")
+    assert launched.code == 0, launched.err
+    event = CampaignEvent.objects.get(campaign=urgent, kind="launch")
+    lines = event.changes["effect_computed"]  # nobody was shown it: computed at the launch
+    assert lines[0].startswith("itself: urgent")
+    assert any(line.startswith("SBND reprocessing") for line in lines)
+    scheduled = cli("campaigns", "schedule", "urgent", more.number)
+    assert scheduled.code == 0, scheduled.err
+    added = CampaignEvent.objects.get(campaign=urgent, kind="request_added", request=more)
+    assert "effect_computed" in added.changes

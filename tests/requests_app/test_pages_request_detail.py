@@ -7,10 +7,12 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
 
+from common.decisions import sign_effect
 from experiments.choices import TrainingTopic
 from experiments.models import TrainingRecord
 from requests_app.choices import RequestState
 from requests_app.models import Comment, Transition
+from tests.decision_pages import decide
 from tests.requests_app.builders import make_request, qualify
 
 S = RequestState
@@ -113,7 +115,6 @@ def test_hold_shows_its_reason_current_duration_and_total(client, experiment, li
         (S.DRAFT, "liaison", "submit", "", S.SUBMITTED),
         (S.SUBMITTED, "operator", "request_info", "Which generator version?", S.NEEDS_INFO),
         (S.NEEDS_INFO, "liaison", "submit", "", S.SUBMITTED),
-        (S.SUBMITTED, "operator", "approve", "", S.APPROVED),
         (S.APPROVED, "operator", "hold", "Account permission problem", S.ON_HOLD),
         (S.ON_HOLD, "operator", "resume", "", S.APPROVED),
         (S.COMPLETED, "operator", "close", "", S.CLOSED),
@@ -134,6 +135,32 @@ def test_each_action_button_works(
     assert request.state == after
     record = Transition.objects.filter(request=request).latest("id")
     assert (record.action, record.actor, record.note) == (action, user, note)
+    assert any(request.number in m for m in texts(response))
+
+
+def test_approve_leads_to_its_decision_page_and_is_taken_there(
+    client, experiment, template, liaison, operator
+):
+    request = new_request(experiment, liaison)
+    client.force_login(operator)
+    decision_page = reverse("monitoring:request_what_if", args=[request.number])
+    html = client.get(request.get_absolute_url()).content.decode()
+    assert f'<form method="get" action="{decision_page}"' in html
+    # Posted straight (a form of before): led to the decision page, nothing changed.
+    response = act(client, request, "approve", "physics first")
+    assert response["Location"] == f"{decision_page}?note=physics+first"
+    request.refresh_from_db()
+    assert request.state == S.SUBMITTED
+    # Its go-ahead approves, and the approval records the effect shown.
+    page = client.get(decision_page, {"note": "physics first"})
+    assert 'value="physics first"' in page.content.decode()  # the note typed is carried
+    response = decide(client, decision_page, {"note": "physics first"}, note="physics first")
+    assert response.status_code == 302
+    request.refresh_from_db()
+    assert request.state == S.APPROVED
+    record = Transition.objects.filter(request=request).latest("id")
+    assert (record.action, record.actor, record.note) == ("approve", operator, "physics first")
+    assert "effect_shown" in record.changes
     assert any(request.number in m for m in texts(response))
 
 
@@ -232,7 +259,13 @@ def test_refused_approval_redirects_with_the_reasons_and_keeps_the_note(
     TrainingRecord.objects.all().delete()
     request = new_request(experiment, liaison)
     client.force_login(operator)
-    response = act(client, request, "approve", "checked with the group conveners")
+    # The decision page offers no go-ahead to an ineligible request; one posted anyway
+    # (signed for this approval, as a page of before would) is refused by the service.
+    effect = sign_effect({"change": "approve", "request": request.pk}, [])
+    response = client.post(
+        reverse("requests:action", args=[request.number]),
+        {"action": "approve", "note": "checked with the group conveners", "effect": effect},
+    )
     assert response.status_code == 302
     assert response["Location"] == request.get_absolute_url() + "#actions-heading"
     page = client.get(response["Location"])
@@ -254,7 +287,10 @@ def test_acting_on_a_request_someone_else_moved_says_what_happened(
 ):
     request = new_request(experiment, liaison)
     client.force_login(admin_user)
-    assert act(client, request, "approve").status_code == 302
+    decision_page = reverse("monitoring:request_what_if", args=[request.number])
+    assert decide(client, decision_page).status_code == 302
+    request.refresh_from_db()
+    assert request.state == S.APPROVED
     client.force_login(operator)
     response = act(client, request, "request_info", "more please")
     assert response.status_code == 302
@@ -284,9 +320,9 @@ def test_checklist_comes_before_the_actions_and_blocks_approve(
     assert html.index('id="eligibility-heading"') < html.index('id="actions-heading"')
     (approve,) = [a for a in response.context["actions"] if a["name"] == "approve"]
     assert "no training recorded on job submission" in approve["blocked"]
-    form = html[html.index('value="approve"') :]
+    form = html[html.index('id="note-approve"') :]
     form = form[: form.index("</form>")]
-    assert 'disabled aria-describedby="blocked-approve">Approve</button>' in form
+    assert 'disabled aria-describedby="blocked-approve">Approve…</button>' in form
     assert "no training recorded on job submission" in form
     # The other decisions stay open: asking for information is how it gets fixed.
     assert 'value="request_info"' in html
@@ -296,9 +332,9 @@ def test_checklist_comes_before_the_actions_and_blocks_approve(
         experiment=experiment, held_on=dt.date(2026, 1, 15), topics=list(TrainingTopic.values)
     )
     html = client.get(request.get_absolute_url()).content.decode()
-    form = html[html.index('value="approve"') :]
+    form = html[html.index('id="note-approve"') :]
     form = form[: form.index("</form>")]
-    assert "disabled" not in form and ">Approve</button>" in form
+    assert "disabled" not in form and ">Approve…</button>" in form
 
 
 def test_who_can_fix_it_links_to_where_each_item_is_fixed(
