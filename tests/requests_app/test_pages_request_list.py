@@ -73,5 +73,5 @@ def test_home_and_nav_lead_to_the_pages(client, liaison, operator):
     assert reverse("requests:triage") not in html
     client.force_login(operator)
     html = client.get(reverse("requests:home")).content.decode()
-    for name in ("triage", "training_list", "code_list"):
-        assert reverse(f"requests:{name}") in html
+    for name in ("requests:triage", "experiments:training_list", "experiments:code_list"):
+        assert reverse(name) in html
