@@ -52,7 +52,7 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode
 
@@ -101,26 +101,37 @@ def data_version(request: HttpRequest | None = None) -> int:
         known = getattr(request, _REQUEST_ATTR, None)
         if known is not None:
             return known
-    version = cache.get(VERSION_KEY)
-    if version is None:
-        cache.add(VERSION_KEY, _initial_version(), timeout=None)
-        version = cache.get(VERSION_KEY, 0)
+    version = read_version(VERSION_KEY, cache.get(VERSION_KEY))
     if request is not None:
         setattr(request, _REQUEST_ATTR, version)
     return int(version)
 
 
-def _bump() -> None:
+def _bump(key: str = VERSION_KEY) -> None:
     try:
         try:
-            cache.incr(VERSION_KEY)
+            cache.incr(key)
         except ValueError:  # absent: create it (add loses to a concurrent creator)
-            if not cache.add(VERSION_KEY, _initial_version(), timeout=None):
-                cache.incr(VERSION_KEY)
+            if not cache.add(key, _initial_version(), timeout=None):
+                cache.incr(key)
     except Exception:
         # The write itself is committed and must not fail for the cache's sake; pages
         # then show it within OPOS_PAGE_CACHE_S seconds (the clock bucket) at most.
-        log.exception("page cache: could not bump the data version")
+        log.exception("page cache: could not bump %s", key)
+
+
+def read_version(key: str, found: Any) -> int:
+    """The version under ``key`` given what a read of it found (None: absent, created)."""
+    if found is None:
+        cache.add(key, _initial_version(), timeout=None)
+        found = cache.get(key, 0)
+    return int(found)
+
+
+def remember_data_version(request: HttpRequest, found: Any) -> None:
+    """Keep a data version read with other keys (one round trip) for this request."""
+    if found is not None and getattr(request, _REQUEST_ATTR, None) is None:
+        setattr(request, _REQUEST_ATTR, int(found))
 
 
 def bump_data_version() -> None:
@@ -143,62 +154,83 @@ _HEAD = 2000
 
 
 class _Bump:
-    """One bump, however many of a transaction's writes scheduled it: the first of its
-    callbacks to run after the commit bumps, the rest find it done.
+    """One bump of ``key``, however many of a transaction's writes scheduled it: the first
+    of its callbacks to run after the commit bumps, the rest find it done.
 
     Deduplicated when the callbacks run rather than when they are scheduled, because a
     transaction cannot tell whether a callback scheduled earlier will run (a rolled-back
     savepoint drops its own; the test suite runs callbacks of a transaction that never
     commits)."""
 
-    __slots__ = ("done",)
+    __slots__ = ("done", "key")
 
-    def __init__(self) -> None:
+    def __init__(self, key: str = VERSION_KEY) -> None:
         self.done = False
+        self.key = key
 
     def __call__(self) -> None:
         if not self.done:
             self.done = True
-            _bump()
+            _bump(self.key)
 
 
 class WriteWatch:
-    """A database execute wrapper: a statement that writes one of ``tables`` bumps the
-    data version after its transaction commits, once per commit."""
+    """A database execute wrapper: a statement that writes one of the watched tables bumps
+    each version key watching that table after its transaction commits, once per commit."""
 
-    def __init__(self, tables: Iterable[str]) -> None:
-        self.tables = frozenset(tables)
+    def __init__(self, keys_by_table: Mapping[str, Iterable[str]]) -> None:
+        self.keys_by_table = {table: tuple(keys) for table, keys in keys_by_table.items()}
+
+    def written_keys(self, sql: str) -> tuple[str, ...]:
+        found = _WRITE.search(sql, 0, _HEAD)
+        return self.keys_by_table.get(found.group(1), ()) if found is not None else ()
 
     def writes_watched(self, sql: str) -> bool:
-        found = _WRITE.search(sql, 0, _HEAD)
-        return found is not None and found.group(1) in self.tables
+        return bool(self.written_keys(sql))
 
     def __call__(self, execute: Callable, sql: str, params: Any, many: bool, context: dict):
         result = execute(sql, params, many, context)
-        if isinstance(sql, str) and self.writes_watched(sql):
-            connection = context["connection"]
-            bump = getattr(connection, "_opos_bump", None)
-            if bump is None or bump.done:
-                bump = connection._opos_bump = _Bump()
-            transaction.on_commit(bump, using=connection.alias)
+        if isinstance(sql, str):
+            for key in self.written_keys(sql):
+                connection = context["connection"]
+                bumps = connection.__dict__.setdefault("_opos_bumps", {})
+                bump = bumps.get(key)
+                if bump is None or bump.done:
+                    bump = bumps[key] = _Bump(key)
+                transaction.on_commit(bump, using=connection.alias)
         return result
 
 
-def watch_writes(tables: Iterable[str]) -> WriteWatch:
-    """Bump the data version on every committed write to ``tables``, on every connection
-    (those open now and those opened later). Idempotent: a second call replaces the
-    tables watched."""
-    watch = WriteWatch(tables)
+# Version key -> the tables whose writes bump it (``watch_writes``).
+_WATCHED: dict[str, frozenset[str]] = {}
 
-    def install(sender: Any = None, connection: Any = None, **kwargs: Any) -> None:
-        connection.execute_wrappers[:] = [
-            w for w in connection.execute_wrappers if not isinstance(w, WriteWatch)
-        ] + [watch]
 
-    connection_created.connect(install, weak=False, dispatch_uid="opos-page-cache-watch")
+def watch_writes(tables: Iterable[str], key: str = VERSION_KEY) -> WriteWatch:
+    """Bump the version under ``key`` (the data version unless told) on every committed
+    write to ``tables``, on every connection (those open now and those opened later).
+    Idempotent: a second call for the same key replaces the tables it watches; other
+    keys' tables stay watched, by the same single wrapper."""
+    _WATCHED[key] = frozenset(tables)
+    keys_by_table: dict[str, list[str]] = {}
+    for watched_key, watched in _WATCHED.items():
+        for table in watched:
+            keys_by_table.setdefault(table, []).append(watched_key)
+    global _WATCH
+    _WATCH = WriteWatch(keys_by_table)
+    connection_created.connect(_install, weak=False, dispatch_uid="opos-page-cache-watch")
     for connection in connections.all(initialized_only=True):
-        install(connection=connection)
-    return watch
+        _install(connection=connection)
+    return _WATCH
+
+
+_WATCH: WriteWatch | None = None
+
+
+def _install(sender: Any = None, connection: Any = None, **kwargs: Any) -> None:
+    # The current watch, read when a connection opens (a signal receiver registered once).
+    connection.execute_wrappers[:] = [
+        w for w in connection.execute_wrappers if not isinstance(w, WriteWatch)
+    ] + ([_WATCH] if _WATCH is not None else [])
 
 
 def scope_of(*parts: Any) -> str:

@@ -9,8 +9,10 @@ class OposConfig(AppConfig):
 
     def ready(self) -> None:
         from common import pagecache
+        from experiments import viewers
 
         pagecache.watch_writes(page_data_tables())
+        pagecache.watch_writes(viewers.people_tables(), key=viewers.PEOPLE_VERSION_KEY)
 
 
 # Apps whose tables the cached pages show, and the models of theirs that no cached page

@@ -7,6 +7,8 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from knox.auth import TokenAuthentication
 
+from experiments import viewers
+
 
 class ExpiringTokenAuthentication(TokenAuthentication):
     """knox's token authentication, refusing expired tokens in one query.
@@ -16,6 +18,14 @@ class ExpiringTokenAuthentication(TokenAuthentication):
     deleted, and the others go when the user is next issued a token
     (``requests_app.services.tokens.issue``).
     """
+
+    def authenticate(self, request):
+        # The token is checked in the database on every call (a revoked one fails at
+        # once); the user's roles come from the viewer cache (experiments/viewers.py).
+        found = super().authenticate(request)
+        if found is not None:
+            viewers.attach_roles(found[0], request)
+        return found
 
     def _cleanup_token(self, auth_token) -> bool:
         if auth_token.expiry is not None and auth_token.expiry < timezone.now():

@@ -132,7 +132,9 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Django's, with the signed-in user and their roles from the shared cache
+    # (experiments/viewers.py; Django's own lookup while OPOS_VIEWER_CACHE is off).
+    "experiments.viewers.CachedAuthenticationMiddleware",
     "requests_app.middleware.UserTimeZoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -387,6 +389,10 @@ CACHES = {
 # LocMem cache a Celery worker's "data changed" would not reach the web processes.
 # 0 computes every page on every request.
 OPOS_PAGE_CACHE_S = env_int("OPOS_PAGE_CACHE_S", 30 if _cache_url else 0)
+# The signed-in user and their roles kept in the cache between requests, dropped when
+# any account, role or membership is written (experiments/viewers.py). Only with a cache
+# every process shares: a revocation must reach every worker.
+OPOS_VIEWER_CACHE = env_bool("OPOS_VIEWER_CACHE", bool(_cache_url))
 if _cache_url:
     # Sessions read from the shared cache (written through to the database): one query
     # fewer per request, and still there after a cache restart.

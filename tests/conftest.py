@@ -102,6 +102,9 @@ def _fast_tests(settings, tmp_path):
     # a test's writes are never committed, so their "data changed" never runs, and many
     # tests write behind the services' backs; CI's CACHE_URL must not turn it on for all.
     settings.OPOS_PAGE_CACHE_S = 0
+    # The same for the viewer cache (experiments/viewers.py): a grant a test writes is
+    # never committed, so it would never drop the cached roles.
+    settings.OPOS_VIEWER_CACHE = False
     # Each test's database is rolled back, and SQLite then hands out the same ids
     # again: a cache entry keyed by ids (snapshot histories) must not outlive its test,
     # nor the poller's view of the jobs in flight.

@@ -145,19 +145,6 @@ def campaign_detail(request, pk: int):
             # any edit of the campaign.
             "placement": placement_of(campaign),
             "controls": controls_summary([campaign.pk]).get(campaign.pk),
-            "edit_form": CampaignEditForm(
-                initial={
-                    "priority": campaign.priority,
-                    "deadline": campaign.deadline,
-                    "throttle": campaign.throttle,
-                    **{name: getattr(campaign, name) for name in PLACEMENT_FIELDS},
-                }
-            )
-            if operator and open_
-            else None,
-            "deadline_form": CampaignDeadlineForm(initial={"deadline": campaign.deadline})
-            if operator and not open_
-            else None,
             # Launch, schedule and priority lead to the decision page (the effect on
             # everyone else, then the go-ahead); without one they act at once.
             "decide_at": decision_url("campaign", campaign.pk) if operator and open_ else None,
@@ -207,10 +194,35 @@ def plan_fragments(campaign: Campaign, operator: bool) -> dict:
         "removable": (
             [row.request.pk for row in plan.requests if row.removable] if operator and open_ else []
         ),
+        # The edit form's fields show the campaign's values, data like the rest: only the
+        # form around them (the viewer's CSRF token) is rendered on every request.
+        "edit_fields": edit_fields(campaign, open_) if operator else "",
         "as_of": pagecache.as_of(),
         # The force-complete figures (operators): cached with the rest of the plan.
         "completion": completion_figures(campaign) if operator else None,
     }
+
+
+def edit_fields(campaign: Campaign, open_: bool) -> str:
+    """The operators' edit form of the campaign, its fields only: all of them while the
+    campaign is open, the deadline alone after (to repair it)."""
+    if open_:
+        forms = {
+            "edit_form": CampaignEditForm(
+                initial={
+                    "priority": campaign.priority,
+                    "deadline": campaign.deadline,
+                    "throttle": campaign.throttle,
+                    **{name: getattr(campaign, name) for name in PLACEMENT_FIELDS},
+                }
+            )
+        }
+    else:
+        forms = {"deadline_form": CampaignDeadlineForm(initial={"deadline": campaign.deadline})}
+    # With decision pages on (a setting, the same for every operator), the priority is
+    # changed on its own decision page, not in this form.
+    forms["priority_here"] = not decision_url("campaign", campaign.pk)
+    return str(render_to_string("campaigns/_detail_edit_fields.html", forms)).strip()
 
 
 def _effect(request, decision: dict) -> Effect | None:
