@@ -53,7 +53,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode
 
 from django.conf import settings
@@ -66,7 +66,11 @@ from django.utils import timezone, translation
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
+
+if TYPE_CHECKING:
+    # Only for a type: importing DRF's views here would run its settings, whose
+    # authentication class (opos.authentication) imports this module.
+    from rest_framework.views import APIView
 
 log = logging.getLogger(__name__)
 
