@@ -57,12 +57,18 @@ run: install
 # (README, "Running the tests"). TEST_WORKERS=0 runs them serially; PYTEST_ARGS adds
 # options (PYTEST_ARGS="tests/opos -x").
 TEST_WORKERS ?= 4
+# Bytecode caches are written even where the environment turns them off
+# (PYTHONDONTWRITEBYTECODE, set in many container images): otherwise every worker compiles
+# and assertion-rewrites every module again, and so does every process the tests start
+# (the CLI, Celery workers, servers), several seconds of CPU each time.
+test: export PYTHONDONTWRITEBYTECODE :=
 test: install
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist load --maxschedchunk 2 $(PYTEST_ARGS)
 
 # Fault trials at full size (300-job campaigns on PostgreSQL, Redis, Celery and Slurm;
 # 20 worker kills, 45 s outages: docs/reliability.md) and security fuzzing with many more
 # examples. Needs root, redis-server and a running Slurm cluster (make slurm-up).
+test-faults: export PYTHONDONTWRITEBYTECODE :=
 test-faults: install
 	OPOS_REQUIRE_FAULTS=1 OPOS_FAULT_JOBS=100 OPOS_FAULT_KILLS=20 OPOS_FAULT_HOLD_S=45 \
 	OPOS_FUZZ_EXAMPLES=30 OPOS_PROPERTY_EXAMPLES=1000 \

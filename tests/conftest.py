@@ -1,6 +1,8 @@
 """Shared fixtures: fast hashing, users with roles, an API client with a token; what keeps
 parallel test workers (pytest -n N) apart (tests/parallel.py)."""
 
+from pathlib import Path
+
 import pytest
 from django.conf import settings as django_settings
 from django.core.cache import cache
@@ -18,13 +20,15 @@ from tests.parallel import (
     use_template_database,
 )
 
+FAST_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
 
 def pytest_configure(config):
     # Each xdist worker uses a Redis database of its own (so does every process its tests
     # start, inheriting the environment): a Redis cache is cleared before every test, and
     # one worker's clear() must not empty another's cache, nor its broker, mid-test.
     changed = give_worker_its_redis()
-    overrides = {}
+    overrides: dict = {}
     if "CELERY_BROKER_URL" in changed:
         overrides["CELERY_BROKER_URL"] = changed["CELERY_BROKER_URL"]
     if "CACHE_URL" in changed:
@@ -34,8 +38,10 @@ def pytest_configure(config):
             else options
             for alias, options in django_settings.CACHES.items()
         }
-    if overrides:
-        override_settings(**overrides).enable()
+    # Argon2 is deliberately slow: tests (and what module- or session-scoped fixtures
+    # build before a test's own settings apply) hash with MD5.
+    overrides["PASSWORD_HASHERS"] = FAST_HASHERS
+    override_settings(**overrides).enable()
 
 
 def pytest_sessionfinish(session):
@@ -81,35 +87,50 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=rank)  # stable: the collection order within each rank
 
 
+def fast_settings(folder: Path) -> dict:
+    """What every test runs with; ``folder`` is the test's own (or a module's, for what a
+    module-scoped fixture builds)."""
+    backend_options = django_settings.OPOS_BACKEND_OPTIONS
+    return {
+        # Argon2 is deliberately slow; tests don't need it.
+        "PASSWORD_HASHERS": FAST_HASHERS,
+        "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
+        "OPOS_WORK_DIR": folder / "work",
+        "OPOS_STORAGE_DIR": folder / "storage",
+        # Batch spools and records in the test's folder too, not in the shared data folder
+        # where parallel workers (and runs) would see each other's jobs.
+        "OPOS_BACKEND_OPTIONS": {
+            **backend_options,
+            "local": {**backend_options["local"], "spool_dir": str(folder / "spool")},
+            "slurm": {**backend_options["slurm"], "state_dir": str(folder / "slurm-state")},
+        },
+        # The page cache is off unless a test turns it on (tests/monitoring/test_page_cache.py):
+        # a test's writes are never committed, so their "data changed" never runs, and many
+        # tests write behind the services' backs; CI's CACHE_URL must not turn it on for all.
+        "OPOS_PAGE_CACHE_S": 0,
+        # The same for the viewer cache (experiments/viewers.py): a grant a test writes is
+        # never committed, so it would never drop the cached roles.
+        "OPOS_VIEWER_CACHE": False,
+    }
+
+
 @pytest.fixture(autouse=True)
 def _fast_tests(settings, tmp_path):
-    # Argon2 is deliberately slow; tests don't need it.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    settings.OPOS_WORK_DIR = tmp_path / "work"
-    settings.OPOS_STORAGE_DIR = tmp_path / "storage"
-    # Batch spools and records in the test's folder too, not in the shared data folder
-    # where parallel workers (and runs) would see each other's jobs.
-    settings.OPOS_BACKEND_OPTIONS = {
-        **settings.OPOS_BACKEND_OPTIONS,
-        "local": {**settings.OPOS_BACKEND_OPTIONS["local"], "spool_dir": str(tmp_path / "spool")},
-        "slurm": {
-            **settings.OPOS_BACKEND_OPTIONS["slurm"],
-            "state_dir": str(tmp_path / "slurm-state"),
-        },
-    }
-    # The page cache is off unless a test turns it on (tests/monitoring/test_page_cache.py):
-    # a test's writes are never committed, so their "data changed" never runs, and many
-    # tests write behind the services' backs; CI's CACHE_URL must not turn it on for all.
-    settings.OPOS_PAGE_CACHE_S = 0
-    # The same for the viewer cache (experiments/viewers.py): a grant a test writes is
-    # never committed, so it would never drop the cached roles.
-    settings.OPOS_VIEWER_CACHE = False
+    for name, value in fast_settings(tmp_path).items():
+        setattr(settings, name, value)
     # Each test's database is rolled back, and SQLite then hands out the same ids
     # again: a cache entry keyed by ids (snapshot histories) must not outlive its test,
     # nor the poller's view of the jobs in flight.
     cache.clear()
     KNOWN.forget()
+
+
+@pytest.fixture(scope="module")
+def module_settings(tmp_path_factory):
+    """The tests' settings (``fast_settings``) for what a module-scoped fixture builds,
+    before any test's own settings apply."""
+    with override_settings(**fast_settings(tmp_path_factory.mktemp("module"))):
+        yield
 
 
 @pytest.fixture(autouse=True)

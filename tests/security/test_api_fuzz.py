@@ -1,7 +1,8 @@
 """schemathesis over the whole OpenAPI schema, as each role: no 5xx, answers match the schema.
 
 The WSGI application is called in-process (no live server), inside the test's database
-transaction, over a world of two experiments (``tests/security/world.py``). Examples per
+transaction, over a world of two experiments (``tests/security/world.py``, built once per
+module and worker: ``tests/security/conftest.py``). Examples per
 operation: ``OPOS_FUZZ_EXAMPLES`` (5 by default; ``make test-faults`` runs many more).
 Generation is derandomized so a failure reproduces.
 """
@@ -20,7 +21,6 @@ from hypothesis import settings as hypothesis_settings
 from schemathesis.checks import CHECKS
 
 from opos.wsgi import application
-from tests.security.world import build_world
 
 pytestmark = pytest.mark.django_db
 
@@ -53,10 +53,10 @@ def role(request):
 
 
 @pytest.fixture
-def fuzz_world(settings, role):
+def fuzz_world(settings, role, shared_world):
     settings.OPOS_METRICS_TOKEN = ""
     cache.clear()
-    world = build_world()
+    world = shared_world
     world.objects["role"] = role
     # As Django's test client does: a request must not close the connection that holds
     # the test's transaction (the WSGI handler would, at the end of each request).

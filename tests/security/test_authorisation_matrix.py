@@ -27,7 +27,7 @@ from rest_framework.test import APIClient
 from campaigns.execution import heartbeat
 from campaigns.models import FailureRule, ProcessRole
 from tests.security.routes import Route, walk
-from tests.security.world import ROLES, World, build_world, leaks
+from tests.security.world import ROLES, World, leaks
 
 # A deadline within the horizon (OPOS_DEADLINE_HORIZON_DAYS) whenever the tests run.
 DEADLINE = (dt.date.today() + dt.timedelta(days=365)).isoformat()
@@ -663,11 +663,11 @@ def _url(route: Route, spec: Spec, world: World, fmt: bool) -> str:
 
 
 @pytest.fixture
-def world(settings):
+def world(settings, shared_world):
     settings.OPOS_METRICS_TOKEN = ""
     settings.OPOS_METRICS_ALLOWED_NETWORKS = []
     cache.clear()
-    w = build_world()
+    w = shared_world
     w.objects["a_rule"] = FailureRule.objects.create(
         template=w.a_template,
         position=1,

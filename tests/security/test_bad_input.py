@@ -19,7 +19,6 @@ from rest_framework.test import APIClient
 from campaigns.models import Campaign, Dataset, FailureRule
 from experiments.models import AuditEvent, ProductionCode, StageTemplate, WorkflowTemplate
 from requests_app.models import Comment, ProductionRequest, Sample
-from tests.security.world import build_world
 
 # A deadline within the horizon (OPOS_DEADLINE_HORIZON_DAYS) whenever the tests run.
 DEADLINE = (dt.date.today() + dt.timedelta(days=365)).isoformat()
@@ -45,8 +44,8 @@ def counts() -> dict[str, int]:
 
 
 @pytest.fixture
-def world(settings):
-    return build_world()
+def world(settings, shared_world):
+    return shared_world
 
 
 def api_as(world, role) -> APIClient:

@@ -25,15 +25,14 @@ from requests_app.services import transition
 from tests.campaigns.exec_support import exec_env, fake_backend  # noqa: F401 (fixtures)
 from tests.security.routes import walk
 from tests.security.test_authorisation_matrix import OK, SPECS
-from tests.security.world import build_world
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def world(settings):
+def world(settings, shared_world):
     cache.clear()
-    return build_world()
+    return shared_world
 
 
 def page_as(world, role, **kwargs) -> Client:

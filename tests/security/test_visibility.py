@@ -15,7 +15,7 @@ from django.core.cache import cache
 from django.test import Client
 from rest_framework.test import APIClient
 
-from tests.security.world import build_world, leaks
+from tests.security.world import leaks
 
 # A deadline within the horizon (OPOS_DEADLINE_HORIZON_DAYS) whenever the tests run.
 DEADLINE = (dt.date.today() + dt.timedelta(days=365)).isoformat()
@@ -24,11 +24,11 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def world(settings):
+def world(settings, shared_world):
     settings.OPOS_METRICS_TOKEN = ""
     settings.OPOS_METRICS_ALLOWED_NETWORKS = []
     cache.clear()
-    return build_world()
+    return shared_world
 
 
 def api_as(world, role) -> APIClient:

@@ -12,6 +12,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 
+from django.db.models import Model
 from django.utils import timezone
 
 from campaigns.choices import JobState, SubmissionState
@@ -74,6 +75,23 @@ class World:
             return self.objects[name]
         except KeyError:
             raise AttributeError(name) from None
+
+    def reloaded(self) -> World:
+        """The same world read again from the database: a test may change its objects in
+        memory (``refresh_from_db``, a saved field) without the next test seeing it."""
+
+        def again(value):
+            if isinstance(value, Model):
+                return type(value)._base_manager.get(pk=value.pk)
+            return value
+
+        return World(
+            a=again(self.a),
+            b=again(self.b),
+            users={role: again(user) for role, user in self.users.items()},
+            objects={name: again(value) for name, value in self.objects.items()},
+            tokens=dict(self.tokens),
+        )
 
     def token(self, role: str) -> str | None:
         user = self.users.get(role)
