@@ -207,7 +207,12 @@ def test_priority_and_partition_edits_reach_the_queued_jobs(campaign_on_slurm, o
         assert fields["Nice"] == str(NICE_BY_LEVEL[3])
         assert fields["Partition"] == "spare"
     edits = CampaignEvent.objects.filter(campaign=campaign, kind="edited").order_by("id")
-    assert [list(e.changes) for e in edits] == [["priority"], ["batch_partition"]]
+    # A priority change also records its effect on everyone else, computed at the decision.
+    assert [[k for k in e.changes if not k.startswith("effect")] for e in edits] == [
+        ["priority"],
+        ["batch_partition"],
+    ]
+    assert "effect_computed" in edits[0].changes and "effect_computed" not in edits[1].changes
 
 
 @pytest.mark.django_db

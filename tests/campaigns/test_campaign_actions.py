@@ -243,6 +243,9 @@ def test_priority_and_deadline_changes_need_a_reason_and_are_recorded(planned, o
     )
     event = CampaignEvent.objects.get(campaign=planned, kind=CampaignEventKind.EDITED)
     assert event.reason == "collaboration meeting moved" and event.actor == operator
+    # The priority change records its effect on everyone else, computed at the decision
+    # (no decision page showed it here).
+    assert event.changes.pop("effect_computed")
     assert event.changes == {
         "priority": ["normal", "critical"],
         "deadline": [planned.deadline.isoformat(), new_deadline.isoformat()],
