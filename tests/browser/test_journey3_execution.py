@@ -61,6 +61,10 @@ class Watch:
             figure = self.progress()
             if figure != seen[-1]:
                 seen.append(figure)
+        # ``done()`` may have read a figure the page refreshed to after the loop's last look.
+        figure = self.progress()
+        if figure != seen[-1]:
+            seen.append(figure)
         return seen
 
     def assert_in_place(self) -> None:
