@@ -82,9 +82,14 @@ def test_test_launch_recovery_with_overrides_and_force_complete(journey, real_wo
         "Test launch: 2 jobs of each stage run first" in page.locator("#test-launch").inner_text()
     )
 
+    # The campaign pauses at the first failed test job; the other may still be running:
+    # wait for both, since the recovery below resubmits the failed ones.
     until(
         real_worker,
-        lambda: Campaign.objects.get(pk=campaign.pk).test_phase == LaunchPhase.FAILED,
+        lambda: (
+            Campaign.objects.get(pk=campaign.pk).test_phase == LaunchPhase.FAILED
+            and Job.objects.filter(stage__campaign=campaign, state=JobState.FAILED).count() == 2
+        ),
         "the test jobs failed",
     )
     tab.visit(detail)
