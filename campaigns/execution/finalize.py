@@ -33,7 +33,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from common import limits
@@ -45,6 +45,7 @@ from ..choices import (
     ACTIVE_JOB_STATES,
     OPEN_CAMPAIGN_STATES,
     OPEN_JOB_STATES,
+    CampaignState,
     FailureClass,
     JobState,
     LaunchPhase,
@@ -52,6 +53,7 @@ from ..choices import (
 from ..models import (
     COUNTER_FOR_STATE,
     RETRIED_COUNTER_FOR_STATE,
+    Campaign,
     CampaignRequest,
     Dataset,
     Job,
@@ -508,7 +510,12 @@ def advance(report: FinalizeReport) -> None:
             s[f"n_{state}"] for s in stages for state in OPEN_JOB_STATES
         ):
             candidates[request_id] = [s["id"] for s in last]
+    # A campaign whose last request completed in a cycle that stopped before completing the
+    # campaign (a worker killed between the two commits) is no request's campaign any more:
+    # found here by its requests, so it does not stay active for ever.
+    campaigns = set(_stranded_campaigns())
     if not candidates:
+        _complete_campaigns(campaigns, report)
         return
     # The counters count attempts; confirm with distinct job indexes (one query).
     done = dict(
@@ -521,16 +528,32 @@ def advance(report: FinalizeReport) -> None:
         .values_list("stage_id", "n")
     )
     total = {s["id"]: s["jobs_total"] for s in live}
-    campaigns = set()
     for request_id, last_ids in candidates.items():
         if all(done.get(sid, 0) >= total[sid] for sid in last_ids) and _transition(
             request_id, "complete", "Every sample's last stage is done."
         ):
             report.requests_completed.append(request_id)
             campaigns.add(by_request[request_id][0]["campaign_id"])
-    for campaign_id in campaigns:
+    _complete_campaigns(campaigns, report)
+
+
+def _complete_campaigns(campaign_ids: set[int], report: FinalizeReport) -> None:
+    for campaign_id in sorted(campaign_ids):
         if _all_requests_done(campaign_id) and complete_campaign_if_done(campaign_id):
             report.campaigns_completed.append(campaign_id)
+
+
+def _stranded_campaigns() -> list[int]:
+    """Active campaigns with requests, every one of them done (one query)."""
+    links = CampaignRequest.objects.filter(campaign=OuterRef("pk"))
+    return list(
+        Campaign.objects.filter(state=CampaignState.ACTIVE)
+        .filter(Exists(links))
+        .exclude(
+            Exists(links.exclude(request__state__in=DELIVERED_STATES | {RequestState.CANCELLED}))
+        )
+        .values_list("pk", flat=True)
+    )
 
 
 def _transition(request_id: int, action: str, note: str) -> bool:

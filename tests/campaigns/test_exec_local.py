@@ -54,3 +54,29 @@ def test_demo_campaign_completes_with_outputs_declared(exec_env, experiment, ope
     campaign.refresh_from_db()
     assert campaign.state == CampaignState.COMPLETED
     assert_counters_match(campaign)
+
+
+def test_a_campaign_left_active_by_a_stopped_cycle_completes_at_the_next(
+    exec_env, experiment, operator, monkeypatch
+):
+    """The request's completion and its campaign's are two commits: a worker stopped
+    between them leaves a campaign whose requests are all done. The next cycle finds it
+    by its requests (it is no request's open campaign any more) and completes it."""
+    from campaigns.execution import finalize
+
+    campaign, request = launch(experiment, operator, events=200, per_job=200)
+    with monkeypatch.context() as patched:
+        patched.setattr(finalize, "complete_campaign_if_done", lambda *a, **k: False)
+        run_until(
+            lambda: request.__class__.objects.get(pk=request.pk).state == RequestState.COMPLETED
+        )
+        campaign.refresh_from_db()
+        assert campaign.state == CampaignState.ACTIVE
+
+    report = finalize.finalize_outcomes()
+
+    assert report.campaigns_completed == [campaign.pk]
+    campaign.refresh_from_db()
+    assert campaign.state == CampaignState.COMPLETED
+    # Once completed it is not looked at again.
+    assert finalize.finalize_outcomes().campaigns_completed == []

@@ -12,7 +12,7 @@ import pytest
 from django.db import connection
 
 from campaigns.choices import CampaignState, JobState
-from campaigns.models import Job, OutputFile
+from campaigns.models import Campaign, Job, OutputFile
 from requests_app.choices import RequestState
 from requests_app.models import ProductionRequest
 from tests.campaigns.exec_support import launch
@@ -52,7 +52,15 @@ def worker(shared_db, exec_env):
 def test_demo_campaign_completes_through_a_real_worker(worker, experiment, operator):
     campaign, request = launch(experiment, operator, events=600, per_job=200)
     deadline = time.monotonic() + 180
-    while ProductionRequest.objects.get(pk=request.pk).state != RequestState.COMPLETED:
+
+    def done() -> bool:
+        # The request completes, then its campaign: two commits, read both.
+        return (
+            ProductionRequest.objects.get(pk=request.pk).state == RequestState.COMPLETED
+            and Campaign.objects.get(pk=campaign.pk).state == CampaignState.COMPLETED
+        )
+
+    while not done():
         assert worker.alive(), worker.log_tail()
         assert time.monotonic() < deadline, worker.log_tail()
         for name in TASKS:  # what beat sends, with its expiry
