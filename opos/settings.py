@@ -19,38 +19,9 @@ from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from opos.endpoint_settings import batch_endpoints, env_key
+from opos.env import env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-
-
-def env_str(name: str, default: str = "") -> str:
-    return os.environ.get(name, default)
-
-
-def env_bool(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    lowered = value.strip().lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off"}:
-        return False
-    raise ImproperlyConfigured(f"{name}={value!r} is not a boolean (use 1/0, true/false, yes/no)")
-
-
-def env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name}={value!r} is not an integer") from None
-
-
-def env_list(name: str, default: str = "") -> list[str]:
-    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
 
 OPOS_ENV = env_str("OPOS_ENV", "development")
@@ -765,6 +736,15 @@ for _network in OPOS_METRICS_ALLOWED_NETWORKS:
         raise ImproperlyConfigured(
             f"OPOS_METRICS_ALLOWED_NETWORKS: {_network!r} is not a network (10.0.0.0/8)"
         ) from None
+# The scheduler's projection behind the forecasts, computed by the worker once per data
+# version and this many seconds and read by every page (campaigns/services/projection.py).
+# Only with a shared cache (the worker's result must reach the web processes); 0 computes
+# it on every page.
+OPOS_PROJECTION_S = env_int("OPOS_PROJECTION_S", 60 if _cache_url else 0)
+if OPOS_PROJECTION_S > 0:
+    CELERY_BEAT_SCHEDULE["monitoring-refresh-projection"] = _beat(
+        "monitoring.refresh_projection", max(OPOS_PROJECTION_S // 2, 1)
+    )
 CELERY_BEAT_SCHEDULE.update(
     {
         "monitoring-record-snapshots": _beat(
