@@ -26,6 +26,7 @@ names without knowing execution.
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,9 +102,26 @@ def entry_problem(name: str, options: Any) -> str | None:
     return None
 
 
+# The last settings read and what they gave: the scheduler asks for every campaign it
+# loads (800 calls for one projection), and the settings change only in tests.
+_last: tuple[Any, Any, dict[str, Endpoint]] | None = None
+
+
 def endpoints() -> dict[str, Endpoint]:
     """Every valid configured endpoint, by name, in the settings' order (invalid entries
     are left out here and reported by ``manage.py check``, campaigns.E002)."""
+    global _last
+    raw = getattr(settings, "OPOS_BACKEND_OPTIONS", None)
+    last = _last
+    # The same object with the same content (a test may replace it, or change it in place).
+    if last is not None and last[0] is raw and last[1] == raw:
+        return dict(last[2])
+    found = _read()
+    _last = (raw, copy.deepcopy(raw), found)
+    return dict(found)
+
+
+def _read() -> dict[str, Endpoint]:
     configured = _configured()
     found: dict[str, Endpoint] = {}
     for name, raw in configured.items():
