@@ -21,7 +21,9 @@ Two passes, each with its own servers: *cached*, as deployed (a Redis cache,
 common/pagecache.py is on: the load measures the cache-hit path of many viewers within one
 data version), then *uncached* (``OPOS_PAGE_CACHE_S=0``: every request computes its page,
 what a miss costs; the "1,000,000 vs 1,000 jobs" comparison must hold there too, a cache
-must not hide a scan). ``--passes cached`` or ``uncached`` runs one.
+must not hide a scan). ``--passes cached`` or ``uncached`` runs one. Beside each server,
+the worker's part of the pages runs as deployed: the scheduler's projection kept for the
+current data version (``bench/refresher.py``).
 """
 
 from __future__ import annotations
@@ -107,6 +109,16 @@ class Server:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
+        # As deployed, the worker keeps the scheduler's projection of the current data
+        # version in the cache for the pages (campaigns/services/projection.py): its beat
+        # task, every half OPOS_PROJECTION_S, in a process of its own.
+        self.writer = subprocess.Popen(
+            [sys.executable, "-m", "bench.refresher"],
+            env=env,
+            cwd=ROOT,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         self.wait_ready()
 
     def wait_ready(self, timeout: float = 60) -> None:
@@ -127,6 +139,8 @@ class Server:
         raise SystemExit(f"gunicorn did not answer within {timeout} s")
 
     def stop(self) -> None:
+        self.writer.terminate()
+        self.writer.wait(timeout=20)
         self.process.terminate()
         try:
             self.process.wait(timeout=20)

@@ -34,6 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import ROOT, bench_environment, data_dir, database_exists, db_url
 
+MISS_BAR_MS = 100
+"""A page's cache miss at p95, at 1,000,000 jobs."""
 BENCHMARKS = ("poll", "submit", "pages", "scheduler", "memory")
 RESULTS = ROOT / "bench" / "results"
 
@@ -139,7 +141,8 @@ def page_rows(pages: dict[str, Any]) -> list[dict[str, Any]]:
     """Benchmark 3: each page's p95 against the trivial view (bar: 3x), then 1,000,000
     against 1,000 jobs (bar: 1.5x), for the cached pass (the page cache on: the hit path
     of many viewers within one data version) and the uncached one (every request
-    computes its page: what a miss costs; bar 3b must hold there too)."""
+    computes its page: what a miss costs, bar 100 ms at p95; bar 3b must hold there
+    too)."""
     rows = []
     big, small = pages["big"], pages.get("small")
     passes = [("pages", ""), ("uncached", ", uncached")]
@@ -151,15 +154,16 @@ def page_rows(pages: dict[str, Any]) -> list[dict[str, Any]]:
             if name == "trivial view":
                 continue
             p95 = page["p95_us"] / 1000
-            bar = "<= 3x trivial" if section == "pages" else "record (a miss)"
+            # A hit against the trivial view; a miss against 100 ms at p95.
+            hit = section == "pages"
             rows.append(
                 row(
                     f"3 pages {big['jobs']:,} jobs{label}",
                     f"{name} p95",
                     p95,
                     trivial,
-                    bar,
-                    p95 <= 3 * trivial if section == "pages" else None,
+                    "<= 3x trivial" if hit else f"<= {MISS_BAR_MS} ms",
+                    p95 <= 3 * trivial if hit else p95 <= MISS_BAR_MS,
                     "ms",
                 )
             )

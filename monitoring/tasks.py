@@ -13,6 +13,8 @@ from typing import Any
 from celery import shared_task
 from django.db import OperationalError
 
+from campaigns.services import projection
+
 from .services import commitments, record_snapshots, send_digests, thin_snapshots
 from .services.weekly import send_weekly_reports
 
@@ -56,3 +58,17 @@ def check_commitments_task() -> dict[str, Any]:
     """Judge the commitments not settled; announce those newly at risk or missed."""
     report = commitments.check()
     return {"checked": report.checked, "changed": report.changed, "announced": report.announced}
+
+
+@shared_task(name="monitoring.refresh_projection", soft_time_limit=50, time_limit=60, **COMMON)
+def refresh_projection_task() -> dict[str, Any]:
+    """Compute the scheduler's projection of the current data for the pages, unless stored."""
+    done = projection.refresh()
+    if done is None:
+        return {"computed": False}
+    return {
+        "computed": True,
+        "campaigns": len(done.campaigns),
+        "requests": len(done.requests),
+        "seconds": round(done.seconds, 3),
+    }

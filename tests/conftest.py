@@ -111,6 +111,9 @@ def fast_settings(folder: Path) -> dict:
         # The same for the viewer cache (experiments/viewers.py): a grant a test writes is
         # never committed, so it would never drop the cached roles.
         "OPOS_VIEWER_CACHE": False,
+        # And for the scheduler's projection shared by the pages (campaigns/services/
+        # projection.py), keyed by the same data version.
+        "OPOS_PROJECTION_S": 0,
     }
 
 

@@ -24,6 +24,7 @@ from ..choices import (
 )
 from ..models import COUNTER_FOR_STATE, RETRIED_COUNTER_FOR_STATE, Campaign, CampaignRequest, Stage
 from ..scheduler import CampaignDecision, StageDecision, decide
+from . import projection
 from .feasibility import CampaignForecast, ScheduleForecast, forecast_campaigns
 from .planning import CycleInputs, load_inputs
 
@@ -92,6 +93,7 @@ class CampaignPlan:
     decision: CampaignDecision | None
     counts: dict[str, int]
     inputs: CycleInputs | None = None  # what the decision was made from (reuse for forecasts)
+    shared: projection.Projection | None = None  # or the read model it came from
 
     @property
     def jobs_total(self) -> int:
@@ -128,7 +130,15 @@ def campaign_plan(campaign: Campaign) -> CampaignPlan:
     summary = None
     inputs = None
     forecasts: dict[int, ScheduleForecast] = {}
-    if campaign.state in OPEN_CAMPAIGN_STATES:
+    shared = projection.shared() if campaign.state in OPEN_CAMPAIGN_STATES else None
+    if shared is not None:
+        # The read model every page shares (projection.py): nothing projected here.
+        decisions = shared.decision.stages
+        summary = shared.decision.campaigns.get(campaign.pk)
+        forecast = shared.campaigns.get(campaign.pk)
+        if isinstance(forecast, CampaignForecast):
+            forecasts = forecast.requests
+    elif campaign.state in OPEN_CAMPAIGN_STATES:
         inputs = load_inputs(campaign_ids=[campaign.pk])
         decision = decide(inputs.input, "slack", conf.priority_margin_s())
         decisions = decision.stages
@@ -165,6 +175,7 @@ def campaign_plan(campaign: Campaign) -> CampaignPlan:
         decision=summary,
         counts=counts,
         inputs=inputs,
+        shared=shared,
     )
 
 

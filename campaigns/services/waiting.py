@@ -8,7 +8,7 @@ from typing import Any
 
 from ..choices import Feasibility
 from ..models import Campaign
-from .feasibility import forecast_campaigns
+from . import projection
 
 LIMIT = 10
 
@@ -22,7 +22,9 @@ def blocked_campaigns(user: Any) -> dict[str, Any] | None:
     if not is_operator(user):
         return None
     blocked = {
-        pk: f.reason for pk, f in forecast_campaigns().items() if f.status == Feasibility.BLOCKED
+        pk: f.reason
+        for pk, f in projection.campaign_forecasts().items()
+        if f.status == Feasibility.BLOCKED
     }
     campaigns = Campaign.objects.filter(pk__in=blocked).select_related("experiment")
     items = [

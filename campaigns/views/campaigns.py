@@ -39,14 +39,15 @@ from ..services import (
     CampaignError,
     campaign_action,
     create_campaign,
+    projection,
     remove_request,
     schedule_requests,
     update_campaign,
 )
 from ..services.controls import PLACEMENT_FIELDS, placement_of
 from ..services.controls import summary as controls_summary
-from ..services.feasibility import forecast_campaigns, forecast_unscheduled
 from ..services.overview import campaign_plan, with_counts
+from ..services.planning import load_inputs
 from ..templatetags.steering import completion_figures
 from ..workflow import available_actions
 from .access import form_errors, operator_on, refused, visible_campaign
@@ -68,7 +69,11 @@ def campaign_list(request):
     if states is not None:
         campaigns = campaigns.filter(state__in=states)
     page = Paginator(campaigns.order_by("deadline", "id"), 50).get_page(request.GET.get("page"))
-    forecasts = forecast_campaigns() if any(c.state in OPEN_CAMPAIGN_STATES for c in page) else {}
+    forecasts = (
+        projection.campaign_forecasts()
+        if any(c.state in OPEN_CAMPAIGN_STATES for c in page)
+        else {}
+    )
     rows = [
         {
             "campaign": c,
@@ -169,7 +174,9 @@ def plan_fragments(campaign: Campaign, operator: bool) -> dict:
             .select_related("experiment", "physics_group")
             .order_by("deadline", "id")[:MAX_CANDIDATES]
         )
-        forecasts = forecast_unscheduled(candidates, plan.inputs)
+        forecasts = projection.unscheduled_forecasts(
+            candidates, plan.shared, lambda: plan.inputs or load_inputs(campaign_ids=())
+        )
     events = list(
         campaign.events.select_related("actor", "request").order_by("-created", "-id")[:30]
     )

@@ -16,11 +16,11 @@ from typing import Any
 
 from campaigns.choices import OPEN_CAMPAIGN_STATES, CampaignEventKind, CampaignState
 from campaigns.models import FAR_FUTURE, Campaign, CampaignEvent, deadline_moment
+from campaigns.services import projection
 from campaigns.services.blockage import blocked_reason
 from campaigns.services.feasibility import (
     CampaignForecast,
     forecast_campaigns,
-    forecast_unscheduled,
 )
 from campaigns.services.planning import CycleInputs, load_inputs
 from requests_app.choices import (
@@ -47,11 +47,14 @@ PAUSED, RESUMED, CANCELLED = (
 
 
 class Estimates:
-    """The scheduler's projections, loaded on first use and then shared by the page."""
+    """The scheduler's projections, loaded on first use and then shared by the page: from
+    the read model every page and process shares (``projection``) when it is on."""
 
     def __init__(self) -> None:
         self._inputs: CycleInputs | None = None
         self._campaigns: dict[int, CampaignForecast] | None = None
+        self._shared: projection.Projection | None = None
+        self._looked = False
 
     @property
     def inputs(self) -> CycleInputs:
@@ -59,13 +62,22 @@ class Estimates:
             self._inputs = load_inputs(campaign_ids=())  # no stage labels: not shown
         return self._inputs
 
+    @property
+    def shared(self) -> projection.Projection | None:
+        if not self._looked:
+            self._shared, self._looked = projection.shared(), True
+        return self._shared
+
     def campaign(self, campaign_id: int) -> CampaignForecast | None:
         if self._campaigns is None:
-            self._campaigns = forecast_campaigns(self.inputs)
+            shared = self.shared
+            self._campaigns = shared.campaigns if shared else forecast_campaigns(self.inputs)
         return self._campaigns.get(campaign_id)
 
     def unscheduled(self, requests: list[ProductionRequest]) -> dict[int, Any]:
-        return forecast_unscheduled(requests, self.inputs) if requests else {}
+        if not requests:
+            return {}
+        return projection.unscheduled_forecasts(requests, self.shared, lambda: self.inputs)
 
 
 def hold_seconds(request: ProductionRequest, now: dt.datetime) -> int:
