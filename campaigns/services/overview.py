@@ -93,7 +93,7 @@ class CampaignPlan:
     decision: CampaignDecision | None
     counts: dict[str, int]
     inputs: CycleInputs | None = None  # what the decision was made from (reuse for forecasts)
-    shared: projection.Projection | None = None  # or the read model it came from
+    shared: projection.Shared | None = None  # or the read model it came from
 
     @property
     def jobs_total(self) -> int:
@@ -133,8 +133,7 @@ def campaign_plan(campaign: Campaign) -> CampaignPlan:
     shared = projection.shared() if campaign.state in OPEN_CAMPAIGN_STATES else None
     if shared is not None:
         # The read model every page shares (projection.py): nothing projected here.
-        decisions = shared.decision.stages
-        summary = shared.decision.campaigns.get(campaign.pk)
+        summary, decisions = shared.decision(campaign.pk)
         forecast = shared.campaigns.get(campaign.pk)
         if isinstance(forecast, CampaignForecast):
             forecasts = forecast.requests

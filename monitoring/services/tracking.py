@@ -53,7 +53,7 @@ class Estimates:
     def __init__(self) -> None:
         self._inputs: CycleInputs | None = None
         self._campaigns: dict[int, CampaignForecast] | None = None
-        self._shared: projection.Projection | None = None
+        self._shared: projection.Shared | None = None
         self._looked = False
 
     @property
@@ -63,7 +63,7 @@ class Estimates:
         return self._inputs
 
     @property
-    def shared(self) -> projection.Projection | None:
+    def shared(self) -> projection.Shared | None:
         if not self._looked:
             self._shared, self._looked = projection.shared(), True
         return self._shared

@@ -32,9 +32,9 @@ def computed(monkeypatch):
     calls = []
     real = projection.compute
 
-    def counting():
-        calls.append(1)
-        return real()
+    def counting(version, requests):
+        calls.append(requests)
+        return real(version, requests)
 
     monkeypatch.setattr(projection, "compute", counting)
 
@@ -44,9 +44,18 @@ def computed(monkeypatch):
     import campaigns.services.overview as overview
     import campaigns.views.campaigns as campaign_views
 
-    for module in (tracking, overview, campaign_views):
+    for module in (overview, campaign_views):
         monkeypatch.setattr(module, "load_inputs", refuse)
     monkeypatch.setattr(overview, "decide", refuse)
+    # The monitoring pages load the scheduler's input only to project an unscheduled
+    # request the worker has not projected yet: counted.
+    real_load = tracking.load_inputs
+
+    def loading(*args, **kwargs):
+        calls.append("request")
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(tracking, "load_inputs", loading)
     return calls
 
 
@@ -68,28 +77,44 @@ def test_every_page_reads_one_projection_of_the_data_version(
     for name in PAGES:
         response = client.get(urls(round_)[name])
         assert response.status_code == 200, name
-    assert len(computed) == 1
+    # Once, by the first page (without every request's part), and the waiting request's
+    # forecast once, by the first page that shows it.
+    assert computed == [False, "request"]
     shared = projection.shared()
     assert round_.pk in shared.campaigns
-    assert waiting.pk in shared.requests
-    assert shared.decision.campaigns[round_.pk].campaign_id == round_.pk
-    # What the pages show comes from it: the overview's forecast of the waiting request.
+    summary, stages = shared.decision(round_.pk)
+    assert summary.campaign_id == round_.pk
+    assert stages and all(s.campaign_id == round_.pk for s in stages.values())
+    # The page's own unscheduled request was projected once and stored for the others.
+    assert waiting.pk in shared.requests([waiting], lambda: pytest.fail("stored already"))
     overview = client.get(urls(round_)["overview"]).content.decode()
     assert waiting.number in overview
-    assert len(computed) == 1
+    assert computed == [False, "request"]
 
 
-def test_the_worker_computes_it_once_per_version_and_half_period(round_, computed, monkeypatch):
-    assert refresh_projection_task()["computed"] is True
+def test_the_worker_computes_every_part_once_per_version_and_half_period(
+    round_, experiment, computed, monkeypatch
+):
+    waiting = approved_request(experiment)
+    report = refresh_projection_task()
+    assert report["computed"] is True and report["requests"] == 1
     assert refresh_projection_task() == {"computed": False}  # fresh: nothing to do
-    assert len(computed) == 1
-    # A page finds it without computing.
-    assert projection.shared() is not None and len(computed) == 1
+    assert computed == [True]
+    # A page finds every part without computing, the unscheduled request's forecast too.
+    shared = projection.shared()
+    assert shared.requests([waiting], lambda: pytest.fail("the worker's"))[waiting.pk]
+    assert computed == [True]
     # Past half the period the worker computes it again, before any page would have to.
     later = projection.time.time() + 31
     monkeypatch.setattr(projection.time, "time", lambda: later)
     assert refresh_projection_task()["computed"] is True
-    assert len(computed) == 2
+    assert computed == [True, True]
+
+
+def test_the_worker_completes_what_a_page_computed(round_, computed):
+    projection.shared()  # a page, first for this version: the campaigns' part only
+    assert refresh_projection_task()["computed"] is True
+    assert computed == [False, True]
 
 
 def test_a_new_data_version_gets_a_new_projection(
@@ -105,7 +130,7 @@ def test_a_new_data_version_gets_a_new_projection(
         assert projection.shared().campaigns[round_.pk].deadline == round_.deadline_at
     # Committed: the version moved (common/pagecache.py), and the projection with it.
     assert projection.shared().campaigns[round_.pk].deadline == later
-    assert len(computed) == 2
+    assert computed == [False, False]
 
 
 def test_one_older_than_the_period_is_not_used(round_, computed, monkeypatch):
@@ -113,12 +138,12 @@ def test_one_older_than_the_period_is_not_used(round_, computed, monkeypatch):
     later = projection.time.time() + 61
     monkeypatch.setattr(projection.time, "time", lambda: later)
     projection.shared()
-    assert len(computed) == 2
+    assert computed == [False, False]
 
 
 def test_off_every_page_projects_on_its_own(settings, client, operator, round_, monkeypatch):
     settings.OPOS_PROJECTION_S = 0
-    monkeypatch.setattr(projection, "compute", lambda: pytest.fail("no read model when off"))
+    monkeypatch.setattr(projection, "compute", lambda *a: pytest.fail("no read model when off"))
     client.force_login(operator)
     for name in PAGES:
         assert client.get(urls(round_)[name]).status_code == 200, name
