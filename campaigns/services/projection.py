@@ -62,6 +62,9 @@ class Computed:
     """What one computation produced (for the worker's report and the tests)."""
 
     campaigns: dict[int, CampaignForecast] = field(default_factory=dict)
+    decisions: dict[int, tuple[CampaignDecision | None, dict[int, StageDecision]]] = field(
+        default_factory=dict
+    )
     requests: dict[int, ScheduleForecast] = field(default_factory=dict)
     computed: float = 0.0
     seconds: float = 0.0
@@ -92,6 +95,8 @@ class Shared:
     ) -> tuple[CampaignDecision | None, dict[int, StageDecision]]:
         """The scheduler's decision on a campaign and its stages (why work waits)."""
         found = cache.get(_key(self.version, f"decision:{campaign_id}"))
+        if found is None:  # evicted from the cache, or a campaign opened since: project
+            found = compute(self.version, requests=False).decisions.get(campaign_id)
         return found if found is not None else (None, {})
 
     def requests(
@@ -122,10 +127,17 @@ def compute(version: int, requests: bool) -> Computed:
     stages: dict[int, dict[int, StageDecision]] = {}
     for stage_id, stage in decision.stages.items():
         stages.setdefault(stage.campaign_id, {})[stage_id] = stage
-    made = Computed(campaigns=campaigns)
+    # Every campaign has its entry, one the scheduler could not read too (no decision):
+    # a page never finds a gap to fill by projecting again.
+    made = Computed(
+        campaigns=campaigns,
+        decisions={
+            pk: (decision.campaigns.get(pk), stages.get(pk, {}))
+            for pk in {*campaigns, *decision.campaigns}
+        },
+    )
     entries: dict[str, Any] = {
-        _key(version, f"decision:{pk}"): (summary, stages.get(pk, {}))
-        for pk, summary in decision.campaigns.items()
+        _key(version, f"decision:{pk}"): part for pk, part in made.decisions.items()
     }
     if requests:
         unscheduled = ProductionRequest.objects.filter(

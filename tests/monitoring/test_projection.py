@@ -149,3 +149,12 @@ def test_off_every_page_projects_on_its_own(settings, client, operator, round_, 
         assert client.get(urls(round_)[name]).status_code == 200, name
     assert projection.shared() is None
     assert refresh_projection_task() == {"computed": False}
+
+
+def test_a_part_the_cache_lost_is_projected_again(round_, computed):
+    shared = projection.shared()
+    cache.delete(projection._key(shared.version, f"decision:{round_.pk}"))
+    summary, stages = shared.decision(round_.pk)
+    assert summary.campaign_id == round_.pk
+    assert stages
+    assert computed == [False, False]
