@@ -72,6 +72,9 @@ from .wrapper import MANIFEST_FILE
 
 log = logging.getLogger(__name__)
 
+# A request done as far as its campaign is concerned: delivered, or cancelled.
+REQUEST_DONE = DELIVERED_STATES | {RequestState.CANCELLED}
+
 CHUNK = 200
 FINAL_STATE = {
     BatchState.FAILED: JobState.FAILED,
@@ -549,9 +552,7 @@ def _stranded_campaigns() -> list[int]:
     return list(
         Campaign.objects.filter(state=CampaignState.ACTIVE)
         .filter(Exists(links))
-        .exclude(
-            Exists(links.exclude(request__state__in=DELIVERED_STATES | {RequestState.CANCELLED}))
-        )
+        .exclude(Exists(links.exclude(request__state__in=REQUEST_DONE)))
         .values_list("pk", flat=True)
     )
 
@@ -570,6 +571,6 @@ def _all_requests_done(campaign_id: int) -> bool:
     """Every request of the campaign completed (closed or cancelled ones count as done)."""
     return not (
         CampaignRequest.objects.filter(campaign_id=campaign_id)
-        .exclude(request__state__in=DELIVERED_STATES | {RequestState.CANCELLED})
+        .exclude(request__state__in=REQUEST_DONE)
         .exists()
     )
