@@ -148,9 +148,12 @@ def test_the_current_load_can_make_a_request_late(experiment, operator, settings
     schedule_requests(busy, [big.pk], operator)
     campaign_action(busy, "launch", operator)
 
-    # 450,000 job-seconds; one slot (the starvation floor) while the busy campaign's
-    # 900,000 run on the other three, then all four: about 3.9 days, due in at most 3.
-    newcomer = approved_request(experiment, template, events=20_000, per_job=100, days=3)
+    # 517,500 job-seconds (1.5 days at the full share): one slot (the starvation floor)
+    # while the busy campaign's 900,000 run on the other three (3.47 days), then all
+    # four: about 4.1 days, due in at most 4. Both deadlines end at a midnight, so the
+    # time of day shifts both slacks alike: the busy campaign keeps the least slack
+    # (its 2.4 days against 2.5, less the hours gone today) whenever the test runs.
+    newcomer = approved_request(experiment, template, events=23_000, per_job=100, days=3)
     forecast = forecast_request(newcomer)
     assert forecast.status == Feasibility.LATE
     assert "(late; deadline" in forecast.message
