@@ -79,8 +79,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # --- services --------------------------------------------------------------------------------
 
 
-def redis_url(args: argparse.Namespace) -> str:
-    """The benchmark's Redis database, emptied; only one that is empty or ours is taken."""
+def redis_url(args: argparse.Namespace, owner: str = "bench/e2e.py") -> str:
+    """The benchmark's Redis database, emptied; only one that is empty or a benchmark's is
+    taken (``owner`` names the benchmark that took it)."""
     import redis
 
     url = f"{args.redis.rstrip('/')}/{args.redis_db}"
@@ -93,7 +94,7 @@ def redis_url(args: argparse.Namespace) -> str:
                 "write: choose a free one with --redis-db N"
             )
         client.flushdb()
-        client.set(REDIS_OWNER_KEY, "bench/e2e.py")
+        client.set(REDIS_OWNER_KEY, owner)
     finally:
         client.close()
     return url
@@ -110,13 +111,13 @@ def slurm_ready() -> None:
 # --- ours ----------------------------------------------------------------------------------------
 
 
-def prepare_base() -> None:
+def prepare_base(run_db: str = RUN_DB, base_db: str = BASE_DB) -> None:
     """A migrated database with the experiment, the operator and the demo template: copied
     for every run (CREATE DATABASE ... TEMPLATE) so that each starts from the same state."""
     from django.core.management import call_command
     from django.db import connections
 
-    create_database(RUN_DB)
+    create_database(run_db)
     call_command("migrate", verbosity=0)
     from tests.campaigns.exec_support import demo_template
     from tests.factories import ExperimentFactory, UserFactory, grant
@@ -125,7 +126,7 @@ def prepare_base() -> None:
     grant(UserFactory(username="bench-e2e-operator"), "operator")
     demo_template(experiment)
     connections.close_all()
-    create_database(BASE_DB, template=RUN_DB)
+    create_database(base_db, template=run_db)
 
 
 def new_campaign(jobs: int):
@@ -164,11 +165,13 @@ def cpu_seconds(pid: int) -> float:
 
 
 class Processes:
-    """Celery beat and W workers on the run's database and Redis, logging to files."""
+    """Celery beat (unless ``beat`` is false) and W workers on the run's database and Redis,
+    logging to files."""
 
-    def __init__(self, workers: int, env: dict[str, str], folder: Path):
+    def __init__(self, workers: int, env: dict[str, str], folder: Path, beat: bool = True):
         self.env, self.folder = env, folder
         self.count = workers
+        self.with_beat = beat
         self.popens: list[subprocess.Popen] = []
 
     def _start(self, name: str, *argv: str) -> subprocess.Popen:
@@ -206,7 +209,8 @@ class Processes:
                 time.sleep(0.1)
         # What the workers spent starting (imports, Django set-up) is not the work's.
         self.cpu_at_start = self.worker_cpu()
-        self.beat = self._start("beat", "beat", "-s", str(self.folder / "beat-schedule"))
+        if self.with_beat:
+            self.beat = self._start("beat", "beat", "-s", str(self.folder / "beat-schedule"))
 
     def worker_cpu(self) -> float:
         return sum(cpu_seconds(p.pid) for p in self.popens)

@@ -5,13 +5,14 @@
     .venv/bin/python bench/run.py --quick           # small sizes: checks it all works
 
 Needs PostgreSQL (``OPOS_BENCH_ADMIN_URL``, default postgres://postgres@127.0.0.1:5432/
-postgres: its user creates and drops the ``bench*`` databases, never others), the
-single-node Slurm cluster (scripts/slurm/up.sh; root, to create a DOWN partition for the
-submission benchmark) and wrk (``apt-get install -y wrk``). The databases are generated
-when missing (``--generate always`` to rebuild them). Every benchmark runs in its own
-process; its figures are compared with a floor measured in the same run on the same
-data, and the ratio with its bar (the performance bars in docs/performance.md). No bar is
-ever loosened here: a figure that misses its bar is printed and recorded as NOT MET.
+postgres: its user creates and drops the ``bench*`` databases, never others), the two
+single-node Slurm clusters (``scripts/slurm/up.sh all``; root, to create DOWN partitions
+for the submission and scale-out benchmarks) and wrk (``apt-get install -y wrk``). The
+databases are generated when missing (``--generate always`` to rebuild them). Every
+benchmark runs in its own process; its figures are compared with a floor measured in the
+same run on the same data, and the ratio with its bar (the performance bars in
+docs/performance.md). No bar is ever loosened here: a figure that misses its bar is
+printed and recorded as NOT MET.
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ from bench.common import ROOT, bench_environment, data_dir, database_exists, db_
 
 MISS_BAR_MS = 100
 """A page's cache miss at p95, at 1,000,000 jobs."""
-BENCHMARKS = ("poll", "submit", "pages", "scheduler", "memory")
+SCALE_OUT_BAR = 1.2
+"""Two workers against one: jobs submitted and polled per second (two clusters)."""
+BENCHMARKS = ("poll", "submit", "pages", "scheduler", "memory", "scaleout")
 RESULTS = ROOT / "bench" / "results"
 
 
@@ -65,6 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.duration = args.duration or 1
         args.sizes = ["--experiments", "5", "--requests", "100", "--campaigns", "20"]
         args.big_jobs, args.small_jobs, args.submit_jobs = 20_000, 1_000, 500
+        args.scale_jobs = 1_000
     else:
         args.db = args.db or "bench8"
         args.small_db = args.small_db or "bench8_small"
@@ -72,6 +76,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.duration = args.duration or 10
         args.sizes = []
         args.big_jobs, args.small_jobs, args.submit_jobs = 1_000_000, 1_000, 10_000
+        args.scale_jobs = 10_000
     return args
 
 
@@ -351,9 +356,37 @@ def table_rows(results: dict[str, Any]) -> list[dict]:
                 "MB",
             )
         )
+    scale = results.get("scaleout")
+    if scale and "error" not in scale:
+        rows += scale_rows(scale)
     for name, value in results.items():
         if isinstance(value, dict) and "error" in value:
             rows.append(row(name, value["error"], None, None, "", False))
+    return rows
+
+
+def scale_rows(scale: dict[str, Any]) -> list[dict]:
+    """Jobs submitted and polled per second by each worker count, against one worker."""
+    rows = []
+    summary = scale["summary"]
+    one = summary.get("1")
+    for rate, what in (("submitted_per_s", "submitted"), ("polled_per_s", "polled")):
+        for workers, figures in summary.items():
+            ours = figures[rate]["median"]
+            base = one[rate]["median"] if one else None
+            two = workers == "2" and base is not None
+            rows.append(
+                row(
+                    "6 scale-out",
+                    f"jobs {what} per second, {workers} worker(s), "
+                    f"{scale['jobs']:,} jobs on {len(scale['endpoints'])} clusters",
+                    ours,
+                    base,
+                    f">= {SCALE_OUT_BAR}x one worker" if two else "",
+                    ours >= SCALE_OUT_BAR * base if two else None,
+                    "/s",
+                )
+            )
     return rows
 
 
@@ -526,6 +559,17 @@ def main(argv: list[str] | None = None) -> int:
             str(max(args.repeat, 3)),
             *sizes,
         )
+    if "scaleout" in args.only:
+        if shutil.which("sbatch"):
+            results["scaleout"] = python(
+                "scaleout",
+                "--jobs",
+                str(args.scale_jobs),
+                "--repeat",
+                str(min(args.repeat, 3)),
+            )
+        else:
+            results["scaleout"] = {"error": "no Slurm here (scripts/slurm/up.sh)"}
     rows = table_rows(results)
     record = {
         "started": started.isoformat(timespec="seconds"),
