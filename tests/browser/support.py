@@ -252,10 +252,8 @@ class Tab:
         screen is a problem."""
         for label, size in (("desktop", DESKTOP), ("phone", PHONE)):
             self.page.set_viewport_size(size)
-            self.page.screenshot(
-                path=self.journey.folder / f"{slug(self.who)}-{slug(name)}-{label}.png",
-                full_page=True,
-            )
+            file = f"{slug(self.who)}-{slug(name)}-{label}.png"
+            screenshot(self.page, self.journey.folder / file)
             self.check_accessibility(label)
             if label == "phone":
                 overflow = self.page.evaluate(OVERFLOW)
@@ -268,6 +266,27 @@ class Tab:
 
     def close(self) -> None:
         self.context.close()
+
+
+# Chromium's answer when the page had no frame to give yet: right after a resize, on a
+# machine busy with other tests, its compositor can be a frame behind.
+NO_FRAME_YET = "Unable to capture screenshot"
+NEXT_FRAMES = "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))"
+
+
+def screenshot(page: Any, path: Path, tries: int = 3) -> None:
+    """A full-page screenshot; asked again, after the page painted twice more, when
+    Chromium had no frame to capture yet."""
+    from playwright.sync_api import Error
+
+    for attempt in range(1, tries + 1):
+        try:
+            page.screenshot(path=path, full_page=True)
+            return
+        except Error as exc:
+            if NO_FRAME_YET not in str(exc) or attempt == tries:
+                raise
+            page.evaluate(NEXT_FRAMES)
 
 
 def press(
