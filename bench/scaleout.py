@@ -1,7 +1,7 @@
 """Scale-out: jobs submitted and polled per second by 1, 2 and 4 Celery workers, on two
 Slurm clusters at once.
 
-    .venv/bin/python -m bench.scaleout [--jobs 10000] [--campaigns 4] [--workers 1,2,4]
+    .venv/bin/python -m bench.scaleout [--jobs 10000] [--campaigns 20] [--workers 1,2,4]
         [--repeat 3] [--polls 24] [--redis-db 13] [--out bench/results/scaleout.json]
 
 What grows with workers is what the tracker does, not what the batch system does, so
@@ -11,8 +11,10 @@ the two endpoints submit there, and every job stays pending until the trial canc
 
 Each trial starts from a fresh copy of a migrated database with ``--campaigns`` launched
 campaigns, half on each cluster, ``--jobs`` ready jobs in all (the first stage of the demo
-workflow; the later stages wait on it), and W workers (each one process, ``--pool solo``,
-no beat: the benchmark sends the tasks):
+workflow; the later stages wait on it): by default 20 arrays of 500, so that what each
+stage's submission costs (claim, job descriptions, ``sbatch``, record) is what is shared
+out, not one huge array. W workers (each one process, ``--pool solo``, no beat: the
+benchmark sends the tasks):
 
 * **submission**: the benchmark keeps ``campaigns.submit_ready`` tasks waiting in the
   queue (W of them whenever it is empty) until every ready job is in the batch system;
@@ -25,11 +27,10 @@ no beat: the benchmark sends the tasks):
   cluster at a time) and skips the others, so two clusters keep at most two workers
   polling; with one cluster, more workers add nothing here.
 
-Then every job must be in the batch system exactly once (the protocol's own check: no
-job with two batch ids, no batch id on two jobs, as many pending tasks in Slurm as jobs),
-or the trial fails. Only benchmark databases (``bench_scale*``), the Redis database named by
-``--redis-db`` (refused unless empty or a benchmark's) and the benchmark partitions are
-touched.
+Between the two, every job must be in the batch system exactly once (one batch id each,
+none shared, as many pending tasks in Slurm as jobs queued), or the trial fails. Only
+benchmark databases (``bench_scale*``), the Redis database named by ``--redis-db``
+(refused unless empty or a benchmark's) and the benchmark partitions are touched.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -60,14 +61,18 @@ ENDPOINTS = ("slurm", "slurm-b")
 QUEUE = "opos-bench-scaleout"
 CAPACITY = 1_000_000
 
-# "Task campaigns.poll[<id>] succeeded in 0.53s: {...}" (Celery's own log line).
-DONE_LINE = re.compile(r"Task (campaigns\.\w+)\[[^\]]+\] succeeded in ([0-9.]+)s: (\{.*\})$")
+# "[2026-12-08 01:02:22,518: INFO/MainProcess] Task campaigns.poll[<id>] succeeded in
+# 0.53s: {...}" (Celery's own log line; the time is the host's local time).
+DONE_LINE = re.compile(
+    r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}):.*Task (campaigns\.\w+)\[[^\]]+\] "
+    r"succeeded in ([0-9.]+)s: (\{.*\})$"
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--jobs", type=int, default=10_000, help="ready jobs in all")
-    parser.add_argument("--campaigns", type=int, default=4, help="half on each cluster")
+    parser.add_argument("--campaigns", type=int, default=20, help="half on each cluster")
     parser.add_argument("--workers", default="1,2,4", help="worker counts, comma-separated")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--polls", type=int, default=24, help="poll tasks per trial")
@@ -178,6 +183,8 @@ def new_campaigns(args: argparse.Namespace) -> list[int]:
     from tests.campaigns.factories import approved_request
 
     experiment = Experiment.objects.get(slug="bench-e2e")
+    # Room for every job: what is measured is the workers, not the experiment's quota.
+    Experiment.objects.filter(pk=experiment.pk).update(job_quota=CAPACITY)
     operator = get_user_model().objects.get(username="bench-e2e-operator")
     template = WorkflowTemplate.objects.get(experiment=experiment)
     per_campaign = args.jobs // args.campaigns
@@ -248,14 +255,24 @@ class Queue:
         self.client.delete(QUEUE)
 
 
-def finished_tasks(folder: Path, workers: int, name: str) -> list[tuple[float, dict]]:
-    """(seconds, return value) of every ``name`` task the workers logged as done."""
+class Done(NamedTuple):
+    """A task a worker logged as done: when (epoch seconds), how long, what it returned."""
+
+    at: float
+    seconds: float
+    result: dict
+
+
+def finished_tasks(folder: Path, workers: int, name: str) -> list[Done]:
+    """Every ``name`` task the workers logged as done."""
     done = []
     for n in range(1, workers + 1):
         for line in (folder / f"worker{n}.log").read_text(errors="replace").splitlines():
             found = DONE_LINE.search(line)
-            if found and found.group(1) == name:
-                done.append((float(found.group(2)), ast.literal_eval(found.group(3))))
+            if found and found.group(3) == name:
+                stamp, millis, _name, seconds, result = found.groups()
+                at = time.mktime(time.strptime(stamp, "%Y-%m-%d %H:%M:%S")) + int(millis) / 1000
+                done.append(Done(at, float(seconds), ast.literal_eval(result)))
     return done
 
 
@@ -274,37 +291,47 @@ def trial(args: argparse.Namespace, workers: int, folder: Path, redis: str) -> d
     processes = Processes(workers, env, folder, beat=False)
     processes.start()
     try:
-        # Submission: never an idle worker while jobs are ready.
-        cpu_before = processes.worker_cpu()
-        started = time.monotonic()
-        while ready_jobs(campaign_ids):
-            if time.monotonic() - started > args.timeout:
-                raise SystemExit(f"jobs still ready after {args.timeout:.0f} s ({folder})")
-            if not queue.waiting():
-                queue.send("campaigns.submit_ready", workers)
-            time.sleep(0.05)
-        # The last claims are recorded once no job is ready and none is submitting.
+        # Submission: never an idle worker while jobs are ready (the queue is topped up
+        # to two tasks a worker), and this process looks only every 0.1 s, so that its
+        # own queries do not take the workers' CPU. The end is when the last array was
+        # recorded, from the database.
+        from django.db.models import Max
+
         from campaigns.models import Submission
 
-        while Submission.objects.filter(state="submitting").exists():
-            time.sleep(0.05)
-        submit_s = time.monotonic() - started
+        cpu_before = processes.worker_cpu()
+        started = time.time()
+        while True:
+            waiting = queue.waiting()
+            if waiting < workers:
+                queue.send("campaigns.submit_ready", 2 * workers - waiting)
+            time.sleep(0.1)
+            if not ready_jobs(campaign_ids) and not (
+                Submission.objects.filter(state="submitting").exists()
+            ):
+                break
+            if time.time() - started > args.timeout:
+                raise SystemExit(f"jobs still ready after {args.timeout:.0f} s ({folder})")
         submit_cpu = processes.worker_cpu() - cpu_before
+        last = Submission.objects.filter(stage__campaign__in=campaign_ids).aggregate(
+            last=Max("updated")
+        )["last"]
+        submit_s = last.timestamp() - started
         queue.purge()
         wait_idle(folder, workers, "campaigns.submit_ready", args.timeout)
         checked = exactly_once(campaign_ids, expected)
 
         # Poll: --polls tasks at once, the workers share them.
         cpu_before = processes.worker_cpu()
-        started = time.monotonic()
+        started = time.time()
         queue.send("campaigns.poll", args.polls)
         polls = wait_done(folder, workers, "campaigns.poll", args.polls, args.timeout)
-        poll_s = time.monotonic() - started
+        poll_s = max(done.at for done in polls) - started
         poll_cpu = processes.worker_cpu() - cpu_before
     finally:
         processes.stop()
-    polled = sum(result.get("polled", 0) for _s, result in polls)
-    errors = [e for _s, result in polls for e in result.get("errors", [])]
+    polled = sum(done.result.get("polled", 0) for done in polls)
+    errors = [e for done in polls for e in done.result.get("errors", [])]
     if errors:
         raise SystemExit(f"polls reported errors: {errors[:3]} ({folder})")
     cancel_all()
@@ -335,12 +362,10 @@ def wait_idle(folder: Path, workers: int, name: str, timeout: float) -> None:
             return
         if time.monotonic() > deadline:
             raise SystemExit(f"{started - ended} {name} tasks did not end ({folder})")
-        time.sleep(0.05)
+        time.sleep(0.1)
 
 
-def wait_done(
-    folder: Path, workers: int, name: str, count: int, timeout: float
-) -> list[tuple[float, dict]]:
+def wait_done(folder: Path, workers: int, name: str, count: int, timeout: float) -> list[Done]:
     deadline = time.monotonic() + timeout
     while True:
         done = finished_tasks(folder, workers, name)
@@ -348,7 +373,7 @@ def wait_done(
             return done
         if time.monotonic() > deadline:
             raise SystemExit(f"{len(done)} of {count} {name} tasks ended ({folder})")
-        time.sleep(0.05)
+        time.sleep(0.1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -360,9 +385,15 @@ def main(argv: list[str] | None = None) -> int:
     root.mkdir(parents=True)
     # This process launches the campaigns (their kicks go to the benchmark's queue, which
     # each trial empties) and sends the tasks.
-    setup_django(RUN_DB, CELERY_BROKER_URL=redis, **environment(root / "setup"))
+    setup_django(
+        RUN_DB,
+        CELERY_BROKER_URL=redis,
+        EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
+        **environment(root / "setup"),
+    )
     load_at_start = os.getloadavg()
     make_partitions()
+    cancel_all()  # what an interrupted run left there
     try:
         prepare_base(RUN_DB, BASE_DB)
         runs: dict[int, list[dict[str, Any]]] = {n: [] for n in args.worker_counts}
