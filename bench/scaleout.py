@@ -49,7 +49,7 @@ from typing import Any, NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, create_database, data_dir, setup_django
+from bench.common import ROOT, create_database, data_dir, emit, setup_django
 from bench.e2e import EVENTS_PER_JOB, Processes, prepare_base, redis_url, slurm_ready, spread
 
 RUN_DB = "bench_scale"
@@ -440,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": {str(k): v for k, v in runs.items()},
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1))
+    emit(result, args.out)
     print(json.dumps(summary, indent=1))
     return 0
 
