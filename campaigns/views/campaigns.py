@@ -146,10 +146,8 @@ def campaign_detail(request, pk: int):
             "operator": operator,
             "actions": available_actions(campaign.state) if operator else [],
             "open": open_,
-            # Not in the cached fragments: the answers of the batch system change without
-            # any edit of the campaign.
             "placement": placement_of(campaign),
-            "controls": controls_summary([campaign.pk]).get(campaign.pk),
+            "controls": fragments.get("controls"),
             # Launch, schedule and priority lead to the decision page (the effect on
             # everyone else, then the go-ahead); without one they act at once.
             "decide_at": decision_url("campaign", campaign.pk) if operator and open_ else None,
@@ -193,6 +191,9 @@ def plan_fragments(campaign: Campaign, operator: bool) -> dict:
         return str(render_to_string(f"campaigns/_detail_{name}.html", context)).strip()
 
     return {
+        # The batch system's answers to the operators' controls are written to the
+        # database (BatchControl), so a new answer is a new data version like any edit.
+        "controls": controls_summary([campaign.pk]).get(campaign.pk),
         "badges": part("badges"),
         "main": part("main"),
         "candidates": part("candidates") if candidates else "",

@@ -14,6 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from campaigns.models import BatchControl, ControlState, Job
 from campaigns.services import campaign_action
 from common import pagecache
 from monitoring.services import record_snapshots
@@ -150,8 +151,8 @@ def test_the_query_string_is_part_of_the_key(api, operator, round_):
 
 def test_a_hit_runs_few_queries(client, api, operator, round_):
     """Figures (SQLite and PostgreSQL): a hit of a page runs the visibility check (the
-    object the page is about; the campaign page also the batch system's pending controls)
-    and, on the API, the token's check: 1-2 queries, against 13-21 for a miss. The
+    object the page is about) and, on the API, the token's check: 1-2 queries, against
+    13-21 for a miss. The
     session (with CACHE_URL), the user and the roles come from the cache."""
     client.force_login(operator)
     token = api(operator)
@@ -214,6 +215,24 @@ def test_a_poll_write_shows_once_it_bumps(
         pagecache.bump_data_version()
     assert "50.0%" in client.get(urls(round_)["dashboard"]).content.decode()
     assert progress.get(urls(round_)["progress API"]).json()["percent"] == 50.0
+
+
+def test_the_batch_systems_answer_to_a_control_shows_at_once(
+    client, operator, round_, django_capture_on_commit_callbacks
+):
+    """The campaign page's count of pending and failed controls is part of its cached
+    fragment: the poller's record of an answer is a write like any other, so it shows at
+    once."""
+    client.force_login(operator)
+    page = urls(round_)["campaign page"]
+    assert "none pending" in client.get(page).content.decode()
+    job = Job.objects.filter(stage__campaign=round_).first()
+    with django_capture_on_commit_callbacks(execute=True):
+        control = BatchControl.objects.create(campaign=round_, job=job, action="hold")
+    assert "1 pending" in client.get(page).content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        BatchControl.objects.filter(pk=control.pk).update(state=ControlState.FAILED)
+    assert "1 failed" in client.get(page).content.decode()
 
 
 def test_a_new_snapshot_shows_at_once(api, operator, round_, django_capture_on_commit_callbacks):
