@@ -21,11 +21,12 @@ benchmark sends the tasks):
   jobs submitted per second, from the first task sent to the last job recorded. Workers
   share the work through the protocol's claims (``FOR UPDATE SKIP LOCKED``): while one
   runs ``sbatch`` for one stage, another claims the next.
-* **poll**: ``--polls`` ``campaigns.poll`` tasks in the queue at once; jobs polled per
-  second (the jobs each poll compared, read from the workers' logs, over the time until
-  the last poll ended). A poll takes the lease of each endpoint it can (one poller per
-  cluster at a time) and skips the others, so two clusters keep at most two workers
-  polling; with one cluster, more workers add nothing here.
+* **poll**: ``--polls`` ``campaigns.poll`` tasks in the queue at once, the workers set to
+  poll endpoint by endpoint (``OPOS_POLL_PER_ENDPOINT``: each of those tasks sends one
+  poll task per cluster); jobs polled per second (the jobs each poll compared, read from
+  the workers' logs, over the time until the last one ended). A poll of an endpoint takes
+  its lease (one poller per cluster at a time) or, leased, skips it, so two clusters keep
+  at most two workers polling; with one cluster, more workers add nothing here.
 
 Between the two, every job must be in the batch system exactly once (one batch id each,
 none shared, as many pending tasks in Slurm as jobs queued), or the trial fails. Only
@@ -167,6 +168,9 @@ def environment(folder: Path) -> dict[str, str]:
             }
         ),
         "CELERY_TASK_DEFAULT_QUEUE": QUEUE,
+        # Several workers and two endpoints: each cycle's poll becomes one poll task per
+        # endpoint, which different workers take (opos/settings.py).
+        "OPOS_POLL_PER_ENDPOINT": "1",
     }
 
 
@@ -366,10 +370,12 @@ def wait_idle(folder: Path, workers: int, name: str, timeout: float) -> None:
 
 
 def wait_done(folder: Path, workers: int, name: str, count: int, timeout: float) -> list[Done]:
+    """Until the ``count`` tasks sent and the per-endpoint tasks they sent have ended."""
     deadline = time.monotonic() + timeout
     while True:
         done = finished_tasks(folder, workers, name)
-        if len(done) >= count:
+        sent_on = sum(len(d.result.get("per_endpoint", ())) for d in done)
+        if len(done) >= count + sent_on:
             return done
         if time.monotonic() > deadline:
             raise SystemExit(f"{len(done)} of {count} {name} tasks ended ({folder})")

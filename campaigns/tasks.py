@@ -63,14 +63,35 @@ def submit_ready() -> dict[str, Any]:
 
 
 @shared_task(name="campaigns.poll", soft_time_limit=240, time_limit=300, **COMMON)
-def poll() -> dict[str, Any]:
+def poll(endpoint: str | None = None) -> dict[str, Any]:
     """One bulk status query per backend; then finalize what finished, and record what the
-    attempts that ended used (one bulk accounting query per backend)."""
-    report = polling.poll()
+    attempts that ended used (one bulk accounting query per backend).
+
+    With ``OPOS_POLL_PER_ENDPOINT`` and several endpoints with jobs in flight, a poll of
+    them all sends one poll task per endpoint instead (``endpoint``), which any worker
+    takes: the endpoints are polled side by side in separate processes."""
+    if endpoint is None and getattr(settings, "OPOS_POLL_PER_ENDPOINT", False):
+        first, names = polling.dispatch()
+        if len(names) > 1:
+            expires = max(float(getattr(settings, "OPOS_POLL_INTERVAL_S", 60)), 1.0)
+            for name in names:
+                poll.apply_async(args=[name], expires=expires)
+            summary = _summary(first)
+            summary["per_endpoint"] = names
+            # Once a cycle, here: the attempts the endpoint polls end now are asked about
+            # in the next cycle (usage is recorded late anyway; nothing waits on it).
+            summary["usage"] = _summary(usage.collect())
+            return summary
+        # One endpoint or none: polled here, the operators' requests already sent.
+        report = polling.poll(endpoints=set(names))
+        report.cancelled_campaigns, report.controls = first.cancelled_campaigns, first.controls
+    else:
+        report = polling.poll(endpoints=None if endpoint is None else {endpoint})
     if report.finished:
         _kick(finalize_finished)
     summary = _summary(report)
-    summary["usage"] = _summary(usage.collect())
+    if endpoint is None:
+        summary["usage"] = _summary(usage.collect())
     return summary
 
 

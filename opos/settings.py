@@ -498,6 +498,9 @@ OPOS_RETENTION_INTERVAL_S = env_int("OPOS_RETENTION_INTERVAL_S", 3600)
 # flight, plus the clock skew between hosts), and all of them every OPOS_POLL_FULL_READ_S.
 OPOS_POLL_RECENT_S = env_int("OPOS_POLL_RECENT_S", 360)
 OPOS_POLL_FULL_READ_S = env_int("OPOS_POLL_FULL_READ_S", 600)
+# Several endpoints and several workers: each cycle's poll sends one poll task per endpoint
+# with jobs in flight, so the workers poll the clusters in separate processes.
+OPOS_POLL_PER_ENDPOINT = env_bool("OPOS_POLL_PER_ENDPOINT", False)
 
 # Heartbeats (campaigns.execution.heartbeat): every worker and beat records itself this
 # often; /healthz answers 503 when no worker (or no beat) did for longer than the silent

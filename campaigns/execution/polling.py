@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -118,21 +118,23 @@ def compare_view(view: BackendView, answer: Mapping[str, JobStatus]) -> list[Cha
     return changes
 
 
-def poll(now: datetime | None = None) -> PollReport:
-    """One cycle over every backend with jobs in flight."""
+def poll(now: datetime | None = None, endpoints: Collection[str] | None = None) -> PollReport:
+    """One cycle over every backend with jobs in flight, or over ``endpoints`` only.
+
+    A cycle over every backend first sends what the operators asked for (cancels, batch
+    controls); a cycle over some endpoints is one of the per-endpoint polls that
+    ``dispatch`` sent, which did that once for all of them.
+    """
     report = PollReport()
-    report.cancelled_campaigns = cancel_requested()
-    try:
-        # Holds, releases, priorities and moves the operators asked for; before the status
-        # query, so this cycle already sees what they did.
-        report.controls = asdict(controls.apply_pending())
-    except Exception:  # a control gone wrong must not stop the polling of every job
-        log.exception("sending the batch controls failed; tried again next cycle")
+    if endpoints is None:
+        before_polls(report)
     # One poller per backend at a time (leases.py): a batch command that hangs holds one
     # worker, never all of them. Each lease is given back as soon as its answer is written.
     held: dict[str, leases.Lease] = {}
     in_flight = {}
     for name, jobs in KNOWN.current().items():
+        if endpoints is not None and name not in endpoints:
+            continue
         lease = leases.try_acquire(f"poll:{name}")
         if lease is None:
             report.busy.add(name)
@@ -151,6 +153,26 @@ def poll(now: datetime | None = None) -> PollReport:
         for lease in held.values():
             lease.release()
     return report
+
+
+def before_polls(report: PollReport) -> None:
+    """What the operators asked for, sent before the status queries so that this cycle
+    already sees it: campaigns' cancels, then holds, releases, priorities and moves."""
+    report.cancelled_campaigns = cancel_requested()
+    try:
+        report.controls = asdict(controls.apply_pending())
+    except Exception:  # a control gone wrong must not stop the polling of every job
+        log.exception("sending the batch controls failed; tried again next cycle")
+
+
+def dispatch() -> tuple[PollReport, list[str]]:
+    """The start of a cycle polled endpoint by endpoint (``OPOS_POLL_PER_ENDPOINT``): what
+    the operators asked for, then the endpoints with jobs in flight, each to be polled by
+    a task of its own, so that several workers poll several clusters in processes of
+    their own (the lease still keeps one poller per endpoint)."""
+    report = PollReport()
+    before_polls(report)
+    return report, sorted(KNOWN.current())
 
 
 def take(

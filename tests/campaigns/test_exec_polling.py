@@ -242,3 +242,55 @@ def test_every_execution_write_bumps_the_pages_data_version(
     fake_backend.set(jobs[:1], BatchState.SUCCEEDED, exit_code=0)
     assert bumps(polling.poll) == 1
     assert bumps(finalize.finalize_outcomes) >= 1
+
+
+def test_per_endpoint_polling_sends_a_task_for_each_endpoint(
+    exec_env, fake_backend, experiment, operator, settings, monkeypatch
+):
+    """``OPOS_POLL_PER_ENDPOINT``: the cycle's poll sends what the operators asked for once,
+    then one poll task per endpoint with jobs in flight, each polling only its own."""
+    from campaigns import tasks
+
+    settings.OPOS_POLL_PER_ENDPOINT = True
+    template = demo_template(experiment, stages=DEMO_STAGES[:1])
+    on_local, _ = launch(experiment, operator, events=30, per_job=10, template=template)
+    on_slurm, _ = launch(
+        experiment, operator, events=20, per_job=10, template=template, backend="slurm"
+    )
+    submission.submit_ready()
+    fake_backend.set(Job.objects.filter(state=JobState.QUEUED), BatchState.RUNNING)
+    sent, requests_sent = [], []
+    monkeypatch.setattr(tasks.poll, "apply_async", lambda args, expires: sent.append(args))
+    cancel_requested = polling.cancel_requested
+    monkeypatch.setattr(
+        polling, "cancel_requested", lambda: requests_sent.append(1) or cancel_requested()
+    )
+
+    summary = tasks.poll.apply().result
+    assert summary["per_endpoint"] == ["local", "slurm"]
+    assert sent == [["local"], ["slurm"]] and summary["polled"] == 0
+    assert not Job.objects.filter(state=JobState.RUNNING).exists()  # nothing polled yet
+
+    # Each task, whichever worker takes it, polls its own endpoint's jobs only.
+    on_its_own = tasks.poll.apply(args=["slurm"]).result
+    assert (on_its_own["polled"], on_its_own["moved"]) == (2, 2)
+    running = Job.objects.filter(state=JobState.RUNNING)
+    assert set(running.values_list("stage__campaign", flat=True)) == {on_slurm.pk}
+    assert tasks.poll.apply(args=["local"]).result["moved"] == 3
+    assert running.filter(stage__campaign=on_local).count() == 3
+    assert len(requests_sent) == 1  # cancels and controls: once, by the cycle's own poll
+
+
+def test_per_endpoint_polling_with_one_endpoint_polls_at_once(
+    queued, fake_backend, settings, monkeypatch
+):
+    from campaigns import tasks
+
+    settings.OPOS_POLL_PER_ENDPOINT = True
+    _campaign, jobs = queued
+    sent = []
+    monkeypatch.setattr(tasks.poll, "apply_async", lambda args, expires: sent.append(args))
+    fake_backend.set(jobs[:2], BatchState.RUNNING)
+    summary = tasks.poll.apply().result
+    assert sent == [] and (summary["polled"], summary["moved"]) == (6, 2)
+    assert "per_endpoint" not in summary and "usage" in summary
