@@ -21,12 +21,13 @@ benchmark sends the tasks):
   jobs submitted per second, from the first task sent to the last job recorded. Workers
   share the work through the protocol's claims (``FOR UPDATE SKIP LOCKED``): while one
   runs ``sbatch`` for one stage, another claims the next.
-* **poll**: ``--polls`` ``campaigns.poll`` tasks in the queue at once, the workers set to
-  poll endpoint by endpoint (``OPOS_POLL_PER_ENDPOINT``: each of those tasks sends one
-  poll task per cluster); jobs polled per second (the jobs each poll compared, read from
-  the workers' logs, over the time until the last one ended). A poll of an endpoint takes
-  its lease (one poller per cluster at a time) or, leased, skips it, so two clusters keep
-  at most two workers polling; with one cluster, more workers add nothing here.
+* **poll**: ``--polls`` ``campaigns.poll`` tasks in the queue at once; jobs polled per
+  second (the jobs each poll compared, read from the workers' logs, over the time until
+  the last one ended). A poll of an endpoint takes its lease (one poller per cluster at a
+  time) or, leased, skips it, so two clusters keep at most two workers polling; with one
+  cluster, more workers add nothing here. With ``--poll-per-endpoint`` the workers poll
+  endpoint by endpoint (``OPOS_POLL_PER_ENDPOINT``: each of those tasks sends one poll
+  task per cluster, which different workers take).
 
 Between the two, every job must be in the batch system exactly once (one batch id each,
 none shared, as many pending tasks in Slurm as jobs queued), or the trial fails. Only
@@ -77,6 +78,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", default="1,2,4", help="worker counts, comma-separated")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--polls", type=int, default=24, help="poll tasks per trial")
+    parser.add_argument(
+        "--poll-per-endpoint",
+        action="store_true",
+        help="workers with OPOS_POLL_PER_ENDPOINT (a poll task per cluster)",
+    )
     parser.add_argument("--redis", default="redis://127.0.0.1:6379")
     parser.add_argument("--redis-db", type=int, default=13)
     parser.add_argument("--timeout", type=float, default=900)
@@ -148,7 +154,7 @@ def cancel_all() -> None:
 # --- the tracker ---------------------------------------------------------------------------------
 
 
-def environment(folder: Path) -> dict[str, str]:
+def environment(folder: Path, per_endpoint: bool = False) -> dict[str, str]:
     """What the workers and this process need to reach the two clusters' benchmark
     partitions, with room for every job."""
     return {
@@ -168,9 +174,9 @@ def environment(folder: Path) -> dict[str, str]:
             }
         ),
         "CELERY_TASK_DEFAULT_QUEUE": QUEUE,
-        # Several workers and two endpoints: each cycle's poll becomes one poll task per
-        # endpoint, which different workers take (opos/settings.py).
-        "OPOS_POLL_PER_ENDPOINT": "1",
+        # --poll-per-endpoint: each cycle's poll becomes one poll task per endpoint, which
+        # different workers take (opos/settings.py).
+        "OPOS_POLL_PER_ENDPOINT": "1" if per_endpoint else "0",
     }
 
 
@@ -287,7 +293,7 @@ def trial(args: argparse.Namespace, workers: int, folder: Path, redis: str) -> d
     queue.purge()  # the launches' own kicks: the benchmark sends every task itself
     env = {
         **os.environ,
-        **environment(folder),
+        **environment(folder, args.poll_per_endpoint),
         "CELERY_BROKER_URL": redis,
         "CELERY_RESULT_BACKEND": redis,
         "LOG_LEVEL": "INFO",
@@ -439,6 +445,7 @@ def main(argv: list[str] | None = None) -> int:
         "campaigns": args.campaigns,
         "endpoints": list(ENDPOINTS),
         "polls": args.polls,
+        "poll_per_endpoint": args.poll_per_endpoint,
         "repeat": args.repeat,
         "load_average_at_start": load_at_start,
         "nproc": os.cpu_count(),
