@@ -5,7 +5,8 @@ trial's PostgreSQL, Redis, work area and batch shims)::
 
     python -m tests.faults.driver SCENARIO --folder DIR --jobs N --kills K --seed S
 
-It migrates a fresh database, files and launches a campaign of the demo workflow
+It migrates its database (a copy of one the tests migrated once, so there is usually
+nothing left to do), files and launches a campaign of the demo workflow
 (generation -> simulation -> reconstruction, ``N`` jobs per stage) on Slurm, starts Celery
 beat and two workers (``--workers W`` for more; the last of three or more runs a pool of
 two processes, so that processes of one worker race as well as workers), injects the fault

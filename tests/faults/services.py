@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,7 +114,9 @@ class Postgres:
         if (self.data / "postmaster.pid").exists():
             self._pg_ctl("stop", "-m", "immediate")
 
-    def create_database(self, name: str) -> None:
+    def create_database(self, name: str, template: str | None = None) -> None:
+        """An empty database, or a copy of ``template`` (which nothing may be connected to)."""
+        copy = f' TEMPLATE "{template}"' if template else ""
         subprocess.run(
             [
                 str(PG_BIN / "psql"),
@@ -124,8 +127,21 @@ class Postgres:
                 "-U",
                 "postgres",
                 "-c",
-                f'CREATE DATABASE "{name}"',
+                f'CREATE DATABASE "{name}"{copy}',
             ],
+            check=True,
+            capture_output=True,
+        )
+
+    def migrated_template(self, name: str, env: dict[str, str]) -> None:
+        """A database with every migration applied, for the trials to copy: the driver's own
+        migrate then finds nothing to do, instead of each trial migrating from empty (about
+        7 s of CPU each)."""
+        self.create_database(name)
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--verbosity", "0"],
+            cwd=ROOT,
+            env={**env, "DATABASE_URL": self.url(name)},
             check=True,
             capture_output=True,
         )

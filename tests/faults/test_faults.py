@@ -42,6 +42,15 @@ TIMEOUT_S = float(os.environ.get("OPOS_FAULT_TIMEOUT_S", str(240 + 12 * JOBS)))
 RESULTS = Path(os.environ.get("OPOS_FAULT_RESULTS", str(ROOT / "data" / "fault-results.md")))
 
 
+TEMPLATE_DB = "faults_template"
+"""Migrated once per module; each trial's database is a copy of it."""
+
+
+def base_environment() -> dict[str, str]:
+    """This process's environment without the test run's own database and broker."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "CELERY_"))}
+
+
 def unavailable(message: str):
     if os.environ.get("OPOS_REQUIRE_FAULTS") == "1":
         pytest.fail(f"OPOS_REQUIRE_FAULTS=1 but {message}")
@@ -66,6 +75,7 @@ def services():
         shims.install()
         pg.start()
         redis.start()
+        pg.migrated_template(TEMPLATE_DB, base_environment())
     except (Unavailable, subprocess.CalledProcessError, TimeoutError) as exc:
         pg.stop()
         redis.stop()
@@ -90,9 +100,9 @@ def run_trial(
     folder = services["folder"] / label
     folder.mkdir()
     database = f"faults_{label}"
-    pg.create_database(database)
+    pg.create_database(database, template=TEMPLATE_DB)
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "CELERY_"))},
+        **base_environment(),
         "DATABASE_URL": pg.url(database),
         "CELERY_BROKER_URL": redis.url,
         "CELERY_RESULT_BACKEND": redis.url,
