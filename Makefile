@@ -53,7 +53,7 @@ run: install
 # worker is handed its next two tests as it finishes, long ones first (tests/conftest.py),
 # so none is left with a pile of long ones at the end. Four workers keep 2 cores busy (the
 # long tests wait on Slurm, Celery and Chromium; the rest compute); on 2 cores the whole
-# suite took about 14 minutes with little else running, far longer on a shared machine
+# suite took about 9 minutes with nothing else running, far longer on a shared machine
 # (README, "Running the tests"). TEST_WORKERS=0 runs them serially; PYTEST_ARGS adds
 # options (PYTEST_ARGS="tests/opos -x").
 TEST_WORKERS ?= 4
